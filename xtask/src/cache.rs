@@ -1,0 +1,172 @@
+//! The cache policy: every build reads its own scope and then the default
+//! branch's (so a pull request's first build is warm), and writes only its
+//! own scope, in a mode that follows the path: the default branch writes
+//! `max` (it feeds everyone), pull requests `min` (cheap to export, small),
+//! release tags nothing (the default branch already holds the layers).
+
+use std::path::Path;
+
+use crate::cli::{CacheBackend, CacheMode};
+use crate::context::{BuildRef, DEFAULT_BRANCH};
+use crate::plan::CachePlan;
+
+/// The tag suffix under which registry caches live: `REPO-buildcache:VARIANT-SCOPE`,
+/// a separate repository so image retention never mistakes a cache for an image.
+pub const REGISTRY_CACHE_SUFFIX: &str = "-buildcache";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheInputs<'a> {
+    pub backend: CacheBackend,
+    pub mode_override: Option<CacheMode>,
+    pub build_ref: &'a BuildRef,
+    pub github_actions: bool,
+    pub repository: &'a str,
+    pub variant: &'a str,
+    pub local_dir: &'a Path,
+}
+
+/// The scope a ref writes its cache to: `pr-42`, `main`, `branch-foo`, `local`.
+pub fn scope(build_ref: &BuildRef, github_actions: bool) -> Option<String> {
+    match build_ref {
+        BuildRef::PullRequest(number) => Some(format!("pr-{number}")),
+        BuildRef::Branch(branch) if branch == DEFAULT_BRANCH => Some(DEFAULT_BRANCH.to_string()),
+        BuildRef::Branch(branch) if github_actions => Some(format!("branch-{}", slug(branch))),
+        // Release tags write nothing: the default branch holds the same layers.
+        BuildRef::Tag(_) => None,
+        _ => Some("local".to_string()),
+    }
+}
+
+/// The export mode a ref writes with, unless overridden.
+pub fn default_mode(build_ref: &BuildRef) -> CacheMode {
+    match build_ref {
+        BuildRef::PullRequest(_) => CacheMode::Min,
+        BuildRef::Tag(_) => CacheMode::ReadOnly,
+        _ => CacheMode::Max,
+    }
+}
+
+pub fn plan(inputs: &CacheInputs<'_>) -> CachePlan {
+    let own = scope(inputs.build_ref, inputs.github_actions);
+    let mode = inputs.mode_override.unwrap_or_else(|| default_mode(inputs.build_ref));
+    let mut read_scopes: Vec<String> = own.iter().cloned().collect();
+    if own.as_deref() != Some(DEFAULT_BRANCH) {
+        read_scopes.push(DEFAULT_BRANCH.to_string());
+    }
+    let write_scope = match mode {
+        CacheMode::ReadOnly => None,
+        CacheMode::Max | CacheMode::Min => own,
+    };
+    let mode_text = match mode {
+        CacheMode::Min => "min",
+        _ => "max",
+    };
+    let variant = inputs.variant;
+    let name = inputs.repository.rsplit('/').next().unwrap_or(inputs.repository);
+    let (from, to): (Vec<String>, Option<String>) = match inputs.backend {
+        CacheBackend::None => (Vec::new(), None),
+        CacheBackend::Gha => (
+            read_scopes.iter().map(|s| format!("type=gha,scope={name}-{variant}-{s}")).collect(),
+            write_scope.map(|s| format!("type=gha,scope={name}-{variant}-{s},mode={mode_text}")),
+        ),
+        CacheBackend::Registry => {
+            let cache_repo = format!("{}{REGISTRY_CACHE_SUFFIX}", inputs.repository);
+            (
+                read_scopes.iter().map(|s| format!("type=registry,ref={cache_repo}:{variant}-{s}")).collect(),
+                write_scope.map(|s| {
+                    format!("type=registry,ref={cache_repo}:{variant}-{s},mode={mode_text},image-manifest=true,oci-mediatypes=true")
+                }),
+            )
+        }
+        CacheBackend::Local => {
+            let dir = |s: &str| inputs.local_dir.join(format!("{variant}-{s}")).display().to_string();
+            (
+                read_scopes.iter().map(|s| format!("type=local,src={}", dir(s))).collect(),
+                write_scope.map(|s| format!("type=local,dest={},mode={mode_text}", dir(&s))),
+            )
+        }
+    };
+    CachePlan { from, to: to.into_iter().collect() }
+}
+
+/// Default backend: GitHub's cache service inside Actions; elsewhere none
+/// (the local engine's build cache still makes rebuilds warm).
+pub fn default_backend(github_actions: bool) -> CacheBackend {
+    if github_actions {
+        CacheBackend::Gha
+    } else {
+        CacheBackend::None
+    }
+}
+
+fn slug(text: &str) -> String {
+    let slug: String = text
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    slug.trim_matches('-').chars().take(40).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs<'a>(backend: CacheBackend, build_ref: &'a BuildRef, mode: Option<CacheMode>) -> CacheInputs<'a> {
+        CacheInputs {
+            backend,
+            mode_override: mode,
+            build_ref,
+            github_actions: true,
+            repository: "ghcr.io/acme/beacon",
+            variant: "ubi9",
+            local_dir: Path::new("/cache"),
+        }
+    }
+
+    #[test]
+    fn pull_request_reads_own_and_main_writes_own_min() {
+        let pr = BuildRef::PullRequest(42);
+        let gha = plan(&inputs(CacheBackend::Gha, &pr, None));
+        assert_eq!(gha.from, ["type=gha,scope=beacon-ubi9-pr-42", "type=gha,scope=beacon-ubi9-main"]);
+        assert_eq!(gha.to, ["type=gha,scope=beacon-ubi9-pr-42,mode=min"]);
+        let registry = plan(&inputs(CacheBackend::Registry, &pr, None));
+        assert_eq!(
+            registry.from,
+            ["type=registry,ref=ghcr.io/acme/beacon-buildcache:ubi9-pr-42", "type=registry,ref=ghcr.io/acme/beacon-buildcache:ubi9-main"]
+        );
+        assert!(registry.to[0].starts_with("type=registry,ref=ghcr.io/acme/beacon-buildcache:ubi9-pr-42,mode=min"));
+        let local = plan(&inputs(CacheBackend::Local, &pr, None));
+        assert_eq!(local.from, ["type=local,src=/cache/ubi9-pr-42", "type=local,src=/cache/ubi9-main"]);
+        assert_eq!(local.to, ["type=local,dest=/cache/ubi9-pr-42,mode=min"]);
+    }
+
+    #[test]
+    fn default_branch_writes_max_and_reads_only_itself() {
+        let main = BuildRef::Branch("main".into());
+        for backend in [CacheBackend::Gha, CacheBackend::Registry, CacheBackend::Local] {
+            let cache = plan(&inputs(backend, &main, None));
+            assert_eq!(cache.from.len(), 1, "{backend:?}");
+            assert!(cache.to[0].contains("main") && cache.to[0].contains("mode=max"), "{backend:?}");
+        }
+    }
+
+    #[test]
+    fn tags_read_main_and_write_nothing_and_overrides_apply() {
+        let tag = BuildRef::Tag("v1.2.3".into());
+        let cache = plan(&inputs(CacheBackend::Gha, &tag, None));
+        assert_eq!(cache.from, ["type=gha,scope=beacon-ubi9-main"]);
+        assert!(cache.to.is_empty());
+        let pr = BuildRef::PullRequest(7);
+        assert!(plan(&inputs(CacheBackend::Gha, &pr, Some(CacheMode::ReadOnly))).to.is_empty());
+        assert!(plan(&inputs(CacheBackend::Gha, &pr, Some(CacheMode::Max))).to[0].ends_with("mode=max"));
+        assert_eq!(plan(&inputs(CacheBackend::None, &pr, None)), CachePlan::default());
+    }
+
+    #[test]
+    fn other_refs() {
+        assert_eq!(scope(&BuildRef::Branch("feature/X_y".into()), true).as_deref(), Some("branch-feature-x-y"));
+        assert_eq!(scope(&BuildRef::Branch("feature".into()), false).as_deref(), Some("local"));
+        assert_eq!(scope(&BuildRef::Detached, false).as_deref(), Some("local"));
+        assert_eq!(default_backend(false), CacheBackend::None);
+    }
+}

@@ -1,0 +1,242 @@
+//! The facts a plan is computed from: the git checkout and the CI run.
+//! Gathering them is the only impure part of planning; `XTASK_CONTEXT=FILE`
+//! replaces them with a JSON file so tests can plan any situation (a tag push
+//! in GitHub Actions, a pull request, a dirty laptop checkout) without one.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+use xshell::{cmd, Shell};
+
+use crate::names::Platform;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildContext {
+    pub git: GitState,
+    pub ci: CiEnv,
+    /// The native Linux platform of this machine (the CI path's default).
+    pub native_platform: Platform,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitState {
+    /// Full commit id of HEAD, or "unknown" outside a git checkout.
+    pub revision: String,
+    /// Committer time of HEAD in seconds since the epoch: SOURCE_DATE_EPOCH.
+    pub commit_time: i64,
+    /// Uncommitted changes to tracked files, or untracked files.
+    pub dirty: bool,
+    /// The checked-out branch, if any.
+    pub branch: Option<String>,
+    /// Tags pointing at HEAD.
+    pub tags_at_head: Vec<String>,
+    /// Every `v*` tag of the repository (to tell whether a release is the newest).
+    pub release_tags: Vec<String>,
+    /// Browsable URL of the source repository.
+    pub source_url: String,
+}
+
+/// What GitHub Actions tells a job about itself (all empty elsewhere).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CiEnv {
+    pub github_actions: bool,
+    pub event_name: Option<String>,
+    /// `GITHUB_REF`: refs/heads/main, refs/tags/v1.2.3, refs/pull/12/merge.
+    pub git_ref: Option<String>,
+    pub repository: Option<String>,
+    pub repository_owner: Option<String>,
+    pub server_url: Option<String>,
+    /// `GITHUB_WORKFLOW_REF`: the keyless signing identity of this workflow.
+    pub workflow_ref: Option<String>,
+    /// `ACTIONS_ID_TOKEN_REQUEST_URL` is set: the job may mint an OIDC token.
+    pub oidc_available: bool,
+}
+
+/// The ref a build is for, as the tag and cache policies see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "name", rename_all = "kebab-case")]
+pub enum BuildRef {
+    Branch(String),
+    Tag(String),
+    PullRequest(u64),
+    Detached,
+}
+
+pub const DEFAULT_BRANCH: &str = "main";
+
+impl BuildContext {
+    pub fn short_revision(&self) -> String {
+        self.git.revision.chars().take(7).collect()
+    }
+
+    /// In GitHub Actions the event's ref wins (a tag push checks out a
+    /// detached HEAD); elsewhere the checkout says: a release tag on HEAD,
+    /// else the branch.
+    pub fn build_ref(&self) -> BuildRef {
+        if let Some(git_ref) = &self.ci.git_ref {
+            if let Some(tag) = git_ref.strip_prefix("refs/tags/") {
+                return BuildRef::Tag(tag.to_string());
+            }
+            if let Some(rest) = git_ref.strip_prefix("refs/pull/") {
+                if let Some(number) = rest.split('/').next().and_then(|n| n.parse().ok()) {
+                    return BuildRef::PullRequest(number);
+                }
+            }
+            if let Some(branch) = git_ref.strip_prefix("refs/heads/") {
+                return BuildRef::Branch(branch.to_string());
+            }
+        }
+        if let Some(tag) = self.git.tags_at_head.iter().find(|t| crate::release_image::parse_release_tag(t).is_some()) {
+            return BuildRef::Tag(tag.clone());
+        }
+        match &self.git.branch {
+            Some(branch) => BuildRef::Branch(branch.clone()),
+            None => BuildRef::Detached,
+        }
+    }
+}
+
+/// Reads the context from `XTASK_CONTEXT` if set, else from git and the environment.
+pub fn gather(root: &Path) -> Result<BuildContext> {
+    if let Ok(file) = std::env::var("XTASK_CONTEXT") {
+        let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read XTASK_CONTEXT file {file}"))?;
+        return serde_json::from_str(&text).with_context(|| format!("XTASK_CONTEXT file {file} is not a valid context"));
+    }
+    let ci = CiEnv::from_env();
+    let git = GitState::read(root, &ci)?;
+    Ok(BuildContext { git, ci, native_platform: Platform::native() })
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl CiEnv {
+    pub fn from_env() -> CiEnv {
+        CiEnv {
+            github_actions: env_nonempty("GITHUB_ACTIONS").as_deref() == Some("true"),
+            event_name: env_nonempty("GITHUB_EVENT_NAME"),
+            git_ref: env_nonempty("GITHUB_REF"),
+            repository: env_nonempty("GITHUB_REPOSITORY"),
+            repository_owner: env_nonempty("GITHUB_REPOSITORY_OWNER"),
+            server_url: env_nonempty("GITHUB_SERVER_URL"),
+            workflow_ref: env_nonempty("GITHUB_WORKFLOW_REF"),
+            oidc_available: env_nonempty("ACTIONS_ID_TOKEN_REQUEST_URL").is_some(),
+        }
+    }
+}
+
+impl GitState {
+    fn read(root: &Path, ci: &CiEnv) -> Result<GitState> {
+        let sh = Shell::new()?;
+        sh.change_dir(root);
+        let fallback_source = match (&ci.server_url, &ci.repository) {
+            (Some(server), Some(repo)) => format!("{server}/{repo}"),
+            _ => "https://github.com/example/beacon".to_string(),
+        };
+        let Ok(revision) = cmd!(sh, "git rev-parse --verify -q HEAD").ignore_stderr().read() else {
+            // Not a git checkout (a source tarball): CI builds still work,
+            // releases refuse (they need a commit to be reproducible from).
+            return Ok(GitState {
+                revision: "unknown".into(),
+                commit_time: 0,
+                dirty: true,
+                branch: None,
+                tags_at_head: Vec::new(),
+                release_tags: Vec::new(),
+                source_url: fallback_source,
+            });
+        };
+        let commit_time = cmd!(sh, "git log -1 --format=%ct HEAD")
+            .read()?
+            .trim()
+            .parse()
+            .context("git printed an unreadable commit time")?;
+        let dirty = !cmd!(sh, "git status --porcelain --untracked-files=normal").read()?.trim().is_empty();
+        let branch = cmd!(sh, "git symbolic-ref --short -q HEAD").ignore_status().read()?;
+        let lines = |text: String| text.lines().map(str::to_string).filter(|l| !l.is_empty()).collect::<Vec<_>>();
+        let tags_at_head = lines(cmd!(sh, "git tag --points-at HEAD").read()?);
+        let release_tags = lines(cmd!(sh, "git tag --list v*").read()?);
+        let remote = cmd!(sh, "git config --get remote.origin.url").ignore_status().read()?;
+        let source_url = if ci.server_url.is_some() && ci.repository.is_some() {
+            fallback_source
+        } else {
+            browsable_url(&remote).unwrap_or(fallback_source)
+        };
+        Ok(GitState {
+            revision,
+            commit_time,
+            dirty,
+            branch: Some(branch).filter(|b| !b.is_empty()),
+            tags_at_head,
+            release_tags,
+            source_url,
+        })
+    }
+}
+
+/// `git@github.com:acme/beacon.git` or `https://github.com/acme/beacon.git`
+/// -> `https://github.com/acme/beacon`; credentials in a URL are dropped.
+fn browsable_url(remote: &str) -> Option<String> {
+    let remote = remote.trim().trim_end_matches(".git");
+    if let Some(rest) = remote.strip_prefix("git@") {
+        let (host, path) = rest.split_once(':')?;
+        return Some(format!("https://{host}/{path}"));
+    }
+    let rest = remote.strip_prefix("https://")?;
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, after)| after);
+    Some(format!("https://{rest}"))
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+
+    pub fn sample(git_ref: Option<&str>) -> BuildContext {
+        BuildContext {
+            git: GitState {
+                revision: "0123456789abcdef0123456789abcdef01234567".into(),
+                commit_time: 1_700_000_000,
+                dirty: false,
+                branch: Some("main".into()),
+                tags_at_head: Vec::new(),
+                release_tags: vec!["v0.9.0".into(), "v1.2.3".into()],
+                source_url: "https://github.com/acme/beacon".into(),
+            },
+            ci: CiEnv {
+                github_actions: git_ref.is_some(),
+                git_ref: git_ref.map(String::from),
+                repository: git_ref.map(|_| "acme/beacon".into()),
+                repository_owner: git_ref.map(|_| "Acme".into()),
+                server_url: git_ref.map(|_| "https://github.com".into()),
+                ..CiEnv::default()
+            },
+            native_platform: Platform::linux("amd64"),
+        }
+    }
+
+    #[test]
+    fn build_ref_from_github_and_git() {
+        assert_eq!(sample(Some("refs/tags/v1.2.3")).build_ref(), BuildRef::Tag("v1.2.3".into()));
+        assert_eq!(sample(Some("refs/pull/42/merge")).build_ref(), BuildRef::PullRequest(42));
+        assert_eq!(sample(Some("refs/heads/main")).build_ref(), BuildRef::Branch("main".into()));
+        let mut local = sample(None);
+        assert_eq!(local.build_ref(), BuildRef::Branch("main".into()));
+        local.git.tags_at_head = vec!["not-a-release".into(), "v2.0.0".into()];
+        assert_eq!(local.build_ref(), BuildRef::Tag("v2.0.0".into()));
+        local.git.tags_at_head.clear();
+        local.git.branch = None;
+        assert_eq!(local.build_ref(), BuildRef::Detached);
+    }
+
+    #[test]
+    fn remote_urls() {
+        assert_eq!(browsable_url("git@github.com:acme/beacon.git").as_deref(), Some("https://github.com/acme/beacon"));
+        assert_eq!(
+            browsable_url("https://x-access-token:secret@github.com/acme/beacon").as_deref(),
+            Some("https://github.com/acme/beacon")
+        );
+        assert_eq!(browsable_url("/srv/git/beacon"), None);
+    }
+}

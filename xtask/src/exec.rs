@@ -1,0 +1,252 @@
+//! The executor: runs a rendered plan and reads the results back from
+//! buildx's metadata file. Publishing is all-or-nothing: images are pushed by
+//! digest, untagged; they are signed by digest; only when every variant has
+//! got that far do the tags move.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::time::Instant;
+
+use anyhow::{bail, Context as _, Result};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cli::BuildOptions;
+use crate::plan::{Mode, Output, Plan, Signing};
+use crate::render::{self, Invocation};
+use crate::{preflight, project};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantResult {
+    pub variant: String,
+    /// The image by digest (pushed) or by its first tag (loaded).
+    pub image: String,
+    /// Index digest of a pushed image, or the image digest the engine holds.
+    pub digest: String,
+    pub platforms: Vec<String>,
+    pub tags: Vec<String>,
+    pub pushed: bool,
+    pub signed: bool,
+    pub tagged: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub mode: Mode,
+    pub repository: String,
+    pub build_seconds: f64,
+    pub variants: Vec<VariantResult>,
+}
+
+/// Prints what `--dry-run` promises: every check and command, exactly.
+pub fn print_dry_run(plan: &Plan, json: bool) -> Result<()> {
+    if json {
+        let value = serde_json::json!({ "plan": plan, "commands": render::all(plan) });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    for warning in &plan.warnings {
+        println!("# warning: {warning}");
+    }
+    let checks: Vec<String> = plan.preflight.iter().map(|r| format!("{r:?}")).collect();
+    println!("# checks first: {}", checks.join(", "));
+    if !plan.must_not_exist.is_empty() {
+        println!("# refuses if any of these tags exists: {}", plan.must_not_exist.join(" "));
+    }
+    for command in render::all(plan) {
+        println!("{}", command.display());
+    }
+    Ok(())
+}
+
+pub fn run_plan(plan: &Plan, options: &BuildOptions) -> Result<()> {
+    if options.dry_run {
+        return print_dry_run(plan, options.json);
+    }
+    preflight::check_all(&plan.preflight)?;
+    for warning in &plan.warnings {
+        eprintln!("warning: {warning}");
+    }
+    refuse_existing_tags(plan)?;
+    let result = execute(plan)?;
+    report(&result, options.json)
+}
+
+/// Runs the build and, for pushed plans, signing and tagging.
+pub fn execute(plan: &Plan) -> Result<RunResult> {
+    let started = Instant::now();
+    let digests = build(plan)?;
+    let build_seconds = started.elapsed().as_secs_f64();
+    let mut results: Vec<VariantResult> = plan
+        .variants
+        .iter()
+        .map(|v| {
+            let digest = digests.get(&v.variant).cloned().unwrap_or_default();
+            VariantResult {
+                variant: v.variant.clone(),
+                image: match plan.output {
+                    Output::Load => v.policy.tags.first().cloned().unwrap_or_default(),
+                    Output::PushByDigest => format!("{}@{digest}", plan.repository),
+                },
+                digest,
+                platforms: v.policy.platforms.iter().map(ToString::to_string).collect(),
+                tags: v.policy.tags.clone(),
+                pushed: plan.output == Output::PushByDigest,
+                signed: false,
+                tagged: plan.output == Output::Load,
+            }
+        })
+        .collect();
+    if plan.output == Output::PushByDigest {
+        sign_all(plan, &mut results)?;
+        tag_all(plan, &mut results)?;
+    }
+    Ok(RunResult { mode: plan.mode, repository: plan.repository.clone(), build_seconds, variants: results })
+}
+
+/// Runs the bake and returns each variant's digest from the metadata file.
+fn build(plan: &Plan) -> Result<BTreeMap<String, String>> {
+    let root = project::project_root();
+    let metadata_path = root.join(render::metadata_file(plan));
+    if let Some(dir) = metadata_path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // A stale file from an earlier run must not pass for this run's result.
+    let _ = std::fs::remove_file(&metadata_path);
+    let invocation = render::build(plan);
+    eprintln!("+ {}", invocation.display().lines().next().unwrap_or_default());
+    let (ok, log) = stream(&invocation, &root)?;
+    if !ok {
+        let failed = failed_variants(&log, &plan.variant_names());
+        let which = if failed.is_empty() { "one or more variants".to_string() } else { format!("variant(s) {}", failed.join(", ")) };
+        let consequence = match plan.output {
+            Output::Load => "other variants may have been loaded into the engine",
+            Output::PushByDigest => "no tag of any variant was moved",
+        };
+        bail!("the build failed for {which} (see the buildx output above); {consequence}");
+    }
+    let text = std::fs::read_to_string(&metadata_path)
+        .with_context(|| format!("buildx wrote no metadata file at {}", metadata_path.display()))?;
+    let metadata: Value = serde_json::from_str(&text).context("buildx wrote an unreadable metadata file")?;
+    let mut digests = BTreeMap::new();
+    for variant in plan.variant_names() {
+        let digest = metadata
+            .get(variant)
+            .and_then(|m| m.get("containerimage.digest"))
+            .and_then(Value::as_str)
+            .with_context(|| format!("buildx reported no image digest for variant {variant}"))?;
+        digests.insert(variant.to_string(), digest.to_string());
+    }
+    Ok(digests)
+}
+
+/// Runs a long-lived command, echoing its output to stderr as it comes and
+/// keeping it for diagnosis. Returns (succeeded, output).
+pub fn stream(invocation: &Invocation, dir: &std::path::Path) -> Result<(bool, String)> {
+    let mut expression = duct::cmd(&invocation.program, &invocation.args).dir(dir).stderr_to_stdout().unchecked();
+    if let Some(stdin) = &invocation.stdin {
+        expression = expression.stdin_bytes(stdin.as_bytes().to_vec());
+    }
+    let reader = expression.reader().with_context(|| format!("cannot start {}", invocation.program))?;
+    let mut log = String::new();
+    let mut lines = BufReader::new(&reader);
+    let mut line = String::new();
+    while lines.read_line(&mut line)? > 0 {
+        eprint!("{line}");
+        log.push_str(&line);
+        line.clear();
+    }
+    let status = reader.try_wait()?.map(|output| output.status.success()).unwrap_or(false);
+    Ok((status, log))
+}
+
+/// Which variants a failed bake names: buildx prints `ERROR: target NAME: ...`
+/// and the failing step as `> [NAME stage n/m] ...`.
+pub fn failed_variants(log: &str, variants: &[&str]) -> Vec<String> {
+    let mut failed = Vec::new();
+    for line in log.lines() {
+        let named = line
+            .split_once("target ")
+            .filter(|_| line.contains("ERROR"))
+            .map(|(_, rest)| rest.split(':').next().unwrap_or_default().trim())
+            .or_else(|| line.trim_start().strip_prefix("> [").and_then(|rest| rest.split_whitespace().next()));
+        if let Some(name) = named.map(|n| n.trim_end_matches(']')) {
+            if variants.contains(&name) && !failed.iter().any(|f| f == name) {
+                failed.push(name.to_string());
+            }
+        }
+    }
+    failed
+}
+
+fn run_one(invocation: &Invocation) -> Result<()> {
+    eprintln!("+ {}", invocation.display());
+    let output = duct::cmd(&invocation.program, &invocation.args).stderr_to_stdout().stdout_capture().unchecked().run()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!("{} failed: {}", invocation.program, text.lines().last().unwrap_or("no output").trim());
+    }
+    Ok(())
+}
+
+fn sign_all(plan: &Plan, results: &mut [VariantResult]) -> Result<()> {
+    if plan.signing == Signing::None {
+        return Ok(());
+    }
+    let mut failure = None;
+    for result in results.iter_mut() {
+        let Some(invocation) = render::sign(plan, &result.variant) else { continue };
+        match run_one(&invocation.with_digest(&result.variant, &result.digest)) {
+            Ok(()) => result.signed = true,
+            Err(err) => {
+                failure = Some(err);
+                break;
+            }
+        }
+    }
+    if let Some(err) = failure {
+        let unsigned: Vec<String> = results.iter().filter(|r| !r.signed).map(|r| r.image.clone()).collect();
+        bail!(
+            "signing failed ({err}); no tag was moved; pushed but unsigned: {}; fix the cause and re-run `cargo xtask sign` on them (or the same release)",
+            unsigned.join(" ")
+        );
+    }
+    Ok(())
+}
+
+fn tag_all(plan: &Plan, results: &mut [VariantResult]) -> Result<()> {
+    for (variant, result) in plan.variants.iter().zip(results.iter_mut()) {
+        let invocation = render::tag(plan, variant).with_digest(&variant.variant, &result.digest);
+        run_one(&invocation).with_context(|| {
+            format!("tagging {} failed; the pushed digest is {}", variant.variant, result.image)
+        })?;
+        result.tagged = true;
+    }
+    Ok(())
+}
+
+/// Refuses to overwrite an immutable tag that already exists in the registry.
+fn refuse_existing_tags(plan: &Plan) -> Result<()> {
+    for reference in &plan.must_not_exist {
+        if let Some(digest) = crate::registry::resolve_digest(reference)? {
+            bail!("{reference} already exists ({digest}): release tags are immutable; bump the version, or pass --force to overwrite it");
+        }
+    }
+    Ok(())
+}
+
+/// Prints the result (JSON on stdout with --json) and, in GitHub Actions,
+/// writes step outputs and a job summary.
+pub fn report(result: &RunResult, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(result)?);
+    } else {
+        for v in &result.variants {
+            println!("{}: {} ({})", v.variant, v.image, v.platforms.join(", "));
+            for tag in &v.tags {
+                println!("    {tag}");
+            }
+        }
+    }
+    crate::github::write_outputs(result)
+}

@@ -1,0 +1,165 @@
+//! The typed plan: everything a run will do, as data, before anything runs.
+//!
+//! A plan is computed by a pure function of (mode, variants, git and CI
+//! context, options): `ci_image::plan` and `release_image::plan`. It is
+//! rendered into commands by `render.rs` and run by `exec.rs`.
+//!
+//! Each variant's plan is split in two on purpose: the [`Recipe`] says *what*
+//! is built and is identical for the CI and the release path of a variant
+//! (a test checks it); the [`Policy`] says *how* it is built and published,
+//! and is the only place the two paths differ.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::Platform;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    Ci,
+    Release,
+}
+
+/// The final stage a Dockerfile builds, selected by the `IMAGE_FLAVOR` build arg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Flavor {
+    /// The vendor's base with debug tools (shell, curl/wget, netcat, dig/nslookup).
+    Ci,
+    /// The vendor's minimal base: no shell, no tools.
+    Production,
+}
+
+impl Flavor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flavor::Ci => "ci",
+            Flavor::Production => "production",
+        }
+    }
+}
+
+/// The build arg that selects the final stage (and so the debug tools).
+pub const FLAVOR_ARG: &str = "IMAGE_FLAVOR";
+/// The named build context (a stage of every Dockerfile) that holds the
+/// per-platform service binaries; replacing it skips the compile stage.
+pub const BINARIES_CONTEXT: &str = "binaries";
+/// Our own label namespace (the OCI spec defines only `org.opencontainers.*`
+/// keys of its own; anything else of ours goes here).
+pub const LABEL_NS: &str = "dev.beacon.image";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub mode: Mode,
+    /// `REGISTRY/NAME`, e.g. `ghcr.io/acme/beacon`.
+    pub repository: String,
+    pub output: Output,
+    pub variants: Vec<VariantPlan>,
+    /// Release only: how pushed digests are signed.
+    pub signing: Signing,
+    /// Tags that must not exist yet in the registry (immutable version tags).
+    pub must_not_exist: Vec<String>,
+    /// What is checked before anything is built.
+    pub preflight: Vec<Requirement>,
+    /// What this plan cannot guarantee on this machine, said up front.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VariantPlan {
+    pub variant: String,
+    pub recipe: Recipe,
+    pub policy: Policy,
+}
+
+/// What is built. Identical for the CI and release paths of a variant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipe {
+    pub dockerfile: String,
+    pub context: String,
+    /// Build args common to both paths (variant, revision, base overrides, user args).
+    pub build_args: BTreeMap<String, String>,
+    /// Named build contexts replacing stages (e.g. host-built binaries).
+    pub named_contexts: BTreeMap<String, String>,
+}
+
+/// How it is built and published. The only part that differs between paths.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    pub flavor: Flavor,
+    pub platforms: Vec<Platform>,
+    /// Full references (`REPO:TAG`) pointed at the image once everything succeeded.
+    pub tags: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    /// Buildx annotation specs (`index,manifest:KEY=VALUE`).
+    pub annotations: Vec<String>,
+    pub attestations: Attestations,
+    pub cache: CachePlan,
+    /// SOURCE_DATE_EPOCH for the build (release: the commit time).
+    pub source_date_epoch: Option<i64>,
+    /// Rewrite layer timestamps to SOURCE_DATE_EPOCH (reproducible digests).
+    pub rewrite_timestamp: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attestations {
+    /// `None` turns provenance off explicitly, `Some("max")` requests mode=max.
+    pub provenance: Option<String>,
+    /// `None` turns the SBOM off explicitly, `Some(generator)` requests one.
+    pub sbom: Option<SbomRequest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SbomRequest {
+    /// The scanner image; `None` lets BuildKit use its default.
+    pub generator: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachePlan {
+    /// Buildx `--cache-from` specs, own scope first, then the default branch's.
+    pub from: Vec<String>,
+    /// Buildx `--cache-to` specs (own scope only).
+    pub to: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Output {
+    /// Load into the local engine's image store.
+    Load,
+    /// Push by digest only, untagged; tags move once every variant succeeded.
+    PushByDigest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "kebab-case")]
+pub enum Signing {
+    None,
+    /// `cosign sign --key KEY` (a file, or `env://VAR`, `k8s://...`, a KMS URI).
+    Key { key: String, tlog_upload: bool },
+    /// Keyless with the CI's OIDC identity (GitHub Actions).
+    Keyless,
+}
+
+/// A prerequisite checked before anything is built.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Requirement {
+    Docker,
+    Buildx,
+    Engine,
+    /// The builder can build every one of these platforms.
+    BuilderPlatforms(Vec<Platform>),
+    Cosign,
+    /// The signing key exists (a file path).
+    SigningKeyFile(String),
+}
+
+impl Plan {
+    pub fn variant_names(&self) -> Vec<&str> {
+        self.variants.iter().map(|v| v.variant.as_str()).collect()
+    }
+}

@@ -1,0 +1,165 @@
+//! Checks every prerequisite up front and says how to get what is missing,
+//! before anything is built or pushed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use xshell::{cmd, Shell};
+
+use crate::names::Platform;
+use crate::plan::Requirement;
+
+/// The builder buildx would use, as `docker buildx inspect` describes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BuilderInfo {
+    pub name: String,
+    pub driver: String,
+    pub platforms: Vec<String>,
+}
+
+impl BuilderInfo {
+    /// Only BuildKit's own drivers can rewrite layer timestamps while pushing;
+    /// the `docker` driver's image exporter cannot.
+    pub fn can_rewrite_timestamps_on_push(&self) -> bool {
+        self.driver != "docker"
+    }
+
+    pub fn supports(&self, platform: &Platform) -> bool {
+        let wanted = platform.to_string();
+        self.platforms.iter().any(|p| p == &wanted || p.starts_with(&format!("{wanted}/")))
+    }
+}
+
+/// Finds a program on PATH without running it.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        path.is_file()
+    }
+}
+
+pub fn check_all(requirements: &[Requirement]) -> Result<()> {
+    for requirement in requirements {
+        check(requirement)?;
+    }
+    Ok(())
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no output").to_string()
+}
+
+pub fn check(requirement: &Requirement) -> Result<()> {
+    let sh = Shell::new()?;
+    match requirement {
+        Requirement::Docker => {
+            if find_program("docker").is_none() {
+                bail!("docker not found on PATH: install Docker Engine (Linux) or Docker Desktop (macOS), see https://docs.docker.com/get-docker/");
+            }
+        }
+        Requirement::Buildx => {
+            let out = cmd!(sh, "docker buildx version").quiet().ignore_status().output()?;
+            if !out.status.success() {
+                bail!(
+                    "docker buildx is not available ({}): install the buildx plugin (Debian/Ubuntu: apt install docker-buildx; see https://docs.docker.com/go/buildx/)",
+                    first_line(&String::from_utf8_lossy(&out.stderr))
+                );
+            }
+        }
+        Requirement::Engine => {
+            let format = "{{.ServerVersion}}";
+            let out = cmd!(sh, "docker info --format {format}").quiet().ignore_status().output()?;
+            let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if !out.status.success() || version.is_empty() {
+                bail!(
+                    "the Docker engine is not reachable ({}): start it (Linux: sudo systemctl start docker; macOS: open Docker Desktop) and check `docker info`",
+                    first_line(&String::from_utf8_lossy(&out.stderr))
+                );
+            }
+        }
+        Requirement::BuilderPlatforms(platforms) => {
+            let builder = builder_info()?;
+            let missing: Vec<String> = platforms.iter().filter(|p| !builder.supports(p)).map(ToString::to_string).collect();
+            if !missing.is_empty() {
+                bail!(
+                    "the buildx builder {:?} (driver {}) cannot build {} (it can build: {}): enable QEMU emulation \
+                     (docker run --privileged --rm tonistiigi/binfmt --install all, or apt install qemu-user-static) \
+                     or select a builder that can (docker buildx create --use --platform {})",
+                    builder.name,
+                    builder.driver,
+                    missing.join(", "),
+                    builder.platforms.join(", "),
+                    platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+                );
+            }
+        }
+        Requirement::Cosign => {
+            if find_program("cosign").is_none() {
+                bail!("cosign not found on PATH: install it (https://docs.sigstore.dev/cosign/system_config/installation/, Debian trixie: apt install cosign) or pass --sign none");
+            }
+        }
+        Requirement::SigningKeyFile(path) => {
+            if !Path::new(path).is_file() {
+                bail!("signing key {path:?} does not exist: create one with `cosign generate-key-pair` or pass the right --key");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the current builder's name, driver and platforms.
+pub fn builder_info() -> Result<BuilderInfo> {
+    let sh = Shell::new()?;
+    let out = cmd!(sh, "docker buildx inspect").quiet().ignore_status().output()?;
+    if !out.status.success() {
+        bail!(
+            "cannot inspect the buildx builder ({}): check `docker buildx ls`",
+            first_line(&String::from_utf8_lossy(&out.stderr))
+        );
+    }
+    Ok(parse_builder_info(&String::from_utf8_lossy(&out.stdout)))
+}
+
+fn parse_builder_info(text: &str) -> BuilderInfo {
+    let mut info = BuilderInfo { name: String::new(), driver: String::new(), platforms: Vec::new() };
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else { continue };
+        let value = value.trim();
+        match key.trim() {
+            "Name" if info.name.is_empty() => info.name = value.to_string(),
+            "Driver" if info.driver.is_empty() => info.driver = value.to_string(),
+            "Platforms" => {
+                info.platforms.extend(value.split(',').map(|p| p.trim().trim_end_matches('*').to_string()).filter(|p| !p.is_empty()))
+            }
+            _ => {}
+        }
+    }
+    info
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_buildx_inspect() {
+        let text = "Name:          default\nDriver:        docker\n\nNodes:\nName:      default\nEndpoint:  default\nStatus:    running\nPlatforms: linux/amd64, linux/amd64/v2, linux/arm64*, linux/386\n";
+        let info = parse_builder_info(text);
+        assert_eq!(info.name, "default");
+        assert_eq!(info.driver, "docker");
+        assert!(info.supports(&Platform::linux("arm64")));
+        assert!(info.supports(&Platform::linux("amd64")));
+        assert!(!info.supports(&Platform::linux("s390x")));
+        assert!(!info.can_rewrite_timestamps_on_push());
+    }
+}

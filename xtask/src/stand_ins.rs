@@ -1,0 +1,234 @@
+//! `cargo xtask stand-ins`: what an offline machine (this project's CI, an
+//! air-gapped laptop) needs to build the images without pulling anything:
+//! - stand-in base images for every variant, both architectures, pushed to a
+//!   local registry: `production` is shell-less (like the real minimal
+//!   bases), `ci` is static busybox with sh, wget, nc and nslookup;
+//! - an SBOM generator image following BuildKit's scanning protocol, made
+//!   from a real syft binary;
+//! - static service binaries for linux/amd64 and linux/arm64, built on the
+//!   host, for `--binaries` (so no builder image is needed).
+//!
+//! It prints (and writes to `target/stand-ins/overrides.json`) the pinned
+//! build args that point the Dockerfiles at the stand-ins.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use xshell::{cmd, Shell};
+
+use crate::names::Platform;
+use crate::{preflight, project, registry};
+
+#[derive(Debug, Clone, Args)]
+pub struct StandInsArgs {
+    /// Registry to push the stand-ins to (a local one: nothing here is for production).
+    #[arg(long, env = "XTASK_TEST_REGISTRY", default_value = "127.0.0.1:5000")]
+    pub registry: String,
+
+    /// Directory with busybox/{amd64,arm64}/busybox and syft/syft (as .ci/setup-stack leaves them).
+    #[arg(long, env = "STAND_IN_INPUTS", default_value = "/var/lib/xtask-stack")]
+    pub inputs: PathBuf,
+
+    /// Only build the host binaries.
+    #[arg(long)]
+    pub binaries_only: bool,
+}
+
+/// What the stand-ins are, as build args and paths, for tests and users.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Overrides {
+    /// Per variant: `KEY=VALUE` build args pinning the stand-in bases by digest.
+    pub build_args: BTreeMap<String, Vec<String>>,
+    pub sbom_generator: Option<String>,
+    /// Directory for `--binaries` (DIR/linux-amd64/beacon, DIR/linux-arm64/beacon).
+    pub binaries: PathBuf,
+}
+
+pub fn overrides_file(root: &Path) -> PathBuf {
+    root.join("target/stand-ins/overrides.json")
+}
+
+pub fn binaries_dir(root: &Path) -> PathBuf {
+    root.join("target/image-binaries")
+}
+
+pub fn run(args: StandInsArgs) -> Result<()> {
+    let overrides = build(&args)?;
+    println!("{}", serde_json::to_string_pretty(&overrides)?);
+    Ok(())
+}
+
+pub fn build(args: &StandInsArgs) -> Result<Overrides> {
+    let root = project::project_root();
+    let binaries = binaries_dir(&root);
+    for platform in [Platform::linux("amd64"), Platform::linux("arm64")] {
+        build_host_binary(&root, &platform, &binaries)?;
+    }
+    let mut overrides = Overrides { build_args: BTreeMap::new(), sbom_generator: None, binaries };
+    if args.binaries_only {
+        return Ok(overrides);
+    }
+    preflight::check_all(&[crate::plan::Requirement::Docker, crate::plan::Requirement::Buildx, crate::plan::Requirement::Engine])?;
+    let work = root.join("target/stand-ins");
+    for variant in project::discover_variants(&root)? {
+        let mut build_args = Vec::new();
+        for (arg, flavor) in [("PRODUCTION_BASE", "production"), ("CI_BASE", "ci")] {
+            let context = work.join(format!("{variant}-{flavor}"));
+            write_base_rootfs(&args.inputs, &context, &variant, flavor)?;
+            let reference = format!("{}/stand-ins/{variant}:{flavor}", args.registry);
+            let pinned = push_image(&context, &reference, &["linux/amd64", "linux/arm64"])?;
+            build_args.push(format!("{variant}:{arg}={pinned}"));
+        }
+        overrides.build_args.insert(variant, build_args);
+    }
+    let context = work.join("sbom-generator");
+    write_sbom_generator(&args.inputs, &context)?;
+    let native = Platform::native().to_string();
+    overrides.sbom_generator = Some(push_image(&context, &format!("{}/stand-ins/sbom-generator:syft", args.registry), &[&native])?);
+    let file = overrides_file(&root);
+    std::fs::write(&file, serde_json::to_string_pretty(&overrides)?)?;
+    eprintln!("stand-ins ready; build args written to {}", file.display());
+    Ok(overrides)
+}
+
+/// Builds a static binary of the service for `platform` on the host, with the
+/// Rust toolchain's own target library or Debian's packaged one.
+fn build_host_binary(root: &Path, platform: &Platform, out: &Path) -> Result<()> {
+    let sh = Shell::new()?;
+    sh.change_dir(root);
+    let (triple, gcc) = match platform.arch.as_str() {
+        "amd64" => ("x86_64-unknown-linux-gnu", "x86_64-linux-gnu-gcc"),
+        "arm64" => ("aarch64-unknown-linux-gnu", "aarch64-linux-gnu-gcc"),
+        other => bail!("no host build recipe for architecture {other}"),
+    };
+    let host_triple = match std::env::consts::ARCH {
+        "aarch64" => "aarch64-unknown-linux-gnu",
+        _ => "x86_64-unknown-linux-gnu",
+    };
+    if std::env::consts::OS != "linux" {
+        bail!("host binaries are built on Linux only; on macOS build the images with their compile stage (omit --binaries)");
+    }
+    let rustc = toolchain_for(triple)?;
+    let target_dir = root.join("target/stand-ins/cargo");
+    let linker_var = format!("CARGO_TARGET_{}_LINKER", triple.to_uppercase().replace('-', "_"));
+    let mut command = cmd!(sh, "cargo build --locked --release --package beacon --target {triple}")
+        .env("RUSTC", &rustc)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static");
+    if triple != host_triple {
+        if preflight::find_program(gcc).is_none() {
+            bail!("{gcc} not found: install the cross linker (Debian: apt install gcc-aarch64-linux-gnu libc6-dev-arm64-cross)");
+        }
+        command = command.env(linker_var, gcc);
+    }
+    command.run().with_context(|| format!("building the service for {platform} failed"))?;
+    let dest = out.join(platform.slug());
+    std::fs::create_dir_all(&dest)?;
+    std::fs::copy(target_dir.join(triple).join("release/beacon"), dest.join("beacon"))?;
+    Ok(())
+}
+
+/// A rustc that has the standard library for `triple`: the active toolchain
+/// if it does, else Debian's (`libstd-rust-web-dev:<arch>`).
+fn toolchain_for(triple: &str) -> Result<String> {
+    let sh = Shell::new()?;
+    for rustc in ["rustc", "/usr/bin/rustc"] {
+        if rustc.starts_with('/') && !Path::new(rustc).exists() {
+            continue;
+        }
+        let sysroot = cmd!(sh, "{rustc} --print sysroot").quiet().ignore_stderr().read().unwrap_or_default();
+        if !sysroot.is_empty() && Path::new(&sysroot).join("lib/rustlib").join(triple).join("lib").is_dir() {
+            return Ok(rustc.to_string());
+        }
+    }
+    bail!(
+        "no Rust standard library for {triple}: run `rustup target add {triple}`, or on Debian install libstd-rust-web-dev for that architecture"
+    )
+}
+
+/// Writes a stand-in base image's build context: one rootfs per architecture.
+fn write_base_rootfs(inputs: &Path, context: &Path, variant: &str, flavor: &str) -> Result<()> {
+    let _ = std::fs::remove_dir_all(context);
+    for arch in ["amd64", "arm64"] {
+        let rootfs = context.join(arch);
+        std::fs::create_dir_all(rootfs.join("etc"))?;
+        std::fs::create_dir_all(rootfs.join("tmp"))?;
+        std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n")?;
+        std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnonroot:x:65532:\n")?;
+        std::fs::write(
+            rootfs.join("etc/os-release"),
+            format!("ID=stand-in\nNAME=\"stand-in for the {variant} {flavor} base\"\nVARIANT_ID={variant}-{flavor}\n"),
+        )?;
+        if flavor == "ci" {
+            let busybox = inputs.join("busybox").join(arch).join("busybox");
+            if !busybox.is_file() {
+                bail!("{} is missing: run .ci/setup-stack (it fetches static busybox for both architectures)", busybox.display());
+            }
+            std::fs::create_dir_all(rootfs.join("bin"))?;
+            std::fs::copy(&busybox, rootfs.join("bin/busybox"))?;
+            for applet in ["sh", "wget", "nc", "nslookup", "ls", "cat", "ps", "id", "env", "ping", "netstat"] {
+                #[cfg(unix)]
+                std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))?;
+            }
+        }
+    }
+    std::fs::write(context.join("Dockerfile"), "FROM scratch\nARG TARGETARCH\nCOPY ${TARGETARCH}/ /\n")?;
+    Ok(())
+}
+
+/// The SBOM generator: syft plus a few lines of shell implementing BuildKit's
+/// SBOM scanning protocol (scan $BUILDKIT_SCAN_SOURCE, write an in-toto
+/// statement with the SPDX document to $BUILDKIT_SCAN_DESTINATION).
+fn write_sbom_generator(inputs: &Path, context: &Path) -> Result<()> {
+    let _ = std::fs::remove_dir_all(context);
+    let syft = inputs.join("syft/syft");
+    if !syft.is_file() {
+        bail!("{} is missing: run .ci/setup-stack (it fetches syft from PyPI)", syft.display());
+    }
+    let busybox = inputs.join("busybox").join(Platform::native().arch).join("busybox");
+    std::fs::create_dir_all(context.join("bin"))?;
+    std::fs::create_dir_all(context.join("tmp"))?;
+    std::fs::copy(&syft, context.join("bin/syft"))?;
+    std::fs::copy(&busybox, context.join("bin/busybox"))?;
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("busybox", context.join("bin/sh"))?;
+    std::fs::write(
+        context.join("bin/scan"),
+        r#"#!/bin/sh
+set -eu
+export HOME=/tmp PATH=/bin
+for src in $BUILDKIT_SCAN_SOURCE ${BUILDKIT_SCAN_SOURCE_EXTRAS:-}; do
+  [ -d "$src" ] || continue
+  name=$(busybox basename "$src")
+  syft scan "dir:$src" -q -o "spdx-json=/tmp/$name.spdx"
+  { busybox printf '{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"https://spdx.dev/Document","predicate":'
+    busybox cat "/tmp/$name.spdx"
+    busybox printf '}'; } > "$BUILDKIT_SCAN_DESTINATION/$name.spdx.json"
+done
+"#,
+    )?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(context.join("bin/scan"), std::fs::Permissions::from_mode(0o755))?;
+    }
+    std::fs::write(context.join("Dockerfile"), "FROM scratch\nCOPY . /\nENTRYPOINT [\"/bin/scan\"]\n")?;
+    Ok(())
+}
+
+/// Builds and pushes a small image; returns `REF@DIGEST`.
+fn push_image(context: &Path, reference: &str, platforms: &[&str]) -> Result<String> {
+    let sh = Shell::new()?;
+    let platforms = platforms.join(",");
+    let output = format!("type=image,name={reference},push=true,oci-mediatypes=true");
+    cmd!(sh, "docker buildx build --quiet --provenance=false --sbom=false --platform {platforms} --output {output} {context}")
+        .quiet()
+        .ignore_stdout()
+        .run()
+        .with_context(|| format!("building the stand-in {reference} failed"))?;
+    let digest = registry::resolve_digest(reference)?.with_context(|| format!("{reference} was pushed but cannot be found"))?;
+    Ok(format!("{reference}@{digest}"))
+}
