@@ -55,6 +55,7 @@ pub fn recipe(options: &BuildOptions, variant: &str, context: &BuildContext) -> 
     let mut named_contexts = BTreeMap::new();
     if let Some(dir) = &options.binaries {
         named_contexts.insert(BINARIES_CONTEXT.to_string(), dir.display().to_string());
+        build_args.insert("BINARIES_FROM".to_string(), "context".to_string());
     }
     Ok(Recipe {
         dockerfile: project::dockerfile_path(variant),
