@@ -10,7 +10,8 @@ use clap::Args;
 use crate::cli::BuildOptions;
 use crate::context::{BuildContext, BuildRef};
 use crate::names::{self, Platform};
-use crate::plan::{Attestations, Flavor, Mode, Output, Plan, Policy, Requirement, Signing, VariantPlan, LABEL_NS};
+use crate::plan::{Attestations, Flavor, Mode, Output, Plan, Policy, PushVia, Requirement, Signing, VariantPlan, LABEL_NS};
+use crate::preflight::{self, BuilderInfo};
 use crate::{cache, exec, project, recipe};
 
 #[derive(Debug, Clone, Args)]
@@ -32,12 +33,14 @@ pub fn run(args: CiImageArgs) -> Result<()> {
     let available = project::discover_variants(&root)?;
     let variants = project::select_variants(&available, &args.build.variants)?;
     let context = crate::context::gather(&root)?;
-    let plan = plan(&args, &variants, &context)?;
+    // Pushing needs to know whether the builder can push by digest itself.
+    let builder = if args.push { preflight::builder_info().ok() } else { None };
+    let plan = plan(&args, &variants, &context, builder.as_ref())?;
     exec::run_plan(&plan, &args.build)
 }
 
 /// The CI plan: a pure function of the arguments, the variants and the context.
-pub fn plan(args: &CiImageArgs, variants: &[String], context: &BuildContext) -> Result<Plan> {
+pub fn plan(args: &CiImageArgs, variants: &[String], context: &BuildContext, builder: Option<&BuilderInfo>) -> Result<Plan> {
     let platform: Platform = match &args.platform {
         Some(text) => {
             let platforms = names::parse_platforms(text)?;
@@ -55,7 +58,7 @@ pub fn plan(args: &CiImageArgs, variants: &[String], context: &BuildContext) -> 
         _ if context.git.dirty => format!("{}-dirty", context.short_revision()),
         _ => context.short_revision(),
     };
-    let output = if args.push { Output::PushByDigest } else { Output::Load };
+    let output = if args.push { Output::PushByDigest(PushVia::for_builder(builder)) } else { Output::Load };
     let backend = args.build.cache.unwrap_or_else(|| cache::default_backend(context.ci.github_actions));
     let mut plans = Vec::new();
     for variant in variants {
@@ -87,6 +90,9 @@ pub fn plan(args: &CiImageArgs, variants: &[String], context: &BuildContext) -> 
         plans.push(VariantPlan { variant: variant.clone(), recipe, policy });
     }
     let mut preflight = vec![Requirement::Docker, Requirement::Buildx, Requirement::Engine];
+    if output == Output::PushByDigest(PushVia::OciArchive) {
+        preflight.push(Requirement::Skopeo);
+    }
     if platform != context.native_platform {
         preflight.push(Requirement::BuilderPlatforms(vec![platform]));
     }

@@ -86,18 +86,19 @@ pub fn execute(plan: &Plan) -> Result<RunResult> {
                 variant: v.variant.clone(),
                 image: match plan.output {
                     Output::Load => v.policy.tags.first().cloned().unwrap_or_default(),
-                    Output::PushByDigest => format!("{}@{digest}", plan.repository),
+                    Output::PushByDigest(_) => format!("{}@{digest}", plan.repository),
                 },
                 digest,
                 platforms: v.policy.platforms.iter().map(ToString::to_string).collect(),
                 tags: v.policy.tags.clone(),
-                pushed: plan.output == Output::PushByDigest,
+                pushed: false,
                 signed: false,
                 tagged: plan.output == Output::Load,
             }
         })
         .collect();
-    if plan.output == Output::PushByDigest {
+    if plan.pushes() {
+        push_archives(plan, &mut results)?;
         sign_all(plan, &mut results)?;
         tag_all(plan, &mut results)?;
     }
@@ -121,7 +122,7 @@ fn build(plan: &Plan) -> Result<BTreeMap<String, String>> {
         let which = if failed.is_empty() { "one or more variants".to_string() } else { format!("variant(s) {}", failed.join(", ")) };
         let consequence = match plan.output {
             Output::Load => "other variants may have been loaded into the engine",
-            Output::PushByDigest => "no tag of any variant was moved",
+            Output::PushByDigest(_) => "no tag of any variant was moved",
         };
         bail!("the build failed for {which} (see the buildx output above); {consequence}");
     }
@@ -185,6 +186,29 @@ fn run_one(invocation: &Invocation) -> Result<()> {
     let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         bail!("{} failed: {}", invocation.program, text.lines().last().unwrap_or("no output").trim());
+    }
+    Ok(())
+}
+
+/// Pushes OCI archives by digest (docker driver); BuildKit already pushed otherwise.
+fn push_archives(plan: &Plan, results: &mut [VariantResult]) -> Result<()> {
+    let root = project::project_root();
+    for index in 0..results.len() {
+        let variant = results[index].variant.clone();
+        if let Some(invocation) = render::push_archive(plan, &variant) {
+            let invocation = invocation.with_digest(&variant, &results[index].digest);
+            eprintln!("+ {}", invocation.display());
+            let (ok, log) = stream(&invocation, &root)?;
+            if !ok {
+                let pushed: Vec<String> = results.iter().filter(|r| r.pushed).map(|r| r.image.clone()).collect();
+                bail!(
+                    "pushing {variant} failed ({}); no tag of any variant was moved; already pushed untagged: {}",
+                    log.lines().last().unwrap_or("no output").trim(),
+                    if pushed.is_empty() { "none".to_string() } else { pushed.join(" ") }
+                );
+            }
+        }
+        results[index].pushed = true;
     }
     Ok(())
 }

@@ -126,12 +126,33 @@ pub struct CachePlan {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(tag = "kind", content = "via", rename_all = "kebab-case")]
 pub enum Output {
     /// Load into the local engine's image store.
     Load,
     /// Push by digest only, untagged; tags move once every variant succeeded.
-    PushByDigest,
+    PushByDigest(PushVia),
+}
+
+/// How an untagged push by digest happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PushVia {
+    /// BuildKit pushes by digest itself (docker-container, kubernetes, remote drivers).
+    Builder,
+    /// The `docker` driver cannot push by digest: export an OCI archive (which
+    /// also rewrites timestamps there), then `skopeo copy --preserve-digests`.
+    OciArchive,
+}
+
+impl PushVia {
+    /// The way the given builder can push by digest (unknown: assume BuildKit's own).
+    pub fn for_builder(builder: Option<&crate::preflight::BuilderInfo>) -> PushVia {
+        match builder {
+            Some(builder) if builder.driver == "docker" => PushVia::OciArchive,
+            _ => PushVia::Builder,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,11 +175,17 @@ pub enum Requirement {
     /// The builder can build every one of these platforms.
     BuilderPlatforms(Vec<Platform>),
     Cosign,
+    /// Pushes OCI archives by digest for the `docker` driver.
+    Skopeo,
     /// The signing key exists (a file path).
     SigningKeyFile(String),
 }
 
 impl Plan {
+    pub fn pushes(&self) -> bool {
+        matches!(self.output, Output::PushByDigest(_))
+    }
+
     pub fn variant_names(&self) -> Vec<&str> {
         self.variants.iter().map(|v| v.variant.as_str()).collect()
     }

@@ -108,6 +108,14 @@ pub fn check(requirement: &Requirement) -> Result<()> {
                 bail!("cosign not found on PATH: install it (https://docs.sigstore.dev/cosign/system_config/installation/, Debian trixie: apt install cosign) or pass --sign none");
             }
         }
+        Requirement::Skopeo => {
+            if find_program("skopeo").is_none() {
+                bail!(
+                    "skopeo not found on PATH, and the docker driver cannot push by digest without it: install skopeo \
+                     (apt install skopeo, brew install skopeo) or use a docker-container builder (docker buildx create --use)"
+                );
+            }
+        }
         Requirement::SigningKeyFile(path) => {
             if !Path::new(path).is_file() {
                 bail!("signing key {path:?} does not exist: create one with `cosign generate-key-pair` or pass the right --key");

@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 use crate::cli::BuildOptions;
 use crate::context::{BuildContext, BuildRef, DEFAULT_BRANCH};
 use crate::names::{self, Platform};
-use crate::plan::{Attestations, Flavor, Mode, Output, Plan, Policy, Requirement, SbomRequest, Signing, VariantPlan, LABEL_NS};
+use crate::plan::{Attestations, Flavor, Mode, Output, Plan, Policy, PushVia, Requirement, SbomRequest, Signing, VariantPlan, LABEL_NS};
 use crate::preflight::BuilderInfo;
 use crate::{cache, exec, preflight, project, recipe};
 
@@ -271,22 +271,13 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
         _ => tags.first().cloned().unwrap_or_default(),
     };
     let mut warnings = Vec::new();
-    let rewrite_timestamp = match inputs.builder {
-        Some(builder) if builder.can_rewrite_timestamps_on_push() => true,
-        Some(builder) => {
-            warnings.push(format!(
-                "builder {:?} uses the {} driver, which cannot rewrite layer timestamps while pushing: \
-                 two builds of this commit may differ in digest; for reproducible digests use a \
-                 docker-container builder (docker buildx create --use --driver docker-container)",
-                builder.name, builder.driver
-            ));
-            false
-        }
-        None => {
-            warnings.push("builder unknown (no engine reachable): timestamps will be rewritten only if the builder supports it".to_string());
-            false
-        }
-    };
+    // Both ways of pushing rewrite layer timestamps to SOURCE_DATE_EPOCH: BuildKit's
+    // own drivers while pushing, the docker driver through its OCI archive.
+    let push_via = PushVia::for_builder(inputs.builder);
+    let rewrite_timestamp = true;
+    if inputs.builder.is_none() {
+        warnings.push("no builder could be inspected (is the engine running?): the plan assumes one that pushes by digest itself".to_string());
+    }
     let mut must_not_exist = Vec::new();
     let mut plans = Vec::new();
     for variant in inputs.variants {
@@ -361,6 +352,9 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
         Requirement::Engine,
         Requirement::BuilderPlatforms(platforms.iter().cloned().collect::<Vec<Platform>>()),
     ];
+    if push_via == PushVia::OciArchive {
+        preflight.push(Requirement::Skopeo);
+    }
     if signing != Signing::None {
         preflight.push(Requirement::Cosign);
     }
@@ -372,7 +366,7 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
     Ok(Plan {
         mode: Mode::Release,
         repository,
-        output: Output::PushByDigest,
+        output: Output::PushByDigest(push_via),
         variants: plans,
         signing,
         must_not_exist,

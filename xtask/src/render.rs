@@ -6,7 +6,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::plan::{Output, Plan, Signing, VariantPlan, FLAVOR_ARG};
+use crate::plan::{Output, Plan, PushVia, Signing, VariantPlan, FLAVOR_ARG};
 
 /// One command to run: program, arguments, optional stdin.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -62,6 +62,26 @@ pub fn metadata_file(plan: &Plan) -> String {
     format!("target/xtask/{mode}-metadata.json")
 }
 
+/// Where a variant's OCI archive goes when the builder cannot push by digest.
+pub fn oci_archive(variant: &str) -> String {
+    format!("target/xtask/oci/{variant}.tar")
+}
+
+/// Pushes a variant's OCI archive by digest, keeping every digest (the
+/// `docker` driver's substitute for BuildKit's push-by-digest).
+pub fn push_archive(plan: &Plan, variant: &str) -> Option<Invocation> {
+    if plan.output != Output::PushByDigest(PushVia::OciArchive) {
+        return None;
+    }
+    let mut args: Vec<String> = ["copy", "--all", "--preserve-digests", "--quiet"].map(String::from).to_vec();
+    if is_loopback_registry(&plan.repository) {
+        args.push("--dest-tls-verify=false".to_string());
+    }
+    args.push(format!("oci-archive:{}", oci_archive(variant)));
+    args.push(format!("docker://{}@{}", plan.repository, digest_placeholder(variant)));
+    Some(Invocation::new("skopeo", args))
+}
+
 /// The bake file: one target per variant, and a `default` group of them all.
 pub fn bake_file(plan: &Plan) -> Value {
     let mut targets = Map::new();
@@ -93,16 +113,16 @@ fn bake_target(plan: &Plan, variant: &VariantPlan) -> Value {
         }),
         None => attest.push("type=sbom,disabled=true".to_string()),
     }
-    let output = match plan.output {
+    let mut output = match plan.output {
         Output::Load => "type=docker".to_string(),
-        Output::PushByDigest => {
-            let mut spec = format!("type=image,name={},push-by-digest=true,name-canonical=true,push=true,oci-mediatypes=true", plan.repository);
-            if policy.rewrite_timestamp {
-                spec.push_str(",rewrite-timestamp=true");
-            }
-            spec
+        Output::PushByDigest(PushVia::Builder) => {
+            format!("type=image,name={},push-by-digest=true,name-canonical=true,push=true,oci-mediatypes=true", plan.repository)
         }
+        Output::PushByDigest(PushVia::OciArchive) => format!("type=oci,dest={}", oci_archive(&variant.variant)),
     };
+    if policy.rewrite_timestamp {
+        output.push_str(",rewrite-timestamp=true");
+    }
     let mut target = json!({
         "context": recipe.context,
         "dockerfile": recipe.dockerfile,
@@ -197,7 +217,8 @@ pub fn tag(plan: &Plan, variant: &VariantPlan) -> Invocation {
 /// Every command of the plan, in order, as `--dry-run` prints them.
 pub fn all(plan: &Plan) -> Vec<Invocation> {
     let mut commands = vec![build(plan)];
-    if plan.output == Output::PushByDigest {
+    commands.extend(plan.variants.iter().filter_map(|v| push_archive(plan, &v.variant)));
+    if plan.pushes() {
         commands.extend(plan.variants.iter().filter_map(|v| sign(plan, &v.variant)));
         commands.extend(plan.variants.iter().map(|v| tag(plan, v)));
     }
