@@ -109,9 +109,8 @@ pub fn execute(plan: &Plan) -> Result<RunResult> {
 fn build(plan: &Plan) -> Result<BTreeMap<String, String>> {
     let root = project::project_root();
     let metadata_path = root.join(render::metadata_file(plan));
-    if let Some(dir) = metadata_path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
+    // The metadata file's directory also holds OCI archives (docker driver pushes).
+    std::fs::create_dir_all(root.join("target/xtask/oci"))?;
     // A stale file from an earlier run must not pass for this run's result.
     let _ = std::fs::remove_file(&metadata_path);
     let invocation = render::build(plan);
