@@ -179,7 +179,7 @@ pub fn failed_variants(log: &str, variants: &[&str]) -> Vec<String> {
     failed
 }
 
-fn run_one(invocation: &Invocation) -> Result<()> {
+pub fn run_one(invocation: &Invocation) -> Result<()> {
     eprintln!("+ {}", invocation.display());
     let output = duct::cmd(&invocation.program, &invocation.args).stderr_to_stdout().stdout_capture().unchecked().run()?;
     let text = String::from_utf8_lossy(&output.stdout);

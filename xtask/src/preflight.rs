@@ -18,12 +18,6 @@ pub struct BuilderInfo {
 }
 
 impl BuilderInfo {
-    /// Only BuildKit's own drivers can rewrite layer timestamps while pushing;
-    /// the `docker` driver's image exporter cannot.
-    pub fn can_rewrite_timestamps_on_push(&self) -> bool {
-        self.driver != "docker"
-    }
-
     pub fn supports(&self, platform: &Platform) -> bool {
         let wanted = platform.to_string();
         self.platforms.iter().any(|p| p == &wanted || p.starts_with(&format!("{wanted}/")))
@@ -168,6 +162,5 @@ mod tests {
         assert!(info.supports(&Platform::linux("arm64")));
         assert!(info.supports(&Platform::linux("amd64")));
         assert!(!info.supports(&Platform::linux("s390x")));
-        assert!(!info.can_rewrite_timestamps_on_push());
     }
 }

@@ -7,12 +7,12 @@
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use crate::cli::BuildOptions;
 use crate::context::{BuildContext, BuildRef, DEFAULT_BRANCH};
-use crate::names::{self, Platform};
-use crate::plan::{Attestations, Flavor, Mode, Output, Plan, Policy, PushVia, Requirement, SbomRequest, Signing, VariantPlan, LABEL_NS};
+use crate::names;
+use crate::plan::{Attestations, Flavor, Mode, Output, Plan, Policy, PushVia, Requirement, SbomRequest, VariantPlan, LABEL_NS};
 use crate::preflight::BuilderInfo;
 use crate::{cache, exec, preflight, project, recipe};
 
@@ -43,29 +43,12 @@ pub struct ReleaseImageArgs {
     #[arg(long)]
     pub allow_any_ref: bool,
 
-    /// How to sign: auto = keyless in GitHub Actions (OIDC), else with --key.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub sign: SignMethod,
-
-    /// Cosign key for key-based signing: a file, env://VAR, or a KMS URI.
-    #[arg(long, env = "COSIGN_KEY", value_name = "KEY")]
-    pub key: Option<String>,
-
-    /// Upload key-based signatures to the public transparency log (keyless always does).
-    #[arg(long)]
-    pub tlog: bool,
+    #[command(flatten)]
+    pub signing: crate::sign::SigningArgs,
 
     /// SBOM generator image (BuildKit's SBOM scanning protocol), e.g. a mirror of the default.
     #[arg(long, env = "SBOM_GENERATOR", default_value = DEFAULT_SBOM_GENERATOR, value_name = "IMAGE")]
     pub sbom_generator: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SignMethod {
-    Auto,
-    Key,
-    Keyless,
-    None,
 }
 
 pub fn run(args: ReleaseImageArgs) -> Result<()> {
@@ -199,29 +182,6 @@ pub fn qualify(tags: &[String], variant: &str, default_variant: &str) -> Vec<Str
     qualified
 }
 
-fn signing(args: &ReleaseImageArgs, context: &BuildContext) -> Result<Signing> {
-    let key = || -> Result<Signing> {
-        match &args.key {
-            Some(key) => Ok(Signing::Key { key: key.clone(), tlog_upload: args.tlog }),
-            None => bail!(
-                "signing is on but there is no signing identity: pass --key FILE (make one with `cosign generate-key-pair`) \
-                 or set COSIGN_KEY, run in GitHub Actions with `permissions: id-token: write` for keyless signing, or opt out with --sign none"
-            ),
-        }
-    };
-    match args.sign {
-        SignMethod::None => Ok(Signing::None),
-        SignMethod::Key => key(),
-        SignMethod::Keyless if context.ci.oidc_available => Ok(Signing::Keyless),
-        SignMethod::Keyless => bail!(
-            "--sign keyless needs an OIDC identity, and none is available: in GitHub Actions grant `permissions: id-token: write`; elsewhere use --key"
-        ),
-        SignMethod::Auto if args.key.is_some() => key(),
-        SignMethod::Auto if context.ci.oidc_available => Ok(Signing::Keyless),
-        SignMethod::Auto => key(),
-    }
-}
-
 /// The image a build arg names, if the arg is one of the images (`*_BASE`, `*_IMAGE`).
 fn is_image_arg(name: &str) -> bool {
     name.ends_with("_BASE") || name.ends_with("_IMAGE")
@@ -262,7 +222,7 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
         }
     }
     let (tags, immutable) = base_tags(context, args.allow_any_ref)?;
-    let signing = signing(args, context)?;
+    let signing = args.signing.resolve(context)?;
     let repository = recipe::repository(&args.build, context)?;
     let build_ref = context.build_ref();
     let backend = args.build.cache.unwrap_or_else(|| cache::default_backend(context.ci.github_actions));
@@ -350,19 +310,12 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
         Requirement::Docker,
         Requirement::Buildx,
         Requirement::Engine,
-        Requirement::BuilderPlatforms(platforms.iter().cloned().collect::<Vec<Platform>>()),
+        Requirement::BuilderPlatforms(platforms.to_vec()),
     ];
     if push_via == PushVia::OciArchive {
         preflight.push(Requirement::Skopeo);
     }
-    if signing != Signing::None {
-        preflight.push(Requirement::Cosign);
-    }
-    if let Signing::Key { key, .. } = &signing {
-        if !key.contains("://") {
-            preflight.push(Requirement::SigningKeyFile(key.clone()));
-        }
-    }
+    preflight.extend(crate::sign::SigningArgs::requirements(&signing));
     Ok(Plan {
         mode: Mode::Release,
         repository,
