@@ -48,7 +48,9 @@ pub fn default_mode(build_ref: &BuildRef) -> CacheMode {
 
 pub fn plan(inputs: &CacheInputs<'_>) -> CachePlan {
     let own = scope(inputs.build_ref, inputs.github_actions);
-    let mode = inputs.mode_override.unwrap_or_else(|| default_mode(inputs.build_ref));
+    let mode = inputs
+        .mode_override
+        .unwrap_or_else(|| default_mode(inputs.build_ref));
     let mut read_scopes: Vec<String> = own.iter().cloned().collect();
     if own.as_deref() != Some(DEFAULT_BRANCH) {
         read_scopes.push(DEFAULT_BRANCH.to_string());
@@ -62,11 +64,18 @@ pub fn plan(inputs: &CacheInputs<'_>) -> CachePlan {
         _ => "max",
     };
     let variant = inputs.variant;
-    let name = inputs.repository.rsplit('/').next().unwrap_or(inputs.repository);
+    let name = inputs
+        .repository
+        .rsplit('/')
+        .next()
+        .unwrap_or(inputs.repository);
     let (from, to): (Vec<String>, Option<String>) = match inputs.backend {
         CacheBackend::None => (Vec::new(), None),
         CacheBackend::Gha => (
-            read_scopes.iter().map(|s| format!("type=gha,scope={name}-{variant}-{s}")).collect(),
+            read_scopes
+                .iter()
+                .map(|s| format!("type=gha,scope={name}-{variant}-{s}"))
+                .collect(),
             write_scope.map(|s| format!("type=gha,scope={name}-{variant}-{s},mode={mode_text}")),
         ),
         CacheBackend::Registry => {
@@ -79,14 +88,26 @@ pub fn plan(inputs: &CacheInputs<'_>) -> CachePlan {
             )
         }
         CacheBackend::Local => {
-            let dir = |s: &str| inputs.local_dir.join(format!("{variant}-{s}")).display().to_string();
+            let dir = |s: &str| {
+                inputs
+                    .local_dir
+                    .join(format!("{variant}-{s}"))
+                    .display()
+                    .to_string()
+            };
             (
-                read_scopes.iter().map(|s| format!("type=local,src={}", dir(s))).collect(),
+                read_scopes
+                    .iter()
+                    .map(|s| format!("type=local,src={}", dir(s)))
+                    .collect(),
                 write_scope.map(|s| format!("type=local,dest={},mode={mode_text}", dir(&s))),
             )
         }
     };
-    CachePlan { from, to: to.into_iter().collect() }
+    CachePlan {
+        from,
+        to: to.into_iter().collect(),
+    }
 }
 
 /// Default backend: GitHub's cache service inside Actions; elsewhere none
@@ -102,7 +123,13 @@ pub fn default_backend(github_actions: bool) -> CacheBackend {
 fn slug(text: &str) -> String {
     let slug: String = text
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     slug.trim_matches('-').chars().take(40).collect()
 }
@@ -111,7 +138,11 @@ fn slug(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn inputs<'a>(backend: CacheBackend, build_ref: &'a BuildRef, mode: Option<CacheMode>) -> CacheInputs<'a> {
+    fn inputs<'a>(
+        backend: CacheBackend,
+        build_ref: &'a BuildRef,
+        mode: Option<CacheMode>,
+    ) -> CacheInputs<'a> {
         CacheInputs {
             backend,
             mode_override: mode,
@@ -127,26 +158,49 @@ mod tests {
     fn pull_request_reads_own_and_main_writes_own_min() {
         let pr = BuildRef::PullRequest(42);
         let gha = plan(&inputs(CacheBackend::Gha, &pr, None));
-        assert_eq!(gha.from, ["type=gha,scope=beacon-ubi9-pr-42", "type=gha,scope=beacon-ubi9-main"]);
+        assert_eq!(
+            gha.from,
+            [
+                "type=gha,scope=beacon-ubi9-pr-42",
+                "type=gha,scope=beacon-ubi9-main"
+            ]
+        );
         assert_eq!(gha.to, ["type=gha,scope=beacon-ubi9-pr-42,mode=min"]);
         let registry = plan(&inputs(CacheBackend::Registry, &pr, None));
         assert_eq!(
             registry.from,
-            ["type=registry,ref=ghcr.io/acme/beacon-buildcache:ubi9-pr-42", "type=registry,ref=ghcr.io/acme/beacon-buildcache:ubi9-main"]
+            [
+                "type=registry,ref=ghcr.io/acme/beacon-buildcache:ubi9-pr-42",
+                "type=registry,ref=ghcr.io/acme/beacon-buildcache:ubi9-main"
+            ]
         );
-        assert!(registry.to[0].starts_with("type=registry,ref=ghcr.io/acme/beacon-buildcache:ubi9-pr-42,mode=min"));
+        assert!(registry.to[0]
+            .starts_with("type=registry,ref=ghcr.io/acme/beacon-buildcache:ubi9-pr-42,mode=min"));
         let local = plan(&inputs(CacheBackend::Local, &pr, None));
-        assert_eq!(local.from, ["type=local,src=/cache/ubi9-pr-42", "type=local,src=/cache/ubi9-main"]);
+        assert_eq!(
+            local.from,
+            [
+                "type=local,src=/cache/ubi9-pr-42",
+                "type=local,src=/cache/ubi9-main"
+            ]
+        );
         assert_eq!(local.to, ["type=local,dest=/cache/ubi9-pr-42,mode=min"]);
     }
 
     #[test]
     fn default_branch_writes_max_and_reads_only_itself() {
         let main = BuildRef::Branch("main".into());
-        for backend in [CacheBackend::Gha, CacheBackend::Registry, CacheBackend::Local] {
+        for backend in [
+            CacheBackend::Gha,
+            CacheBackend::Registry,
+            CacheBackend::Local,
+        ] {
             let cache = plan(&inputs(backend, &main, None));
             assert_eq!(cache.from.len(), 1, "{backend:?}");
-            assert!(cache.to[0].contains("main") && cache.to[0].contains("mode=max"), "{backend:?}");
+            assert!(
+                cache.to[0].contains("main") && cache.to[0].contains("mode=max"),
+                "{backend:?}"
+            );
         }
     }
 
@@ -157,15 +211,30 @@ mod tests {
         assert_eq!(cache.from, ["type=gha,scope=beacon-ubi9-main"]);
         assert!(cache.to.is_empty());
         let pr = BuildRef::PullRequest(7);
-        assert!(plan(&inputs(CacheBackend::Gha, &pr, Some(CacheMode::ReadOnly))).to.is_empty());
-        assert!(plan(&inputs(CacheBackend::Gha, &pr, Some(CacheMode::Max))).to[0].ends_with("mode=max"));
-        assert_eq!(plan(&inputs(CacheBackend::None, &pr, None)), CachePlan::default());
+        assert!(
+            plan(&inputs(CacheBackend::Gha, &pr, Some(CacheMode::ReadOnly)))
+                .to
+                .is_empty()
+        );
+        assert!(
+            plan(&inputs(CacheBackend::Gha, &pr, Some(CacheMode::Max))).to[0].ends_with("mode=max")
+        );
+        assert_eq!(
+            plan(&inputs(CacheBackend::None, &pr, None)),
+            CachePlan::default()
+        );
     }
 
     #[test]
     fn other_refs() {
-        assert_eq!(scope(&BuildRef::Branch("feature/X_y".into()), true).as_deref(), Some("branch-feature-x-y"));
-        assert_eq!(scope(&BuildRef::Branch("feature".into()), false).as_deref(), Some("local"));
+        assert_eq!(
+            scope(&BuildRef::Branch("feature/X_y".into()), true).as_deref(),
+            Some("branch-feature-x-y")
+        );
+        assert_eq!(
+            scope(&BuildRef::Branch("feature".into()), false).as_deref(),
+            Some("local")
+        );
         assert_eq!(scope(&BuildRef::Detached, false).as_deref(), Some("local"));
         assert_eq!(default_backend(false), CacheBackend::None);
     }

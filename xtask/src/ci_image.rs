@@ -10,7 +10,10 @@ use clap::Args;
 use crate::cli::BuildOptions;
 use crate::context::{BuildContext, BuildRef};
 use crate::names::{self, Platform};
-use crate::plan::{Attestations, Flavor, Mode, Output, Plan, Policy, PushVia, Requirement, Signing, VariantPlan, LABEL_NS};
+use crate::plan::{
+    Attestations, Flavor, Mode, Output, Plan, Policy, PushVia, Requirement, Signing, VariantPlan,
+    LABEL_NS,
+};
 use crate::preflight::{self, BuilderInfo};
 use crate::{cache, exec, project, recipe};
 
@@ -34,13 +37,22 @@ pub fn run(args: CiImageArgs) -> Result<()> {
     let variants = project::select_variants(&available, &args.build.variants)?;
     let context = crate::context::gather(&root)?;
     // Pushing needs to know whether the builder can push by digest itself.
-    let builder = if args.push { preflight::builder_info().ok() } else { None };
+    let builder = if args.push {
+        preflight::builder_info().ok()
+    } else {
+        None
+    };
     let plan = plan(&args, &variants, &context, builder.as_ref())?;
     exec::run_plan(&plan, &args.build)
 }
 
 /// The CI plan: a pure function of the arguments, the variants and the context.
-pub fn plan(args: &CiImageArgs, variants: &[String], context: &BuildContext, builder: Option<&BuilderInfo>) -> Result<Plan> {
+pub fn plan(
+    args: &CiImageArgs,
+    variants: &[String],
+    context: &BuildContext,
+    builder: Option<&BuilderInfo>,
+) -> Result<Plan> {
     let platform: Platform = match &args.platform {
         Some(text) => {
             let platforms = names::parse_platforms(text)?;
@@ -58,12 +70,22 @@ pub fn plan(args: &CiImageArgs, variants: &[String], context: &BuildContext, bui
         _ if context.git.dirty => format!("{}-dirty", context.short_revision()),
         _ => context.short_revision(),
     };
-    let output = if args.push { Output::PushByDigest(PushVia::for_builder(builder)) } else { Output::Load };
-    let backend = args.build.cache.unwrap_or_else(|| cache::default_backend(context.ci.github_actions));
+    let output = if args.push {
+        Output::PushByDigest(PushVia::for_builder(builder))
+    } else {
+        Output::Load
+    };
+    let backend = args
+        .build
+        .cache
+        .unwrap_or_else(|| cache::default_backend(context.ci.github_actions));
     let mut plans = Vec::new();
     for variant in variants {
         let recipe = recipe::recipe(&args.build, variant, context)?;
-        let tags = vec![format!("{repository}:ci-{variant}"), format!("{repository}:ci-{variant}-{unique}")];
+        let tags = vec![
+            format!("{repository}:ci-{variant}"),
+            format!("{repository}:ci-{variant}-{unique}"),
+        ];
         for tag in &tags {
             names::validate_tag(tag.rsplit(':').next().unwrap_or_default())?;
         }
@@ -72,9 +94,12 @@ pub fn plan(args: &CiImageArgs, variants: &[String], context: &BuildContext, bui
             platforms: vec![platform.clone()],
             tags,
             labels: labels(variant, context, &build_ref),
-            annotations: Vec::new(),
+            annotations: BTreeMap::new(),
             // Explicitly off: a CI image carries no attestations at all.
-            attestations: Attestations { provenance: None, sbom: None },
+            attestations: Attestations {
+                provenance: None,
+                sbom: None,
+            },
             cache: cache::plan(&cache::CacheInputs {
                 backend,
                 mode_override: args.build.cache_mode,
@@ -87,9 +112,17 @@ pub fn plan(args: &CiImageArgs, variants: &[String], context: &BuildContext, bui
             source_date_epoch: None,
             rewrite_timestamp: false,
         };
-        plans.push(VariantPlan { variant: variant.clone(), recipe, policy });
+        plans.push(VariantPlan {
+            variant: variant.clone(),
+            recipe,
+            policy,
+        });
     }
-    let mut preflight = vec![Requirement::Docker, Requirement::Buildx, Requirement::Engine];
+    let mut preflight = vec![
+        Requirement::Docker,
+        Requirement::Buildx,
+        Requirement::Engine,
+    ];
     if output == Output::PushByDigest(PushVia::OciArchive) {
         preflight.push(Requirement::Skopeo);
     }
@@ -118,7 +151,10 @@ fn labels(variant: &str, context: &BuildContext, build_ref: &BuildRef) -> BTreeM
         BuildRef::Detached => "a detached checkout".to_string(),
     };
     BTreeMap::from([
-        ("org.opencontainers.image.title".into(), format!("beacon ({variant}, CI build)")),
+        (
+            "org.opencontainers.image.title".into(),
+            format!("beacon ({variant}, CI build)"),
+        ),
         (
             "org.opencontainers.image.description".into(),
             format!(
@@ -126,8 +162,14 @@ fn labels(variant: &str, context: &BuildContext, build_ref: &BuildRef) -> BTreeM
                  NOT FOR PRODUCTION: unsigned, single-platform, no SBOM, ephemeral tag."
             ),
         ),
-        ("org.opencontainers.image.revision".into(), context.git.revision.clone()),
-        ("org.opencontainers.image.source".into(), context.git.source_url.clone()),
+        (
+            "org.opencontainers.image.revision".into(),
+            context.git.revision.clone(),
+        ),
+        (
+            "org.opencontainers.image.source".into(),
+            context.git.source_url.clone(),
+        ),
         (format!("{LABEL_NS}.flavor"), Flavor::Ci.as_str().into()),
         (format!("{LABEL_NS}.variant"), variant.into()),
         (format!("{LABEL_NS}.not-for-production"), "true".into()),

@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::{ci_image, lint, prune, release_image, sign, stand_ins, test_task, verify};
 
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "Build, publish, verify and prune the beacon container images")]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Build, publish, verify and prune the beacon container images"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -60,7 +64,12 @@ pub struct BuildOptions {
     pub registry: Option<String>,
 
     /// Image name under the registry.
-    #[arg(long, env = "IMAGE_NAME", default_value = "beacon", value_name = "NAME")]
+    #[arg(
+        long,
+        env = "IMAGE_NAME",
+        default_value = "beacon",
+        value_name = "NAME"
+    )]
     pub image_name: String,
 
     /// Extra build argument (repeatable): KEY=VALUE for every variant, VARIANT:KEY=VALUE for one,

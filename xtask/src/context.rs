@@ -87,7 +87,12 @@ impl BuildContext {
                 return BuildRef::Branch(branch.to_string());
             }
         }
-        if let Some(tag) = self.git.tags_at_head.iter().find(|t| crate::release_image::parse_release_tag(t).is_some()) {
+        if let Some(tag) = self
+            .git
+            .tags_at_head
+            .iter()
+            .find(|t| crate::release_image::parse_release_tag(t).is_some())
+        {
             return BuildRef::Tag(tag.clone());
         }
         match &self.git.branch {
@@ -100,12 +105,18 @@ impl BuildContext {
 /// Reads the context from `XTASK_CONTEXT` if set, else from git and the environment.
 pub fn gather(root: &Path) -> Result<BuildContext> {
     if let Ok(file) = std::env::var("XTASK_CONTEXT") {
-        let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read XTASK_CONTEXT file {file}"))?;
-        return serde_json::from_str(&text).with_context(|| format!("XTASK_CONTEXT file {file} is not a valid context"));
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read XTASK_CONTEXT file {file}"))?;
+        return serde_json::from_str(&text)
+            .with_context(|| format!("XTASK_CONTEXT file {file} is not a valid context"));
     }
     let ci = CiEnv::from_env();
     let git = GitState::read(root, &ci)?;
-    Ok(BuildContext { git, ci, native_platform: Platform::native() })
+    Ok(BuildContext {
+        git,
+        ci,
+        native_platform: Platform::native(),
+    })
 }
 
 fn env_nonempty(name: &str) -> Option<String> {
@@ -135,7 +146,10 @@ impl GitState {
             (Some(server), Some(repo)) => format!("{server}/{repo}"),
             _ => "https://github.com/example/beacon".to_string(),
         };
-        let Ok(revision) = cmd!(sh, "git rev-parse --verify -q HEAD").ignore_stderr().read() else {
+        let Ok(revision) = cmd!(sh, "git rev-parse --verify -q HEAD")
+            .ignore_stderr()
+            .read()
+        else {
             // Not a git checkout (a source tarball): CI builds still work,
             // releases refuse (they need a commit to be reproducible from).
             return Ok(GitState {
@@ -153,12 +167,24 @@ impl GitState {
             .trim()
             .parse()
             .context("git printed an unreadable commit time")?;
-        let dirty = !cmd!(sh, "git status --porcelain --untracked-files=normal").read()?.trim().is_empty();
-        let branch = cmd!(sh, "git symbolic-ref --short -q HEAD").ignore_status().read()?;
-        let lines = |text: String| text.lines().map(str::to_string).filter(|l| !l.is_empty()).collect::<Vec<_>>();
+        let dirty = !cmd!(sh, "git status --porcelain --untracked-files=normal")
+            .read()?
+            .trim()
+            .is_empty();
+        let branch = cmd!(sh, "git symbolic-ref --short -q HEAD")
+            .ignore_status()
+            .read()?;
+        let lines = |text: String| {
+            text.lines()
+                .map(str::to_string)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+        };
         let tags_at_head = lines(cmd!(sh, "git tag --points-at HEAD").read()?);
         let release_tags = lines(cmd!(sh, "git tag --list v*").read()?);
-        let remote = cmd!(sh, "git config --get remote.origin.url").ignore_status().read()?;
+        let remote = cmd!(sh, "git config --get remote.origin.url")
+            .ignore_status()
+            .read()?;
         let source_url = if ci.server_url.is_some() && ci.repository.is_some() {
             fallback_source
         } else {
@@ -218,9 +244,18 @@ pub mod tests {
 
     #[test]
     fn build_ref_from_github_and_git() {
-        assert_eq!(sample(Some("refs/tags/v1.2.3")).build_ref(), BuildRef::Tag("v1.2.3".into()));
-        assert_eq!(sample(Some("refs/pull/42/merge")).build_ref(), BuildRef::PullRequest(42));
-        assert_eq!(sample(Some("refs/heads/main")).build_ref(), BuildRef::Branch("main".into()));
+        assert_eq!(
+            sample(Some("refs/tags/v1.2.3")).build_ref(),
+            BuildRef::Tag("v1.2.3".into())
+        );
+        assert_eq!(
+            sample(Some("refs/pull/42/merge")).build_ref(),
+            BuildRef::PullRequest(42)
+        );
+        assert_eq!(
+            sample(Some("refs/heads/main")).build_ref(),
+            BuildRef::Branch("main".into())
+        );
         let mut local = sample(None);
         assert_eq!(local.build_ref(), BuildRef::Branch("main".into()));
         local.git.tags_at_head = vec!["not-a-release".into(), "v2.0.0".into()];
@@ -232,7 +267,10 @@ pub mod tests {
 
     #[test]
     fn remote_urls() {
-        assert_eq!(browsable_url("git@github.com:acme/beacon.git").as_deref(), Some("https://github.com/acme/beacon"));
+        assert_eq!(
+            browsable_url("git@github.com:acme/beacon.git").as_deref(),
+            Some("https://github.com/acme/beacon")
+        );
         assert_eq!(
             browsable_url("https://x-access-token:secret@github.com/acme/beacon").as_deref(),
             Some("https://github.com/acme/beacon")

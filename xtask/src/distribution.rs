@@ -27,8 +27,10 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
      application/vnd.docker.distribution.manifest.list.v2+json, \
      application/vnd.docker.distribution.manifest.v2+json";
 
-const INDEX_TYPES: &[&str] =
-    &["application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"];
+const INDEX_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
 
 /// The explanation for GitHub Container Registry, which does not implement
 /// manifest deletion in its registry API.
@@ -49,7 +51,10 @@ pub struct Credentials {
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials").field("username", &self.username).field("secret", &"<redacted>").finish()
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("secret", &"<redacted>")
+            .finish()
     }
 }
 
@@ -63,13 +68,17 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn json(&self) -> Result<Value> {
-        serde_json::from_slice(&self.bytes).with_context(|| format!("manifest {} is not valid JSON", self.digest))
+        serde_json::from_slice(&self.bytes)
+            .with_context(|| format!("manifest {} is not valid JSON", self.digest))
     }
 
     /// An OCI index or Docker manifest list, by media type or by shape.
     pub fn is_index(&self) -> bool {
         INDEX_TYPES.contains(&self.media_type.as_str())
-            || self.json().ok().is_some_and(|v| v.get("manifests").is_some_and(Value::is_array))
+            || self
+                .json()
+                .ok()
+                .is_some_and(|v| v.get("manifests").is_some_and(Value::is_array))
     }
 }
 
@@ -101,22 +110,33 @@ struct Response {
 
 impl Response {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The registry's error code and message, e.g. `NAME_UNKNOWN: repository name not known to registry`.
     fn error_text(&self) -> String {
         let parsed: Option<Value> = serde_json::from_slice(&self.body).ok();
-        let first = parsed.as_ref().and_then(|v| v.get("errors")).and_then(|e| e.get(0));
+        let first = parsed
+            .as_ref()
+            .and_then(|v| v.get("errors"))
+            .and_then(|e| e.get(0));
         match first {
             Some(e) => {
                 let code = e.get("code").and_then(Value::as_str).unwrap_or("");
                 let message = e.get("message").and_then(Value::as_str).unwrap_or("");
-                format!("{code}: {message}").trim_matches([' ', ':']).to_string()
+                format!("{code}: {message}")
+                    .trim_matches([' ', ':'])
+                    .to_string()
             }
             None => {
                 let text = String::from_utf8_lossy(&self.body);
@@ -157,15 +177,19 @@ impl Client {
     pub fn new(host: &str) -> Client {
         let lower = host.to_ascii_lowercase();
         let name = match lower.rsplit_once(':') {
-            Some((name, port)) if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => name,
+            Some((name, port)) if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => {
+                name
+            }
             _ => lower.as_str(),
         };
-        let loopback = matches!(name, "localhost" | "127.0.0.1" | "[::1]") || name.starts_with("127.");
+        let loopback =
+            matches!(name, "localhost" | "127.0.0.1" | "[::1]") || name.starts_with("127.");
         let (api_host, credential_key) = match lower.as_str() {
             // Docker Hub: the API lives on registry-1, the credentials under index.docker.io.
-            "docker.io" | "index.docker.io" | "registry-1.docker.io" => {
-                ("registry-1.docker.io".to_string(), "https://index.docker.io/v1/".to_string())
-            }
+            "docker.io" | "index.docker.io" | "registry-1.docker.io" => (
+                "registry-1.docker.io".to_string(),
+                "https://index.docker.io/v1/".to_string(),
+            ),
             _ => (host.to_string(), host.to_string()),
         };
         let scheme = if loopback { "http" } else { "https" };
@@ -186,10 +210,6 @@ impl Client {
         Ok((Client::new(&host), name))
     }
 
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-
     /// Every tag of a repository, following `Link` pagination.
     pub fn list_tags(&mut self, name: &str) -> Result<Vec<String>> {
         let mut tags = Vec::new();
@@ -208,10 +228,20 @@ impl Client {
                     self.host,
                     response.error_text()
                 ),
-                _ => return Err(self.unexpected(&response, Method::Get, &format!("the tag list of {name}"))),
+                _ => {
+                    return Err(self.unexpected(
+                        &response,
+                        Method::Get,
+                        &format!("the tag list of {name}"),
+                    ))
+                }
             }
-            let page: Value = serde_json::from_slice(&response.body)
-                .with_context(|| format!("registry {} sent an unreadable tag list for {name}", self.host))?;
+            let page: Value = serde_json::from_slice(&response.body).with_context(|| {
+                format!(
+                    "registry {} sent an unreadable tag list for {name}",
+                    self.host
+                )
+            })?;
             if let Some(list) = page.get("tags").and_then(Value::as_array) {
                 tags.extend(list.iter().filter_map(Value::as_str).map(String::from));
             }
@@ -230,7 +260,9 @@ impl Client {
         match response.status {
             200 => {}
             404 => return Ok(None),
-            _ => return Err(self.unexpected(&response, Method::Get, &format!("{name}:{reference}"))),
+            _ => {
+                return Err(self.unexpected(&response, Method::Get, &format!("{name}:{reference}")))
+            }
         }
         let computed = format!("sha256:{}", sha256_hex(&response.body));
         let digest = if reference.starts_with("sha256:") {
@@ -247,14 +279,25 @@ impl Client {
                 _ => computed,
             }
         };
-        let media_type = match response.header("content-type").map(|t| t.split(';').next().unwrap_or("").trim()) {
-            Some(t) if !t.is_empty() && t != "application/json" && t != "application/octet-stream" => t.to_string(),
+        let media_type = match response
+            .header("content-type")
+            .map(|t| t.split(';').next().unwrap_or("").trim())
+        {
+            Some(t)
+                if !t.is_empty() && t != "application/json" && t != "application/octet-stream" =>
+            {
+                t.to_string()
+            }
             _ => serde_json::from_slice::<Value>(&response.body)
                 .ok()
                 .and_then(|v| v.get("mediaType").and_then(Value::as_str).map(String::from))
                 .unwrap_or_default(),
         };
-        Ok(Some(Manifest { media_type, digest, bytes: response.body }))
+        Ok(Some(Manifest {
+            media_type,
+            digest,
+            bytes: response.body,
+        }))
     }
 
     /// The digest a tag (or digest) resolves to, without downloading the
@@ -280,7 +323,13 @@ impl Client {
         match response.status {
             200 => {}
             404 => return Ok(None),
-            _ => return Err(self.unexpected(&response, Method::Get, &format!("blob {digest} of {name}"))),
+            _ => {
+                return Err(self.unexpected(
+                    &response,
+                    Method::Get,
+                    &format!("blob {digest} of {name}"),
+                ))
+            }
         }
         let computed = format!("sha256:{}", sha256_hex(&response.body));
         if computed != digest {
@@ -326,7 +375,10 @@ impl Client {
         }
         match link.strip_prefix(&self.base) {
             Some(rest) if rest.starts_with('/') => Ok(rest.to_string()),
-            _ => bail!("registry {} paginated its tag list to another host ({link}); refusing to follow", self.host),
+            _ => bail!(
+                "registry {} paginated its tag list to another host ({link}); refusing to follow",
+                self.host
+            ),
         }
     }
 
@@ -345,15 +397,30 @@ impl Client {
 
     /// Sends a request, answering one authentication challenge if the
     /// registry poses one.
-    fn request(&mut self, method: Method, path: &str, accept: Option<&str>, name: &str) -> Result<Response> {
+    fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        accept: Option<&str>,
+        name: &str,
+    ) -> Result<Response> {
         let url = format!("{}{path}", self.base);
-        let first = self.send(method, &url, accept, self.authorization.clone().as_deref(), None)?;
+        let first = self.send(
+            method,
+            &url,
+            accept,
+            self.authorization.clone().as_deref(),
+            None,
+        )?;
         if first.status != 401 {
             return Ok(first);
         }
-        let challenge = first.headers_named("www-authenticate").filter_map(parse_challenge).find(|c| {
-            c.scheme.eq_ignore_ascii_case("bearer") || c.scheme.eq_ignore_ascii_case("basic")
-        });
+        let challenge = first
+            .headers_named("www-authenticate")
+            .filter_map(parse_challenge)
+            .find(|c| {
+                c.scheme.eq_ignore_ascii_case("bearer") || c.scheme.eq_ignore_ascii_case("basic")
+            });
         let Some(challenge) = challenge else {
             bail!(
                 "registry {} refused the request for {}/{name} (401) without a usable authentication challenge: run `docker login {}`",
@@ -364,9 +431,19 @@ impl Client {
         };
         let authorization = if challenge.scheme.eq_ignore_ascii_case("basic") {
             let Some(credentials) = self.credentials()? else {
-                bail!("registry {} requires credentials for {}/{name} (401): run `docker login {}`", self.host, self.host, self.host);
+                bail!(
+                    "registry {} requires credentials for {}/{name} (401): run `docker login {}`",
+                    self.host,
+                    self.host,
+                    self.host
+                );
             };
-            format!("Basic {}", base64_encode(format!("{}:{}", credentials.username, credentials.secret).as_bytes()))
+            format!(
+                "Basic {}",
+                base64_encode(
+                    format!("{}:{}", credentials.username, credentials.secret).as_bytes()
+                )
+            )
         } else {
             format!("Bearer {}", self.token(&challenge, name)?)
         };
@@ -375,9 +452,18 @@ impl Client {
         if second.status == 401 {
             let has_credentials = self.credentials()?.is_some();
             if has_credentials {
-                bail!("registry refused the credentials for {}/{name} (401): run `docker login {}`", self.host, self.host);
+                bail!(
+                    "registry refused the credentials for {}/{name} (401): run `docker login {}`",
+                    self.host,
+                    self.host
+                );
             }
-            bail!("registry {} requires credentials for {}/{name} (401): run `docker login {}`", self.host, self.host, self.host);
+            bail!(
+                "registry {} requires credentials for {}/{name} (401): run `docker login {}`",
+                self.host,
+                self.host,
+                self.host
+            );
         }
         Ok(second)
     }
@@ -402,16 +488,31 @@ impl Client {
             query.push(format!("scope={}", url_encode(one)));
         }
         let separator = if realm.contains('?') { '&' } else { '?' };
-        let url = if query.is_empty() { realm.clone() } else { format!("{realm}{separator}{}", query.join("&")) };
+        let url = if query.is_empty() {
+            realm.clone()
+        } else {
+            format!("{realm}{separator}{}", query.join("&"))
+        };
         let credentials = self.credentials()?;
         let response = self.send(Method::Get, &url, None, None, credentials.as_ref())?;
         match (response.status, &credentials) {
             (200, _) => {}
             (401 | 403, Some(_)) => {
-                bail!("registry refused the credentials for {}/{name} ({}): run `docker login {}`", self.host, response.status, self.host)
+                bail!(
+                    "registry refused the credentials for {}/{name} ({}): run `docker login {}`",
+                    self.host,
+                    response.status,
+                    self.host
+                )
             }
             (401 | 403, None) => {
-                bail!("registry {} requires credentials for {}/{name} ({}): run `docker login {}`", self.host, self.host, response.status, self.host)
+                bail!(
+                    "registry {} requires credentials for {}/{name} ({}): run `docker login {}`",
+                    self.host,
+                    self.host,
+                    response.status,
+                    self.host
+                )
             }
             _ => bail!(
                 "the token service of registry {} answered {} ({}); cannot authenticate",
@@ -420,8 +521,12 @@ impl Client {
                 response.error_text()
             ),
         }
-        let body: Value = serde_json::from_slice(&response.body)
-            .with_context(|| format!("the token service of registry {} sent an unreadable answer", self.host))?;
+        let body: Value = serde_json::from_slice(&response.body).with_context(|| {
+            format!(
+                "the token service of registry {} sent an unreadable answer",
+                self.host
+            )
+        })?;
         let token = body
             .get("token")
             .or_else(|| body.get("access_token"))
@@ -472,8 +577,12 @@ impl Client {
             let stderr = String::from_utf8_lossy(&output.stderr);
             bail!("{}", curl_failure(&self.host, url, code, &stderr));
         }
-        parse_response(&output.stdout)
-            .with_context(|| format!("registry {} sent a response curl could not make sense of", self.host))
+        parse_response(&output.stdout).with_context(|| {
+            format!(
+                "registry {} sent a response curl could not make sense of",
+                self.host
+            )
+        })
     }
 }
 
@@ -535,7 +644,9 @@ fn curl_config(
     loopback: bool,
 ) -> String {
     let mut config = String::new();
-    let set = |config: &mut String, key: &str, value: &str| config.push_str(&format!("{key} = {}\n", curl_quote(value)));
+    let set = |config: &mut String, key: &str, value: &str| {
+        config.push_str(&format!("{key} = {}\n", curl_quote(value)))
+    };
     set(&mut config, "url", url);
     set(&mut config, "connect-timeout", &CONNECT_TIMEOUT.to_string());
     set(&mut config, "max-time", &MAX_TIME.to_string());
@@ -564,10 +675,18 @@ fn curl_config(
         set(&mut config, "header", &format!("Accept: {accept}"));
     }
     if let Some(authorization) = authorization {
-        set(&mut config, "header", &format!("Authorization: {authorization}"));
+        set(
+            &mut config,
+            "header",
+            &format!("Authorization: {authorization}"),
+        );
     }
     if let Some(credentials) = basic {
-        set(&mut config, "user", &format!("{}:{}", credentials.username, credentials.secret));
+        set(
+            &mut config,
+            "user",
+            &format!("{}:{}", credentials.username, credentials.secret),
+        );
     }
     config.push_str("silent\nshow-error\n");
     config
@@ -594,7 +713,12 @@ fn curl_quote(value: &str) -> String {
 /// One line for a request curl could not complete. Never includes the URL's
 /// query (token requests carry scopes, not secrets, but keep it short).
 fn curl_failure(host: &str, url: &str, code: i32, stderr: &str) -> String {
-    let detail = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let detail = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     let detail = detail.split_once(") ").map_or(detail, |(_, rest)| rest);
     let lower = detail.to_ascii_lowercase();
     let target = url.split('?').next().unwrap_or(url);
@@ -648,7 +772,11 @@ fn parse_response(output: &[u8]) -> Result<Response> {
             .filter_map(|line| line.split_once(':'))
             .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
             .collect();
-        return Ok(Response { status, headers, body: body.to_vec() });
+        return Ok(Response {
+            status,
+            headers,
+            body: body.to_vec(),
+        });
     }
 }
 
@@ -669,7 +797,12 @@ fn parse_challenge(header: &str) -> Option<Challenge> {
         while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
             chars.next();
         }
-        let key: String = chars.by_ref().take_while(|c| *c != '=').collect::<String>().trim().to_ascii_lowercase();
+        let key: String = chars
+            .by_ref()
+            .take_while(|c| *c != '=')
+            .collect::<String>()
+            .trim()
+            .to_ascii_lowercase();
         if key.is_empty() {
             break;
         }
@@ -695,7 +828,10 @@ fn parse_challenge(header: &str) -> Option<Challenge> {
         }
         params.insert(key, value);
     }
-    Some(Challenge { scheme: scheme.to_string(), params })
+    Some(Challenge {
+        scheme: scheme.to_string(),
+        params,
+    })
 }
 
 /// The target of a `Link: <...>; rel="next"` header.
@@ -727,20 +863,27 @@ fn url_encode(text: &str) -> String {
 fn docker_config_path() -> Option<PathBuf> {
     match std::env::var_os("DOCKER_CONFIG") {
         Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir).join("config.json")),
-        _ => std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker").join("config.json")),
+        _ => std::env::var_os("HOME")
+            .map(|home| PathBuf::from(home).join(".docker").join("config.json")),
     }
 }
 
 /// The credentials for a registry from the docker config, as `docker` finds them.
 fn load_credentials(key: &str, host: &str) -> Result<Option<Credentials>> {
-    let Some(path) = docker_config_path() else { return Ok(None) };
+    let Some(path) = docker_config_path() else {
+        return Ok(None);
+    };
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(err) => bail!("cannot read the docker config {}: {err}", path.display()),
     };
-    let config: Value = serde_json::from_str(&text)
-        .with_context(|| format!("the docker config {} is not valid JSON; fix or remove it", path.display()))?;
+    let config: Value = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "the docker config {} is not valid JSON; fix or remove it",
+            path.display()
+        )
+    })?;
     credentials_from_config(&config, key, host, &run_credential_helper)
 }
 
@@ -757,8 +900,16 @@ fn credentials_from_config(
     let cred_helper = config
         .get("credHelpers")
         .and_then(Value::as_object)
-        .and_then(|helpers| helpers.iter().find(|(k, _)| matches(k)).and_then(|(_, v)| v.as_str()));
-    let store = config.get("credsStore").and_then(Value::as_str).filter(|s| !s.is_empty());
+        .and_then(|helpers| {
+            helpers
+                .iter()
+                .find(|(k, _)| matches(k))
+                .and_then(|(_, v)| v.as_str())
+        });
+    let store = config
+        .get("credsStore")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
     if let Some(name) = cred_helper.or(store) {
         if let Some(found) = helper(name, key, host)? {
             return Ok(Some(found));
@@ -769,7 +920,11 @@ fn credentials_from_config(
         .and_then(Value::as_object)
         .and_then(|auths| auths.iter().find(|(k, _)| matches(k)).map(|(_, v)| v));
     let Some(entry) = entry else { return Ok(None) };
-    if let Some(auth) = entry.get("auth").and_then(Value::as_str).filter(|a| !a.is_empty()) {
+    if let Some(auth) = entry
+        .get("auth")
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())
+    {
         let decoded = base64_decode(auth)
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok())
@@ -777,12 +932,18 @@ fn credentials_from_config(
         let (username, secret) = decoded.split_once(':').ok_or_else(|| {
             anyhow!("the docker config entry for {host} has an auth value without ':': run `docker login {host}` again")
         })?;
-        return Ok(Some(Credentials { username: username.to_string(), secret: secret.to_string() }));
+        return Ok(Some(Credentials {
+            username: username.to_string(),
+            secret: secret.to_string(),
+        }));
     }
     let username = entry.get("username").and_then(Value::as_str);
     let password = entry.get("password").and_then(Value::as_str);
     if let (Some(username), Some(password)) = (username, password) {
-        return Ok(Some(Credentials { username: username.to_string(), secret: password.to_string() }));
+        return Ok(Some(Credentials {
+            username: username.to_string(),
+            secret: password.to_string(),
+        }));
     }
     Ok(None)
 }
@@ -790,13 +951,20 @@ fn credentials_from_config(
 /// `https://index.docker.io/v1/` → `index.docker.io`; `127.0.0.1:5000` stays.
 fn normalize_registry_key(key: &str) -> String {
     let key = key.trim();
-    let key = key.strip_prefix("https://").or_else(|| key.strip_prefix("http://")).unwrap_or(key);
+    let key = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
     key.split('/').next().unwrap_or(key).to_ascii_lowercase()
 }
 
 /// Asks `docker-credential-NAME get` for the credentials of a registry.
 fn run_credential_helper(name: &str, key: &str, host: &str) -> Result<Option<Credentials>> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
         bail!("the docker config names a malformed credential helper {name:?}; fix credsStore/credHelpers");
     }
     let program = format!("docker-credential-{name}");
@@ -815,11 +983,16 @@ fn run_credential_helper(name: &str, key: &str, host: &str) -> Result<Option<Cre
     };
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
-        if stdout.contains("credentials not found") || String::from_utf8_lossy(&output.stderr).contains("credentials not found") {
+        if stdout.contains("credentials not found")
+            || String::from_utf8_lossy(&output.stderr).contains("credentials not found")
+        {
             return Ok(None);
         }
         // The helper's output may echo secrets; say only that it failed.
-        bail!("credential helper {program} failed for {host} (exit {}): run `docker login {host}`", output.status.code().unwrap_or(-1));
+        bail!(
+            "credential helper {program} failed for {host} (exit {}): run `docker login {host}`",
+            output.status.code().unwrap_or(-1)
+        );
     }
     let answer: Value = serde_json::from_str(&stdout)
         .map_err(|_| anyhow!("credential helper {program} sent an unreadable answer for {host}"))?;
@@ -834,7 +1007,10 @@ fn run_credential_helper(name: &str, key: &str, host: &str) -> Result<Option<Cre
              log in with a username and password or access token (`docker login {host}`)"
         );
     }
-    Ok(Some(Credentials { username: username.to_string(), secret: secret.to_string() }))
+    Ok(Some(Credentials {
+        username: username.to_string(),
+        secret: secret.to_string(),
+    }))
 }
 
 const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -843,7 +1019,10 @@ const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 pub fn base64_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(BASE64[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -869,7 +1048,10 @@ pub fn base64_decode(text: &str) -> Result<Vec<u8>> {
         if padding {
             bail!("malformed base64: data after padding");
         }
-        let value = BASE64.iter().position(|b| *b == c).ok_or_else(|| anyhow!("malformed base64: unexpected {:?}", c as char))?;
+        let value = BASE64
+            .iter()
+            .position(|b| *b == c)
+            .ok_or_else(|| anyhow!("malformed base64: unexpected {:?}", c as char))?;
         buffer = (buffer << 6) | value as u32;
         bits += 6;
         if bits >= 8 {
@@ -887,17 +1069,21 @@ pub fn base64_decode(text: &str) -> Result<Vec<u8>> {
 /// SHA-256 (FIPS 180-4) of some bytes, as lowercase hex.
 pub fn sha256_hex(data: &[u8]) -> String {
     const K: [u32; 64] = [
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
-        0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
-        0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
-        0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
-        0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
-        0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
-        0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
         0xc67178f2,
     ];
-    let mut h: [u32; 8] =
-        [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+    let mut h: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+        0x5be0cd19,
+    ];
     let mut message = data.to_vec();
     let bit_len = (data.len() as u64).wrapping_mul(8);
     message.push(0x80);
@@ -913,13 +1099,20 @@ pub fn sha256_hex(data: &[u8]) -> String {
         for i in 16..64 {
             let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
             let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
-            w[i] = w[i - 16].wrapping_add(s0).wrapping_add(w[i - 7]).wrapping_add(s1);
+            w[i] = w[i - 16]
+                .wrapping_add(s0)
+                .wrapping_add(w[i - 7])
+                .wrapping_add(s1);
         }
         let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
         for i in 0..64 {
             let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
             let ch = (e & f) ^ (!e & g);
-            let t1 = hh.wrapping_add(s1).wrapping_add(ch).wrapping_add(K[i]).wrapping_add(w[i]);
+            let t1 = hh
+                .wrapping_add(s1)
+                .wrapping_add(ch)
+                .wrapping_add(K[i])
+                .wrapping_add(w[i]);
             let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
             let maj = (a & b) ^ (a & c) ^ (b & c);
             let t2 = s0.wrapping_add(maj);
@@ -945,10 +1138,16 @@ mod tests {
 
     #[test]
     fn sha256_known_vectors() {
-        assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_eq!(
-            sha256_hex(b"abcdbcdecdefdefgefghfghighijhijkijkljklmjklmnklmnolmnopmnopqnopq"),
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            sha256_hex(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
         );
         assert_eq!(
@@ -959,7 +1158,13 @@ mod tests {
 
     #[test]
     fn base64_round_trips_and_rejects() {
-        for (plain, encoded) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("user:p@ss:w0rd", "dXNlcjpwQHNzOncwcmQ=")] {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("user:p@ss:w0rd", "dXNlcjpwQHNzOncwcmQ="),
+        ] {
             assert_eq!(base64_encode(plain.as_bytes()), encoded);
             assert_eq!(base64_decode(encoded).unwrap(), plain.as_bytes());
         }
@@ -978,7 +1183,10 @@ mod tests {
         assert_eq!(c.params["service"], "registry.example");
         assert_eq!(c.params["scope"], "repository:a/b:pull,push");
         let c = parse_challenge(r#"Basic realm="Registry Realm""#).unwrap();
-        assert_eq!((c.scheme.as_str(), c.params["realm"].as_str()), ("Basic", "Registry Realm"));
+        assert_eq!(
+            (c.scheme.as_str(), c.params["realm"].as_str()),
+            ("Basic", "Registry Realm")
+        );
         let c = parse_challenge("Bearer realm=https://x/token, service=x").unwrap();
         assert_eq!(c.params["realm"], "https://x/token");
         assert_eq!(c.params["service"], "x");
@@ -991,7 +1199,8 @@ mod tests {
         assert_eq!(r.status, 200);
         assert_eq!(r.header("docker-content-digest"), Some("sha256:abc"));
         assert_eq!(r.body, b"{\"a\":1}");
-        let r = parse_response(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\n\r\n").unwrap();
+        let r =
+            parse_response(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\n\r\n").unwrap();
         assert_eq!((r.status, r.body.len()), (202, 0));
         let r = parse_response(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n").unwrap();
         assert_eq!(r.status, 404);
@@ -1001,17 +1210,33 @@ mod tests {
             headers: vec![],
             body: br#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#.to_vec(),
         };
-        assert_eq!(r.error_text(), "NAME_UNKNOWN: repository name not known to registry");
+        assert_eq!(
+            r.error_text(),
+            "NAME_UNKNOWN: repository name not known to registry"
+        );
     }
 
     #[test]
     fn link_headers() {
-        assert_eq!(next_link(r#"</v2/a/tags/list?last=b&n=100>; rel="next""#).as_deref(), Some("/v2/a/tags/list?last=b&n=100"));
-        assert_eq!(next_link(r#"<https://r/v2/a/tags/list?last=b>; rel=next"#).as_deref(), Some("https://r/v2/a/tags/list?last=b"));
+        assert_eq!(
+            next_link(r#"</v2/a/tags/list?last=b&n=100>; rel="next""#).as_deref(),
+            Some("/v2/a/tags/list?last=b&n=100")
+        );
+        assert_eq!(
+            next_link(r#"<https://r/v2/a/tags/list?last=b>; rel=next"#).as_deref(),
+            Some("https://r/v2/a/tags/list?last=b")
+        );
         assert_eq!(next_link(r#"</x>; rel="prev""#), None);
         let client = Client::new("127.0.0.1:5000");
-        assert_eq!(client.same_registry_path("http://127.0.0.1:5000/v2/x").unwrap(), "/v2/x");
-        assert!(client.same_registry_path("http://evil.example/v2/x").is_err());
+        assert_eq!(
+            client
+                .same_registry_path("http://127.0.0.1:5000/v2/x")
+                .unwrap(),
+            "/v2/x"
+        );
+        assert!(client
+            .same_registry_path("http://evil.example/v2/x")
+            .is_err());
     }
 
     #[test]
@@ -1020,10 +1245,22 @@ mod tests {
         assert_eq!(Client::new("localhost:5000").base, "http://localhost:5000");
         assert_eq!(Client::new("localhost").base, "http://localhost");
         assert_eq!(Client::new("ghcr.io").base, "https://ghcr.io");
-        assert_eq!(Client::new("registry.example:443").base, "https://registry.example:443");
-        assert_eq!(Client::new("docker.io").base, "https://registry-1.docker.io");
-        assert_eq!(split_repository("127.0.0.1:5000/a/b").unwrap(), ("127.0.0.1:5000".into(), "a/b".into()));
-        assert_eq!(split_repository("docker.io/alpine").unwrap(), ("docker.io".into(), "library/alpine".into()));
+        assert_eq!(
+            Client::new("registry.example:443").base,
+            "https://registry.example:443"
+        );
+        assert_eq!(
+            Client::new("docker.io").base,
+            "https://registry-1.docker.io"
+        );
+        assert_eq!(
+            split_repository("127.0.0.1:5000/a/b").unwrap(),
+            ("127.0.0.1:5000".into(), "a/b".into())
+        );
+        assert_eq!(
+            split_repository("docker.io/alpine").unwrap(),
+            ("docker.io".into(), "library/alpine".into())
+        );
         assert!(split_repository("beacon").is_err());
         assert!(split_repository("acme/beacon").is_err());
         assert!(split_repository("127.0.0.1:5000/Beacon").is_err());
@@ -1031,12 +1268,29 @@ mod tests {
 
     #[test]
     fn curl_config_quotes_and_carries_secrets_only_inside() {
-        let credentials = Credentials { username: "u".into(), secret: "p\"a\\ss\nword".into() };
-        let config = curl_config(Method::Get, "https://r/token?scope=x", None, None, Some(&credentials), false);
+        let credentials = Credentials {
+            username: "u".into(),
+            secret: "p\"a\\ss\nword".into(),
+        };
+        let config = curl_config(
+            Method::Get,
+            "https://r/token?scope=x",
+            None,
+            None,
+            Some(&credentials),
+            false,
+        );
         assert!(config.contains(r#"user = "u:p\"a\\ss\nword""#), "{config}");
         assert!(config.contains("location\n"));
         assert!(!config.contains("noproxy"));
-        let config = curl_config(Method::Head, "http://127.0.0.1:5000/v2/", Some("a/b"), Some("Bearer t"), None, true);
+        let config = curl_config(
+            Method::Head,
+            "http://127.0.0.1:5000/v2/",
+            Some("a/b"),
+            Some("Bearer t"),
+            None,
+            true,
+        );
         assert!(config.contains("head\n") && !config.contains("dump-header"));
         assert!(config.contains(r#"header = "Authorization: Bearer t""#));
         assert!(config.contains(r#"header = "Accept: a/b""#));
@@ -1050,10 +1304,26 @@ mod tests {
     fn curl_failures_are_one_clear_line() {
         let m = curl_failure("127.0.0.1:5999", "http://127.0.0.1:5999/v2/x", 7, "curl: (7) Failed to connect to 127.0.0.1 port 5999 after 0 ms: Couldn't connect to server\n");
         assert_eq!(m, "cannot reach registry 127.0.0.1:5999: connection refused; check --registry and that the registry is running");
-        let m = curl_failure("nope.invalid", "https://nope.invalid/v2/", 6, "curl: (6) Could not resolve host: nope.invalid");
-        assert!(m.starts_with("cannot reach registry nope.invalid: could not resolve"), "{m}");
-        let m = curl_failure("r.example", "https://r.example/v2/", 60, "curl: (60) SSL certificate problem: self-signed certificate");
-        assert!(m.contains("TLS failed (SSL certificate problem: self-signed certificate)"), "{m}");
+        let m = curl_failure(
+            "nope.invalid",
+            "https://nope.invalid/v2/",
+            6,
+            "curl: (6) Could not resolve host: nope.invalid",
+        );
+        assert!(
+            m.starts_with("cannot reach registry nope.invalid: could not resolve"),
+            "{m}"
+        );
+        let m = curl_failure(
+            "r.example",
+            "https://r.example/v2/",
+            60,
+            "curl: (60) SSL certificate problem: self-signed certificate",
+        );
+        assert!(
+            m.contains("TLS failed (SSL certificate problem: self-signed certificate)"),
+            "{m}"
+        );
         assert!(!m.contains('\n'));
     }
 
@@ -1069,33 +1339,82 @@ mod tests {
                 "broken.example": { "auth": "%%%" }
             }
         });
-        let found = credentials_from_config(&config, "127.0.0.1:5000", "127.0.0.1:5000", &none).unwrap().unwrap();
-        assert_eq!((found.username.as_str(), found.secret.as_str()), ("alice", "s3cr:et"));
-        let hub = credentials_from_config(&config, "https://index.docker.io/v1/", "docker.io", &none).unwrap().unwrap();
+        let found = credentials_from_config(&config, "127.0.0.1:5000", "127.0.0.1:5000", &none)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (found.username.as_str(), found.secret.as_str()),
+            ("alice", "s3cr:et")
+        );
+        let hub =
+            credentials_from_config(&config, "https://index.docker.io/v1/", "docker.io", &none)
+                .unwrap()
+                .unwrap();
         assert_eq!(hub.username, "bob");
-        assert_eq!(credentials_from_config(&config, "other.example", "other.example", &none).unwrap(), None);
-        assert_eq!(credentials_from_config(&config, "missing.example", "missing.example", &none).unwrap(), None);
-        assert_eq!(credentials_from_config(&config, "plain.example", "plain.example", &none).unwrap().unwrap().secret, "pw");
-        let err = credentials_from_config(&config, "broken.example", "broken.example", &none).unwrap_err().to_string();
-        assert!(err.contains("malformed auth value") && err.contains("docker login broken.example"), "{err}");
+        assert_eq!(
+            credentials_from_config(&config, "other.example", "other.example", &none).unwrap(),
+            None
+        );
+        assert_eq!(
+            credentials_from_config(&config, "missing.example", "missing.example", &none).unwrap(),
+            None
+        );
+        assert_eq!(
+            credentials_from_config(&config, "plain.example", "plain.example", &none)
+                .unwrap()
+                .unwrap()
+                .secret,
+            "pw"
+        );
+        let err = credentials_from_config(&config, "broken.example", "broken.example", &none)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("malformed auth value") && err.contains("docker login broken.example"),
+            "{err}"
+        );
 
         // credHelpers for the host wins over credsStore, which wins over auths.
         let helper = |name: &str, key: &str, _: &str| -> Result<Option<Credentials>> {
-            Ok(Some(Credentials { username: format!("{name}-user"), secret: key.to_string() }))
+            Ok(Some(Credentials {
+                username: format!("{name}-user"),
+                secret: key.to_string(),
+            }))
         };
         let config: Value = serde_json::json!({
             "credsStore": "desktop",
             "credHelpers": { "ghcr.io": "gh" },
             "auths": { "ghcr.io": { "auth": base64_encode(b"x:y") } }
         });
-        assert_eq!(credentials_from_config(&config, "ghcr.io", "ghcr.io", &helper).unwrap().unwrap().username, "gh-user");
-        assert_eq!(credentials_from_config(&config, "r.example", "r.example", &helper).unwrap().unwrap().username, "desktop-user");
+        assert_eq!(
+            credentials_from_config(&config, "ghcr.io", "ghcr.io", &helper)
+                .unwrap()
+                .unwrap()
+                .username,
+            "gh-user"
+        );
+        assert_eq!(
+            credentials_from_config(&config, "r.example", "r.example", &helper)
+                .unwrap()
+                .unwrap()
+                .username,
+            "desktop-user"
+        );
         // A helper that knows nothing falls back to auths.
-        assert_eq!(credentials_from_config(&config, "ghcr.io", "ghcr.io", &none).unwrap().unwrap().username, "x");
+        assert_eq!(
+            credentials_from_config(&config, "ghcr.io", "ghcr.io", &none)
+                .unwrap()
+                .unwrap()
+                .username,
+            "x"
+        );
     }
 
     #[test]
     fn url_encoding() {
-        assert_eq!(url_encode("repository:a/b:pull,push"), "repository%3Aa%2Fb%3Apull%2Cpush");
+        assert_eq!(
+            url_encode("repository:a/b:pull,push"),
+            "repository%3Aa%2Fb%3Apull%2Cpush"
+        );
     }
 }

@@ -51,7 +51,10 @@ pub fn print_dry_run(plan: &Plan, json: bool) -> Result<()> {
     let checks: Vec<String> = plan.preflight.iter().map(|r| format!("{r:?}")).collect();
     println!("# checks first: {}", checks.join(", "));
     if !plan.must_not_exist.is_empty() {
-        println!("# refuses if any of these tags exists: {}", plan.must_not_exist.join(" "));
+        println!(
+            "# refuses if any of these tags exists: {}",
+            plan.must_not_exist.join(" ")
+        );
     }
     for command in render::all(plan) {
         println!("{}", command.display());
@@ -102,7 +105,12 @@ pub fn execute(plan: &Plan) -> Result<RunResult> {
         sign_all(plan, &mut results)?;
         tag_all(plan, &mut results)?;
     }
-    Ok(RunResult { mode: plan.mode, repository: plan.repository.clone(), build_seconds, variants: results })
+    Ok(RunResult {
+        mode: plan.mode,
+        repository: plan.repository.clone(),
+        build_seconds,
+        variants: results,
+    })
 }
 
 /// Runs the bake and returns each variant's digest from the metadata file.
@@ -114,20 +122,32 @@ fn build(plan: &Plan) -> Result<BTreeMap<String, String>> {
     // A stale file from an earlier run must not pass for this run's result.
     let _ = std::fs::remove_file(&metadata_path);
     let invocation = render::build(plan);
-    eprintln!("+ {}", invocation.display().lines().next().unwrap_or_default());
+    eprintln!(
+        "+ {}",
+        invocation.display().lines().next().unwrap_or_default()
+    );
     let (ok, log) = stream(&invocation, &root)?;
     if !ok {
         let failed = failed_variants(&log, &plan.variant_names());
-        let which = if failed.is_empty() { "one or more variants".to_string() } else { format!("variant(s) {}", failed.join(", ")) };
+        let which = if failed.is_empty() {
+            "one or more variants".to_string()
+        } else {
+            format!("variant(s) {}", failed.join(", "))
+        };
         let consequence = match plan.output {
             Output::Load => "other variants may have been loaded into the engine",
             Output::PushByDigest(_) => "no tag of any variant was moved",
         };
         bail!("the build failed for {which} (see the buildx output above); {consequence}");
     }
-    let text = std::fs::read_to_string(&metadata_path)
-        .with_context(|| format!("buildx wrote no metadata file at {}", metadata_path.display()))?;
-    let metadata: Value = serde_json::from_str(&text).context("buildx wrote an unreadable metadata file")?;
+    let text = std::fs::read_to_string(&metadata_path).with_context(|| {
+        format!(
+            "buildx wrote no metadata file at {}",
+            metadata_path.display()
+        )
+    })?;
+    let metadata: Value =
+        serde_json::from_str(&text).context("buildx wrote an unreadable metadata file")?;
     let mut digests = BTreeMap::new();
     for variant in plan.variant_names() {
         let digest = metadata
@@ -143,11 +163,16 @@ fn build(plan: &Plan) -> Result<BTreeMap<String, String>> {
 /// Runs a long-lived command, echoing its output to stderr as it comes and
 /// keeping it for diagnosis. Returns (succeeded, output).
 pub fn stream(invocation: &Invocation, dir: &std::path::Path) -> Result<(bool, String)> {
-    let mut expression = duct::cmd(&invocation.program, &invocation.args).dir(dir).stderr_to_stdout().unchecked();
+    let mut expression = duct::cmd(&invocation.program, &invocation.args)
+        .dir(dir)
+        .stderr_to_stdout()
+        .unchecked();
     if let Some(stdin) = &invocation.stdin {
         expression = expression.stdin_bytes(stdin.as_bytes().to_vec());
     }
-    let reader = expression.reader().with_context(|| format!("cannot start {}", invocation.program))?;
+    let reader = expression
+        .reader()
+        .with_context(|| format!("cannot start {}", invocation.program))?;
     let mut log = String::new();
     let mut lines = BufReader::new(&reader);
     let mut line = String::new();
@@ -156,7 +181,10 @@ pub fn stream(invocation: &Invocation, dir: &std::path::Path) -> Result<(bool, S
         log.push_str(&line);
         line.clear();
     }
-    let status = reader.try_wait()?.map(|output| output.status.success()).unwrap_or(false);
+    let status = reader
+        .try_wait()?
+        .map(|output| output.status.success())
+        .unwrap_or(false);
     Ok((status, log))
 }
 
@@ -169,7 +197,11 @@ pub fn failed_variants(log: &str, variants: &[&str]) -> Vec<String> {
             .split_once("target ")
             .filter(|_| line.contains("ERROR"))
             .map(|(_, rest)| rest.split(':').next().unwrap_or_default().trim())
-            .or_else(|| line.trim_start().strip_prefix("> [").and_then(|rest| rest.split_whitespace().next()));
+            .or_else(|| {
+                line.trim_start()
+                    .strip_prefix("> [")
+                    .and_then(|rest| rest.split_whitespace().next())
+            });
         if let Some(name) = named.map(|n| n.trim_end_matches(']')) {
             if variants.contains(&name) && !failed.iter().any(|f| f == name) {
                 failed.push(name.to_string());
@@ -181,10 +213,18 @@ pub fn failed_variants(log: &str, variants: &[&str]) -> Vec<String> {
 
 pub fn run_one(invocation: &Invocation) -> Result<()> {
     eprintln!("+ {}", invocation.display());
-    let output = duct::cmd(&invocation.program, &invocation.args).stderr_to_stdout().stdout_capture().unchecked().run()?;
+    let output = duct::cmd(&invocation.program, &invocation.args)
+        .stderr_to_stdout()
+        .stdout_capture()
+        .unchecked()
+        .run()?;
     let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
-        bail!("{} failed: {}", invocation.program, text.lines().last().unwrap_or("no output").trim());
+        bail!(
+            "{} failed: {}",
+            invocation.program,
+            text.lines().last().unwrap_or("no output").trim()
+        );
     }
     Ok(())
 }
@@ -199,7 +239,11 @@ fn push_archives(plan: &Plan, results: &mut [VariantResult]) -> Result<()> {
             eprintln!("+ {}", invocation.display());
             let (ok, log) = stream(&invocation, &root)?;
             if !ok {
-                let pushed: Vec<String> = results.iter().filter(|r| r.pushed).map(|r| r.image.clone()).collect();
+                let pushed: Vec<String> = results
+                    .iter()
+                    .filter(|r| r.pushed)
+                    .map(|r| r.image.clone())
+                    .collect();
                 bail!(
                     "pushing {variant} failed ({}); no tag of any variant was moved; already pushed untagged: {}",
                     log.lines().last().unwrap_or("no output").trim(),
@@ -218,7 +262,9 @@ fn sign_all(plan: &Plan, results: &mut [VariantResult]) -> Result<()> {
     }
     let mut failure = None;
     for result in results.iter_mut() {
-        let Some(invocation) = render::sign(plan, &result.variant) else { continue };
+        let Some(invocation) = render::sign(plan, &result.variant) else {
+            continue;
+        };
         match run_one(&invocation.with_digest(&result.variant, &result.digest)) {
             Ok(()) => result.signed = true,
             Err(err) => {
@@ -228,7 +274,11 @@ fn sign_all(plan: &Plan, results: &mut [VariantResult]) -> Result<()> {
         }
     }
     if let Some(err) = failure {
-        let unsigned: Vec<String> = results.iter().filter(|r| !r.signed).map(|r| r.image.clone()).collect();
+        let unsigned: Vec<String> = results
+            .iter()
+            .filter(|r| !r.signed)
+            .map(|r| r.image.clone())
+            .collect();
         bail!(
             "signing failed ({err}); no tag was moved; pushed but unsigned: {}; fix the cause and re-run `cargo xtask sign` on them (or the same release)",
             unsigned.join(" ")
@@ -241,7 +291,10 @@ fn tag_all(plan: &Plan, results: &mut [VariantResult]) -> Result<()> {
     for (variant, result) in plan.variants.iter().zip(results.iter_mut()) {
         let invocation = render::tag(plan, variant).with_digest(&variant.variant, &result.digest);
         run_one(&invocation).with_context(|| {
-            format!("tagging {} failed; the pushed digest is {}", variant.variant, result.image)
+            format!(
+                "tagging {} failed; the pushed digest is {}",
+                variant.variant, result.image
+            )
         })?;
         result.tagged = true;
     }

@@ -7,7 +7,9 @@ use anyhow::{Context as _, Result};
 use crate::exec::RunResult;
 
 fn append(path_var: &str, text: &str) -> Result<()> {
-    let Some(path) = std::env::var_os(path_var) else { return Ok(()) };
+    let Some(path) = std::env::var_os(path_var) else {
+        return Ok(());
+    };
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -38,7 +40,11 @@ pub fn summary(result: &RunResult) -> String {
         result.build_seconds
     );
     for v in &result.variants {
-        let tags: Vec<&str> = v.tags.iter().map(|t| t.rsplit(':').next().unwrap_or(t)).collect();
+        let tags: Vec<&str> = v
+            .tags
+            .iter()
+            .map(|t| t.rsplit(':').next().unwrap_or(t))
+            .collect();
         text.push_str(&format!(
             "| {} | {} | `{}` | {} | {} | {} | {} |\n",
             v.variant,

@@ -10,6 +10,7 @@ mod cache;
 mod ci_image;
 mod cli;
 mod context;
+mod distribution;
 mod exec;
 mod github;
 mod lint;

@@ -8,7 +8,9 @@ use std::str::FromStr;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-const KNOWN_ARCHES: &[&str] = &["amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64"];
+const KNOWN_ARCHES: &[&str] = &[
+    "amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64",
+];
 
 /// A target platform such as `linux/amd64` or `linux/arm/v7`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -21,7 +23,11 @@ pub struct Platform {
 
 impl Platform {
     pub fn linux(arch: &str) -> Platform {
-        Platform { os: "linux".into(), arch: arch.into(), variant: None }
+        Platform {
+            os: "linux".into(),
+            arch: arch.into(),
+            variant: None,
+        }
     }
 
     /// The native Linux platform of this machine: an Apple Silicon Mac builds
@@ -29,7 +35,11 @@ impl Platform {
     pub fn native() -> Platform {
         match std::env::consts::ARCH {
             "aarch64" => Platform::linux("arm64"),
-            "arm" => Platform { os: "linux".into(), arch: "arm".into(), variant: Some("v7".into()) },
+            "arm" => Platform {
+                os: "linux".into(),
+                arch: "arm".into(),
+                variant: Some("v7".into()),
+            },
             "x86" => Platform::linux("386"),
             "powerpc64" => Platform::linux("ppc64le"),
             "s390x" => Platform::linux("s390x"),
@@ -108,7 +118,9 @@ pub fn parse_platforms(text: &str) -> Result<Vec<Platform>> {
 /// Checks a tag against the distribution spec: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
 pub fn validate_tag(tag: &str) -> Result<()> {
     let mut chars = tag.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
     let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if !first_ok || !rest_ok || tag.len() > 128 {
         bail!(
@@ -167,7 +179,8 @@ fn valid_host(host: &str) -> bool {
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         });
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()));
     name_ok && port_ok
 }
 
@@ -176,7 +189,9 @@ pub fn validate_repository(repo: &str) -> Result<()> {
     let hint = "expected [HOST[:PORT]/]PATH in lowercase, such as ghcr.io/acme/beacon or 127.0.0.1:5000/beacon";
     let components: Vec<&str> = repo.split('/').collect();
     let (host, path) = match components.split_first() {
-        Some((first, rest)) if components.len() > 1 && looks_like_host(first) => (Some(*first), rest),
+        Some((first, rest)) if components.len() > 1 && looks_like_host(first) => {
+            (Some(*first), rest)
+        }
         _ => (None, components.as_slice()),
     };
     if let Some(host) = host {
@@ -233,9 +248,12 @@ impl fmt::Display for ImageRef {
 }
 
 pub fn validate_digest(digest: &str) -> Result<()> {
-    let ok = digest
-        .strip_prefix("sha256:")
-        .is_some_and(|hex| hex.len() == 64 && hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
+    let ok = digest.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    });
     if !ok {
         bail!("malformed digest {digest:?}: expected sha256: followed by 64 lowercase hex digits");
     }
@@ -256,7 +274,10 @@ impl FromStr for ImageRef {
         // A ':' after the last '/' separates the tag; one before it is a port.
         let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
         let (repository, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => (&rest[..last_slash + i], Some(rest[last_slash + i + 1..].to_string())),
+            Some(i) => (
+                &rest[..last_slash + i],
+                Some(rest[last_slash + i + 1..].to_string()),
+            ),
             None => (rest, None),
         };
         validate_repository(repository)
@@ -264,7 +285,11 @@ impl FromStr for ImageRef {
         if let Some(tag) = &tag {
             validate_tag(tag)?;
         }
-        Ok(ImageRef { repository: repository.to_string(), tag, digest })
+        Ok(ImageRef {
+            repository: repository.to_string(),
+            tag,
+            digest,
+        })
     }
 }
 
@@ -284,12 +309,31 @@ mod tests {
 
     #[test]
     fn platforms_parse_and_reject() {
-        assert_eq!("linux/arm64".parse::<Platform>().unwrap(), Platform::linux("arm64"));
-        assert_eq!("linux/arm/v7".parse::<Platform>().unwrap().to_string(), "linux/arm/v7");
-        for bad in ["linux", "linux/", "amd64", "windows/amd64", "linux/amd65", "linux/arm/v7/x", ""] {
+        assert_eq!(
+            "linux/arm64".parse::<Platform>().unwrap(),
+            Platform::linux("arm64")
+        );
+        assert_eq!(
+            "linux/arm/v7".parse::<Platform>().unwrap().to_string(),
+            "linux/arm/v7"
+        );
+        for bad in [
+            "linux",
+            "linux/",
+            "amd64",
+            "windows/amd64",
+            "linux/amd65",
+            "linux/arm/v7/x",
+            "",
+        ] {
             assert!(bad.parse::<Platform>().is_err(), "{bad} should be rejected");
         }
-        assert_eq!(parse_platforms("linux/amd64, linux/arm64,linux/amd64").unwrap().len(), 2);
+        assert_eq!(
+            parse_platforms("linux/amd64, linux/arm64,linux/amd64")
+                .unwrap()
+                .len(),
+            2
+        );
         assert_eq!(Platform::linux("amd64").slug(), "linux-amd64");
     }
 
@@ -305,16 +349,37 @@ mod tests {
 
     #[test]
     fn repositories() {
-        for good in ["beacon", "ghcr.io/acme/beacon", "127.0.0.1:5000/beacon", "localhost/beacon", "a/b-c/d__e.f"] {
+        for good in [
+            "beacon",
+            "ghcr.io/acme/beacon",
+            "127.0.0.1:5000/beacon",
+            "localhost/beacon",
+            "a/b-c/d__e.f",
+        ] {
             validate_repository(good).unwrap();
         }
-        for bad in ["Beacon", "ghcr.io/Acme/beacon", "ghcr.io//beacon", "127.0.0.1:port/beacon", "a/b_", "a/-b", "", "a/b:c"] {
-            assert!(validate_repository(bad).is_err(), "{bad} should be rejected");
+        for bad in [
+            "Beacon",
+            "ghcr.io/Acme/beacon",
+            "ghcr.io//beacon",
+            "127.0.0.1:port/beacon",
+            "a/b_",
+            "a/-b",
+            "",
+            "a/b:c",
+        ] {
+            assert!(
+                validate_repository(bad).is_err(),
+                "{bad} should be rejected"
+            );
         }
         validate_registry("ghcr.io/acme").unwrap();
         validate_registry("127.0.0.1:5000").unwrap();
         assert!(validate_registry("http://ghcr.io").is_err());
-        assert!(validate_registry("GHCR.io/acme").is_ok(), "hostnames are case-insensitive");
+        assert!(
+            validate_registry("GHCR.io/acme").is_ok(),
+            "hostnames are case-insensitive"
+        );
     }
 
     #[test]
@@ -334,7 +399,10 @@ mod tests {
 
     #[test]
     fn build_args() {
-        assert_eq!(parse_key_value("A=b=c").unwrap(), ("A".into(), "b=c".into()));
+        assert_eq!(
+            parse_key_value("A=b=c").unwrap(),
+            ("A".into(), "b=c".into())
+        );
         assert!(parse_key_value("=x").is_err());
         assert!(parse_key_value("novalue").is_err());
     }

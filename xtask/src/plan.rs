@@ -93,8 +93,8 @@ pub struct Policy {
     /// Full references (`REPO:TAG`) pointed at the image once everything succeeded.
     pub tags: Vec<String>,
     pub labels: BTreeMap<String, String>,
-    /// Buildx annotation specs (`index,manifest:KEY=VALUE`).
-    pub annotations: Vec<String>,
+    /// OCI annotations set on the image index and on every image manifest.
+    pub annotations: BTreeMap<String, String>,
     pub attestations: Attestations,
     pub cache: CachePlan,
     /// SOURCE_DATE_EPOCH for the build (release: the commit time).
@@ -160,7 +160,10 @@ impl PushVia {
 pub enum Signing {
     None,
     /// `cosign sign --key KEY` (a file, or `env://VAR`, `k8s://...`, a KMS URI).
-    Key { key: String, tlog_upload: bool },
+    Key {
+        key: String,
+        tlog_upload: bool,
+    },
     /// Keyless with the CI's OIDC identity (GitHub Actions).
     Keyless,
 }

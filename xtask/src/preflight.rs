@@ -20,21 +20,26 @@ pub struct BuilderInfo {
 impl BuilderInfo {
     pub fn supports(&self, platform: &Platform) -> bool {
         let wanted = platform.to_string();
-        self.platforms.iter().any(|p| p == &wanted || p.starts_with(&format!("{wanted}/")))
+        self.platforms
+            .iter()
+            .any(|p| p == &wanted || p.starts_with(&format!("{wanted}/")))
     }
 }
 
 /// Finds a program on PATH without running it.
 pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| is_executable(candidate))
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
 }
 
 fn is_executable(path: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        path.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     }
     #[cfg(not(unix))]
     {
@@ -50,7 +55,11 @@ pub fn check_all(requirements: &[Requirement]) -> Result<()> {
 }
 
 fn first_line(text: &str) -> String {
-    text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no output").to_string()
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("no output")
+        .to_string()
 }
 
 pub fn check(requirement: &Requirement) -> Result<()> {
@@ -62,7 +71,10 @@ pub fn check(requirement: &Requirement) -> Result<()> {
             }
         }
         Requirement::Buildx => {
-            let out = cmd!(sh, "docker buildx version").quiet().ignore_status().output()?;
+            let out = cmd!(sh, "docker buildx version")
+                .quiet()
+                .ignore_status()
+                .output()?;
             if !out.status.success() {
                 bail!(
                     "docker buildx is not available ({}): install the buildx plugin (Debian/Ubuntu: apt install docker-buildx; see https://docs.docker.com/go/buildx/)",
@@ -72,7 +84,10 @@ pub fn check(requirement: &Requirement) -> Result<()> {
         }
         Requirement::Engine => {
             let format = "{{.ServerVersion}}";
-            let out = cmd!(sh, "docker info --format {format}").quiet().ignore_status().output()?;
+            let out = cmd!(sh, "docker info --format {format}")
+                .quiet()
+                .ignore_status()
+                .output()?;
             let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
             if !out.status.success() || version.is_empty() {
                 bail!(
@@ -83,7 +98,11 @@ pub fn check(requirement: &Requirement) -> Result<()> {
         }
         Requirement::BuilderPlatforms(platforms) => {
             let builder = builder_info()?;
-            let missing: Vec<String> = platforms.iter().filter(|p| !builder.supports(p)).map(ToString::to_string).collect();
+            let missing: Vec<String> = platforms
+                .iter()
+                .filter(|p| !builder.supports(p))
+                .map(ToString::to_string)
+                .collect();
             if !missing.is_empty() {
                 bail!(
                     "the buildx builder {:?} (driver {}) cannot build {} (it can build: {}): enable QEMU emulation \
@@ -122,7 +141,10 @@ pub fn check(requirement: &Requirement) -> Result<()> {
 /// Reads the current builder's name, driver and platforms.
 pub fn builder_info() -> Result<BuilderInfo> {
     let sh = Shell::new()?;
-    let out = cmd!(sh, "docker buildx inspect").quiet().ignore_status().output()?;
+    let out = cmd!(sh, "docker buildx inspect")
+        .quiet()
+        .ignore_status()
+        .output()?;
     if !out.status.success() {
         bail!(
             "cannot inspect the buildx builder ({}): check `docker buildx ls`",
@@ -133,16 +155,25 @@ pub fn builder_info() -> Result<BuilderInfo> {
 }
 
 fn parse_builder_info(text: &str) -> BuilderInfo {
-    let mut info = BuilderInfo { name: String::new(), driver: String::new(), platforms: Vec::new() };
+    let mut info = BuilderInfo {
+        name: String::new(),
+        driver: String::new(),
+        platforms: Vec::new(),
+    };
     for line in text.lines() {
-        let Some((key, value)) = line.split_once(':') else { continue };
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
         let value = value.trim();
         match key.trim() {
             "Name" if info.name.is_empty() => info.name = value.to_string(),
             "Driver" if info.driver.is_empty() => info.driver = value.to_string(),
-            "Platforms" => {
-                info.platforms.extend(value.split(',').map(|p| p.trim().trim_end_matches('*').to_string()).filter(|p| !p.is_empty()))
-            }
+            "Platforms" => info.platforms.extend(
+                value
+                    .split(',')
+                    .map(|p| p.trim().trim_end_matches('*').to_string())
+                    .filter(|p| !p.is_empty()),
+            ),
             _ => {}
         }
     }

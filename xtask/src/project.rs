@@ -17,21 +17,29 @@ pub fn project_root() -> PathBuf {
 /// `Dockerfile`. Adding a variant is adding a directory.
 pub fn discover_variants(root: &Path) -> Result<Vec<String>> {
     let images = root.join("images");
-    let entries = std::fs::read_dir(&images)
-        .with_context(|| format!("cannot read {}: is this the project checkout?", images.display()))?;
+    let entries = std::fs::read_dir(&images).with_context(|| {
+        format!(
+            "cannot read {}: is this the project checkout?",
+            images.display()
+        )
+    })?;
     let mut variants = Vec::new();
     for entry in entries {
         let entry = entry?;
         if entry.path().join("Dockerfile").is_file() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            crate::names::validate_tag(&name)
-                .with_context(|| format!("image variant directory images/{name} has a name unusable in tags"))?;
+            crate::names::validate_tag(&name).with_context(|| {
+                format!("image variant directory images/{name} has a name unusable in tags")
+            })?;
             variants.push(name);
         }
     }
     variants.sort();
     if variants.is_empty() {
-        bail!("no image variants found: expected images/<variant>/Dockerfile under {}", root.display());
+        bail!(
+            "no image variants found: expected images/<variant>/Dockerfile under {}",
+            root.display()
+        );
     }
     Ok(variants)
 }
@@ -45,7 +53,10 @@ pub fn select_variants(available: &[String], requested: &[String]) -> Result<Vec
     let mut selected = Vec::new();
     for name in requested {
         if !available.contains(name) {
-            bail!("unknown variant {name:?}: valid variants are {} (directories under images/)", available.join(", "));
+            bail!(
+                "unknown variant {name:?}: valid variants are {} (directories under images/)",
+                available.join(", ")
+            );
         }
         if !selected.contains(name) {
             selected.push(name.clone());
@@ -116,11 +127,22 @@ mod tests {
 
     #[test]
     fn selection() {
-        let all: Vec<String> = ["chainguard", "distroless", "ubi9"].map(String::from).to_vec();
+        let all: Vec<String> = ["chainguard", "distroless", "ubi9"]
+            .map(String::from)
+            .to_vec();
         assert_eq!(select_variants(&all, &[]).unwrap(), all);
-        assert_eq!(select_variants(&all, &["ubi9".into(), "ubi9".into()]).unwrap(), vec!["ubi9"]);
-        let err = select_variants(&all, &["alpine".into()]).unwrap_err().to_string();
-        assert!(err.contains("unknown variant \"alpine\"") && err.contains("chainguard, distroless, ubi9"), "{err}");
+        assert_eq!(
+            select_variants(&all, &["ubi9".into(), "ubi9".into()]).unwrap(),
+            vec!["ubi9"]
+        );
+        let err = select_variants(&all, &["alpine".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown variant \"alpine\"")
+                && err.contains("chainguard, distroless, ubi9"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -37,7 +37,9 @@ pub fn recipe(options: &BuildOptions, variant: &str, context: &BuildContext) -> 
     for text in &options.build_args {
         // `VARIANT:KEY=VALUE` applies to one variant only (bases differ per vendor).
         let (scope, pair) = match text.split_once('=') {
-            Some((key, _)) if key.contains(':') => text.split_once(':').map_or((None, text.as_str()), |(s, p)| (Some(s), p)),
+            Some((key, _)) if key.contains(':') => text
+                .split_once(':')
+                .map_or((None, text.as_str()), |(s, p)| (Some(s), p)),
             _ => (None, text.as_str()),
         };
         if scope.is_some_and(|s| s != variant) {

@@ -12,7 +12,10 @@ use clap::Args;
 use crate::cli::BuildOptions;
 use crate::context::{BuildContext, BuildRef, DEFAULT_BRANCH};
 use crate::names;
-use crate::plan::{Attestations, Flavor, Mode, Output, Plan, Policy, PushVia, Requirement, SbomRequest, VariantPlan, LABEL_NS};
+use crate::plan::{
+    Attestations, Flavor, Mode, Output, Plan, Policy, PushVia, Requirement, SbomRequest,
+    VariantPlan, LABEL_NS,
+};
 use crate::preflight::BuilderInfo;
 use crate::{cache, exec, preflight, project, recipe};
 
@@ -32,7 +35,12 @@ pub struct ReleaseImageArgs {
     pub platform: String,
 
     /// The variant that also gets the bare tags (1.2.3, latest, ...); `none` for no bare tags.
-    #[arg(long, env = "DEFAULT_VARIANT", default_value = "chainguard", value_name = "NAME")]
+    #[arg(
+        long,
+        env = "DEFAULT_VARIANT",
+        default_value = "chainguard",
+        value_name = "NAME"
+    )]
     pub default_variant: String,
 
     /// Overwrite version tags that already exist in the registry.
@@ -58,24 +66,45 @@ pub fn run(args: ReleaseImageArgs) -> Result<()> {
     let context = crate::context::gather(&root)?;
     let mut dockerfile_args = BTreeMap::new();
     for variant in &variants {
-        dockerfile_args.insert(variant.clone(), project::global_arg_defaults(&project::read_dockerfile(&root, variant)?));
+        dockerfile_args.insert(
+            variant.clone(),
+            project::global_arg_defaults(&project::read_dockerfile(&root, variant)?),
+        );
     }
     // The builder decides what can be guaranteed; a dry run without an engine plans for an unknown one.
-    let builder = if args.build.dry_run { preflight::builder_info().ok() } else { None };
+    let builder = if args.build.dry_run {
+        preflight::builder_info().ok()
+    } else {
+        None
+    };
     let builder = match builder {
         Some(builder) => Some(builder),
         None if args.build.dry_run => None,
         None => {
-            preflight::check_all(&[Requirement::Docker, Requirement::Buildx, Requirement::Engine])?;
+            preflight::check_all(&[
+                Requirement::Docker,
+                Requirement::Buildx,
+                Requirement::Engine,
+            ])?;
             Some(preflight::builder_info()?)
         }
     };
-    let plan = plan(&ReleaseInputs { args: &args, variants: &variants, context: &context, builder: builder.as_ref(), dockerfile_args: &dockerfile_args })?;
+    let plan = plan(&ReleaseInputs {
+        args: &args,
+        available: &available,
+        variants: &variants,
+        context: &context,
+        builder: builder.as_ref(),
+        dockerfile_args: &dockerfile_args,
+    })?;
     exec::run_plan(&plan, &args.build)
 }
 
 pub struct ReleaseInputs<'a> {
     pub args: &'a ReleaseImageArgs,
+    /// Every variant under images/ (the default variant must be one of them).
+    pub available: &'a [String],
+    /// The variants to release.
     pub variants: &'a [String],
     pub context: &'a BuildContext,
     pub builder: Option<&'a BuilderInfo>,
@@ -96,7 +125,12 @@ pub fn parse_release_tag(tag: &str) -> Option<Version> {
     let text = tag.strip_prefix('v')?;
     let text = text.split_once('+').map_or(text, |(core, _build)| core);
     let (core, prerelease) = match text.split_once('-') {
-        Some((core, pre)) if !pre.is_empty() && pre.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') => {
+        Some((core, pre))
+            if !pre.is_empty()
+                && pre
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') =>
+        {
             (core, Some(pre.to_string()))
         }
         Some(_) => return None,
@@ -104,16 +138,30 @@ pub fn parse_release_tag(tag: &str) -> Option<Version> {
     };
     let numbers: Vec<u64> = core
         .split('.')
-        .map(|n| if n.is_empty() || (n.len() > 1 && n.starts_with('0')) { None } else { n.parse().ok() })
+        .map(|n| {
+            if n.is_empty() || (n.len() > 1 && n.starts_with('0')) {
+                None
+            } else {
+                n.parse().ok()
+            }
+        })
         .collect::<Option<_>>()?;
     match numbers.as_slice() {
-        [major, minor, patch] => Some(Version { major: *major, minor: *minor, patch: *patch, prerelease }),
+        [major, minor, patch] => Some(Version {
+            major: *major,
+            minor: *minor,
+            patch: *patch,
+            prerelease,
+        }),
         _ => None,
     }
 }
 
 /// Tags before variant qualification: (all tags, the immutable ones among them).
-pub fn base_tags(context: &BuildContext, allow_any_ref: bool) -> Result<(Vec<String>, Vec<String>)> {
+pub fn base_tags(
+    context: &BuildContext,
+    allow_any_ref: bool,
+) -> Result<(Vec<String>, Vec<String>)> {
     let sha = format!("sha-{}", context.short_revision());
     match context.build_ref() {
         BuildRef::Tag(tag) => match parse_release_tag(&tag) {
@@ -169,8 +217,20 @@ pub fn base_tags(context: &BuildContext, allow_any_ref: bool) -> Result<(Vec<Str
 }
 
 fn slug(text: &str) -> String {
-    let slug: String = text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c.to_ascii_lowercase() } else { '-' }).collect();
-    slug.trim_matches(|c| c == '-' || c == '.').chars().take(100).collect()
+    let slug: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    slug.trim_matches(|c| c == '-' || c == '.')
+        .chars()
+        .take(100)
+        .collect()
 }
 
 /// Every tag qualified by variant (`1.2.3-ubi9`); the default variant also gets the bare ones.
@@ -201,7 +261,12 @@ pub fn rfc3339(epoch: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", seconds / 3600, seconds % 3600 / 60, seconds % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        seconds / 3600,
+        seconds % 3600 / 60,
+        seconds % 60
+    )
 }
 
 /// The release plan: a pure function of its inputs. Refusals happen here,
@@ -215,17 +280,21 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
         bail!("the working tree has uncommitted or untracked changes: commit or stash them (`git status`); a release must be reproducible from its commit");
     }
     let platforms = names::parse_platforms(&args.platform)?;
-    if args.default_variant != "none" && !inputs.variants.is_empty() {
-        let all: Vec<String> = inputs.dockerfile_args.keys().cloned().collect();
-        if !all.contains(&args.default_variant) && !inputs.variants.contains(&args.default_variant) {
-            bail!("unknown --default-variant {:?}: valid variants are {} (or none)", args.default_variant, inputs.variants.join(", "));
-        }
+    if args.default_variant != "none" && !inputs.available.contains(&args.default_variant) {
+        bail!(
+            "unknown --default-variant {:?}: valid variants are {} (or none)",
+            args.default_variant,
+            inputs.available.join(", ")
+        );
     }
     let (tags, immutable) = base_tags(context, args.allow_any_ref)?;
     let signing = args.signing.resolve(context)?;
     let repository = recipe::repository(&args.build, context)?;
     let build_ref = context.build_ref();
-    let backend = args.build.cache.unwrap_or_else(|| cache::default_backend(context.ci.github_actions));
+    let backend = args
+        .build
+        .cache
+        .unwrap_or_else(|| cache::default_backend(context.ci.github_actions));
     let version = match &build_ref {
         BuildRef::Tag(tag) => tag.trim_start_matches('v').to_string(),
         _ => tags.first().cloned().unwrap_or_default(),
@@ -242,16 +311,34 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
     let mut plans = Vec::new();
     for variant in inputs.variants {
         let recipe = recipe::recipe(&args.build, variant, context)?;
-        let defaults = inputs.dockerfile_args.get(variant).cloned().unwrap_or_default();
-        let effective = |name: &str| recipe.build_args.get(name).or_else(|| defaults.get(name)).cloned();
-        for name in defaults.keys().chain(recipe.build_args.keys()).filter(|n| is_image_arg(n)) {
+        let defaults = inputs
+            .dockerfile_args
+            .get(variant)
+            .cloned()
+            .unwrap_or_default();
+        let effective = |name: &str| {
+            recipe
+                .build_args
+                .get(name)
+                .or_else(|| defaults.get(name))
+                .cloned()
+        };
+        for name in defaults
+            .keys()
+            .chain(recipe.build_args.keys())
+            .filter(|n| is_image_arg(n))
+        {
             let value = effective(name).unwrap_or_default();
             if !value.contains("@sha256:") {
                 bail!("{name}={value} is not pinned by digest: a release needs every image as NAME:TAG@sha256:DIGEST (variant {variant})");
             }
         }
         let base = effective("PRODUCTION_BASE").unwrap_or_default();
-        let (base_name, base_digest) = base.split_once('@').map_or((base.clone(), String::new()), |(n, d)| (n.to_string(), d.to_string()));
+        let (base_name, base_digest) = base
+            .split_once('@')
+            .map_or((base.clone(), String::new()), |(n, d)| {
+                (n.to_string(), d.to_string())
+            });
         let variant_tags = qualify(&tags, variant, &args.default_variant);
         for tag in &variant_tags {
             names::validate_tag(tag)?;
@@ -260,7 +347,9 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
             }
         }
         must_not_exist.extend(
-            qualify(&immutable, variant, &args.default_variant).into_iter().map(|t| format!("{repository}:{t}")),
+            qualify(&immutable, variant, &args.default_variant)
+                .into_iter()
+                .map(|t| format!("{repository}:{t}")),
         );
         let oci = BTreeMap::from([
             ("title", format!("beacon ({variant})")),
@@ -274,20 +363,33 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
             ("base.name", base_name),
             ("base.digest", base_digest),
         ]);
-        let mut labels: BTreeMap<String, String> =
-            oci.iter().map(|(k, v)| (format!("org.opencontainers.image.{k}"), v.clone())).collect();
-        labels.insert(format!("{LABEL_NS}.flavor"), Flavor::Production.as_str().into());
+        let mut labels: BTreeMap<String, String> = oci
+            .iter()
+            .map(|(k, v)| (format!("org.opencontainers.image.{k}"), v.clone()))
+            .collect();
+        labels.insert(
+            format!("{LABEL_NS}.flavor"),
+            Flavor::Production.as_str().into(),
+        );
         labels.insert(format!("{LABEL_NS}.variant"), variant.clone());
-        let annotations = oci.iter().map(|(k, v)| format!("index,manifest:org.opencontainers.image.{k}={v}")).collect();
+        let annotations = oci
+            .iter()
+            .map(|(k, v)| (format!("org.opencontainers.image.{k}"), v.clone()))
+            .collect();
         let policy = Policy {
             flavor: Flavor::Production,
             platforms: platforms.clone(),
-            tags: variant_tags.iter().map(|t| format!("{repository}:{t}")).collect(),
+            tags: variant_tags
+                .iter()
+                .map(|t| format!("{repository}:{t}"))
+                .collect(),
             labels,
             annotations,
             attestations: Attestations {
                 provenance: Some("max".into()),
-                sbom: Some(SbomRequest { generator: Some(args.sbom_generator.clone()) }),
+                sbom: Some(SbomRequest {
+                    generator: Some(args.sbom_generator.clone()),
+                }),
             },
             cache: cache::plan(&cache::CacheInputs {
                 backend,
@@ -301,7 +403,11 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
             source_date_epoch: Some(context.git.commit_time),
             rewrite_timestamp,
         };
-        plans.push(VariantPlan { variant: variant.clone(), recipe, policy });
+        plans.push(VariantPlan {
+            variant: variant.clone(),
+            recipe,
+            policy,
+        });
     }
     if args.force {
         must_not_exist.clear();

@@ -18,19 +18,34 @@ pub struct Invocation {
 
 impl Invocation {
     fn new(program: &str, args: Vec<String>) -> Invocation {
-        Invocation { program: program.to_string(), args, stdin: None }
+        Invocation {
+            program: program.to_string(),
+            args,
+            stdin: None,
+        }
     }
 
     /// Copy with every `<digest:VARIANT>` placeholder replaced.
     pub fn with_digest(&self, variant: &str, digest: &str) -> Invocation {
         let placeholder = digest_placeholder(variant);
-        let args = self.args.iter().map(|a| a.replace(&placeholder, digest)).collect();
-        Invocation { args, ..self.clone() }
+        let args = self
+            .args
+            .iter()
+            .map(|a| a.replace(&placeholder, digest))
+            .collect();
+        Invocation {
+            args,
+            ..self.clone()
+        }
     }
 
     /// Shell-quoted, for `--dry-run` and logs (stdin shown as a heredoc).
     pub fn display(&self) -> String {
-        let mut line = std::iter::once(&self.program).chain(&self.args).map(|w| shell_quote(w)).collect::<Vec<_>>().join(" ");
+        let mut line = std::iter::once(&self.program)
+            .chain(&self.args)
+            .map(|w| shell_quote(w))
+            .collect::<Vec<_>>()
+            .join(" ");
         if let Some(stdin) = &self.stdin {
             line.push_str(" <<'EOF'\n");
             line.push_str(stdin);
@@ -40,12 +55,24 @@ impl Invocation {
     }
 }
 
+/// Quotes one field of buildx's comma-separated output spec when needed.
+fn csv_field(field: &str) -> String {
+    if field.contains([',', '"']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_string()
+    }
+}
+
 pub fn digest_placeholder(variant: &str) -> String {
     format!("<digest:{variant}>")
 }
 
 fn shell_quote(word: &str) -> String {
-    let safe = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c));
+    let safe = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c));
     if safe {
         word.to_string()
     } else {
@@ -73,12 +100,18 @@ pub fn push_archive(plan: &Plan, variant: &str) -> Option<Invocation> {
     if plan.output != Output::PushByDigest(PushVia::OciArchive) {
         return None;
     }
-    let mut args: Vec<String> = ["copy", "--all", "--preserve-digests", "--quiet"].map(String::from).to_vec();
+    let mut args: Vec<String> = ["copy", "--all", "--preserve-digests", "--quiet"]
+        .map(String::from)
+        .to_vec();
     if is_loopback_registry(&plan.repository) {
         args.push("--dest-tls-verify=false".to_string());
     }
     args.push(format!("oci-archive:{}", oci_archive(variant)));
-    args.push(format!("docker://{}@{}", plan.repository, digest_placeholder(variant)));
+    args.push(format!(
+        "docker://{}@{}",
+        plan.repository,
+        digest_placeholder(variant)
+    ));
     Some(Invocation::new("skopeo", args))
 }
 
@@ -96,7 +129,11 @@ pub fn bake_file(plan: &Plan) -> Value {
 
 fn bake_target(plan: &Plan, variant: &VariantPlan) -> Value {
     let (recipe, policy) = (&variant.recipe, &variant.policy);
-    let mut args: Map<String, Value> = recipe.build_args.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    let mut args: Map<String, Value> = recipe
+        .build_args
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
     args.insert(FLAVOR_ARG.to_string(), json!(policy.flavor.as_str()));
     if let Some(epoch) = policy.source_date_epoch {
         args.insert("SOURCE_DATE_EPOCH".to_string(), json!(epoch.to_string()));
@@ -118,10 +155,20 @@ fn bake_target(plan: &Plan, variant: &VariantPlan) -> Value {
         Output::PushByDigest(PushVia::Builder) => {
             format!("type=image,name={},push-by-digest=true,name-canonical=true,push=true,oci-mediatypes=true", plan.repository)
         }
-        Output::PushByDigest(PushVia::OciArchive) => format!("type=oci,dest={}", oci_archive(&variant.variant)),
+        Output::PushByDigest(PushVia::OciArchive) => {
+            format!("type=oci,dest={}", oci_archive(&variant.variant))
+        }
     };
     if policy.rewrite_timestamp {
         output.push_str(",rewrite-timestamp=true");
+    }
+    // Exporter attributes, not bake's `annotations` field: they work with
+    // every buildx version and reach both the index and each manifest.
+    for (key, value) in &policy.annotations {
+        for level in ["index", "manifest"] {
+            output.push(',');
+            output.push_str(&csv_field(&format!("annotation-{level}.{key}={value}")));
+        }
     }
     let mut target = json!({
         "context": recipe.context,
@@ -142,9 +189,6 @@ fn bake_target(plan: &Plan, variant: &VariantPlan) -> Value {
         if !recipe.named_contexts.is_empty() {
             fields.insert("contexts".into(), json!(recipe.named_contexts));
         }
-        if !policy.annotations.is_empty() {
-            fields.insert("annotations".into(), json!(policy.annotations));
-        }
         if !policy.cache.from.is_empty() {
             fields.insert("cache-from".into(), json!(policy.cache.from));
         }
@@ -157,14 +201,25 @@ fn bake_target(plan: &Plan, variant: &VariantPlan) -> Value {
 
 /// The one buildx invocation that builds every variant of the plan.
 pub fn build(plan: &Plan) -> Invocation {
-    let mut args: Vec<String> = ["buildx", "bake", "--file", "-", "--progress", "plain", "--metadata-file"]
-        .map(String::from)
-        .to_vec();
+    let mut args: Vec<String> = [
+        "buildx",
+        "bake",
+        "--file",
+        "-",
+        "--progress",
+        "plain",
+        "--metadata-file",
+    ]
+    .map(String::from)
+    .to_vec();
     args.push(metadata_file(plan));
     args.extend(plan.variant_names().into_iter().map(String::from));
     let mut bake = build_file_text(plan);
     bake.push('\n');
-    Invocation { stdin: Some(bake), ..Invocation::new("docker", args) }
+    Invocation {
+        stdin: Some(bake),
+        ..Invocation::new("docker", args)
+    }
 }
 
 fn build_file_text(plan: &Plan) -> String {
@@ -181,7 +236,11 @@ pub fn is_loopback_registry(repository: &str) -> bool {
 
 /// `cosign sign` of one variant's pushed digest (none when signing is off).
 pub fn sign(plan: &Plan, variant: &str) -> Option<Invocation> {
-    sign_reference(&plan.signing, &plan.repository, &format!("{}@{}", plan.repository, digest_placeholder(variant)))
+    sign_reference(
+        &plan.signing,
+        &plan.repository,
+        &format!("{}@{}", plan.repository, digest_placeholder(variant)),
+    )
 }
 
 /// `cosign sign` of one reference by digest.
@@ -205,19 +264,29 @@ pub fn sign_reference(signing: &Signing, repository: &str, reference: &str) -> O
 
 /// Points a variant's tags at its pushed digest (the last, all-or-nothing step).
 pub fn tag(plan: &Plan, variant: &VariantPlan) -> Invocation {
-    let mut args: Vec<String> = ["buildx", "imagetools", "create"].map(String::from).to_vec();
+    let mut args: Vec<String> = ["buildx", "imagetools", "create"]
+        .map(String::from)
+        .to_vec();
     for tag in &variant.policy.tags {
         args.push("--tag".to_string());
         args.push(tag.clone());
     }
-    args.push(format!("{}@{}", plan.repository, digest_placeholder(&variant.variant)));
+    args.push(format!(
+        "{}@{}",
+        plan.repository,
+        digest_placeholder(&variant.variant)
+    ));
     Invocation::new("docker", args)
 }
 
 /// Every command of the plan, in order, as `--dry-run` prints them.
 pub fn all(plan: &Plan) -> Vec<Invocation> {
     let mut commands = vec![build(plan)];
-    commands.extend(plan.variants.iter().filter_map(|v| push_archive(plan, &v.variant)));
+    commands.extend(
+        plan.variants
+            .iter()
+            .filter_map(|v| push_archive(plan, &v.variant)),
+    );
     if plan.pushes() {
         commands.extend(plan.variants.iter().filter_map(|v| sign(plan, &v.variant)));
         commands.extend(plan.variants.iter().map(|v| tag(plan, v)));

@@ -101,8 +101,10 @@ pub fn run(args: SignArgs) -> Result<()> {
     if signing == Signing::None {
         bail!("--sign none: nothing to do");
     }
-    let invocations: Vec<_> =
-        references.iter().filter_map(|r| render::sign_reference(&signing, &r.repository, &r.pinned())).collect();
+    let invocations: Vec<_> = references
+        .iter()
+        .filter_map(|r| render::sign_reference(&signing, &r.repository, &r.pinned()))
+        .collect();
     if args.dry_run {
         for invocation in &invocations {
             println!("{}", invocation.display());
@@ -113,7 +115,11 @@ pub fn run(args: SignArgs) -> Result<()> {
     let mut signed = Vec::new();
     for (invocation, reference) in invocations.iter().zip(&references) {
         if let Err(err) = crate::exec::run_one(invocation) {
-            let unsigned: Vec<String> = references.iter().skip(signed.len()).map(ImageRef::pinned).collect();
+            let unsigned: Vec<String> = references
+                .iter()
+                .skip(signed.len())
+                .map(ImageRef::pinned)
+                .collect();
             bail!("{err}; still unsigned: {}", unsigned.join(" "));
         }
         signed.push(reference.pinned());

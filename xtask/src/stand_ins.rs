@@ -67,11 +67,19 @@ pub fn build(args: &StandInsArgs) -> Result<Overrides> {
     for platform in [Platform::linux("amd64"), Platform::linux("arm64")] {
         build_host_binary(&root, &platform, &binaries)?;
     }
-    let mut overrides = Overrides { build_args: BTreeMap::new(), sbom_generator: None, binaries };
+    let mut overrides = Overrides {
+        build_args: BTreeMap::new(),
+        sbom_generator: None,
+        binaries,
+    };
     if args.binaries_only {
         return Ok(overrides);
     }
-    preflight::check_all(&[crate::plan::Requirement::Docker, crate::plan::Requirement::Buildx, crate::plan::Requirement::Engine])?;
+    preflight::check_all(&[
+        crate::plan::Requirement::Docker,
+        crate::plan::Requirement::Buildx,
+        crate::plan::Requirement::Engine,
+    ])?;
     let work = root.join("target/stand-ins");
     for variant in project::discover_variants(&root)? {
         let mut build_args = Vec::new();
@@ -87,7 +95,11 @@ pub fn build(args: &StandInsArgs) -> Result<Overrides> {
     let context = work.join("sbom-generator");
     write_sbom_generator(&args.inputs, &context)?;
     let native = Platform::native().to_string();
-    overrides.sbom_generator = Some(push_image(&context, &format!("{}/stand-ins/sbom-generator:syft", args.registry), &[&native])?);
+    overrides.sbom_generator = Some(push_image(
+        &context,
+        &format!("{}/stand-ins/sbom-generator:syft", args.registry),
+        &[&native],
+    )?);
     let file = overrides_file(&root);
     std::fs::write(&file, serde_json::to_string_pretty(&overrides)?)?;
     eprintln!("stand-ins ready; build args written to {}", file.display());
@@ -113,21 +125,32 @@ fn build_host_binary(root: &Path, platform: &Platform, out: &Path) -> Result<()>
     }
     let rustc = toolchain_for(triple)?;
     let target_dir = root.join("target/stand-ins/cargo");
-    let linker_var = format!("CARGO_TARGET_{}_LINKER", triple.to_uppercase().replace('-', "_"));
-    let mut command = cmd!(sh, "cargo build --locked --release --package beacon --target {triple}")
-        .env("RUSTC", &rustc)
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .env("RUSTFLAGS", "-C target-feature=+crt-static");
+    let linker_var = format!(
+        "CARGO_TARGET_{}_LINKER",
+        triple.to_uppercase().replace('-', "_")
+    );
+    let mut command = cmd!(
+        sh,
+        "cargo build --locked --release --package beacon --target {triple}"
+    )
+    .env("RUSTC", &rustc)
+    .env("CARGO_TARGET_DIR", &target_dir)
+    .env("RUSTFLAGS", "-C target-feature=+crt-static");
     if triple != host_triple {
         if preflight::find_program(gcc).is_none() {
             bail!("{gcc} not found: install the cross linker (Debian: apt install gcc-aarch64-linux-gnu libc6-dev-arm64-cross)");
         }
         command = command.env(linker_var, gcc);
     }
-    command.run().with_context(|| format!("building the service for {platform} failed"))?;
+    command
+        .run()
+        .with_context(|| format!("building the service for {platform} failed"))?;
     let dest = out.join(platform.slug());
     std::fs::create_dir_all(&dest)?;
-    std::fs::copy(target_dir.join(triple).join("release/beacon"), dest.join("beacon"))?;
+    std::fs::copy(
+        target_dir.join(triple).join("release/beacon"),
+        dest.join("beacon"),
+    )?;
     Ok(())
 }
 
@@ -139,8 +162,18 @@ fn toolchain_for(triple: &str) -> Result<String> {
         if rustc.starts_with('/') && !Path::new(rustc).exists() {
             continue;
         }
-        let sysroot = cmd!(sh, "{rustc} --print sysroot").quiet().ignore_stderr().read().unwrap_or_default();
-        if !sysroot.is_empty() && Path::new(&sysroot).join("lib/rustlib").join(triple).join("lib").is_dir() {
+        let sysroot = cmd!(sh, "{rustc} --print sysroot")
+            .quiet()
+            .ignore_stderr()
+            .read()
+            .unwrap_or_default();
+        if !sysroot.is_empty()
+            && Path::new(&sysroot)
+                .join("lib/rustlib")
+                .join(triple)
+                .join("lib")
+                .is_dir()
+        {
             return Ok(rustc.to_string());
         }
     }
@@ -169,13 +202,18 @@ fn write_base_rootfs(inputs: &Path, context: &Path, variant: &str, flavor: &str)
             }
             std::fs::create_dir_all(rootfs.join("bin"))?;
             std::fs::copy(&busybox, rootfs.join("bin/busybox"))?;
-            for applet in ["sh", "wget", "nc", "nslookup", "ls", "cat", "ps", "id", "env", "ping", "netstat"] {
+            for applet in [
+                "sh", "wget", "nc", "nslookup", "ls", "cat", "ps", "id", "env", "ping", "netstat",
+            ] {
                 #[cfg(unix)]
                 std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))?;
             }
         }
     }
-    std::fs::write(context.join("Dockerfile"), "FROM scratch\nARG TARGETARCH\nCOPY ${TARGETARCH}/ /\n")?;
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nARG TARGETARCH\nCOPY ${TARGETARCH}/ /\n",
+    )?;
     Ok(())
 }
 
@@ -186,9 +224,15 @@ fn write_sbom_generator(inputs: &Path, context: &Path) -> Result<()> {
     let _ = std::fs::remove_dir_all(context);
     let syft = inputs.join("syft/syft");
     if !syft.is_file() {
-        bail!("{} is missing: run .ci/setup-stack (it fetches syft from PyPI)", syft.display());
+        bail!(
+            "{} is missing: run .ci/setup-stack (it fetches syft from PyPI)",
+            syft.display()
+        );
     }
-    let busybox = inputs.join("busybox").join(Platform::native().arch).join("busybox");
+    let busybox = inputs
+        .join("busybox")
+        .join(Platform::native().arch)
+        .join("busybox");
     std::fs::create_dir_all(context.join("bin"))?;
     std::fs::create_dir_all(context.join("tmp"))?;
     std::fs::copy(&syft, context.join("bin/syft"))?;
@@ -213,9 +257,15 @@ done
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(context.join("bin/scan"), std::fs::Permissions::from_mode(0o755))?;
+        std::fs::set_permissions(
+            context.join("bin/scan"),
+            std::fs::Permissions::from_mode(0o755),
+        )?;
     }
-    std::fs::write(context.join("Dockerfile"), "FROM scratch\nCOPY . /\nENTRYPOINT [\"/bin/scan\"]\n")?;
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nCOPY . /\nENTRYPOINT [\"/bin/scan\"]\n",
+    )?;
     Ok(())
 }
 
@@ -229,6 +279,7 @@ fn push_image(context: &Path, reference: &str, platforms: &[&str]) -> Result<Str
         .ignore_stdout()
         .run()
         .with_context(|| format!("building the stand-in {reference} failed"))?;
-    let digest = registry::resolve_digest(reference)?.with_context(|| format!("{reference} was pushed but cannot be found"))?;
+    let digest = registry::resolve_digest(reference)?
+        .with_context(|| format!("{reference} was pushed but cannot be found"))?;
     Ok(format!("{reference}@{digest}"))
 }

@@ -29,7 +29,11 @@ pub struct VerifyArgs {
     pub certificate_identity_regexp: Option<String>,
 
     /// Keyless: the OIDC issuer of the signer.
-    #[arg(long, value_name = "URL", default_value = "https://token.actions.githubusercontent.com")]
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "https://token.actions.githubusercontent.com"
+    )]
     pub certificate_oidc_issuer: String,
 
     /// Platforms the image must provide.
@@ -48,7 +52,11 @@ pub fn run(args: VerifyArgs) -> Result<()> {
     if args.key.is_none() && args.certificate_identity_regexp.is_none() {
         bail!("verify needs the expected signer: --key PUBLIC_KEY, or --certificate-identity-regexp REGEXP (keyless)");
     }
-    let mut requirements = vec![Requirement::Docker, Requirement::Buildx, Requirement::Cosign];
+    let mut requirements = vec![
+        Requirement::Docker,
+        Requirement::Buildx,
+        Requirement::Cosign,
+    ];
     if let Some(key) = args.key.as_deref().filter(|k| !k.contains("://")) {
         requirements.push(Requirement::SigningKeyFile(key.to_string()));
     }
@@ -56,13 +64,18 @@ pub fn run(args: VerifyArgs) -> Result<()> {
 
     let mut reasons = Vec::new();
     if image.tag.as_deref().is_some_and(|t| t.starts_with("ci-")) {
-        reasons.push(format!("it is tagged {:?}, a CI tag (CI images are never deployed)", image.tag.as_deref().unwrap_or_default()));
+        reasons.push(format!(
+            "it is tagged {:?}, a CI tag (CI images are never deployed)",
+            image.tag.as_deref().unwrap_or_default()
+        ));
     }
     let digest = registry::resolve_digest(&image.to_string())?
         .with_context(|| format!("{image} does not exist in its registry"))?;
     if let Some(expected) = &image.digest {
         if expected != &digest {
-            reasons.push(format!("it resolves to {digest}, not the requested {expected}"));
+            reasons.push(format!(
+                "it resolves to {digest}, not the requested {expected}"
+            ));
         }
     }
     let by_digest = format!("{}@{digest}", image.repository);
@@ -73,13 +86,26 @@ pub fn run(args: VerifyArgs) -> Result<()> {
     }
     for platform in &platforms {
         if !listed.contains(&platform.to_string()) {
-            reasons.push(format!("it has no {platform} image (it has: {})", if listed.is_empty() { "one unnamed platform".into() } else { listed.join(", ") }));
+            reasons.push(format!(
+                "it has no {platform} image (it has: {})",
+                if listed.is_empty() {
+                    "one unnamed platform".into()
+                } else {
+                    listed.join(", ")
+                }
+            ));
         }
     }
-    reasons.extend(label_problems(&inspect_format(&by_digest, "{{json .Image}}")?, listed.is_empty()));
+    reasons.extend(label_problems(&inspect_format(
+        &by_digest,
+        "{{json .Image}}",
+    )?));
     let provenance = inspect_format(&by_digest, "{{json .Provenance}}")?;
     for platform in &listed {
-        let has = provenance.get(platform).and_then(|p| p.get("SLSA")).is_some_and(|s| !s.is_null());
+        let has = provenance
+            .get(platform)
+            .and_then(|p| p.get("SLSA"))
+            .is_some_and(|s| !s.is_null());
         if !has {
             reasons.push(format!("no provenance attestation for {platform}"));
         }
@@ -102,38 +128,60 @@ pub fn run(args: VerifyArgs) -> Result<()> {
 
 /// The platforms of an index's images (attestation manifests excluded).
 pub fn image_platforms(manifest: &Value) -> Vec<String> {
-    let Some(entries) = manifest.get("manifests").and_then(Value::as_array) else { return Vec::new() };
+    let Some(entries) = manifest.get("manifests").and_then(Value::as_array) else {
+        return Vec::new();
+    };
     entries
         .iter()
-        .filter(|m| m.pointer("/annotations/vnd.docker.reference.type").and_then(Value::as_str) != Some("attestation-manifest"))
+        .filter(|m| {
+            m.pointer("/annotations/vnd.docker.reference.type")
+                .and_then(Value::as_str)
+                != Some("attestation-manifest")
+        })
         .filter_map(|m| {
             let os = m.pointer("/platform/os")?.as_str()?;
             let arch = m.pointer("/platform/architecture")?.as_str()?;
-            Some(match m.pointer("/platform/variant").and_then(Value::as_str) {
-                Some(variant) => format!("{os}/{arch}/{variant}"),
-                None => format!("{os}/{arch}"),
-            })
+            Some(
+                match m.pointer("/platform/variant").and_then(Value::as_str) {
+                    Some(variant) => format!("{os}/{arch}/{variant}"),
+                    None => format!("{os}/{arch}"),
+                },
+            )
         })
         .collect()
 }
 
 /// Why the image configs' labels say this is not a production image.
-pub fn label_problems(images: &Value, single: bool) -> Vec<String> {
-    let configs: Vec<(String, &Value)> = if single {
+pub fn label_problems(images: &Value) -> Vec<String> {
+    // buildx prints one config for a single-platform image, a map by platform otherwise.
+    let configs: Vec<(String, &Value)> = if images.get("config").is_some() {
         vec![("the image".to_string(), images)]
     } else {
-        images.as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v)).collect()).unwrap_or_default()
+        images
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v)).collect())
+            .unwrap_or_default()
     };
     let mut problems = Vec::new();
     for (platform, config) in configs {
-        let label = |key: &str| config.pointer(&format!("/config/Labels/{}", key.replace('/', "~1"))).and_then(Value::as_str);
+        let label = |key: &str| {
+            config
+                .pointer(&format!("/config/Labels/{}", key.replace('/', "~1")))
+                .and_then(Value::as_str)
+        };
         match label(&format!("{LABEL_NS}.flavor")) {
             Some("production") => {}
-            Some(other) => problems.push(format!("{platform} is labelled {LABEL_NS}.flavor={other}, not production")),
-            None => problems.push(format!("{platform} has no {LABEL_NS}.flavor label (not built by release-image)")),
+            Some(other) => problems.push(format!(
+                "{platform} is labelled {LABEL_NS}.flavor={other}, not production"
+            )),
+            None => problems.push(format!(
+                "{platform} has no {LABEL_NS}.flavor label (not built by release-image)"
+            )),
         }
         if label(&format!("{LABEL_NS}.not-for-production")) == Some("true") {
-            problems.push(format!("{platform} is labelled {LABEL_NS}.not-for-production=true"));
+            problems.push(format!(
+                "{platform} is labelled {LABEL_NS}.not-for-production=true"
+            ));
         }
     }
     problems
@@ -141,15 +189,29 @@ pub fn label_problems(images: &Value, single: bool) -> Vec<String> {
 
 fn inspect_format(reference: &str, format: &str) -> Result<Value> {
     let sh = Shell::new()?;
-    let output = cmd!(sh, "docker buildx imagetools inspect {reference} --format {format}").quiet().ignore_status().output()?;
+    let output = cmd!(
+        sh,
+        "docker buildx imagetools inspect {reference} --format {format}"
+    )
+    .quiet()
+    .ignore_status()
+    .output()?;
     if !output.status.success() {
-        bail!("cannot inspect {reference}: {}", String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or("").trim());
+        bail!(
+            "cannot inspect {reference}: {}",
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim()
+        );
     }
     let text = String::from_utf8_lossy(&output.stdout);
     if text.trim().is_empty() || text.trim() == "null" {
         return Ok(Value::Null);
     }
-    serde_json::from_str(&text).with_context(|| format!("unreadable output of imagetools inspect {reference}"))
+    serde_json::from_str(&text)
+        .with_context(|| format!("unreadable output of imagetools inspect {reference}"))
 }
 
 fn cosign_verify(args: &VerifyArgs, reference: &str) -> Result<()> {
@@ -164,7 +226,10 @@ fn cosign_verify(args: &VerifyArgs, reference: &str) -> Result<()> {
         }
         (None, Some(identity)) => {
             flags.push(format!("--certificate-identity-regexp={identity}"));
-            flags.push(format!("--certificate-oidc-issuer={}", args.certificate_oidc_issuer));
+            flags.push(format!(
+                "--certificate-oidc-issuer={}",
+                args.certificate_oidc_issuer
+            ));
         }
         (None, None) => bail!("no signer given"),
     }
@@ -172,10 +237,17 @@ fn cosign_verify(args: &VerifyArgs, reference: &str) -> Result<()> {
         flags.push("--allow-http-registry=true".to_string());
         flags.push("--allow-insecure-registry=true".to_string());
     }
-    let output = cmd!(sh, "cosign verify {flags...} {reference}").quiet().ignore_status().output()?;
+    let output = cmd!(sh, "cosign verify {flags...} {reference}")
+        .quiet()
+        .ignore_status()
+        .output()?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let reason = stderr.lines().rev().find(|l| l.starts_with("Error") || l.contains("no signatures")).or_else(|| stderr.lines().last());
+        let reason = stderr
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("Error") || l.contains("no signatures"))
+            .or_else(|| stderr.lines().last());
         bail!("{}", reason.unwrap_or("cosign verify failed").trim());
     }
     Ok(())
@@ -200,10 +272,10 @@ mod tests {
     #[test]
     fn labels_tell_ci_from_production() {
         let ci = json!({"config": {"Labels": {"dev.beacon.image.flavor": "ci", "dev.beacon.image.not-for-production": "true"}}});
-        assert_eq!(label_problems(&ci, true).len(), 2);
+        assert_eq!(label_problems(&ci).len(), 2);
         let prod = json!({"linux/amd64": {"config": {"Labels": {"dev.beacon.image.flavor": "production"}}}});
-        assert!(label_problems(&prod, false).is_empty());
+        assert!(label_problems(&prod).is_empty());
         let foreign = json!({"linux/amd64": {"config": {"Labels": {}}}});
-        assert!(label_problems(&foreign, false)[0].contains("no dev.beacon.image.flavor label"));
+        assert!(label_problems(&foreign)[0].contains("no dev.beacon.image.flavor label"));
     }
 }

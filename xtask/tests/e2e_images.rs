@@ -1,0 +1,814 @@
+//! End to end on a real engine: BuildKit through buildx, the OCI registry on
+//! 127.0.0.1 and real cosign. The stack comes from `.ci/setup-stack`; these
+//! tests fail (never skip) when it is missing. Nothing is pulled: the stand-in
+//! bases, SBOM generator and host-built binaries come from `cargo xtask stand-ins`.
+//!
+//! Assertions read what the engine and the registry hold, not the tool's output.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const VARIANTS: [&str; 3] = ["chainguard", "distroless", "ubi9"];
+
+fn registry() -> String {
+    std::env::var("XTASK_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_string())
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// One build at a time: the tests share one engine and two cores.
+fn engine_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn xtask() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command.current_dir(root());
+    for var in [
+        "GITHUB_ACTIONS",
+        "GITHUB_REF",
+        "GITHUB_OUTPUT",
+        "GITHUB_STEP_SUMMARY",
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+        "COSIGN_KEY",
+        "IMAGE_REGISTRY",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    output
+}
+
+fn ok(command: &mut Command) -> String {
+    let output = run(command);
+    assert!(
+        output.status.success(),
+        "{command:?} failed:\n--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Fails loudly (never skips) when the stack is not there.
+fn require_stack() {
+    let engine = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output();
+    assert!(
+        engine.as_ref().is_ok_and(|o| o.status.success()),
+        "the end-to-end suite needs a running Docker engine with buildx: run `sudo .ci/setup-stack` (Debian) or start Docker"
+    );
+    assert!(
+        http_get(&registry(), "/v2/").is_some(),
+        "the end-to-end suite needs an OCI registry on {}: run `sudo .ci/setup-stack`",
+        registry()
+    );
+}
+
+struct Fixture {
+    build_args: Vec<String>,
+    sbom_generator: String,
+    binaries: String,
+}
+
+impl Fixture {
+    fn build_options(&self) -> Vec<String> {
+        let mut options: Vec<String> = self
+            .build_args
+            .iter()
+            .map(|a| format!("--build-arg={a}"))
+            .collect();
+        options.push(format!("--binaries={}", self.binaries));
+        options
+    }
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        require_stack();
+        let text = ok(xtask().args(["stand-ins", "--registry", &registry()]));
+        let overrides: Value = serde_json::from_str(&text).expect("stand-ins prints JSON");
+        let build_args = overrides["build_args"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|v| {
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap().to_string())
+            })
+            .collect();
+        Fixture {
+            build_args,
+            sbom_generator: overrides["sbom_generator"].as_str().unwrap().to_string(),
+            binaries: overrides["binaries"].as_str().unwrap().to_string(),
+        }
+    })
+}
+
+/// A repository name no other run has used.
+fn unique_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "e2e/{prefix}-{}-{}",
+        std::process::id(),
+        nanos % 1_000_000_000
+    )
+}
+
+/// Minimal HTTP GET against the loopback registry: (status, headers, body).
+fn http_request(
+    host: &str,
+    method: &str,
+    path: &str,
+    accept: &str,
+) -> Option<(u16, String, String)> {
+    let mut stream = TcpStream::connect(host).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, head.to_string(), body.to_string()))
+}
+
+fn http_get(host: &str, path: &str) -> Option<String> {
+    http_request(host, "GET", path, "*/*")
+        .filter(|(s, _, _)| *s == 200)
+        .map(|(_, _, body)| body)
+}
+
+const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// The tags of a repository, straight from the registry API.
+fn registry_tags(repository: &str) -> Vec<String> {
+    let Some(body) = http_get(&registry(), &format!("/v2/{repository}/tags/list")) else {
+        return Vec::new();
+    };
+    let value: Value = serde_json::from_str(&body).unwrap();
+    let mut tags: Vec<String> = value["tags"]
+        .as_array()
+        .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    tags.sort();
+    tags
+}
+
+/// The digest a tag resolves to, from the registry API (None: no such tag).
+fn registry_digest(repository: &str, reference: &str) -> Option<String> {
+    let (status, head, _) = http_request(
+        &registry(),
+        "HEAD",
+        &format!("/v2/{repository}/manifests/{reference}"),
+        MANIFEST_TYPES,
+    )?;
+    if status != 200 {
+        return None;
+    }
+    head.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("docker-content-digest:")
+            .then(|| l.split_once(':').unwrap().1.trim().to_string())
+    })
+}
+
+fn registry_manifest(repository: &str, reference: &str) -> Value {
+    let (status, _, body) = http_request(
+        &registry(),
+        "GET",
+        &format!("/v2/{repository}/manifests/{reference}"),
+        MANIFEST_TYPES,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{repository}@{reference} not in the registry");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn docker(args: &[&str]) -> Output {
+    run(Command::new("docker").args(args))
+}
+
+fn git(args: &[&str]) -> String {
+    ok(Command::new("git").current_dir(root()).args(args))
+        .trim()
+        .to_string()
+}
+
+/// A context file making the checkout look like a clean CI checkout of `git_ref`.
+fn context_file(name: &str, git_ref: &str, release_tags: &[&str]) -> PathBuf {
+    let dir = root().join("target/e2e");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.json"));
+    let context = serde_json::json!({
+        "git": {
+            "revision": git(&["rev-parse", "HEAD"]),
+            "commit_time": git(&["log", "-1", "--format=%ct"]).parse::<i64>().unwrap(),
+            "dirty": false,
+            "branch": null,
+            "tags_at_head": [],
+            "release_tags": release_tags,
+            "source_url": "https://github.com/example/beacon"
+        },
+        "ci": { "github_actions": false, "git_ref": git_ref, "oidc_available": false },
+        "native_platform": "linux/amd64"
+    });
+    std::fs::write(&path, context.to_string()).unwrap();
+    path
+}
+
+fn cosign_keys(dir: &Path, password: &str) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let prefix = dir.join("cosign");
+    if !prefix.with_extension("key").exists() {
+        ok(Command::new("cosign")
+            .args(["generate-key-pair", "--output-key-prefix"])
+            .arg(&prefix)
+            .env("COSIGN_PASSWORD", password));
+    }
+    (prefix.with_extension("key"), prefix.with_extension("pub"))
+}
+
+fn wait_for_http(port: u16, path: &str) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Some(body) = http_get(&format!("127.0.0.1:{port}"), path) {
+            return Some(body);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    None
+}
+
+#[test]
+fn ci_images_of_every_variant_load_run_and_say_what_they_are() {
+    let fixture = fixture();
+    let _engine = engine_lock();
+    let native_arch = if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "amd64"
+    };
+    let text = ok(xtask()
+        .args(["ci-image", "--json", "--registry", "localhost/e2e"])
+        .args(fixture.build_options()));
+    let result: Value = serde_json::from_str(&text).unwrap();
+    let variants = result["variants"].as_array().unwrap();
+    assert_eq!(variants.len(), 3, "default: every variant under images/");
+
+    let metadata: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("target/xtask/ci-image-metadata.json")).unwrap(),
+    )
+    .unwrap();
+    for variant in VARIANTS {
+        let image = format!("localhost/e2e/beacon:ci-{variant}");
+        // Both ci- tags exist in the engine and name the same image.
+        let tags = result["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["variant"] == variant)
+            .unwrap()["tags"]
+            .clone();
+        let tags: Vec<&str> = tags
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        assert_eq!(tags[0], image);
+        assert!(
+            tags[1].starts_with(&format!("{image}-")),
+            "unique tag {}",
+            tags[1]
+        );
+        let ids: Vec<String> = tags
+            .iter()
+            .map(|t| {
+                String::from_utf8_lossy(
+                    &docker(&["image", "inspect", "--format", "{{.Id}}", t]).stdout,
+                )
+                .trim()
+                .to_string()
+            })
+            .collect();
+        assert!(
+            !ids[0].is_empty() && ids[0] == ids[1],
+            "both ci- tags are in the engine: {ids:?}"
+        );
+
+        // Exactly one platform: buildx exported a single manifest, not an index.
+        let media_type = metadata[variant]["containerimage.descriptor"]["mediaType"]
+            .as_str()
+            .unwrap();
+        assert!(
+            media_type.contains("manifest.v2") || media_type.contains("manifest.v1"),
+            "{variant}: {media_type}"
+        );
+        let inspect: Value =
+            serde_json::from_slice(&docker(&["image", "inspect", &image]).stdout).unwrap();
+        let config = &inspect[0];
+        assert_eq!(config["Architecture"], native_arch);
+        assert_eq!(config["Os"], "linux");
+
+        // Labels mark it as a CI image, in our namespace, and the description says so.
+        let labels = &config["Config"]["Labels"];
+        assert_eq!(labels["dev.beacon.image.flavor"], "ci");
+        assert_eq!(labels["dev.beacon.image.not-for-production"], "true");
+        assert_eq!(labels["dev.beacon.image.variant"], variant);
+        assert!(labels["org.opencontainers.image.description"]
+            .as_str()
+            .unwrap()
+            .contains("NOT FOR PRODUCTION"));
+        assert!(labels
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.starts_with("org.opencontainers.image.ci")));
+
+        // Non-root, exec-form entrypoint.
+        assert_eq!(config["Config"]["User"], "65532:65532");
+        assert_eq!(config["Config"]["Entrypoint"][0], "/usr/local/bin/beacon");
+        let uid = docker(&[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/bin/sh",
+            &image,
+            "-c",
+            "id -u",
+        ]);
+        assert_eq!(
+            String::from_utf8_lossy(&uid.stdout).trim(),
+            "65532",
+            "{variant} runs as non-root"
+        );
+
+        // The debug tools are there: a shell, an HTTP client, netcat, a DNS tool.
+        let tools = docker(&[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/bin/sh",
+            &image,
+            "-c",
+            "command -v wget && command -v nc && command -v nslookup",
+        ]);
+        assert!(
+            tools.status.success(),
+            "{variant} lacks debug tools: {}",
+            stderr(&tools)
+        );
+
+        // It starts, answers /healthz and /version with the right variant, and stops cleanly on SIGTERM.
+        let name = format!("e2e-{variant}-{}", std::process::id());
+        let started = docker(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-p",
+            "127.0.0.1::8080",
+            &image,
+        ]);
+        assert!(started.status.success(), "{}", stderr(&started));
+        let port_text = String::from_utf8_lossy(&docker(&["port", &name, "8080/tcp"]).stdout)
+            .trim()
+            .to_string();
+        let port: u16 = port_text.rsplit(':').next().unwrap().parse().unwrap();
+        let health = wait_for_http(port, "/healthz");
+        let version = http_get(&format!("127.0.0.1:{port}"), "/version");
+        let stop = docker(&["stop", "--time", "5", &name]);
+        let exit_code = String::from_utf8_lossy(
+            &docker(&["inspect", "--format", "{{.State.ExitCode}}", &name]).stdout,
+        )
+        .trim()
+        .to_string();
+        docker(&["rm", "-f", &name]);
+        assert!(stop.status.success());
+        assert!(
+            health.is_some_and(|b| b.contains("ok")),
+            "{variant}: /healthz did not answer"
+        );
+        let version: Value = serde_json::from_str(&version.expect("/version answers")).unwrap();
+        assert_eq!(version["variant"], variant);
+        assert_eq!(version["build_target"], "ci");
+        assert_eq!(version["revision"], git(&["rev-parse", "HEAD"]));
+        assert_eq!(exit_code, "0", "{variant} exits 0 on SIGTERM as PID 1");
+    }
+}
+
+#[test]
+fn ci_image_push_writes_only_ephemeral_ci_tags() {
+    let fixture = fixture();
+    let _engine = engine_lock();
+    let name = unique_name("ci-push");
+    ok(xtask()
+        .args([
+            "ci-image",
+            "--push",
+            "--variant",
+            "distroless",
+            "--variant",
+            "ubi9",
+            "--registry",
+            &registry(),
+            "--image-name",
+            &name,
+        ])
+        .args(fixture.build_options()));
+    let tags = registry_tags(&name);
+    assert_eq!(tags.len(), 4, "two ci- tags per variant: {tags:?}");
+    assert!(
+        tags.iter()
+            .all(|t| t.starts_with("ci-distroless") || t.starts_with("ci-ubi9")),
+        "{tags:?}"
+    );
+    // Exactly one platform and no attestations (the docker driver's OCI
+    // export wraps it in a one-entry index; BuildKit's own drivers push the
+    // bare manifest).
+    let manifest = registry_manifest(&name, "ci-ubi9");
+    if let Some(entries) = manifest.get("manifests").and_then(Value::as_array) {
+        assert_eq!(
+            entries.len(),
+            1,
+            "one platform, no attestation manifests: {manifest}"
+        );
+        assert_eq!(entries[0]["platform"]["os"], "linux");
+    }
+}
+
+struct Release {
+    repository: String,
+    key: PathBuf,
+    public_key: PathBuf,
+}
+
+fn release(release: &Release, git_ref: &str, extra: &[&str], password: &str) -> Output {
+    let fixture = fixture();
+    let context = context_file(&git_ref.replace('/', "-"), git_ref, &["v1.2.3"]);
+    let (registry_part, name) = release.repository.split_once('/').unwrap();
+    run(xtask()
+        .args([
+            "release-image",
+            "--registry",
+            registry_part,
+            "--image-name",
+            name,
+            "--sbom-generator",
+            &fixture.sbom_generator,
+        ])
+        .arg(format!("--key={}", release.key.display()))
+        .args(fixture.build_options())
+        .args(extra)
+        .env("XTASK_CONTEXT", context)
+        .env("COSIGN_PASSWORD", password))
+}
+
+fn assert_ok(output: &Output) {
+    assert!(
+        output.status.success(),
+        "failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        stderr(output)
+    );
+}
+
+fn verify(image: &str, key: &Path) -> Output {
+    run(xtask()
+        .args(["verify", image])
+        .arg(format!("--key={}", key.display())))
+}
+
+#[test]
+fn release_publishes_signed_attested_multi_platform_images_and_verify_gates_them() {
+    let _ = fixture();
+    let _engine = engine_lock();
+    let name = unique_name("release");
+    let repository = format!("{}/{name}", registry());
+    let (key, public_key) = cosign_keys(&root().join("target/e2e/keys"), "");
+    let rel = Release {
+        repository: repository.clone(),
+        key,
+        public_key: public_key.clone(),
+    };
+
+    let first = release(&rel, "refs/tags/v1.2.3", &[], "");
+    assert_ok(&first);
+    let tags = registry_tags(&name);
+    assert!(
+        tags.iter().all(|t| !t.starts_with("ci-")),
+        "a release never writes a ci- tag: {tags:?}"
+    );
+    for tag in ["1.2.3", "1.2", "1", "latest"] {
+        assert!(
+            tags.contains(&tag.to_string()),
+            "bare {tag} for the default variant: {tags:?}"
+        );
+    }
+    for variant in VARIANTS {
+        for tag in ["1.2.3", "1.2", "1", "latest"] {
+            assert!(
+                tags.contains(&format!("{tag}-{variant}")),
+                "{tag}-{variant} in {tags:?}"
+            );
+        }
+        let reference = format!("{repository}:1.2.3-{variant}");
+        // An index with both platforms, and attestation manifests for each.
+        let index = registry_manifest(&name, &format!("1.2.3-{variant}"));
+        let manifests = index["manifests"].as_array().unwrap();
+        let platforms: Vec<String> = manifests
+            .iter()
+            .filter(|m| m["annotations"]["vnd.docker.reference.type"] != "attestation-manifest")
+            .map(|m| {
+                format!(
+                    "{}/{}",
+                    m["platform"]["os"].as_str().unwrap(),
+                    m["platform"]["architecture"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(platforms, ["linux/amd64", "linux/arm64"], "{variant}");
+        assert_eq!(
+            manifests
+                .iter()
+                .filter(|m| m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest")
+                .count(),
+            2
+        );
+        assert_eq!(
+            index["annotations"]["org.opencontainers.image.version"],
+            "1.2.3"
+        );
+        assert_eq!(
+            index["annotations"]["org.opencontainers.image.revision"],
+            git(&["rev-parse", "HEAD"])
+        );
+        assert!(index["annotations"]["org.opencontainers.image.base.digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"));
+
+        // Provenance (SLSA) and SBOM (SPDX) for both platforms.
+        for (format, key) in [("{{json .Provenance}}", "SLSA"), ("{{json .SBOM}}", "SPDX")] {
+            let out = docker(&[
+                "buildx",
+                "imagetools",
+                "inspect",
+                &reference,
+                "--format",
+                format,
+            ]);
+            let value: Value = serde_json::from_slice(&out.stdout).unwrap();
+            for platform in ["linux/amd64", "linux/arm64"] {
+                assert!(
+                    !value[platform][key].is_null(),
+                    "{variant} {platform} lacks {key}"
+                );
+            }
+        }
+
+        // The arm64 image runs (under emulation) and is minimal: no shell, no tools.
+        let arm = docker(&[
+            "run",
+            "--rm",
+            "--platform",
+            "linux/arm64",
+            &reference,
+            "--version",
+        ]);
+        assert!(
+            arm.status.success(),
+            "{variant} arm64 does not run: {}",
+            stderr(&arm)
+        );
+        // ... and is really an arm64 image: its config, from the registry, says so.
+        let arm_entry = manifests
+            .iter()
+            .find(|m| m["platform"]["architecture"] == "arm64")
+            .unwrap();
+        let arm_manifest = registry_manifest(&name, arm_entry["digest"].as_str().unwrap());
+        let config_digest = arm_manifest["config"]["digest"].as_str().unwrap();
+        let config: Value = serde_json::from_str(
+            &http_get(&registry(), &format!("/v2/{name}/blobs/{config_digest}")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(config["architecture"], "arm64");
+        for tool in [
+            "/bin/sh",
+            "/bin/busybox",
+            "/usr/bin/curl",
+            "/bin/wget",
+            "/bin/nc",
+        ] {
+            let out = docker(&[
+                "run",
+                "--rm",
+                "--platform",
+                "linux/amd64",
+                "--entrypoint",
+                tool,
+                &reference,
+                "--help",
+            ]);
+            assert!(
+                !out.status.success(),
+                "{variant} production image has {tool}"
+            );
+        }
+        let labels = docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config.Labels}}",
+            &reference,
+        ]);
+        let labels: Value = serde_json::from_slice(&labels.stdout).unwrap();
+        assert_eq!(labels["dev.beacon.image.flavor"], "production");
+        assert!(labels.get("dev.beacon.image.not-for-production").is_none());
+
+        // Signed by digest: cosign itself says so.
+        let digest = registry_digest(&name, &format!("1.2.3-{variant}")).unwrap();
+        ok(Command::new("cosign")
+            .args([
+                "verify",
+                "--insecure-ignore-tlog",
+                "--allow-http-registry",
+                "--key",
+            ])
+            .arg(&public_key)
+            .arg(format!("{repository}@{digest}")));
+        // And the deploy gate passes.
+        assert_ok(&verify(&reference, &public_key));
+    }
+
+    // The deploy gate refuses a CI image and an unsigned image.
+    let fixture = fixture();
+    ok(xtask()
+        .args([
+            "ci-image",
+            "--push",
+            "--variant",
+            "ubi9",
+            "--registry",
+            &registry(),
+            "--image-name",
+            &name,
+        ])
+        .args(fixture.build_options()));
+    let ci = verify(&format!("{repository}:ci-ubi9"), &public_key);
+    assert!(!ci.status.success());
+    assert!(
+        stderr(&ci).contains("CI tag") && stderr(&ci).contains("flavor=ci"),
+        "{}",
+        stderr(&ci)
+    );
+    let unsigned = release(
+        &rel,
+        "refs/tags/v0.9.0",
+        &["--sign", "none", "--variant", "distroless"],
+        "",
+    );
+    assert_ok(&unsigned);
+    let out = verify(&format!("{repository}:0.9.0-distroless"), &public_key);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("signature does not verify"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A second release of the same version is refused before anything is built.
+    let before = registry_digest(&name, "1.2.3-ubi9");
+    let again = release(&rel, "refs/tags/v1.2.3", &[], "");
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("already exists") && stderr(&again).contains("--force"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(registry_digest(&name, "1.2.3-ubi9"), before);
+}
+
+#[test]
+fn failures_move_no_tag_and_a_rerun_completes() {
+    let _ = fixture();
+    let _engine = engine_lock();
+    let name = unique_name("all-or-nothing");
+    let repository = format!("{}/{name}", registry());
+    let (key, public_key) = cosign_keys(
+        &root().join("target/e2e/keys-with-password"),
+        "correct horse",
+    );
+    let rel = Release {
+        repository,
+        key,
+        public_key: public_key.clone(),
+    };
+    assert_ok(&release(&rel, "refs/tags/v1.2.3", &[], "correct horse"));
+    let snapshot = |tags: &[&str]| -> Vec<Option<String>> {
+        let mut digests = Vec::new();
+        for variant in VARIANTS {
+            for tag in tags {
+                digests.push(registry_digest(&name, &format!("{tag}-{variant}")));
+            }
+        }
+        digests
+    };
+    let floating = ["1", "latest"];
+    let before = snapshot(&floating);
+    assert!(before.iter().all(Option::is_some));
+
+    // (1) One variant's build fails: no tag of any variant moves.
+    let broken = format!(
+        "--build-arg=ubi9:PRODUCTION_BASE={}/stand-ins/missing:x@sha256:{}",
+        registry(),
+        "0".repeat(64)
+    );
+    let failed = release(&rel, "refs/tags/v1.3.0", &[&broken], "correct horse");
+    assert!(!failed.status.success());
+    let message = stderr(&failed);
+    assert!(
+        message.lines().last().unwrap().contains("variant(s) ubi9") && message.contains("no tag"),
+        "{message}"
+    );
+    assert_eq!(snapshot(&floating), before, "floating tags did not move");
+    assert!(
+        snapshot(&["1.3.0"]).iter().all(Option::is_none),
+        "no 1.3.0 tag exists"
+    );
+
+    // (2) Signing fails after the push: non-zero, the untagged digests are named, no tag moved.
+    let failed = release(&rel, "refs/tags/v1.3.0", &[], "wrong password");
+    assert!(!failed.status.success());
+    let message = stderr(&failed);
+    let last = message.lines().last().unwrap().to_string();
+    assert!(
+        last.contains("pushed but unsigned:") && last.contains("no tag was moved"),
+        "{last}"
+    );
+    let unsigned: Vec<&str> = last
+        .rsplit("pushed but unsigned: ")
+        .next()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(unsigned.len(), 3, "{last}");
+    assert_eq!(snapshot(&floating), before);
+    assert!(snapshot(&["1.3.0"]).iter().all(Option::is_none));
+
+    // `cargo xtask sign` signs them without rebuilding; the re-run then completes and tags.
+    let mut sign = xtask();
+    sign.arg("sign")
+        .args(&unsigned)
+        .arg(format!("--key={}", rel.key.display()))
+        .env("COSIGN_PASSWORD", "correct horse");
+    ok(&mut sign);
+    assert_ok(&release(&rel, "refs/tags/v1.3.0", &[], "correct horse"));
+    let after = snapshot(&["1.3.0"]);
+    assert!(after.iter().all(Option::is_some));
+    assert_ne!(snapshot(&floating), before, "latest and 1 moved to 1.3.0");
+    for variant in VARIANTS {
+        assert_ok(&verify(
+            &format!("{}:1.3.0-{variant}", rel.repository),
+            &public_key,
+        ));
+    }
+}

@@ -1,0 +1,1043 @@
+//! End-to-end tests of `cargo xtask prune-ci-images` against real registries:
+//! the test stack's registry (distribution, deletion enabled, default
+//! 127.0.0.1:5000, override with XTASK_TEST_REGISTRY), a second distribution
+//! registry this test starts with htpasswd auth and deletion disabled, and a
+//! small fake registry for the Bearer token flow (distribution's own token
+//! auth needs a signing token server). Images are built with
+//! `docker buildx build` from tiny `FROM scratch` contexts, their creation
+//! time set with SOURCE_DATE_EPOCH. Every test uses repositories of its own.
+//!
+//! These tests fail (they never skip) when the stack is missing: run
+//! `.ci/setup-stack` first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const ACCEPT: &str = "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+const OLD: i64 = 1_577_836_800; // 2020-01-01
+const OLDER: i64 = 1_546_300_800; // 2019-01-01
+const LESS_OLD: i64 = 1_609_459_200; // 2021-01-01
+/// bcrypt (cost 4) of "s3cret", for the htpasswd registry.
+const HTPASSWD: &str = "alice:$2b$04$JBaFZhsCi4/Z7Z1QI6vu8Ou4YoguKucKOPRyGS234WiMwcgXpAb4e";
+const SECRET: &str = "s3cret";
+/// base64("alice:s3cret")
+const BASIC_GOOD: &str = "YWxpY2U6czNjcmV0";
+
+fn registry() -> String {
+    std::env::var("XTASK_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_string())
+}
+
+/// Fails the test (never skips it) when the test stack's registry is not there.
+fn require_registry(registry: &str) {
+    let out = Command::new("curl")
+        .args(["-sS", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://{registry}/v2/"))
+        .output();
+    let ok = matches!(&out, Ok(o) if o.status.success() && o.stdout == b"200");
+    assert!(
+        ok,
+        "the test registry {registry} is not reachable ({}): run `.ci/setup-stack` to start the test stack (or set XTASK_TEST_REGISTRY)",
+        match &out {
+            Ok(o) => format!("{} {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr).trim()),
+            Err(e) => e.to_string(),
+        }
+    );
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn unique(label: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "xtask-e2e-prune-{label}-{}-{}-{nanos}",
+        std::process::id(),
+        now()
+    )
+}
+
+fn scratch(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique(label));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn xtask(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command.arg("prune-ci-images").args(args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+/// Asserts a failed run that printed exactly one line, `error: ...`, and returns it.
+fn one_line_error(output: &Output) -> String {
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "expected exit 1; stdout: {} stderr: {stderr}",
+        text(&output.stdout)
+    );
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "expected one line on stderr, got: {stderr}"
+    );
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "nothing on stdout expected: {}",
+        text(&output.stdout)
+    );
+    stderr.trim_end().to_string()
+}
+
+fn succeeded(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "xtask failed: stdout: {} stderr: {}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+/// curl against a registry: (status, headers lowercased, body).
+fn curl(method: &str, url: &str, user: Option<&str>) -> (u16, BTreeMap<String, String>, String) {
+    let mut command = Command::new("curl");
+    command.args(["-sS", "-m", "30", "-D", "-", "-H", ACCEPT]);
+    match method {
+        "HEAD" => command.arg("-I"),
+        other => command.args(["-X", other]),
+    };
+    if let Some(user) = user {
+        command.args(["-u", user]);
+    }
+    let out = command.arg(url).output().unwrap();
+    assert!(
+        out.status.success(),
+        "curl {url} failed: {}",
+        text(&out.stderr)
+    );
+    let raw = text(&out.stdout);
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+/// The digest a tag or digest resolves to in the registry, from the registry API.
+fn resolve(registry: &str, repo: &str, reference: &str, user: Option<&str>) -> Option<String> {
+    let (status, headers, _) = curl(
+        "HEAD",
+        &format!("http://{registry}/v2/{repo}/manifests/{reference}"),
+        user,
+    );
+    match status {
+        200 => Some(headers.get("docker-content-digest").cloned().unwrap()),
+        404 => None,
+        other => panic!("HEAD {reference} in {registry}/{repo} answered {other}"),
+    }
+}
+
+/// Every tag of a repository and its digest, from the registry API.
+fn tag_map(registry: &str, repo: &str) -> BTreeMap<String, String> {
+    let (status, _, body) = curl(
+        "GET",
+        &format!("http://{registry}/v2/{repo}/tags/list"),
+        None,
+    );
+    assert_eq!(status, 200, "tags/list of {repo}: {body}");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let tags: Vec<String> = list["tags"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.into_iter()
+        .map(|tag| (tag.clone(), resolve(registry, repo, &tag, None).unwrap()))
+        .collect()
+}
+
+struct Spec<'a> {
+    key: &'a str,
+    tags: Vec<String>,
+    created: i64,
+    flavor: &'a str,
+    multi_platform: bool,
+}
+
+/// Builds a tiny unique image and pushes it under every tag; returns its digest.
+fn push(registry: &str, repo: &str, dir: &Path, spec: &Spec, pushed: &mut Vec<String>) -> String {
+    let context = dir.join(spec.key);
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(context.join("payload"), format!("{repo} {}\n", spec.key)).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nCOPY payload /payload\n",
+    )
+    .unwrap();
+    let names: Vec<String> = spec
+        .tags
+        .iter()
+        .map(|t| format!("{registry}/{repo}:{t}"))
+        .collect();
+    let mut command = Command::new("docker");
+    command.args(["buildx", "build", "--quiet"]);
+    if spec.multi_platform {
+        command.args([
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--provenance",
+            "mode=min",
+        ]);
+    } else {
+        command.args(["--provenance", "false"]);
+    }
+    command
+        .args([
+            "--build-arg",
+            &format!("SOURCE_DATE_EPOCH={}", spec.created),
+        ])
+        .args([
+            "--label",
+            &format!("dev.beacon.image.flavor={}", spec.flavor),
+        ]);
+    if spec.flavor == "ci" {
+        command.args(["--label", "dev.beacon.image.not-for-production=true"]);
+    }
+    command
+        .args([
+            "--output",
+            &format!("type=image,\"name={}\",push=true", names.join(",")),
+        ])
+        .arg(&context);
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker buildx build of {} failed: {}",
+        spec.key,
+        text(&out.stderr)
+    );
+    pushed.extend(names);
+    let digest = resolve(registry, repo, &spec.tags[0], None).unwrap();
+    for tag in &spec.tags[1..] {
+        assert_eq!(
+            resolve(registry, repo, tag, None).as_deref(),
+            Some(digest.as_str()),
+            "{tag} should share the digest"
+        );
+    }
+    digest
+}
+
+fn hex(digest: &str) -> &str {
+    digest.trim_start_matches("sha256:")
+}
+
+/// Best-effort cleanup: the test repositories' manifests and the engine's copies.
+fn cleanup(registry: &str, repo: &str, pushed: &[String]) {
+    for digest in tag_map(registry, repo).values().collect::<BTreeSet<_>>() {
+        let _ = curl(
+            "DELETE",
+            &format!("http://{registry}/v2/{repo}/manifests/{digest}"),
+            None,
+        );
+    }
+    let _ = Command::new("docker")
+        .args(["image", "rm", "-f"])
+        .args(pushed)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+#[test]
+fn prunes_exactly_the_expired_ci_only_images() {
+    let registry = registry();
+    require_registry(&registry);
+    let repo = unique("main");
+    let dir = scratch("main");
+    let mut pushed = Vec::new();
+    let recent = now() - 3600;
+    let s = |t: &str| t.to_string();
+    let mut push_one =
+        |key: &str, tags: Vec<String>, created: i64, flavor: &str, multi_platform: bool| {
+            push(
+                &registry,
+                &repo,
+                &dir,
+                &Spec {
+                    key,
+                    tags,
+                    created,
+                    flavor,
+                    multi_platform,
+                },
+                &mut pushed,
+            )
+        };
+
+    // chainguard: a recent image (two tags), an expired one and an expired multi-platform index.
+    let recent_chainguard = push_one(
+        "b",
+        vec![s("ci-chainguard"), s("ci-chainguard-bbbbbbb")],
+        recent,
+        "ci",
+        false,
+    );
+    let expired = push_one("a", vec![s("ci-chainguard-aaaaaaa")], OLD, "ci", false);
+    let expired_index = push_one("g", vec![s("ci-chainguard-pr7")], OLDER, "ci", true);
+    // distroless: two expired images; --keep 1 keeps the newer.
+    let expired_distroless = push_one("c", vec![s("ci-distroless-pr12")], OLD, "ci", false);
+    let kept_by_rank = push_one("d", vec![s("ci-distroless-pr13")], LESS_OLD, "ci", false);
+    // ubi9: an expired CI image that a production tag shares, and a ci-only image labelled production.
+    let shared = push_one(
+        "e",
+        vec![s("ci-ubi9-ccccccc"), s("1.0.0-ubi9")],
+        OLD,
+        "ci",
+        false,
+    );
+    let labelled = push_one("f", vec![s("ci-ubi9-ddddddd")], OLD, "production", false);
+    // Production: an old multi-platform index with two tags and its signature.
+    let production = push_one("p", vec![s("1.0.0"), s("latest")], OLD, "production", true);
+    let production_sig = push_one(
+        "psig",
+        vec![format!("sha256-{}.sig", hex(&production))],
+        OLD,
+        "signature",
+        false,
+    );
+    // A tag that looks like CI but is not of a CI shape: never touched.
+    let odd = push_one("h", vec![s("ci-ubi9-experiment")], OLD, "ci", false);
+    // The expired image's own cosign tags: deleted with it.
+    let expired_sig = push_one(
+        "asig",
+        vec![format!("sha256-{}.sig", hex(&expired))],
+        OLD,
+        "signature",
+        false,
+    );
+    let expired_att = push_one(
+        "aatt",
+        vec![format!("sha256-{}.att", hex(&expired))],
+        OLD,
+        "signature",
+        false,
+    );
+
+    let reference = format!("{registry}/{repo}");
+    let before = tag_map(&registry, &repo);
+    assert_eq!(before.len(), 15, "{before:?}");
+
+    // Malformed inputs: one line, exit 1, nothing deleted.
+    let err = one_line_error(&xtask(
+        &["--registry", &reference, "--older-than", "30x"],
+        &[],
+    ));
+    assert!(
+        err.starts_with("error: malformed duration \"30x\" for --older-than: expected"),
+        "{err}"
+    );
+    assert!(err.contains("30m, 12h, 7d, 2w"), "{err}");
+    let err = one_line_error(&xtask(
+        &[
+            "--registry",
+            &reference,
+            "--older-than",
+            "30d",
+            "--keep",
+            "many",
+        ],
+        &[],
+    ));
+    assert!(err.starts_with("error: malformed --keep \"many\""), "{err}");
+    let err = one_line_error(&xtask(
+        &[
+            "--registry",
+            &format!("{registry}/UPPER"),
+            "--older-than",
+            "30d",
+        ],
+        &[],
+    ));
+    assert!(err.starts_with("error: malformed --registry"), "{err}");
+    assert_eq!(
+        tag_map(&registry, &repo),
+        before,
+        "a failed run must delete nothing"
+    );
+
+    // --dry-run: says exactly what and why, deletes nothing.
+    let args = [
+        "--registry",
+        reference.as_str(),
+        "--older-than",
+        "30d",
+        "--keep",
+        "1",
+    ];
+    let out = succeeded(&xtask(&[&args[..], &["--dry-run"]].concat(), &[]));
+    assert_eq!(
+        tag_map(&registry, &repo),
+        before,
+        "--dry-run must delete nothing"
+    );
+    for (digest, tag) in [
+        (&expired, "ci-chainguard-aaaaaaa"),
+        (&expired_index, "ci-chainguard-pr7"),
+        (&expired_distroless, "ci-distroless-pr12"),
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("would delete {digest} [{tag}]: ")))
+            .unwrap_or_else(|| panic!("{tag} missing: {out}"));
+        assert!(
+            line.contains("old, older than 30d") && line.contains("beyond --keep 1"),
+            "{line}"
+        );
+    }
+    assert!(
+        out.contains(&format!(
+            "would delete cosign tag sha256-{}.sig ({expired_sig}) of {expired}",
+            hex(&expired)
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "would delete cosign tag sha256-{}.att ({expired_att}) of {expired}",
+            hex(&expired)
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "keep {shared} [ci-ubi9-ccccccc]: shares its digest with non-ci tag 1.0.0-ubi9"
+        )),
+        "{out}"
+    );
+    assert!(out.contains(&format!("keep {labelled} [ci-ubi9-ddddddd]: its config is labelled dev.beacon.image.flavor=production")), "{out}");
+    assert!(out.contains(&format!("keep {kept_by_rank} [ci-distroless-pr13]: within the newest 1 of variant distroless (rank 1)")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "keep {recent_chainguard} [ci-chainguard, ci-chainguard-bbbbbbb]: younger than 30d (1h"
+        )),
+        "{out}"
+    );
+    assert!(
+        !out.contains(&production) && !out.contains(&odd) && !out.contains(&production_sig),
+        "production must not even be mentioned: {out}"
+    );
+    assert_eq!(
+        out.lines().last(),
+        Some("dry run: would delete 3 images (3 tags) and 2 cosign tags of them, keep 4; nothing was deleted"),
+        "{out}"
+    );
+
+    // --dry-run --json: the same selection as data.
+    let out = succeeded(&xtask(&[&args[..], &["--dry-run", "--json"]].concat(), &[]));
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let digests = |key: &str| -> BTreeSet<String> {
+        json[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["digest"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        digests("delete"),
+        BTreeSet::from([
+            expired.clone(),
+            expired_index.clone(),
+            expired_distroless.clone()
+        ])
+    );
+    assert_eq!(
+        digests("keep"),
+        BTreeSet::from([
+            recent_chainguard.clone(),
+            kept_by_rank.clone(),
+            shared.clone(),
+            labelled.clone()
+        ])
+    );
+    assert_eq!(json["dry_run"], true);
+    assert_eq!(
+        tag_map(&registry, &repo),
+        before,
+        "--dry-run --json must delete nothing"
+    );
+
+    // The real thing.
+    let out = succeeded(&xtask(&args, &[]));
+    assert_eq!(
+        out.lines().last(),
+        Some("deleted 3 images (3 tags) and 2 cosign tags of them, kept 4"),
+        "{out}"
+    );
+    let after = tag_map(&registry, &repo);
+    let gone: BTreeSet<String> = [
+        s("ci-chainguard-aaaaaaa"),
+        s("ci-chainguard-pr7"),
+        s("ci-distroless-pr12"),
+        format!("sha256-{}.sig", hex(&expired)),
+        format!("sha256-{}.att", hex(&expired)),
+    ]
+    .into();
+    let expected: BTreeMap<String, String> = before
+        .iter()
+        .filter(|(t, _)| !gone.contains(*t))
+        .map(|(t, d)| (t.clone(), d.clone()))
+        .collect();
+    assert_eq!(
+        after, expected,
+        "exactly the expired CI-only images (and their cosign tags) must be gone"
+    );
+    for digest in [
+        &expired,
+        &expired_index,
+        &expired_distroless,
+        &expired_sig,
+        &expired_att,
+    ] {
+        assert_eq!(
+            resolve(&registry, &repo, digest, None),
+            None,
+            "{digest} should be deleted"
+        );
+    }
+    for (tag, digest) in &before {
+        if !gone.contains(tag) {
+            assert_eq!(
+                resolve(&registry, &repo, tag, None).as_ref(),
+                Some(digest),
+                "{tag} must still resolve to {digest}"
+            );
+            assert_eq!(
+                resolve(&registry, &repo, digest, None).as_ref(),
+                Some(digest)
+            );
+        }
+    }
+    for tag in ["1.0.0", "latest", "1.0.0-ubi9"] {
+        assert!(after.contains_key(tag), "production tag {tag} must survive");
+    }
+    // The production index's platform manifests are intact.
+    let (status, _, body) = curl(
+        "GET",
+        &format!("http://{registry}/v2/{repo}/manifests/1.0.0"),
+        None,
+    );
+    assert_eq!(status, 200);
+    let index: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for child in index["manifests"].as_array().unwrap() {
+        let child = child["digest"].as_str().unwrap();
+        assert_eq!(
+            resolve(&registry, &repo, child, None).as_deref(),
+            Some(child)
+        );
+    }
+
+    // Running again finds nothing more to delete.
+    let out = succeeded(&xtask(&args, &[]));
+    assert_eq!(
+        out.lines().last(),
+        Some("deleted 0 images (0 tags), kept 4"),
+        "{out}"
+    );
+    assert_eq!(tag_map(&registry, &repo), expected);
+
+    cleanup(&registry, &repo, &pushed);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unreachable_registry_is_one_clear_line() {
+    let port = free_port();
+    let out = xtask(
+        &[
+            "--registry",
+            &format!("127.0.0.1:{port}/beacon"),
+            "--older-than",
+            "7d",
+        ],
+        &[],
+    );
+    let err = one_line_error(&out);
+    assert_eq!(
+        err,
+        format!("error: cannot reach registry 127.0.0.1:{port}: connection refused; check --registry and that the registry is running")
+    );
+}
+
+#[test]
+fn malformed_duration_fails_before_any_network() {
+    // Port 9 (discard) on loopback: the duration is checked before anything is contacted.
+    for bad in ["", "7", "7x", "d", "1.5d", "7 d"] {
+        let err = one_line_error(&xtask(
+            &["--registry", "127.0.0.1:9/beacon", "--older-than", bad],
+            &[],
+        ));
+        assert!(
+            err.starts_with(&format!(
+                "error: malformed duration {bad:?} for --older-than: expected"
+            )),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn ghcr_is_refused_with_the_packages_api_pointer() {
+    let err = one_line_error(&xtask(
+        &[
+            "--registry",
+            "ghcr.io/acme/beacon",
+            "--older-than",
+            "7d",
+            "--dry-run",
+        ],
+        &[],
+    ));
+    assert!(
+        err.contains("GitHub Container Registry (ghcr.io) is not supported"),
+        "{err}"
+    );
+    assert!(err.contains("actions/delete-package-versions"), "{err}");
+    let err = one_line_error(&xtask(&["--registry", "beacon", "--older-than", "7d"], &[]));
+    assert!(err.contains("names no registry host"), "{err}");
+}
+
+/// A distribution registry with htpasswd (Basic) auth and deletion disabled.
+struct AuthRegistry {
+    child: Child,
+    addr: String,
+    dir: PathBuf,
+}
+
+impl AuthRegistry {
+    fn start() -> AuthRegistry {
+        let dir = scratch("authreg");
+        let addr = format!("127.0.0.1:{}", free_port());
+        std::fs::write(dir.join("htpasswd"), format!("{HTPASSWD}\n")).unwrap();
+        let config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: false\n\
+             http:\n  addr: {addr}\nauth:\n  htpasswd:\n    realm: xtask-test\n    path: {}\n",
+            dir.join("data").display(),
+            dir.join("htpasswd").display()
+        );
+        std::fs::write(dir.join("config.yml"), config).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start docker-registry ({e}): run `.ci/setup-stack` to install the test stack"));
+        let registry = AuthRegistry { child, addr, dir };
+        for _ in 0..100 {
+            let probe = Command::new("curl")
+                .args(["-s", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}"])
+                .arg(format!("http://{}/v2/", registry.addr))
+                .output()
+                .unwrap();
+            if probe.stdout == b"401" {
+                return registry;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the htpasswd registry on {} did not start", registry.addr);
+    }
+}
+
+impl Drop for AuthRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn docker_config(dir: &Path, json: &serde_json::Value) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("config.json"), json.to_string()).unwrap();
+    dir.display().to_string()
+}
+
+#[test]
+fn basic_auth_from_docker_config_and_a_registry_that_refuses_deletion() {
+    let registry = registry();
+    require_registry(&registry);
+    let auth = AuthRegistry::start();
+    let repo = unique("auth");
+    let dir = scratch("auth");
+    let mut pushed = Vec::new();
+    let spec = Spec {
+        key: "x",
+        tags: vec!["ci-chainguard-pr1".into()],
+        created: OLD,
+        flavor: "ci",
+        multi_platform: false,
+    };
+    let digest = push(&registry, &repo, &dir, &spec, &mut pushed);
+    let copy = Command::new("skopeo")
+        .args([
+            "copy",
+            "-q",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+        ])
+        .args(["--dest-creds", &format!("alice:{SECRET}")])
+        .arg(format!("docker://{registry}/{repo}:ci-chainguard-pr1"))
+        .arg(format!("docker://{}/{repo}:ci-chainguard-pr1", auth.addr))
+        .output()
+        .unwrap();
+    assert!(
+        copy.status.success(),
+        "skopeo copy failed: {}",
+        text(&copy.stderr)
+    );
+    let user = format!("alice:{SECRET}");
+    assert_eq!(
+        resolve(&auth.addr, &repo, "ci-chainguard-pr1", Some(&user)).as_deref(),
+        Some(digest.as_str())
+    );
+
+    let reference = format!("{}/{repo}", auth.addr);
+    let args = [
+        "--registry",
+        reference.as_str(),
+        "--older-than",
+        "30d",
+        "--keep",
+        "0",
+    ];
+    let dry = [&args[..], &["--dry-run"]].concat();
+    let host = &auth.addr;
+
+    // No credentials at all.
+    let empty = docker_config(&dir.join("empty"), &serde_json::json!({}));
+    let err = one_line_error(&xtask(&dry, &[("DOCKER_CONFIG", &empty)]));
+    assert_eq!(err, format!("error: registry {host} requires credentials for {host}/{repo} (401): run `docker login {host}`"));
+
+    // Wrong password in auths.
+    let wrong = docker_config(
+        &dir.join("wrong"),
+        &serde_json::json!({ "auths": { host: { "auth": "YWxpY2U6d3Jvbmc=" } } }),
+    );
+    let err = one_line_error(&xtask(&dry, &[("DOCKER_CONFIG", &wrong)]));
+    assert_eq!(err, format!("error: registry refused the credentials for {host}/{repo} (401): run `docker login {host}`"));
+
+    // The right password in auths (base64 user:password).
+    let good = docker_config(
+        &dir.join("good"),
+        &serde_json::json!({ "auths": { format!("http://{host}"): { "auth": BASIC_GOOD } } }),
+    );
+    let out = succeeded(&xtask(&dry, &[("DOCKER_CONFIG", &good)]));
+    assert!(
+        out.contains(&format!("would delete {digest} [ci-chainguard-pr1]")),
+        "{out}"
+    );
+
+    // The same password from a credential helper named by credsStore.
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-xtasktest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread -r server\nif [ \"$server\" = \"{host}\" ]; then\n  \
+             printf '{{\"ServerURL\":\"%s\",\"Username\":\"alice\",\"Secret\":\"{SECRET}\"}}' \"$server\"\nelse\n  \
+             echo 'credentials not found in native keychain'; exit 1\nfi\n"
+        ),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&helper)
+        .status()
+        .unwrap();
+    let store = docker_config(
+        &dir.join("store"),
+        &serde_json::json!({ "credsStore": "xtasktest" }),
+    );
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = succeeded(&xtask(&dry, &[("DOCKER_CONFIG", &store), ("PATH", &path)]));
+    assert!(
+        out.contains(&format!("would delete {digest} [ci-chainguard-pr1]")),
+        "{out}"
+    );
+
+    // Deleting from a registry with deletion disabled: a clear line, nothing deleted.
+    let out = xtask(&args, &[("DOCKER_CONFIG", &good)]);
+    let err = one_line_error(&out);
+    assert!(
+        err.contains(&format!("registry {host} does not allow deletion (405")),
+        "{err}"
+    );
+    assert!(err.contains("enable storage.delete.enabled"), "{err}");
+    assert_eq!(
+        resolve(&auth.addr, &repo, "ci-chainguard-pr1", Some(&user)).as_deref(),
+        Some(digest.as_str())
+    );
+
+    for output in [text(&out.stdout), text(&out.stderr)] {
+        assert!(
+            !output.contains(SECRET) && !output.contains(BASIC_GOOD),
+            "a secret was printed: {output}"
+        );
+    }
+    cleanup(&registry, &repo, &pushed);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fake registry that speaks the Bearer token flow and paginates its tag list.
+struct FakeRegistry {
+    addr: String,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "sha256:{}",
+        text(&out.stdout).split_whitespace().next().unwrap()
+    )
+}
+
+impl FakeRegistry {
+    fn start(name: &str) -> FakeRegistry {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let config = br#"{"created":"2020-01-01T00:00:00Z","config":{"Labels":{"dev.beacon.image.flavor":"ci"}}}"#.to_vec();
+        let config_digest = sha256(&config);
+        let manifest = |config: &str, size: usize| {
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{size}}},"layers":[]}}"#
+            )
+            .into_bytes()
+        };
+        let ci_manifest = manifest(&config_digest, config.len());
+        let production_manifest = manifest(&sha256(b"{}"), 2);
+        let (name, realm, log) = (
+            name.to_string(),
+            format!("http://{addr}/token"),
+            Arc::clone(&requests),
+        );
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (method, target, authorization) = read_request(&stream);
+                log.lock()
+                    .unwrap()
+                    .push(format!("{method} {target} {authorization}"));
+                let digest_header =
+                    |body: &[u8]| vec![("Docker-Content-Digest".to_string(), sha256(body))];
+                let (status, headers, body): (u16, Vec<(String, String)>, Vec<u8>) = if target
+                    .starts_with("/token?")
+                {
+                    if authorization == format!("Basic {BASIC_GOOD}") {
+                        (200, vec![], br#"{"token":"tok-xyz"}"#.to_vec())
+                    } else {
+                        (401, vec![], br#"{"details":"bad credentials"}"#.to_vec())
+                    }
+                } else if authorization != "Bearer tok-xyz" {
+                    let challenge = format!(
+                        r#"Bearer realm="{realm}",service="fake-registry",scope="repository:{name}:pull""#
+                    );
+                    (
+                        401,
+                        vec![("WWW-Authenticate".into(), challenge)],
+                        br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#.to_vec(),
+                    )
+                } else if target == format!("/v2/{name}/tags/list?n=100") {
+                    let link = format!(r#"</v2/{name}/tags/list?n=100&last=1.0.0>; rel="next""#);
+                    (
+                        200,
+                        vec![("Link".into(), link)],
+                        format!(r#"{{"name":"{name}","tags":["1.0.0"]}}"#).into_bytes(),
+                    )
+                } else if target == format!("/v2/{name}/tags/list?n=100&last=1.0.0") {
+                    (
+                        200,
+                        vec![],
+                        format!(r#"{{"name":"{name}","tags":["ci-chainguard-pr1"]}}"#).into_bytes(),
+                    )
+                } else if target == format!("/v2/{name}/manifests/1.0.0") {
+                    (
+                        200,
+                        digest_header(&production_manifest),
+                        production_manifest.clone(),
+                    )
+                } else if target == format!("/v2/{name}/manifests/ci-chainguard-pr1") {
+                    (200, digest_header(&ci_manifest), ci_manifest.clone())
+                } else if target == format!("/v2/{name}/blobs/{config_digest}") {
+                    (200, vec![], config.clone())
+                } else {
+                    (
+                        404,
+                        vec![],
+                        br#"{"errors":[{"code":"NOT_FOUND"}]}"#.to_vec(),
+                    )
+                };
+                write_response(stream, status, &headers, &body);
+            }
+        });
+        FakeRegistry { addr, requests }
+    }
+}
+
+/// (method, target, Authorization header) of one HTTP/1.1 request.
+fn read_request(stream: &TcpStream) -> (String, String, String) {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap_or(0);
+    let mut parts = line.split_whitespace();
+    let (method, target) = (
+        parts.next().unwrap_or("").to_string(),
+        parts.next().unwrap_or("").to_string(),
+    );
+    let mut authorization = String::new();
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            match name.trim().to_ascii_lowercase().as_str() {
+                "authorization" => authorization = value.trim().to_string(),
+                "content-length" => length = value.trim().parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    let _ = reader.read_exact(&mut body);
+    (method, target, authorization)
+}
+
+fn write_response(mut stream: TcpStream, status: u16, headers: &[(String, String)], body: &[u8]) {
+    let mut head = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\nContent-Type: application/json\r\n", body.len());
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body);
+}
+
+#[test]
+fn bearer_token_flow_with_credentials_and_tag_pagination() {
+    let name = "acme/beacon";
+    let fake = FakeRegistry::start(name);
+    let dir = scratch("bearer");
+    let host = fake.addr.clone();
+    let reference = format!("{host}/{name}");
+    let args = [
+        "--registry",
+        reference.as_str(),
+        "--older-than",
+        "30d",
+        "--keep",
+        "0",
+        "--dry-run",
+        "--json",
+    ];
+
+    let good = docker_config(
+        &dir.join("good"),
+        &serde_json::json!({ "auths": { &host: { "auth": BASIC_GOOD } } }),
+    );
+    let out = xtask(&args, &[("DOCKER_CONFIG", &good)]);
+    let stdout = succeeded(&out);
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["delete"][0]["tags"][0], "ci-chainguard-pr1", "{json}");
+    assert_eq!(json["delete"][0]["created"], "2020-01-01T00:00:00Z");
+    assert_eq!(json["keep"].as_array().map(Vec::len), Some(0));
+    let log = fake.requests.lock().unwrap().clone();
+    let token_requests: Vec<&String> = log
+        .iter()
+        .filter(|r| r.starts_with("GET /token?"))
+        .collect();
+    assert_eq!(
+        token_requests.len(),
+        1,
+        "one token for the whole run: {log:#?}"
+    );
+    assert_eq!(
+        token_requests[0],
+        &format!("GET /token?service=fake-registry&scope=repository%3Aacme%2Fbeacon%3Apull Basic {BASIC_GOOD}")
+    );
+    assert!(
+        log.contains(&format!(
+            "GET /v2/{name}/tags/list?n=100&last=1.0.0 Bearer tok-xyz"
+        )),
+        "{log:#?}"
+    );
+    assert!(!text(&out.stderr).contains(SECRET) && !stdout.contains(SECRET));
+
+    let anonymous = docker_config(&dir.join("none"), &serde_json::json!({}));
+    let err = one_line_error(&xtask(&args, &[("DOCKER_CONFIG", &anonymous)]));
+    assert_eq!(err, format!("error: registry {host} requires credentials for {host}/{name} (401): run `docker login {host}`"));
+
+    let wrong = docker_config(
+        &dir.join("wrong"),
+        &serde_json::json!({ "auths": { &host: { "auth": "YWxpY2U6d3Jvbmc=" } } }),
+    );
+    let err = one_line_error(&xtask(&args, &[("DOCKER_CONFIG", &wrong)]));
+    assert_eq!(err, format!("error: registry refused the credentials for {host}/{name} (401): run `docker login {host}`"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
