@@ -16,6 +16,8 @@ mod github;
 mod lint;
 mod names;
 mod plan;
+#[cfg(test)]
+mod plan_tests;
 mod preflight;
 mod project;
 mod prune;

@@ -48,7 +48,7 @@ impl Invocation {
             .join(" ");
         if let Some(stdin) = &self.stdin {
             line.push_str(" <<'EOF'\n");
-            line.push_str(stdin);
+            line.push_str(stdin.trim_end());
             line.push_str("\nEOF");
         }
         line
