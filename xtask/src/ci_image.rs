@@ -35,6 +35,7 @@ pub fn run(args: CiImageArgs) -> Result<()> {
     let root = project::project_root();
     let available = project::discover_variants(&root)?;
     let variants = project::select_variants(&available, &args.build.variants)?;
+    recipe::check_build_arg_scopes(&args.build, &available)?;
     let context = crate::context::gather(&root)?;
     // Pushing needs to know whether the builder can push by digest itself.
     let builder = if args.push {
@@ -63,7 +64,7 @@ pub fn plan(
         }
         None => context.native_platform.clone(),
     };
-    let repository = recipe::repository(&args.build, context)?;
+    let repository = recipe::repository(&args.build, context, args.push)?;
     let build_ref = context.build_ref();
     let unique = match &build_ref {
         BuildRef::PullRequest(number) => format!("pr{number}"),

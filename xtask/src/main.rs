@@ -35,7 +35,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return argument_error(err),
+    };
     // Lets tests check that a command line (from a workflow, the README, the
     // Makefile) is accepted by the real CLI without running it.
     if std::env::var_os("XTASK_PARSE_ONLY").is_some() {
@@ -50,6 +53,38 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Help and version go to stdout as clap renders them; a bad argument is one
+/// line like every other error: clap's message and where to look.
+fn argument_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = err.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = err.render().to_string();
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+        .to_string();
+    let details: Vec<&str> = lines
+        .filter(|l| l.starts_with("[possible values") || l.starts_with("tip:"))
+        .collect();
+    let mut line = first;
+    for detail in details {
+        line.push_str("; ");
+        line.push_str(detail);
+    }
+    eprintln!("error: {line}; see `cargo xtask --help` or `cargo xtask <command> --help`");
+    ExitCode::from(2)
 }
 
 fn one_line(err: &anyhow::Error) -> String {

@@ -31,7 +31,9 @@ fn dockerfile_args() -> BTreeMap<String, BTreeMap<String, String>> {
 
 fn ci_plan(argv: &[&str], context: &BuildContext) -> anyhow::Result<Plan> {
     let cli = Cli::try_parse_from([&["xtask", "ci-image"], argv].concat())?;
-    let Command::CiImage(args) = cli.command else { unreachable!() };
+    let Command::CiImage(args) = cli.command else {
+        unreachable!()
+    };
     let selected = project::select_variants(&variants(), &args.build.variants)?;
     ci_image::plan(&args, &selected, context, None)
 }
@@ -46,7 +48,9 @@ fn builder(driver: &str) -> BuilderInfo {
 
 fn release_plan(argv: &[&str], context: &BuildContext) -> anyhow::Result<Plan> {
     let cli = Cli::try_parse_from([&["xtask", "release-image"], argv].concat())?;
-    let Command::ReleaseImage(args) = cli.command else { unreachable!() };
+    let Command::ReleaseImage(args) = cli.command else {
+        unreachable!()
+    };
     let available = variants();
     let selected = project::select_variants(&available, &args.build.variants)?;
     let builder = builder("docker-container");
@@ -67,17 +71,30 @@ fn tag_push() -> BuildContext {
 }
 
 fn rendered(plan: &Plan) -> String {
-    render::all(plan).iter().map(render::Invocation::display).collect::<Vec<_>>().join("\n") + "\n"
+    render::all(plan)
+        .iter()
+        .map(render::Invocation::display)
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
 }
 
 fn golden(name: &str, actual: &str) {
-    let path = project::project_root().join("xtask/tests/golden").join(name);
+    let path = project::project_root()
+        .join("xtask/tests/golden")
+        .join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, actual).unwrap();
     }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{} missing: run UPDATE_GOLDEN=1 cargo test", path.display()));
-    assert_eq!(actual, expected, "{} differs (UPDATE_GOLDEN=1 cargo test rewrites it; review the diff)", path.display());
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} missing: run UPDATE_GOLDEN=1 cargo test", path.display()));
+    assert_eq!(
+        actual,
+        expected,
+        "{} differs (UPDATE_GOLDEN=1 cargo test rewrites it; review the diff)",
+        path.display()
+    );
 }
 
 #[test]
@@ -90,7 +107,19 @@ fn golden_ci_pull_request_in_github_actions() {
 fn golden_ci_laptop_push_with_host_binaries() {
     let mut context = sample(None);
     context.git.dirty = true;
-    let plan = ci_plan(&["--push", "--registry", "127.0.0.1:5000", "--binaries", "target/image-binaries", "--cache", "local"], &context).unwrap();
+    let plan = ci_plan(
+        &[
+            "--push",
+            "--registry",
+            "127.0.0.1:5000",
+            "--binaries",
+            "target/image-binaries",
+            "--cache",
+            "local",
+        ],
+        &context,
+    )
+    .unwrap();
     golden("ci-laptop-push.txt", &rendered(&plan));
 }
 
@@ -102,8 +131,20 @@ fn golden_release_tag_keyless_in_github_actions() {
 
 #[test]
 fn golden_release_main_with_key_on_docker_driver() {
-    let cli = Cli::try_parse_from(["xtask", "release-image", "--key", "cosign.key", "--registry", "127.0.0.1:5000", "--variant", "ubi9"]).unwrap();
-    let Command::ReleaseImage(args) = cli.command else { unreachable!() };
+    let cli = Cli::try_parse_from([
+        "xtask",
+        "release-image",
+        "--key",
+        "cosign.key",
+        "--registry",
+        "127.0.0.1:5000",
+        "--variant",
+        "ubi9",
+    ])
+    .unwrap();
+    let Command::ReleaseImage(args) = cli.command else {
+        unreachable!()
+    };
     let builder = builder("docker");
     let plan = release_image::plan(&ReleaseInputs {
         args: &args,
@@ -139,7 +180,11 @@ fn ci_and_release_plans_differ_only_in_policy() {
         assert_eq!(ci_args.remove("IMAGE_FLAVOR").unwrap(), "ci");
         assert_eq!(release_args.remove("IMAGE_FLAVOR").unwrap(), "production");
         assert!(release_args.remove("SOURCE_DATE_EPOCH").is_some());
-        assert_eq!(ci_args, release_args, "{}: no other build arg differs", c.variant);
+        assert_eq!(
+            ci_args, release_args,
+            "{}: no other build arg differs",
+            c.variant
+        );
     }
 }
 
@@ -150,14 +195,38 @@ fn ci_plans_write_only_ci_tags_and_turn_attestations_off() {
         assert_eq!(plan.signing, Signing::None);
         for variant in &plan.variants {
             assert_eq!(variant.policy.platforms.len(), 1);
-            assert!(variant.policy.tags.iter().all(|t| t.contains(&format!(":ci-{}", variant.variant))), "{:?}", variant.policy.tags);
-            assert_eq!(variant.policy.attestations, crate::plan::Attestations { provenance: None, sbom: None });
-            assert_eq!(variant.policy.labels["dev.beacon.image.not-for-production"], "true");
+            assert!(
+                variant
+                    .policy
+                    .tags
+                    .iter()
+                    .all(|t| t.contains(&format!(":ci-{}", variant.variant))),
+                "{:?}",
+                variant.policy.tags
+            );
+            assert_eq!(
+                variant.policy.attestations,
+                crate::plan::Attestations {
+                    provenance: None,
+                    sbom: None
+                }
+            );
+            assert_eq!(
+                variant.policy.labels["dev.beacon.image.not-for-production"],
+                "true"
+            );
         }
     }
     let pr = ci_plan(&[], &sample(Some("refs/pull/7/merge"))).unwrap();
-    assert_eq!(pr.variants[0].policy.tags[1], "ghcr.io/acme/beacon:ci-chainguard-pr7");
-    assert_eq!(pr.variants[0].policy.cache.from.len(), 2, "a PR reads its own scope and main's");
+    assert_eq!(
+        pr.variants[0].policy.tags[1],
+        "ghcr.io/acme/beacon:ci-chainguard-pr7"
+    );
+    assert_eq!(
+        pr.variants[0].policy.cache.from.len(),
+        2,
+        "a PR reads its own scope and main's"
+    );
     assert!(pr.variants[0].policy.cache.to[0].ends_with("mode=min"));
 }
 
@@ -166,27 +235,53 @@ fn release_tags_follow_metadata_action_conventions() {
     let tags = |git_ref: Option<&str>, release_tags: &[&str], allow: bool| {
         let mut context = sample(git_ref);
         context.git.release_tags = release_tags.iter().map(|t| t.to_string()).collect();
-        release_image::base_tags(&context, allow).map(|(all, immutable)| (all, immutable))
+        release_image::base_tags(&context, allow)
     };
     let (all, immutable) = tags(Some("refs/tags/v1.2.3"), &["v1.2.3", "v1.1.0"], false).unwrap();
     assert_eq!(all, ["1.2.3", "1.2", "1", "latest"]);
     assert_eq!(immutable, ["1.2.3"]);
-    let (all, _) = tags(Some("refs/tags/v1.2.3"), &["v1.2.3", "v2.0.0", "v3.0.0-rc.1"], false).unwrap();
-    assert_eq!(all, ["1.2.3", "1.2", "1"], "not the newest stable release: no latest");
+    let (all, _) = tags(
+        Some("refs/tags/v1.2.3"),
+        &["v1.2.3", "v2.0.0", "v3.0.0-rc.1"],
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        all,
+        ["1.2.3", "1.2", "1"],
+        "not the newest stable release: no latest"
+    );
     let (all, _) = tags(Some("refs/tags/v0.4.1"), &[], false).unwrap();
     assert_eq!(all, ["0.4.1", "0.4", "latest"], "no floating 0 tag");
     let (all, immutable) = tags(Some("refs/tags/v2.0.0-rc.1"), &[], false).unwrap();
-    assert_eq!((all.as_slice(), immutable.as_slice()), (&["2.0.0-rc.1".to_string()][..], &["2.0.0-rc.1".to_string()][..]));
+    assert_eq!(
+        (all.as_slice(), immutable.as_slice()),
+        (
+            &["2.0.0-rc.1".to_string()][..],
+            &["2.0.0-rc.1".to_string()][..]
+        )
+    );
     let (all, immutable) = tags(Some("refs/heads/main"), &[], false).unwrap();
     assert_eq!(all, ["main", "sha-0123456"]);
     assert!(immutable.is_empty());
-    let err = tags(Some("refs/heads/feature/x"), &[], false).unwrap_err().to_string();
+    let err = tags(Some("refs/heads/feature/x"), &[], false)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("--allow-any-ref"), "{err}");
-    assert_eq!(tags(Some("refs/heads/feature/x"), &[], true).unwrap().0, ["feature-x", "sha-0123456"]);
+    assert_eq!(
+        tags(Some("refs/heads/feature/x"), &[], true).unwrap().0,
+        ["feature-x", "sha-0123456"]
+    );
     assert!(tags(Some("refs/pull/3/merge"), &[], false).is_err());
     assert!(tags(Some("refs/tags/v1.2"), &[], false).is_err());
-    assert_eq!(release_image::qualify(&["1.2.3".into()], "ubi9", "chainguard"), ["1.2.3-ubi9"]);
-    assert_eq!(release_image::qualify(&["1.2.3".into()], "chainguard", "chainguard"), ["1.2.3-chainguard", "1.2.3"]);
+    assert_eq!(
+        release_image::qualify(&["1.2.3".into()], "ubi9", "chainguard"),
+        ["1.2.3-ubi9"]
+    );
+    assert_eq!(
+        release_image::qualify(&["1.2.3".into()], "chainguard", "chainguard"),
+        ["1.2.3-chainguard", "1.2.3"]
+    );
     assert!(release_image::parse_release_tag("v01.2.3").is_none());
 }
 
@@ -194,21 +289,53 @@ fn release_tags_follow_metadata_action_conventions() {
 fn release_plans_annotate_label_and_pin() {
     let plan = release_plan(&["--registry", "ghcr.io/acme"], &tag_push()).unwrap();
     assert_eq!(plan.signing, Signing::Keyless);
-    assert_eq!(plan.must_not_exist.len(), 4, "1.2.3-<variant> for each, and bare 1.2.3: {:?}", plan.must_not_exist);
+    assert_eq!(
+        plan.must_not_exist.len(),
+        4,
+        "1.2.3-<variant> for each, and bare 1.2.3: {:?}",
+        plan.must_not_exist
+    );
     for variant in &plan.variants {
         let policy = &variant.policy;
-        assert_eq!(policy.platforms.iter().map(ToString::to_string).collect::<Vec<_>>(), ["linux/amd64", "linux/arm64"]);
-        for key in ["source", "revision", "created", "version", "title", "description", "licenses", "base.name", "base.digest"] {
+        assert_eq!(
+            policy
+                .platforms
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["linux/amd64", "linux/arm64"]
+        );
+        for key in [
+            "source",
+            "revision",
+            "created",
+            "version",
+            "title",
+            "description",
+            "licenses",
+            "base.name",
+            "base.digest",
+        ] {
             let key = format!("org.opencontainers.image.{key}");
             assert!(policy.annotations.contains_key(&key), "annotation {key}");
-            assert_eq!(policy.labels.get(&key), policy.annotations.get(&key), "label {key}");
+            assert_eq!(
+                policy.labels.get(&key),
+                policy.annotations.get(&key),
+                "label {key}"
+            );
         }
-        assert_eq!(policy.annotations["org.opencontainers.image.created"], "2023-11-14T22:13:20Z");
+        assert_eq!(
+            policy.annotations["org.opencontainers.image.created"],
+            "2023-11-14T22:13:20Z"
+        );
         assert!(policy.annotations["org.opencontainers.image.base.digest"].starts_with("sha256:"));
         assert_eq!(policy.source_date_epoch, Some(1_700_000_000));
         assert!(policy.rewrite_timestamp);
         assert_eq!(policy.attestations.provenance.as_deref(), Some("max"));
-        assert!(policy.tags.iter().all(|t| !t.rsplit(':').next().unwrap().starts_with("ci-")));
+        assert!(policy
+            .tags
+            .iter()
+            .all(|t| !t.rsplit(':').next().unwrap().starts_with("ci-")));
     }
 }
 
@@ -216,24 +343,60 @@ fn release_plans_annotate_label_and_pin() {
 fn release_refusals() {
     let mut dirty = tag_push();
     dirty.git.dirty = true;
-    assert!(release_plan(&[], &dirty).unwrap_err().to_string().contains("uncommitted"));
-    let unpinned = release_plan(&["--build-arg", "PRODUCTION_BASE=cgr.dev/chainguard/static:latest"], &tag_push()).unwrap_err();
-    assert!(unpinned.to_string().contains("not pinned by digest"), "{unpinned}");
+    assert!(release_plan(&[], &dirty)
+        .unwrap_err()
+        .to_string()
+        .contains("uncommitted"));
+    let unpinned = release_plan(
+        &[
+            "--build-arg",
+            "PRODUCTION_BASE=cgr.dev/chainguard/static:latest",
+        ],
+        &tag_push(),
+    )
+    .unwrap_err();
+    assert!(
+        unpinned.to_string().contains("not pinned by digest"),
+        "{unpinned}"
+    );
     let no_identity = release_plan(&[], &sample(None)).unwrap_err().to_string();
-    assert!(no_identity.contains("no signing identity") && no_identity.contains("--sign none"), "{no_identity}");
-    let ci_tag = release_plan(&["--allow-any-ref", "--sign", "none"], &sample(Some("refs/heads/ci-hack"))).unwrap_err();
-    assert!(ci_tag.to_string().contains("reserved for CI images"), "{ci_tag}");
+    assert!(
+        no_identity.contains("no signing identity") && no_identity.contains("--sign none"),
+        "{no_identity}"
+    );
+    let ci_tag = release_plan(
+        &["--allow-any-ref", "--sign", "none"],
+        &sample(Some("refs/heads/ci-hack")),
+    )
+    .unwrap_err();
+    assert!(
+        ci_tag.to_string().contains("reserved for CI images"),
+        "{ci_tag}"
+    );
     let flavor = ci_plan(&["--build-arg", "IMAGE_FLAVOR=production"], &sample(None)).unwrap_err();
-    assert!(flavor.to_string().contains("chosen by the path"), "{flavor}");
-    assert!(release_plan(&["--default-variant", "alpine", "--sign", "none"], &tag_push()).is_err());
-    assert!(release_plan(&["--force", "--sign", "none"], &tag_push()).unwrap().must_not_exist.is_empty());
+    assert!(
+        flavor.to_string().contains("chosen by the path"),
+        "{flavor}"
+    );
+    assert!(release_plan(
+        &["--default-variant", "alpine", "--sign", "none"],
+        &tag_push()
+    )
+    .is_err());
+    assert!(release_plan(&["--force", "--sign", "none"], &tag_push())
+        .unwrap()
+        .must_not_exist
+        .is_empty());
 }
 
 #[test]
 fn rfc3339_dates() {
     assert_eq!(release_image::rfc3339(0), "1970-01-01T00:00:00Z");
     assert_eq!(release_image::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-    assert_eq!(release_image::rfc3339(1_764_072_000), "2025-11-25T12:00:00Z");
+    assert_eq!(
+        release_image::rfc3339(1_764_072_000),
+        "2025-11-25T12:00:00Z"
+    );
 }
 
 #[test]

@@ -131,7 +131,7 @@ pub fn check(requirement: &Requirement) -> Result<()> {
         }
         Requirement::SigningKeyFile(path) => {
             if !Path::new(path).is_file() {
-                bail!("signing key {path:?} does not exist: create one with `cosign generate-key-pair` or pass the right --key");
+                bail!("key file {path:?} does not exist: pass an existing --key (`cosign generate-key-pair` makes a key pair)");
             }
         }
     }

@@ -13,11 +13,14 @@ use crate::project;
 /// `REGISTRY/NAME`. The registry defaults to `ghcr.io/<owner>` in GitHub
 /// Actions and to `localhost` elsewhere (a name that can be loaded locally but
 /// never pushed anywhere by accident).
-pub fn repository(options: &BuildOptions, context: &BuildContext) -> Result<String> {
+pub fn repository(options: &BuildOptions, context: &BuildContext, pushing: bool) -> Result<String> {
     let registry = match &options.registry {
         Some(registry) => registry.trim_end_matches('/').to_string(),
         None => match &context.ci.repository_owner {
             Some(owner) if context.ci.github_actions => format!("ghcr.io/{}", owner.to_lowercase()),
+            _ if pushing => bail!(
+                "pushing needs a registry: pass --registry (e.g. ghcr.io/acme or 127.0.0.1:5000) or set IMAGE_REGISTRY"
+            ),
             _ => "localhost".to_string(),
         },
     };
@@ -26,6 +29,24 @@ pub fn repository(options: &BuildOptions, context: &BuildContext) -> Result<Stri
     names::validate_repository(&repository)
         .map_err(|e| anyhow::anyhow!("malformed image name {:?}: {e}", options.image_name))?;
     Ok(repository)
+}
+
+/// Refuses a `VARIANT:KEY=VALUE` build arg whose variant does not exist: a
+/// typo must not silently drop an override (a mirror's base, say).
+pub fn check_build_arg_scopes(options: &BuildOptions, available: &[String]) -> Result<()> {
+    for text in &options.build_args {
+        if let Some((key, _)) = text.split_once('=') {
+            if let Some((scope, _)) = key.split_once(':') {
+                if !available.iter().any(|v| v == scope) {
+                    bail!(
+                        "--build-arg {text:?} names unknown variant {scope:?}: valid variants are {} (VARIANT:KEY=VALUE)",
+                        available.join(", ")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The recipe of one variant: the same for `ci-image` and `release-image`.

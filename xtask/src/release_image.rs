@@ -63,6 +63,7 @@ pub fn run(args: ReleaseImageArgs) -> Result<()> {
     let root = project::project_root();
     let available = project::discover_variants(&root)?;
     let variants = project::select_variants(&available, &args.build.variants)?;
+    recipe::check_build_arg_scopes(&args.build, &available)?;
     let context = crate::context::gather(&root)?;
     let mut dockerfile_args = BTreeMap::new();
     for variant in &variants {
@@ -197,7 +198,14 @@ pub fn base_tags(
         BuildRef::Branch(branch) if branch == DEFAULT_BRANCH => Ok((vec![DEFAULT_BRANCH.to_string(), sha], Vec::new())),
         other if allow_any_ref => {
             let mut tags = match other {
-                BuildRef::Branch(branch) => vec![slug(&branch)],
+                BuildRef::Branch(branch) => {
+                    let tag = slug(&branch);
+                    // A branch must not move a version or `latest` tag.
+                    if tag == "latest" || tag.chars().all(|c| c.is_ascii_digit() || c == '.') {
+                        bail!("branch {branch:?} would be tagged {tag:?}, which looks like a release tag: rename the branch");
+                    }
+                    vec![tag]
+                }
                 BuildRef::PullRequest(number) => vec![format!("pr-{number}")],
                 _ => Vec::new(),
             };
@@ -289,7 +297,12 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
     }
     let (tags, immutable) = base_tags(context, args.allow_any_ref)?;
     let signing = args.signing.resolve(context)?;
-    let repository = recipe::repository(&args.build, context)?;
+    // Build-arg mistakes are reported before a missing registry: they are the
+    // likelier typo, and both are refusals before anything runs.
+    for variant in inputs.variants {
+        recipe::recipe(&args.build, variant, context)?;
+    }
+    let repository = recipe::repository(&args.build, context, true)?;
     let build_ref = context.build_ref();
     let backend = args
         .build

@@ -30,17 +30,34 @@ pub fn run(args: TestArgs) -> Result<()> {
     let extra = &args.cargo_args;
     if args.no_engine {
         // Every test binary but the end-to-end ones, by name.
-        cmd!(sh, "cargo test --workspace --locked --lib --bins {extra...}").run()?;
+        cmd!(
+            sh,
+            "cargo test --workspace --locked --lib --bins {extra...}"
+        )
+        .run()?;
         cmd!(sh, "cargo test --locked -p beacon --tests {extra...}").run()?;
-        cmd!(sh, "cargo test --locked -p xtask --test cli --test workflows --test tidy {extra...}").run()?;
-        eprintln!("note: the end-to-end tests ({}) were not run (--no-engine)", ENGINE_TESTS.join(", "));
+        cmd!(
+            sh,
+            "cargo test --locked -p xtask --test cli --test workflows --test tidy {extra...}"
+        )
+        .run()?;
+        eprintln!(
+            "note: the end-to-end tests ({}) were not run (--no-engine)",
+            ENGINE_TESTS.join(", ")
+        );
         return Ok(());
     }
-    let missing: Vec<String> = [Requirement::Docker, Requirement::Buildx, Requirement::Engine, Requirement::Cosign, Requirement::Skopeo]
-        .iter()
-        .filter_map(|r| preflight::check(r).err())
-        .map(|e| e.to_string())
-        .collect();
+    let missing: Vec<String> = [
+        Requirement::Docker,
+        Requirement::Buildx,
+        Requirement::Engine,
+        Requirement::Cosign,
+        Requirement::Skopeo,
+    ]
+    .iter()
+    .filter_map(|r| preflight::check(r).err())
+    .map(|e| e.to_string())
+    .collect();
     if !missing.is_empty() {
         bail!(
             "the end-to-end tests need the container stack ({}): on Debian run `sudo .ci/setup-stack`; `cargo xtask test --no-engine` runs the rest",

@@ -475,7 +475,6 @@ fn ci_image_push_writes_only_ephemeral_ci_tags() {
 struct Release {
     repository: String,
     key: PathBuf,
-    public_key: PathBuf,
 }
 
 fn release(release: &Release, git_ref: &str, extra: &[&str], password: &str) -> Output {
@@ -524,7 +523,6 @@ fn release_publishes_signed_attested_multi_platform_images_and_verify_gates_them
     let rel = Release {
         repository: repository.clone(),
         key,
-        public_key: public_key.clone(),
     };
 
     let first = release(&rel, "refs/tags/v1.2.3", &[], "");
@@ -734,11 +732,7 @@ fn failures_move_no_tag_and_a_rerun_completes() {
         &root().join("target/e2e/keys-with-password"),
         "correct horse",
     );
-    let rel = Release {
-        repository,
-        key,
-        public_key: public_key.clone(),
-    };
+    let rel = Release { repository, key };
     assert_ok(&release(&rel, "refs/tags/v1.2.3", &[], "correct horse"));
     let snapshot = |tags: &[&str]| -> Vec<Option<String>> {
         let mut digests = Vec::new();

@@ -21,12 +21,17 @@ use std::sync::Mutex;
 static SPAWN_LOCK: Mutex<()> = Mutex::new(());
 
 fn spawn_lock() -> std::sync::MutexGuard<'static, ()> {
-    SPAWN_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    SPAWN_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The project root (the parent of the xtask crate).
 pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 /// The xtask binary, with an empty environment except `HOME`, started in the
@@ -40,7 +45,14 @@ pub fn xtask() -> Command {
         command.env("HOME", home);
     }
     // Belt and braces: env_clear already removed them.
-    for name in ["CI", "GITHUB_ACTIONS", "XTASK_CONTEXT", "XTASK_PARSE_ONLY", "DOCKER_HOST", "DOCKER_CONTEXT"] {
+    for name in [
+        "CI",
+        "GITHUB_ACTIONS",
+        "XTASK_CONTEXT",
+        "XTASK_PARSE_ONLY",
+        "DOCKER_HOST",
+        "DOCKER_CONTEXT",
+    ] {
         command.env_remove(name);
     }
     command.current_dir(project_root());
@@ -49,12 +61,17 @@ pub fn xtask() -> Command {
 
 /// Runs a command to completion, capturing stdout and stderr.
 pub fn run(command: &mut Command) -> Output {
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let child = {
         let _guard = spawn_lock();
         command.spawn().expect("cannot start the xtask binary")
     };
-    child.wait_with_output().expect("cannot wait for the xtask binary")
+    child
+        .wait_with_output()
+        .expect("cannot wait for the xtask binary")
 }
 
 pub fn stdout(output: &Output) -> String {
@@ -74,8 +91,14 @@ impl TempDir {
     pub fn new(label: &str) -> TempDir {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let unique = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let label: String = label.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-        let path = std::env::temp_dir().join(format!("xtask-test-{}-{unique}-{label}", std::process::id()));
+        let label: String = label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let path = std::env::temp_dir().join(format!(
+            "xtask-test-{}-{unique}-{label}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("cannot create a temp dir");
         TempDir { path }
@@ -95,11 +118,13 @@ impl Drop for TempDir {
 /// Writes an executable file (mode 0755).
 pub fn write_executable(path: &Path, contents: &str) {
     let _guard = spawn_lock();
-    std::fs::write(path, contents).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    std::fs::write(path, contents)
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("cannot chmod a shim");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+            .expect("cannot chmod a shim");
     }
 }
 
@@ -120,11 +145,21 @@ pub struct Reply {
 
 impl Reply {
     pub fn ok(args_prefix: &str, stdout: &str) -> Reply {
-        Reply { args_prefix: args_prefix.into(), status: 0, stdout: stdout.into(), stderr: String::new() }
+        Reply {
+            args_prefix: args_prefix.into(),
+            status: 0,
+            stdout: stdout.into(),
+            stderr: String::new(),
+        }
     }
 
     pub fn fail(args_prefix: &str, status: i32, stderr: &str) -> Reply {
-        Reply { args_prefix: args_prefix.into(), status, stdout: String::new(), stderr: stderr.into() }
+        Reply {
+            args_prefix: args_prefix.into(),
+            status,
+            stdout: String::new(),
+            stderr: stderr.into(),
+        }
     }
 }
 
@@ -196,7 +231,10 @@ impl Shims {
         self.program(
             "docker",
             &[
-                Reply::ok("buildx version", "github.com/docker/buildx v0.20.0 0123456\n"),
+                Reply::ok(
+                    "buildx version",
+                    "github.com/docker/buildx v0.20.0 0123456\n",
+                ),
                 Reply::ok("info", "27.5.1\n"),
                 Reply::ok("buildx inspect", &buildx_inspect(platforms)),
             ],
@@ -205,7 +243,10 @@ impl Shims {
 
     /// A shim that logs its call and then runs the real program at `real`.
     pub fn wrap(&self, name: &str, real: &Path) -> &Shims {
-        self.script(name, &format!("exec {} \"$@\"", sh_quote(&real.display().to_string())))
+        self.script(
+            name,
+            &format!("exec {} \"$@\"", sh_quote(&real.display().to_string())),
+        )
     }
 
     /// PATH with the shims first, then the test's own PATH.
@@ -228,11 +269,23 @@ impl Shims {
         for line in log.lines() {
             let words: Vec<&str> = line.split_whitespace().collect();
             let joined = words.join(" ");
-            let forbidden = ["buildx bake", "buildx build", "imagetools create", "cosign sign", "cosign attest", "skopeo copy"]
-                .iter()
-                .any(|f| joined.contains(f))
-                || words.iter().any(|w| matches!(*w, "push" | "--push" | "load" | "--load" | "tag" | "rmi"));
-            assert!(!forbidden, "a shim was asked to build, push, tag or sign: {line}\nall calls:\n{log}");
+            let forbidden = [
+                "buildx bake",
+                "buildx build",
+                "imagetools create",
+                "cosign sign",
+                "cosign attest",
+                "skopeo copy",
+            ]
+            .iter()
+            .any(|f| joined.contains(f))
+                || words
+                    .iter()
+                    .any(|w| matches!(*w, "push" | "--push" | "load" | "--load" | "tag" | "rmi"));
+            assert!(
+                !forbidden,
+                "a shim was asked to build, push, tag or sign: {line}\nall calls:\n{log}"
+            );
         }
     }
 }
@@ -240,17 +293,21 @@ impl Shims {
 /// Finds an executable on the test's own PATH.
 pub fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            candidate.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        }
-        #[cfg(not(unix))]
-        {
-            candidate.is_file()
-        }
-    })
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                candidate
+                    .metadata()
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            }
+            #[cfg(not(unix))]
+            {
+                candidate.is_file()
+            }
+        })
 }
 
 /// A directory holding only a `git` symlink (when git is installed): a PATH
@@ -316,7 +373,11 @@ impl Context {
     /// (refs/heads/main, refs/tags/v1.2.3, refs/pull/7/merge), with a detached
     /// checkout as actions/checkout leaves it.
     pub fn github(git_ref: &str) -> Context {
-        let event = if git_ref.starts_with("refs/pull/") { "pull_request" } else { "push" };
+        let event = if git_ref.starts_with("refs/pull/") {
+            "pull_request"
+        } else {
+            "push"
+        };
         Context {
             branch: None,
             github_actions: true,
@@ -325,13 +386,24 @@ impl Context {
             repository: Some("Acme/beacon".into()),
             repository_owner: Some("Acme".into()),
             server_url: Some("https://github.com".into()),
-            workflow_ref: Some("Acme/beacon/.github/workflows/build-push.yml@".to_string() + git_ref),
+            workflow_ref: Some(
+                "Acme/beacon/.github/workflows/build-push.yml@".to_string() + git_ref,
+            ),
             ..Context::default()
         }
     }
 
     pub fn to_json(&self) -> String {
-        let list = |items: &[String]| format!("[{}]", items.iter().map(|s| json_string(s)).collect::<Vec<_>>().join(","));
+        let list = |items: &[String]| {
+            format!(
+                "[{}]",
+                items
+                    .iter()
+                    .map(|s| json_string(s))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        };
         format!(
             concat!(
                 "{{\"git\":{{\"revision\":{},\"commit_time\":{},\"dirty\":{},\"branch\":{},\"tags_at_head\":{},",
@@ -388,7 +460,9 @@ pub fn json_string(text: &str) -> String {
 }
 
 fn json_option(value: &Option<String>) -> String {
-    value.as_deref().map_or_else(|| "null".to_string(), json_string)
+    value
+        .as_deref()
+        .map_or_else(|| "null".to_string(), json_string)
 }
 
 /// Asserts a refusal: a non-zero exit and a stderr of exactly one line that
@@ -396,12 +470,25 @@ fn json_option(value: &Option<String>) -> String {
 #[track_caller]
 pub fn assert_one_line_error(output: &Output, keywords: &[&str]) -> String {
     let (out, err) = (stdout(output), stderr(output));
-    assert!(!output.status.success(), "expected a failure, got {}\nstdout:\n{out}\nstderr:\n{err}", output.status);
-    assert!(err.ends_with('\n') && err.lines().count() == 1, "stderr must be exactly one line, got:\n{err}");
+    assert!(
+        !output.status.success(),
+        "expected a failure, got {}\nstdout:\n{out}\nstderr:\n{err}",
+        output.status
+    );
+    assert!(
+        err.ends_with('\n') && err.lines().count() == 1,
+        "stderr must be exactly one line, got:\n{err}"
+    );
     let line = err.trim_end_matches('\n').to_string();
-    assert!(line.starts_with("error: "), "stderr must start with `error: `, got: {line}");
+    assert!(
+        line.starts_with("error: "),
+        "stderr must start with `error: `, got: {line}"
+    );
     for keyword in keywords {
-        assert!(line.contains(keyword), "the error should mention {keyword:?}: {line}");
+        assert!(
+            line.contains(keyword),
+            "the error should mention {keyword:?}: {line}"
+        );
     }
     line
 }

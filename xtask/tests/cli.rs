@@ -1,0 +1,1134 @@
+//! CLI tests: the real `xtask` binary on every bad-input and
+//! missing-prerequisite path. Each refusal must exit non-zero with exactly one
+//! line on stderr, `error: ` first, that names the problem and says how to fix
+//! it, and must build, push, tag and sign nothing (checked with recording
+//! shims of docker and cosign placed first on PATH). No engine is needed:
+//! everything runs against shims or stops at `--dry-run`.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Output;
+
+use support::{assert_one_line_error, run, stdout, xtask, Context, Reply, Shims};
+
+const VARIANTS: [&str; 3] = ["chainguard", "distroless", "ubi9"];
+const BOTH_PLATFORMS: &str = "linux/amd64, linux/arm64";
+const CANNOT_CONNECT: &str =
+    "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?";
+
+/// Shims of a working machine: docker with buildx, a running engine, a
+/// docker-container builder for amd64 and arm64, and cosign.
+fn healthy_shims(label: &str) -> Shims {
+    let shims = Shims::new(label);
+    shims.healthy_docker(BOTH_PLATFORMS);
+    shims.program("cosign", &[]);
+    shims
+}
+
+/// Runs xtask with `shims` first on PATH and `context` as XTASK_CONTEXT.
+fn xtask_with(shims: &Shims, context: &Context, args: &[&str]) -> Output {
+    let file = context.write(shims.scratch());
+    run(xtask()
+        .env("PATH", shims.path())
+        .env("XTASK_CONTEXT", file)
+        .args(args))
+}
+
+/// Asserts a one-line refusal that printed nothing on stdout and had nothing built or pushed.
+#[track_caller]
+fn assert_refused(shims: &Shims, output: &Output, keywords: &[&str]) -> String {
+    let line = assert_one_line_error(output, keywords);
+    assert_eq!(
+        stdout(output),
+        "",
+        "a refusal prints no plan or result on stdout"
+    );
+    shims.assert_nothing_built_or_pushed();
+    line
+}
+
+/// Runs `args` on a healthy machine in `context` and asserts a refusal.
+#[track_caller]
+fn refuses_in(context: &Context, args: &[&str], keywords: &[&str]) -> String {
+    let shims = healthy_shims(&args.join(" "));
+    let output = xtask_with(&shims, context, args);
+    assert_refused(&shims, &output, keywords)
+}
+
+/// Runs `args` on a healthy machine, a clean checkout of main outside CI, and asserts a refusal.
+#[track_caller]
+fn refuses(args: &[&str], keywords: &[&str]) -> String {
+    refuses_in(&Context::default(), args, keywords)
+}
+
+/// Runs `args` on a healthy machine in `context` and asserts success with nothing built or pushed.
+#[track_caller]
+fn plans(context: &Context, args: &[&str]) -> String {
+    let shims = healthy_shims(&args.join(" "));
+    let output = xtask_with(&shims, context, args);
+    assert!(
+        output.status.success(),
+        "expected success, got {}\nstderr:\n{}",
+        output.status,
+        support::stderr(&output)
+    );
+    shims.assert_nothing_built_or_pushed();
+    stdout(&output)
+}
+
+/// Every tag of `repository` that a dry run mentions (`REPO:TAG` anywhere in the text).
+fn tags_in(text: &str, repository: &str) -> BTreeSet<String> {
+    let needle = format!("{repository}:");
+    let mut tags = BTreeSet::new();
+    for (index, _) in text.match_indices(&needle) {
+        let before = text[..index].chars().next_back();
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/')) {
+            continue; // part of a longer repository name
+        }
+        let tag: String = text[index + needle.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+            .collect();
+        if !tag.is_empty() {
+            tags.insert(tag);
+        }
+    }
+    tags
+}
+
+/// The `--tag` values of the `imagetools create` line that tags `variant`'s digest.
+fn tags_moved_for(text: &str, variant: &str) -> BTreeSet<String> {
+    let placeholder = format!("<digest:{variant}>");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("docker buildx imagetools create") && l.contains(&placeholder))
+        .unwrap_or_else(|| panic!("no imagetools create line for {variant} in:\n{text}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words
+        .windows(2)
+        .filter(|w| w[0] == "--tag")
+        .map(|w| w[1].to_string())
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_string()).collect()
+}
+
+// ---------------------------------------------------------------------------
+// 0. The shims themselves
+
+#[test]
+fn shims_answer_record_and_catch_a_build() {
+    let shims = Shims::new("self-test");
+    shims.program(
+        "docker",
+        &[
+            Reply::fail("buildx version", 3, "no 'buildx' here\n"),
+            Reply::ok("info", "it's 27\n"),
+        ],
+    );
+    let docker = shims.bin().join("docker");
+    let info =
+        run(std::process::Command::new(&docker).args(["info", "--format", "{{.ServerVersion}}"]));
+    assert_eq!(
+        (info.status.code(), stdout(&info).as_str()),
+        (Some(0), "it's 27\n")
+    );
+    let buildx = run(std::process::Command::new(&docker).args(["buildx", "version"]));
+    assert_eq!(
+        (buildx.status.code(), support::stderr(&buildx).as_str()),
+        (Some(3), "no 'buildx' here\n")
+    );
+    shims.assert_nothing_built_or_pushed();
+    run(std::process::Command::new(&docker).args(["buildx", "bake", "--file", "-"]));
+    assert_eq!(
+        shims.log(),
+        "docker info --format {{.ServerVersion}}\ndocker buildx version\ndocker buildx bake --file -\n"
+    );
+    let caught = std::panic::catch_unwind(|| shims.assert_nothing_built_or_pushed());
+    assert!(caught.is_err(), "a recorded bake must fail the check");
+}
+
+// ---------------------------------------------------------------------------
+// 1. Variants
+
+#[test]
+fn ci_image_unknown_variant_lists_the_valid_ones() {
+    refuses(
+        &["ci-image", "--variant", "alpine", "--dry-run"],
+        &[
+            "unknown variant \"alpine\"",
+            "valid variants are chainguard, distroless, ubi9",
+        ],
+    );
+}
+
+#[test]
+fn release_image_unknown_variant_lists_the_valid_ones() {
+    refuses(
+        &[
+            "release-image",
+            "--variant",
+            "alpine",
+            "--sign",
+            "none",
+            "--dry-run",
+        ],
+        &[
+            "unknown variant \"alpine\"",
+            "valid variants are chainguard, distroless, ubi9",
+        ],
+    );
+}
+
+#[test]
+fn release_image_unknown_default_variant_lists_the_valid_ones() {
+    refuses(
+        &[
+            "release-image",
+            "--default-variant",
+            "alpine",
+            "--sign",
+            "none",
+            "--dry-run",
+        ],
+        &[
+            "unknown --default-variant \"alpine\"",
+            "chainguard, distroless, ubi9",
+            "none",
+        ],
+    );
+}
+
+/// Releasing one variant must not require naming it the default variant:
+/// `--default-variant` (default chainguard) should be checked against every
+/// variant under images/, not only the selected ones.
+#[test]
+fn release_image_of_one_variant_keeps_the_default_variant() {
+    let text = plans(
+        &Context::default(),
+        &[
+            "release-image",
+            "--registry",
+            "127.0.0.1:5000",
+            "--variant",
+            "ubi9",
+            "--sign",
+            "none",
+            "--dry-run",
+        ],
+    );
+    assert!(
+        tags_moved_for(&text, "ubi9").contains("127.0.0.1:5000/beacon:main-ubi9"),
+        "{text}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 2. Platforms
+
+#[test]
+fn ci_image_platform_without_arch_is_malformed() {
+    refuses(
+        &["ci-image", "--platform", "linux", "--dry-run"],
+        &["malformed platform \"linux\"", "OS/ARCH", "linux/amd64"],
+    );
+}
+
+#[test]
+fn ci_image_platform_of_another_os_is_unsupported() {
+    refuses(
+        &["ci-image", "--platform", "windows/amd64", "--dry-run"],
+        &[
+            "unsupported platform \"windows/amd64\"",
+            "Linux",
+            "linux/amd64",
+        ],
+    );
+}
+
+#[test]
+fn ci_image_platform_with_unknown_arch_lists_the_known_ones() {
+    refuses(
+        &["ci-image", "--platform", "linux/amd65", "--dry-run"],
+        &["unknown architecture", "\"linux/amd65\"", "amd64, arm64"],
+    );
+}
+
+#[test]
+fn ci_image_builds_one_platform_only() {
+    refuses(
+        &[
+            "ci-image",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--dry-run",
+        ],
+        &[
+            "ci-image builds exactly one platform",
+            "linux/amd64,linux/arm64",
+            "--platform linux/amd64",
+            "release-image",
+        ],
+    );
+}
+
+#[test]
+fn release_image_platform_with_unknown_arch_is_refused() {
+    refuses(
+        &[
+            "release-image",
+            "--platform",
+            "linux/amd64,linux/amd65",
+            "--sign",
+            "none",
+            "--dry-run",
+        ],
+        &["unknown architecture", "\"linux/amd65\"", "amd64, arm64"],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 3. Registry, image name, build args
+
+#[test]
+fn registry_with_a_scheme_is_malformed() {
+    refuses(
+        &["ci-image", "--registry", "http://x", "--dry-run"],
+        &[
+            "malformed registry \"http://x\"",
+            "HOST[:PORT][/NAMESPACE]",
+            "ghcr.io/acme",
+        ],
+    );
+}
+
+#[test]
+fn registry_with_an_uppercase_namespace_is_malformed() {
+    for registry in ["ghcr.io/Acme", "GHCR.io/Acme"] {
+        let line = refuses(
+            &["ci-image", "--registry", registry, "--dry-run"],
+            &["malformed registry", "lowercase", "ghcr.io/acme"],
+        );
+        assert!(
+            line.contains(&format!("{registry:?}")),
+            "the error should quote {registry}: {line}"
+        );
+    }
+}
+
+#[test]
+fn release_image_registry_is_validated_too() {
+    refuses(
+        &[
+            "release-image",
+            "--registry",
+            "ghcr.io/Acme",
+            "--sign",
+            "none",
+            "--dry-run",
+        ],
+        &["malformed registry \"ghcr.io/Acme\"", "lowercase"],
+    );
+}
+
+#[test]
+fn image_name_with_a_space_is_malformed() {
+    refuses(
+        &["ci-image", "--image-name", "Bad Name", "--dry-run"],
+        &[
+            "malformed image name \"Bad Name\"",
+            "lowercase",
+            "ghcr.io/acme/beacon",
+        ],
+    );
+}
+
+#[test]
+fn build_arg_without_value_is_malformed() {
+    refuses(
+        &["ci-image", "--build-arg", "novalue", "--dry-run"],
+        &["malformed build argument \"novalue\"", "KEY=VALUE"],
+    );
+}
+
+#[test]
+fn build_arg_image_flavor_is_refused() {
+    refuses(
+        &["ci-image", "--build-arg", "IMAGE_FLAVOR=ci", "--dry-run"],
+        &[
+            "--build-arg IMAGE_FLAVOR",
+            "chosen by the path",
+            "remove it",
+        ],
+    );
+}
+
+#[test]
+fn build_arg_image_flavor_is_refused_for_one_variant_too() {
+    refuses(
+        &[
+            "release-image",
+            "--build-arg",
+            "ubi9:IMAGE_FLAVOR=ci",
+            "--sign",
+            "none",
+            "--dry-run",
+        ],
+        &["--build-arg IMAGE_FLAVOR", "remove it"],
+    );
+}
+
+#[test]
+fn build_arg_source_date_epoch_is_refused() {
+    refuses(
+        &[
+            "release-image",
+            "--build-arg",
+            "SOURCE_DATE_EPOCH=0",
+            "--sign",
+            "none",
+            "--dry-run",
+        ],
+        &["--build-arg SOURCE_DATE_EPOCH", "commit time", "remove it"],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 4-6. Missing prerequisites: docker, buildx, the engine, builder platforms
+
+#[test]
+fn ci_image_without_docker_says_how_to_install_it() {
+    let dir = support::TempDir::new("no-docker");
+    let bin = support::path_with_only_git(dir.path());
+    let context = Context::default().write(dir.path());
+    let output = run(xtask()
+        .env("PATH", &bin)
+        .env("XTASK_CONTEXT", &context)
+        .arg("ci-image"));
+    assert_one_line_error(
+        &output,
+        &[
+            "docker not found on PATH",
+            "install Docker",
+            "https://docs.docker.com/get-docker/",
+        ],
+    );
+    assert_eq!(stdout(&output), "");
+}
+
+/// The same without XTASK_CONTEXT: the facts come from the real checkout through the `git` on PATH.
+#[test]
+fn ci_image_without_docker_in_the_real_checkout() {
+    let dir = support::TempDir::new("no-docker-git");
+    let bin = support::path_with_only_git(dir.path());
+    let output = run(xtask().env("PATH", &bin).arg("ci-image"));
+    assert_one_line_error(&output, &["docker not found on PATH", "install Docker"]);
+}
+
+#[test]
+fn release_image_without_docker_says_how_to_install_it() {
+    let dir = support::TempDir::new("no-docker-release");
+    let bin = support::path_with_only_git(dir.path());
+    let context = Context::default().write(dir.path());
+    let output = run(xtask()
+        .env("PATH", &bin)
+        .env("XTASK_CONTEXT", &context)
+        .args(["release-image", "--sign", "none"]));
+    assert_one_line_error(&output, &["docker not found on PATH", "install Docker"]);
+}
+
+fn docker_without_buildx(label: &str) -> Shims {
+    let shims = Shims::new(label);
+    shims.program(
+        "docker",
+        &[
+            Reply::fail(
+                "buildx",
+                1,
+                "docker: 'buildx' is not a docker command.\nSee 'docker --help'\n",
+            ),
+            Reply::ok("info", "27.5.1\n"),
+        ],
+    );
+    shims.program("cosign", &[]);
+    shims
+}
+
+#[test]
+fn ci_image_without_buildx_says_how_to_install_it() {
+    let shims = docker_without_buildx("no-buildx");
+    let output = xtask_with(&shims, &Context::default(), &["ci-image"]);
+    assert_refused(
+        &shims,
+        &output,
+        &[
+            "docker buildx is not available",
+            "'buildx' is not a docker command",
+            "install the buildx plugin",
+            "docker-buildx",
+        ],
+    );
+}
+
+#[test]
+fn release_image_without_buildx_says_how_to_install_it() {
+    let shims = docker_without_buildx("no-buildx-release");
+    let output = xtask_with(
+        &shims,
+        &Context::default(),
+        &["release-image", "--sign", "none"],
+    );
+    assert_refused(
+        &shims,
+        &output,
+        &[
+            "docker buildx is not available",
+            "install the buildx plugin",
+        ],
+    );
+}
+
+fn docker_without_engine(label: &str) -> Shims {
+    let shims = Shims::new(label);
+    shims.program(
+        "docker",
+        &[
+            Reply::ok(
+                "buildx version",
+                "github.com/docker/buildx v0.20.0 0123456\n",
+            ),
+            Reply::fail("info", 1, &format!("{CANNOT_CONNECT}\n")),
+            Reply::fail("buildx inspect", 1, &format!("ERROR: {CANNOT_CONNECT}\n")),
+        ],
+    );
+    shims.program("cosign", &[]);
+    shims
+}
+
+#[test]
+fn ci_image_with_the_engine_down_says_how_to_start_it() {
+    let shims = docker_without_engine("no-engine");
+    let output = xtask_with(&shims, &Context::default(), &["ci-image"]);
+    assert_refused(
+        &shims,
+        &output,
+        &[
+            "the Docker engine is not reachable",
+            "Cannot connect to the Docker daemon",
+            "start it",
+            "docker info",
+        ],
+    );
+}
+
+#[test]
+fn release_image_with_the_engine_down_says_how_to_start_it() {
+    let shims = docker_without_engine("no-engine-release");
+    let output = xtask_with(
+        &shims,
+        &Context::default(),
+        &["release-image", "--sign", "none"],
+    );
+    assert_refused(
+        &shims,
+        &output,
+        &["the Docker engine is not reachable", "start it"],
+    );
+}
+
+/// The real docker client (if installed), pointed at a socket that does not
+/// exist, through a recording wrapper.
+#[test]
+fn ci_image_with_the_real_docker_client_and_no_engine() {
+    let real = [PathBuf::from("/usr/local/bin/docker")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .or_else(|| support::find_on_path("docker"));
+    let Some(real) = real else {
+        eprintln!("skipped: no docker client installed");
+        return;
+    };
+    let shims = Shims::new("real-docker");
+    shims.wrap("docker", &real);
+    shims.program("cosign", &[]);
+    let buildx = run(&mut real_docker(&real, &["buildx", "version"]));
+    if !buildx.status.success() {
+        eprintln!(
+            "skipped: the docker client at {} has no buildx plugin",
+            real.display()
+        );
+        return;
+    }
+    let context = Context::default().write(shims.scratch());
+    let output = run(xtask()
+        .env("PATH", shims.path())
+        .env("XTASK_CONTEXT", context)
+        .env("DOCKER_HOST", "unix:///nonexistent.sock")
+        .arg("ci-image"));
+    assert_refused(
+        &shims,
+        &output,
+        &[
+            "the Docker engine is not reachable",
+            "unix:///nonexistent.sock",
+            "start it",
+            "docker info",
+        ],
+    );
+    assert!(
+        shims.log().lines().any(|l| l.starts_with("docker info")),
+        "{}",
+        shims.log()
+    );
+}
+
+/// `real ARGS` with the same clean environment the xtask child gets.
+fn real_docker(program: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
+    command
+        .env_clear()
+        .env("DOCKER_HOST", "unix:///nonexistent.sock")
+        .args(args);
+    if let Some(home) = std::env::var_os("HOME") {
+        command.env("HOME", home);
+    }
+    command
+}
+
+#[test]
+fn release_image_with_a_builder_lacking_arm64_says_how_to_get_one() {
+    let shims = Shims::new("no-arm64");
+    shims.healthy_docker("linux/amd64, linux/amd64/v2, linux/386");
+    shims.program("cosign", &[]);
+    let output = xtask_with(
+        &shims,
+        &Context::default(),
+        &[
+            "release-image",
+            "--registry",
+            "127.0.0.1:5000",
+            "--sign",
+            "none",
+        ],
+    );
+    assert_refused(
+        &shims,
+        &output,
+        &[
+            "cannot build linux/arm64",
+            "it can build: linux/amd64",
+            "tonistiigi/binfmt",
+            "docker buildx create --use",
+        ],
+    );
+}
+
+#[test]
+fn ci_image_for_a_platform_the_builder_lacks_says_how_to_get_one() {
+    let shims = Shims::new("ci-no-arm64");
+    shims.healthy_docker("linux/amd64");
+    let output = xtask_with(
+        &shims,
+        &Context::default(),
+        &["ci-image", "--platform", "linux/arm64"],
+    );
+    assert_refused(
+        &shims,
+        &output,
+        &[
+            "cannot build linux/arm64",
+            "QEMU",
+            "docker buildx create --use --platform linux/arm64",
+        ],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 7. release-image refusals
+
+#[test]
+fn release_image_refuses_a_dirty_tree() {
+    let context = Context {
+        dirty: true,
+        ..Context::default()
+    };
+    refuses_in(
+        &context,
+        &["release-image", "--sign", "none", "--dry-run"],
+        &["uncommitted", "commit or stash"],
+    );
+}
+
+#[test]
+fn release_image_refuses_a_feature_branch() {
+    let context = Context {
+        branch: Some("feature/x".into()),
+        ..Context::default()
+    };
+    refuses_in(
+        &context,
+        &["release-image", "--sign", "none", "--dry-run"],
+        &[
+            "release-image builds main or a release tag",
+            "branch feature/x",
+            "--allow-any-ref",
+        ],
+    );
+}
+
+#[test]
+fn release_image_plans_a_feature_branch_with_allow_any_ref() {
+    let context = Context {
+        branch: Some("feature/x".into()),
+        ..Context::default()
+    };
+    let text = plans(
+        &context,
+        &[
+            "release-image",
+            "--registry",
+            "127.0.0.1:5000",
+            "--allow-any-ref",
+            "--sign",
+            "none",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(
+        tags_moved_for(&text, "chainguard"),
+        set(&[
+            "127.0.0.1:5000/beacon:feature-x-chainguard",
+            "127.0.0.1:5000/beacon:sha-0123456-chainguard",
+            "127.0.0.1:5000/beacon:feature-x",
+            "127.0.0.1:5000/beacon:sha-0123456",
+        ]),
+        "{text}"
+    );
+}
+
+#[test]
+fn release_image_refuses_a_tag_that_is_not_semver_in_github_actions() {
+    let context = Context {
+        oidc_available: true,
+        ..Context::github("refs/tags/v1.2")
+    };
+    refuses_in(
+        &context,
+        &["release-image", "--dry-run"],
+        &[
+            "\"v1.2\" is not a release tag",
+            "vMAJOR.MINOR.PATCH",
+            "--allow-any-ref",
+        ],
+    );
+}
+
+#[test]
+fn release_image_refuses_a_checkout_of_a_tag_that_is_not_semver() {
+    let context = Context {
+        branch: None,
+        tags_at_head: vec!["v1.2".into()],
+        ..Context::default()
+    };
+    refuses_in(
+        &context,
+        &["release-image", "--sign", "none", "--dry-run"],
+        &[
+            "release-image builds main or a release tag vX.Y.Z",
+            "--allow-any-ref",
+        ],
+    );
+}
+
+#[test]
+fn release_image_without_a_signing_identity_names_the_ways_to_get_one() {
+    refuses(
+        &["release-image", "--dry-run"],
+        &[
+            "no signing identity",
+            "--key",
+            "cosign generate-key-pair",
+            "id-token: write",
+            "--sign none",
+        ],
+    );
+}
+
+#[test]
+fn release_image_keyless_outside_github_actions_is_refused() {
+    refuses(
+        &["release-image", "--sign", "keyless", "--dry-run"],
+        &[
+            "--sign keyless needs an OIDC identity",
+            "id-token: write",
+            "--key",
+        ],
+    );
+}
+
+#[test]
+fn release_image_with_a_missing_key_file_is_refused_before_building() {
+    let shims = healthy_shims("missing-key");
+    let output = xtask_with(
+        &shims,
+        &Context::default(),
+        &[
+            "release-image",
+            "--registry",
+            "127.0.0.1:5000",
+            "--key",
+            "/nonexistent.key",
+        ],
+    );
+    assert_refused(
+        &shims,
+        &output,
+        &[
+            "key file \"/nonexistent.key\" does not exist",
+            "cosign generate-key-pair",
+            "--key",
+        ],
+    );
+    // The shims, not a real engine, answered the checks before it.
+    let log = shims.log();
+    for call in [
+        "docker buildx version",
+        "docker info",
+        "docker buildx inspect",
+    ] {
+        assert!(
+            log.lines().any(|l| l.starts_with(call)),
+            "expected a call {call:?}:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn release_image_refuses_an_unpinned_base() {
+    refuses(
+        &[
+            "release-image",
+            "--registry",
+            "127.0.0.1:5000",
+            "--build-arg",
+            "PRODUCTION_BASE=foo:1",
+            "--sign",
+            "none",
+            "--dry-run",
+        ],
+        &[
+            "PRODUCTION_BASE=foo:1 is not pinned by digest",
+            "NAME:TAG@sha256:DIGEST",
+        ],
+    );
+}
+
+#[test]
+fn release_image_of_a_version_tag_in_github_actions() {
+    let context = Context {
+        oidc_available: true,
+        release_tags: vec!["v1.0.0".into(), "v1.2.3".into()],
+        ..Context::github("refs/tags/v1.2.3")
+    };
+    let text = plans(&context, &["release-image", "--dry-run"]);
+    let repository = "ghcr.io/acme/beacon";
+
+    let chainguard = tags_moved_for(&text, "chainguard");
+    let qualified = ["1.2.3", "1.2", "1", "latest"].map(|t| format!("{repository}:{t}-chainguard"));
+    let bare = ["1.2.3", "1.2", "1", "latest"].map(|t| format!("{repository}:{t}"));
+    assert_eq!(
+        chainguard,
+        qualified.iter().chain(&bare).cloned().collect(),
+        "{text}"
+    );
+    for variant in ["distroless", "ubi9"] {
+        let expected =
+            ["1.2.3", "1.2", "1", "latest"].map(|t| format!("{repository}:{t}-{variant}"));
+        assert_eq!(
+            tags_moved_for(&text, variant),
+            expected.into_iter().collect(),
+            "only qualified tags for {variant}"
+        );
+    }
+
+    // Keyless signing of each digest, with no key.
+    let signs: Vec<&str> = text.lines().filter(|l| l.starts_with("cosign ")).collect();
+    assert_eq!(signs.len(), VARIANTS.len(), "{text}");
+    for (line, variant) in signs.iter().zip(VARIANTS) {
+        assert_eq!(
+            *line,
+            format!("cosign sign --yes '{repository}@<digest:{variant}>'")
+        );
+    }
+    assert!(
+        !text.contains("--key"),
+        "keyless signing passes no key:\n{text}"
+    );
+
+    // The registry is ghcr.io/<owner, lowercased>; no ci- tag anywhere.
+    let all = tags_in(&text, repository);
+    assert!(all.contains("1.2.3"), "{all:?}");
+    assert!(!text.contains("ghcr.io/Acme"), "{text}");
+    assert!(
+        all.iter().all(|t| !t.starts_with("ci-")),
+        "a release must not touch a ci- tag: {all:?}"
+    );
+    assert!(!text.contains(":ci-"), "{text}");
+}
+
+#[test]
+fn ci_image_of_a_pull_request_uses_only_ci_tags() {
+    let context = Context::github("refs/pull/7/merge");
+    let repository = "ghcr.io/acme/beacon";
+    let expected: BTreeSet<String> = VARIANTS
+        .iter()
+        .flat_map(|v| [format!("ci-{v}"), format!("ci-{v}-pr7")])
+        .collect();
+    for push in [false, true] {
+        let mut args = vec!["ci-image", "--dry-run"];
+        if push {
+            args.push("--push");
+        }
+        let text = plans(&context, &args);
+        let tags = tags_in(&text, repository);
+        assert_eq!(tags, expected, "push={push}:\n{text}");
+        assert!(
+            tags.iter().all(|t| t.starts_with("ci-")),
+            "no production-looking tag: {tags:?}"
+        );
+        assert!(
+            !text.contains("cosign"),
+            "CI images are not signed:\n{text}"
+        );
+        if push {
+            for variant in VARIANTS {
+                assert_eq!(
+                    tags_moved_for(&text, variant),
+                    set(&[
+                        &format!("{repository}:ci-{variant}"),
+                        &format!("{repository}:ci-{variant}-pr7")
+                    ]),
+                );
+            }
+        } else {
+            assert!(
+                !text.contains("imagetools create"),
+                "a loaded CI image is tagged by the engine:\n{text}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 8. sign
+
+#[test]
+fn sign_refuses_a_tag() {
+    let line = refuses(
+        &["sign", "127.0.0.1:5000/beacon:1.2.3", "--key", "k"],
+        &[
+            "127.0.0.1:5000/beacon:1.2.3 is not a reference by digest",
+            "sign by digest, never by tag",
+            "REPO@sha256:",
+        ],
+    );
+    assert!(
+        line.contains("imagetools inspect"),
+        "says how to find the digest: {line}"
+    );
+}
+
+#[test]
+fn sign_refuses_a_malformed_digest() {
+    refuses(
+        &["sign", "127.0.0.1:5000/beacon@sha256:abc", "--key", "k"],
+        &["malformed digest \"sha256:abc\"", "64"],
+    );
+}
+
+#[test]
+fn sign_without_a_signing_identity_names_the_ways_to_get_one() {
+    let image = format!("127.0.0.1:5000/beacon@sha256:{}", "a".repeat(64));
+    refuses(&["sign", &image], &["no signing identity", "--key"]);
+}
+
+// ---------------------------------------------------------------------------
+// 9. verify
+
+#[test]
+fn verify_without_an_expected_signer_names_both_options() {
+    refuses(
+        &["verify", "127.0.0.1:5000/beacon:1.2.3"],
+        &[
+            "verify needs the expected signer",
+            "--key",
+            "--certificate-identity-regexp",
+        ],
+    );
+}
+
+#[test]
+fn verify_refuses_a_malformed_image_reference() {
+    refuses(
+        &["verify", "ghcr.io/Acme/beacon:1.2.3", "--key", "cosign.pub"],
+        &[
+            "malformed image reference \"ghcr.io/Acme/beacon:1.2.3\"",
+            "lowercase",
+            "ghcr.io/acme/beacon",
+        ],
+    );
+    refuses(
+        &["verify", "beacon:bad tag", "--key", "cosign.pub"],
+        &["malformed tag \"bad tag\"", "letters, digits"],
+    );
+    refuses(
+        &["verify", "beacon@sha256:xyz", "--key", "cosign.pub"],
+        &["malformed digest \"sha256:xyz\"", "64"],
+    );
+}
+
+#[test]
+fn verify_with_a_missing_public_key_file_is_refused() {
+    refuses(
+        &[
+            "verify",
+            "127.0.0.1:5000/beacon:1.2.3",
+            "--key",
+            "/nonexistent.pub",
+        ],
+        &["\"/nonexistent.pub\" does not exist", "--key"],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 10. prune-ci-images (127.0.0.1:1 is never a registry: nothing can be deleted)
+
+#[test]
+fn prune_refuses_a_malformed_duration() {
+    for duration in ["3x", "7", "d", "1.5d"] {
+        let line = refuses(
+            &[
+                "prune-ci-images",
+                "--registry",
+                "127.0.0.1:1/beacon",
+                "--older-than",
+                duration,
+                "--dry-run",
+            ],
+            &["malformed duration", "--older-than", "7d"],
+        );
+        assert!(
+            line.contains(&format!("{duration:?}")),
+            "the error should quote {duration}: {line}"
+        );
+    }
+}
+
+#[test]
+fn prune_refuses_a_malformed_keep() {
+    refuses(
+        &[
+            "prune-ci-images",
+            "--registry",
+            "127.0.0.1:1/beacon",
+            "--older-than",
+            "7d",
+            "--keep",
+            "x",
+        ],
+        &["malformed --keep \"x\"", "whole number", "--keep 3"],
+    );
+}
+
+#[test]
+fn prune_refuses_a_registry_without_host() {
+    refuses(
+        &[
+            "prune-ci-images",
+            "--registry",
+            "beacon",
+            "--older-than",
+            "7d",
+        ],
+        &["malformed --registry", "127.0.0.1:5000/beacon"],
+    );
+}
+
+#[test]
+fn prune_refuses_ghcr() {
+    refuses(
+        &[
+            "prune-ci-images",
+            "--registry",
+            "ghcr.io/acme/beacon",
+            "--older-than",
+            "7d",
+        ],
+        &["ghcr.io", "not supported", "delete-package-versions"],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Known gaps (bugs reported, not fixed here): enable once fixed.
+
+/// A typo in the variant of a scoped build arg must not be ignored silently:
+/// today `ubi:PRODUCTION_BASE=foo:1` applies to no variant, so the release
+/// goes ahead with the default base (and an unpinned value passes the pin check).
+#[test]
+
+fn build_arg_for_an_unknown_variant_is_refused() {
+    let arg = "ubi:PRODUCTION_BASE=foo:1";
+    let keywords = ["\"ubi\"", "chainguard, distroless, ubi9"];
+    refuses(&["ci-image", "--build-arg", arg, "--dry-run"], &keywords);
+    refuses(
+        &[
+            "release-image",
+            "--build-arg",
+            arg,
+            "--sign",
+            "none",
+            "--dry-run",
+        ],
+        &keywords,
+    );
+}
+
+/// Pushing needs a registry: outside GitHub Actions the default `localhost`
+/// names local images only, yet today release-image builds everything and
+/// then pushes to https://localhost.
+#[test]
+
+fn release_image_without_a_registry_is_refused_before_building() {
+    refuses(
+        &["release-image", "--sign", "none"],
+        &["--registry", "IMAGE_REGISTRY"],
+    );
+}
+
+#[test]
+
+fn ci_image_push_without_a_registry_is_refused_before_building() {
+    refuses(
+        &["ci-image", "--push", "--variant", "ubi9"],
+        &["--registry", "IMAGE_REGISTRY"],
+    );
+}
+
+/// Argument errors found by clap (unknown flag, bad enum value) print several
+/// lines today, unlike every other refusal.
+#[test]
+
+fn argument_errors_are_one_line_too() {
+    refuses(
+        &["release-image", "--sign", "bogus", "--dry-run"],
+        &["bogus", "--sign", "auto, key, keyless, none"],
+    );
+    refuses(
+        &["ci-image", "--bogus", "--dry-run"],
+        &["--bogus", "--help"],
+    );
+}
