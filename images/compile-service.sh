@@ -23,6 +23,7 @@ fi
 host_triple=$(rustc -vV | sed -n 's/^host: //p')
 if [ "$host_triple" != "$triple" ]; then
   if ! command -v "$gcc_prefix-gcc" >/dev/null 2>&1; then
+    # shellcheck disable=SC2086 # a space-separated package list, split on purpose
     apt-get update -qq && apt-get install -y -qq --no-install-recommends $cross_pkgs
   fi
   linker_var="CARGO_TARGET_$(echo "$triple" | tr 'a-z-' 'A-Z_')_LINKER"

@@ -112,6 +112,7 @@ pub fn plan(
             }),
             source_date_epoch: None,
             rewrite_timestamp: false,
+            no_cache: args.build.no_cache,
         };
         plans.push(VariantPlan {
             variant: variant.clone(),

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{ci_image, lint, prune, release_image, sign, stand_ins, test_task, verify};
+use crate::{
+    bench, ci_image, lint, prune, rebuild_check, release_image, sign, stand_ins, test_task, verify,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,10 +30,14 @@ pub enum Command {
     Sign(sign::SignArgs),
     /// Deploy gate: fail unless IMAGE is a signed, attested, multi-platform production image.
     Verify(verify::VerifyArgs),
+    /// Rebuild a published release from its commit and compare the digests, per platform.
+    RebuildCheck(rebuild_check::RebuildCheckArgs),
     /// Delete expired ci- images (never anything a non-ci tag points to).
     PruneCiImages(prune::PruneArgs),
     /// Build stand-in base images into a local registry, and static host binaries.
     StandIns(stand_ins::StandInsArgs),
+    /// Measure the split's promises side by side on this machine (see README: Performance).
+    Bench(bench::BenchArgs),
     /// Run the linters: clippy, rustfmt, actionlint, zizmor, hadolint, shellcheck.
     Lint(lint::LintArgs),
     /// Run the whole test suite (unit, CLI and end-to-end against a real engine).
@@ -47,6 +53,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::PruneCiImages(args) => prune::run(args),
         Command::StandIns(args) => stand_ins::run(args),
         Command::Lint(args) => lint::run(args),
+        Command::RebuildCheck(args) => rebuild_check::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Test(args) => test_task::run(args),
     }
 }
@@ -93,6 +101,10 @@ pub struct BuildOptions {
     /// Directory of the `local` cache backend.
     #[arg(long, value_name = "DIR", default_value = "target/buildx-cache")]
     pub cache_dir: PathBuf,
+
+    /// Build every step again instead of reusing the build cache.
+    #[arg(long)]
+    pub no_cache: bool,
 
     /// Print exactly what would run, and run nothing.
     #[arg(long)]

@@ -405,16 +405,31 @@ impl Client {
         name: &str,
     ) -> Result<Response> {
         let url = format!("{}{path}", self.base);
-        let first = self.send(
-            method,
-            &url,
-            accept,
-            self.authorization.clone().as_deref(),
-            None,
-        )?;
-        if first.status != 401 {
-            return Ok(first);
+        let sent = self.authorization.clone();
+        let first = self.send(method, &url, accept, sent.as_deref(), None)?;
+        let response = if first.status == 401 {
+            self.answer_challenge(&first, sent.as_deref(), method, &url, accept, name)?
+        } else {
+            first
+        };
+        // A DELETE refused with 403 says more than "bad credentials"; its caller explains it.
+        if response.status == 403 && method != Method::Delete {
+            return Err(self.refused(name, 403));
         }
+        Ok(response)
+    }
+
+    /// Answers a 401: Basic with the docker credentials, or a bearer token
+    /// (a fresh one if the token we sent has expired), and retries once.
+    fn answer_challenge(
+        &mut self,
+        first: &Response,
+        sent: Option<&str>,
+        method: Method,
+        url: &str,
+        accept: Option<&str>,
+        name: &str,
+    ) -> Result<Response> {
         let challenge = first
             .headers_named("www-authenticate")
             .filter_map(parse_challenge)
@@ -431,12 +446,7 @@ impl Client {
         };
         let authorization = if challenge.scheme.eq_ignore_ascii_case("basic") {
             let Some(credentials) = self.credentials()? else {
-                bail!(
-                    "registry {} requires credentials for {}/{name} (401): run `docker login {}`",
-                    self.host,
-                    self.host,
-                    self.host
-                );
+                return Err(self.refused(name, 401));
             };
             format!(
                 "Basic {}",
@@ -445,31 +455,37 @@ impl Client {
                 )
             )
         } else {
-            format!("Bearer {}", self.token(&challenge, name)?)
+            let stale = sent.and_then(|s| s.strip_prefix("Bearer "));
+            format!("Bearer {}", self.token(&challenge, name, stale)?)
         };
         self.authorization = Some(authorization.clone());
-        let second = self.send(method, &url, accept, Some(&authorization), None)?;
+        let second = self.send(method, url, accept, Some(&authorization), None)?;
         if second.status == 401 {
-            let has_credentials = self.credentials()?.is_some();
-            if has_credentials {
-                bail!(
-                    "registry refused the credentials for {}/{name} (401): run `docker login {}`",
-                    self.host,
-                    self.host
-                );
-            }
-            bail!(
-                "registry {} requires credentials for {}/{name} (401): run `docker login {}`",
-                self.host,
-                self.host,
-                self.host
-            );
+            return Err(self.refused(name, 401));
         }
         Ok(second)
     }
 
+    /// The error for a 401/403: bad credentials if we have some, else none.
+    fn refused(&mut self, name: &str, status: u16) -> anyhow::Error {
+        match self.credentials() {
+            Ok(Some(_)) => anyhow!(
+                "registry refused the credentials for {}/{name} ({status}): run `docker login {}`",
+                self.host,
+                self.host
+            ),
+            Ok(None) => anyhow!(
+                "registry {} requires credentials for {}/{name} ({status}): run `docker login {}`",
+                self.host,
+                self.host,
+                self.host
+            ),
+            Err(err) => err,
+        }
+    }
+
     /// A bearer token for a challenge, from the cache or the token service.
-    fn token(&mut self, challenge: &Challenge, name: &str) -> Result<String> {
+    fn token(&mut self, challenge: &Challenge, name: &str, stale: Option<&str>) -> Result<String> {
         let realm = challenge.params.get("realm").cloned().unwrap_or_default();
         if !(realm.starts_with("https://") || realm.starts_with("http://")) {
             bail!("registry {} sent a bearer challenge without a usable realm ({realm:?}); cannot authenticate", self.host);
@@ -477,7 +493,8 @@ impl Client {
         let service = challenge.params.get("service").cloned();
         let scope = challenge.params.get("scope").cloned().unwrap_or_default();
         let key = format!("{realm} {} {scope}", service.as_deref().unwrap_or(""));
-        if let Some(token) = self.tokens.get(&key) {
+        // A cached token the registry just refused has expired: fetch a new one.
+        if let Some(token) = self.tokens.get(&key).filter(|t| Some(t.as_str()) != stale) {
             return Ok(token.clone());
         }
         let mut query = Vec::new();
@@ -887,13 +904,16 @@ fn load_credentials(key: &str, host: &str) -> Result<Option<Credentials>> {
     credentials_from_config(&config, key, host, &run_credential_helper)
 }
 
+/// Runs `docker-credential-NAME get` for (NAME, server key, host).
+type CredentialHelper = dyn Fn(&str, &str, &str) -> Result<Option<Credentials>>;
+
 /// The lookup itself, with the helper runner passed in so tests need no helper.
 /// `credHelpers.<host>` wins, then `credsStore`, then `auths.<host>`.
 fn credentials_from_config(
     config: &Value,
     key: &str,
     host: &str,
-    helper: &dyn Fn(&str, &str, &str) -> Result<Option<Credentials>>,
+    helper: &CredentialHelper,
 ) -> Result<Option<Credentials>> {
     let wanted = normalize_registry_key(key);
     let matches = |k: &str| normalize_registry_key(k) == wanted;

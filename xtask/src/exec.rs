@@ -90,6 +90,7 @@ pub fn execute(plan: &Plan) -> Result<RunResult> {
                 image: match plan.output {
                     Output::Load => v.policy.tags.first().cloned().unwrap_or_default(),
                     Output::PushByDigest(_) => format!("{}@{digest}", plan.repository),
+                    Output::Archive => render::oci_archive(&v.variant),
                 },
                 digest,
                 platforms: v.policy.platforms.iter().map(ToString::to_string).collect(),
@@ -137,6 +138,7 @@ fn build(plan: &Plan) -> Result<BTreeMap<String, String>> {
         let consequence = match plan.output {
             Output::Load => "other variants may have been loaded into the engine",
             Output::PushByDigest(_) => "no tag of any variant was moved",
+            Output::Archive => "nothing was published",
         };
         bail!("the build failed for {which} (see the buildx output above); {consequence}");
     }

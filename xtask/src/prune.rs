@@ -282,48 +282,32 @@ pub fn run(args: PruneArgs) -> Result<()> {
     }
     let mut deleted: Vec<&Decision> = Vec::new();
     let mut already_gone = 0;
+    let total = selection.delete.len();
     for decision in &selection.delete {
-        let result = client
-            .delete_manifest(&name, &decision.digest)
-            .and_then(|gone| {
-                for cosign in &decision.cosign_tags {
-                    client
-                        .delete_manifest(&name, &cosign.digest)
-                        .with_context(|| {
-                            format!("deleting cosign tag {} of {}", cosign.tag, decision.digest)
-                        })?;
-                }
-                Ok(gone)
-            });
-        match result {
+        match client.delete_manifest(&name, &decision.digest) {
             Ok(true) => {}
             Ok(false) => already_gone += 1,
-            Err(err) if deleted.is_empty() => {
-                return Err(err.context(format!("deleting {} from {repository}", decision.digest)))
-            }
             Err(err) => {
-                let done: Vec<&str> = deleted.iter().map(|d| d.digest.as_str()).collect();
-                return Err(err.context(format!(
-                    "deleting {} from {repository} failed after deleting {} of {} images ({})",
-                    decision.digest,
-                    done.len(),
-                    selection.delete.len(),
-                    done.join(", ")
-                )));
+                let what = format!("deleting {} from {repository}", decision.digest);
+                return Err(deletion_failed(err, what, &deleted, total));
             }
         }
+        deleted.push(decision);
         log(format!(
             "deleted {}: {}",
             describe(decision),
             decision.reason
         ));
         for cosign in &decision.cosign_tags {
+            if let Err(err) = client.delete_manifest(&name, &cosign.digest) {
+                let what = format!("deleting cosign tag {} of {}", cosign.tag, decision.digest);
+                return Err(deletion_failed(err, what, &deleted, total));
+            }
             log(format!(
                 "deleted cosign tag {} ({}) of {}",
                 cosign.tag, cosign.digest, decision.digest
             ));
         }
-        deleted.push(decision);
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&selection)?);
@@ -339,6 +323,24 @@ pub fn run(args: PruneArgs) -> Result<()> {
         selection.keep.len()
     ));
     Ok(())
+}
+
+/// A deletion error that says how far the run got.
+fn deletion_failed(
+    err: anyhow::Error,
+    what: String,
+    deleted: &[&Decision],
+    total: usize,
+) -> anyhow::Error {
+    if deleted.is_empty() {
+        return err.context(format!("{what} (nothing was deleted)"));
+    }
+    let done: Vec<&str> = deleted.iter().map(|d| d.digest.as_str()).collect();
+    err.context(format!(
+        "{what} failed after deleting {} of {total} images ({})",
+        done.len(),
+        done.join(", ")
+    ))
 }
 
 /// `sha256:… [ci-a, ci-a-pr1]`

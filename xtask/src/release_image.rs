@@ -13,7 +13,7 @@ use crate::cli::BuildOptions;
 use crate::context::{BuildContext, BuildRef, DEFAULT_BRANCH};
 use crate::names;
 use crate::plan::{
-    Attestations, Flavor, Mode, Output, Plan, Policy, PushVia, Requirement, SbomRequest,
+    Attestations, Flavor, Mode, Output, Plan, Policy, PushVia, Requirement, SbomRequest, Signing,
     VariantPlan, LABEL_NS,
 };
 use crate::preflight::BuilderInfo;
@@ -53,6 +53,11 @@ pub struct ReleaseImageArgs {
 
     #[command(flatten)]
     pub signing: crate::sign::SigningArgs,
+
+    /// Export OCI archives to target/xtask/oci/ and publish nothing: no push,
+    /// no signature, no tag (what `rebuild-check` compares against a release).
+    #[arg(long, hide = true)]
+    pub output_archive: bool,
 
     /// SBOM generator image (BuildKit's SBOM scanning protocol), e.g. a mirror of the default.
     #[arg(long, env = "SBOM_GENERATOR", default_value = DEFAULT_SBOM_GENERATOR, value_name = "IMAGE")]
@@ -296,13 +301,17 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
         );
     }
     let (tags, immutable) = base_tags(context, args.allow_any_ref)?;
-    let signing = args.signing.resolve(context)?;
+    let signing = if args.output_archive {
+        Signing::None
+    } else {
+        args.signing.resolve(context)?
+    };
     // Build-arg mistakes are reported before a missing registry: they are the
     // likelier typo, and both are refusals before anything runs.
     for variant in inputs.variants {
         recipe::recipe(&args.build, variant, context)?;
     }
-    let repository = recipe::repository(&args.build, context, true)?;
+    let repository = recipe::repository(&args.build, context, !args.output_archive)?;
     let build_ref = context.build_ref();
     let backend = args
         .build
@@ -415,6 +424,7 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
             }),
             source_date_epoch: Some(context.git.commit_time),
             rewrite_timestamp,
+            no_cache: args.build.no_cache,
         };
         plans.push(VariantPlan {
             variant: variant.clone(),
@@ -422,7 +432,7 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
             policy,
         });
     }
-    if args.force {
+    if args.force || args.output_archive {
         must_not_exist.clear();
     }
     let mut preflight = vec![
@@ -431,14 +441,18 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
         Requirement::Engine,
         Requirement::BuilderPlatforms(platforms.to_vec()),
     ];
-    if push_via == PushVia::OciArchive {
+    if push_via == PushVia::OciArchive && !args.output_archive {
         preflight.push(Requirement::Skopeo);
     }
     preflight.extend(crate::sign::SigningArgs::requirements(&signing));
     Ok(Plan {
         mode: Mode::Release,
         repository,
-        output: Output::PushByDigest(push_via),
+        output: if args.output_archive {
+            Output::Archive
+        } else {
+            Output::PushByDigest(push_via)
+        },
         variants: plans,
         signing,
         must_not_exist,

@@ -155,7 +155,7 @@ fn bake_target(plan: &Plan, variant: &VariantPlan) -> Value {
         Output::PushByDigest(PushVia::Builder) => {
             format!("type=image,name={},push-by-digest=true,name-canonical=true,push=true,oci-mediatypes=true", plan.repository)
         }
-        Output::PushByDigest(PushVia::OciArchive) => {
+        Output::PushByDigest(PushVia::OciArchive) | Output::Archive => {
             format!("type=oci,dest={}", oci_archive(&variant.variant))
         }
     };
@@ -185,6 +185,9 @@ fn bake_target(plan: &Plan, variant: &VariantPlan) -> Value {
         // builds are tagged by the engine as they land.
         if plan.output == Output::Load {
             fields.insert("tags".into(), json!(policy.tags));
+        }
+        if policy.no_cache {
+            fields.insert("no-cache".into(), json!(true));
         }
         if !recipe.named_contexts.is_empty() {
             fields.insert("contexts".into(), json!(recipe.named_contexts));

@@ -69,10 +69,26 @@ fn unique(label: &str) -> String {
     )
 }
 
-fn scratch(label: &str) -> PathBuf {
+/// A temporary directory, removed when dropped (also when a test fails).
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(label: &str) -> Scratch {
     let dir = std::env::temp_dir().join(unique(label));
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 fn free_port() -> u16 {
@@ -589,7 +605,6 @@ fn prunes_exactly_the_expired_ci_only_images() {
     assert_eq!(tag_map(&registry, &repo), expected);
 
     cleanup(&registry, &repo, &pushed);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -653,7 +668,8 @@ fn ghcr_is_refused_with_the_packages_api_pointer() {
 struct AuthRegistry {
     child: Child,
     addr: String,
-    dir: PathBuf,
+    /// Dropped after `child` is killed (fields drop after `Drop::drop`).
+    _dir: Scratch,
 }
 
 impl AuthRegistry {
@@ -675,7 +691,11 @@ impl AuthRegistry {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start docker-registry ({e}): run `.ci/setup-stack` to install the test stack"));
-        let registry = AuthRegistry { child, addr, dir };
+        let registry = AuthRegistry {
+            child,
+            addr,
+            _dir: dir,
+        };
         for _ in 0..100 {
             let probe = Command::new("curl")
                 .args(["-s", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}"])
@@ -695,7 +715,6 @@ impl Drop for AuthRegistry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -834,7 +853,6 @@ fn basic_auth_from_docker_config_and_a_registry_that_refuses_deletion() {
         );
     }
     cleanup(&registry, &repo, &pushed);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A fake registry that speaks the Bearer token flow and paginates its tag list.
@@ -878,6 +896,9 @@ impl FakeRegistry {
             Arc::clone(&requests),
         );
         std::thread::spawn(move || {
+            // A token is good for three requests, then expires (as real ones do
+            // after minutes): the client must fetch a new one and carry on.
+            let (mut generation, mut uses) = (1, 0);
             for stream in listener.incoming().flatten() {
                 let (method, target, authorization) = read_request(&stream);
                 log.lock()
@@ -885,52 +906,61 @@ impl FakeRegistry {
                     .push(format!("{method} {target} {authorization}"));
                 let digest_header =
                     |body: &[u8]| vec![("Docker-Content-Digest".to_string(), sha256(body))];
-                let (status, headers, body): (u16, Vec<(String, String)>, Vec<u8>) = if target
-                    .starts_with("/token?")
-                {
-                    if authorization == format!("Basic {BASIC_GOOD}") {
-                        (200, vec![], br#"{"token":"tok-xyz"}"#.to_vec())
-                    } else {
-                        (401, vec![], br#"{"details":"bad credentials"}"#.to_vec())
-                    }
-                } else if authorization != "Bearer tok-xyz" {
+                type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+                let challenge = || -> Answer {
                     let challenge = format!(
                         r#"Bearer realm="{realm}",service="fake-registry",scope="repository:{name}:pull""#
                     );
-                    (
-                        401,
-                        vec![("WWW-Authenticate".into(), challenge)],
-                        br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#.to_vec(),
-                    )
-                } else if target == format!("/v2/{name}/tags/list?n=100") {
-                    let link = format!(r#"</v2/{name}/tags/list?n=100&last=1.0.0>; rel="next""#);
-                    (
-                        200,
-                        vec![("Link".into(), link)],
-                        format!(r#"{{"name":"{name}","tags":["1.0.0"]}}"#).into_bytes(),
-                    )
-                } else if target == format!("/v2/{name}/tags/list?n=100&last=1.0.0") {
-                    (
-                        200,
-                        vec![],
-                        format!(r#"{{"name":"{name}","tags":["ci-chainguard-pr1"]}}"#).into_bytes(),
-                    )
-                } else if target == format!("/v2/{name}/manifests/1.0.0") {
-                    (
-                        200,
-                        digest_header(&production_manifest),
-                        production_manifest.clone(),
-                    )
-                } else if target == format!("/v2/{name}/manifests/ci-chainguard-pr1") {
-                    (200, digest_header(&ci_manifest), ci_manifest.clone())
-                } else if target == format!("/v2/{name}/blobs/{config_digest}") {
-                    (200, vec![], config.clone())
+                    let body = br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#.to_vec();
+                    (401, vec![("WWW-Authenticate".into(), challenge)], body)
+                };
+                let tags = |tags: &str| format!(r#"{{"name":"{name}","tags":[{tags}]}}"#);
+                let (status, headers, body): Answer = if target.starts_with("/token?") {
+                    if authorization == format!("Basic {BASIC_GOOD}") {
+                        uses = 0;
+                        let token = format!(r#"{{"token":"tok-{generation}"}}"#);
+                        (200, vec![], token.into_bytes())
+                    } else {
+                        (401, vec![], br#"{"details":"bad credentials"}"#.to_vec())
+                    }
+                } else if authorization != format!("Bearer tok-{generation}") {
+                    challenge()
+                } else if uses >= 3 {
+                    (generation, uses) = (generation + 1, 0);
+                    challenge()
                 } else {
-                    (
-                        404,
-                        vec![],
-                        br#"{"errors":[{"code":"NOT_FOUND"}]}"#.to_vec(),
-                    )
+                    uses += 1;
+                    let path = target.strip_prefix(&format!("/v2/{name}/")).unwrap_or("");
+                    match path {
+                        "tags/list?n=100" => {
+                            let link =
+                                format!(r#"</v2/{name}/tags/list?n=100&last=1.0.0>; rel="next""#);
+                            (
+                                200,
+                                vec![("Link".into(), link)],
+                                tags(r#""1.0.0""#).into_bytes(),
+                            )
+                        }
+                        "tags/list?n=100&last=1.0.0" => {
+                            (200, vec![], tags(r#""ci-chainguard-pr1""#).into_bytes())
+                        }
+                        "manifests/1.0.0" => (
+                            200,
+                            digest_header(&production_manifest),
+                            production_manifest.clone(),
+                        ),
+                        "manifests/ci-chainguard-pr1" => {
+                            (200, digest_header(&ci_manifest), ci_manifest.clone())
+                        }
+                        blob if blob == format!("blobs/{config_digest}") => {
+                            (200, vec![], config.clone())
+                        }
+                        _ => (
+                            404,
+                            vec![],
+                            br#"{"errors":[{"code":"NOT_FOUND"}]}"#.to_vec(),
+                        ),
+                    }
                 };
                 write_response(stream, status, &headers, &body);
             }
@@ -1012,20 +1042,27 @@ fn bearer_token_flow_with_credentials_and_tag_pagination() {
         .iter()
         .filter(|r| r.starts_with("GET /token?"))
         .collect();
+    // Five authorized requests (two tag pages, two manifests, one config) with
+    // tokens good for three: one refresh.
     assert_eq!(
         token_requests.len(),
-        1,
-        "one token for the whole run: {log:#?}"
+        2,
+        "a token, then a fresh one when it expired: {log:#?}"
     );
+    assert_eq!(token_requests[0], token_requests[1]);
     assert_eq!(
         token_requests[0],
         &format!("GET /token?service=fake-registry&scope=repository%3Aacme%2Fbeacon%3Apull Basic {BASIC_GOOD}")
     );
     assert!(
         log.contains(&format!(
-            "GET /v2/{name}/tags/list?n=100&last=1.0.0 Bearer tok-xyz"
+            "GET /v2/{name}/tags/list?n=100&last=1.0.0 Bearer tok-1"
         )),
         "{log:#?}"
+    );
+    assert!(
+        log.iter().any(|r| r.ends_with("Bearer tok-2")),
+        "the expired token was replaced: {log:#?}"
     );
     assert!(!text(&out.stderr).contains(SECRET) && !stdout.contains(SECRET));
 
@@ -1039,5 +1076,4 @@ fn bearer_token_flow_with_credentials_and_tag_pagination() {
     );
     let err = one_line_error(&xtask(&args, &[("DOCKER_CONFIG", &wrong)]));
     assert_eq!(err, format!("error: registry refused the credentials for {host}/{name} (401): run `docker login {host}`"));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,1622 @@
+//! The GitHub workflows, checked against what they promise and against the
+//! real CLI:
+//!
+//! - ci-build.yml runs on pull requests only and build-push.yml on pushes to
+//!   main and release tags only, so no event runs both;
+//! - permissions are the least each job needs;
+//! - every third-party action is pinned to a full commit SHA, with its
+//!   version in a comment;
+//! - every `cargo xtask ...` line is accepted by the real binary: build
+//!   commands are planned with `--dry-run` in the situation the workflow runs
+//!   in (a pull request, a tag push, a push to main), the rest are parsed
+//!   (`XTASK_PARSE_ONLY=1`), so a renamed flag breaks this test, not a release;
+//! - build logic stays in `cargo xtask`: no workflow builds, pushes or signs
+//!   with raw docker or cosign commands.
+//!
+//! The workflows are read by a small YAML reader written for the subset they
+//! use (block mappings and sequences, plain and quoted scalars, `|` blocks,
+//! flow sequences); anything else is an error, never a silent misreading.
+//! Where Python has PyYAML, a test checks that both readers agree.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::{json, Map, Value};
+
+// ---------------------------------------------------------------------------
+// The YAML subset reader.
+
+mod yaml {
+    use serde_json::{Map, Number, Value};
+
+    /// Parses one YAML document of the supported subset into JSON.
+    pub fn parse(text: &str) -> Result<Value, String> {
+        let mut parser = Parser {
+            lines: text.lines().map(str::to_string).collect(),
+            pos: 0,
+        };
+        let value = match parser.peek()? {
+            None => Value::Null,
+            Some((indent, _)) => parser.node(indent)?,
+        };
+        if parser.peek()?.is_some() {
+            return Err(parser.error("unexpected content (inconsistent indentation?)"));
+        }
+        Ok(value)
+    }
+
+    struct Parser {
+        lines: Vec<String>,
+        pos: usize,
+    }
+
+    fn is_sequence_item(content: &str) -> bool {
+        content == "-" || content.starts_with("- ")
+    }
+
+    impl Parser {
+        fn error(&self, message: &str) -> String {
+            let line = self
+                .lines
+                .get(self.pos)
+                .map(String::as_str)
+                .unwrap_or("<end of file>");
+            format!("line {}: {message}: {line:?}", self.pos + 1)
+        }
+
+        /// The next line with content, as (indent, content without comment);
+        /// skips blank and comment lines.
+        fn peek(&mut self) -> Result<Option<(usize, String)>, String> {
+            while let Some(raw) = self.lines.get(self.pos) {
+                let trimmed = raw.trim_start_matches(' ');
+                if trimmed.starts_with('\t') {
+                    return Err(self.error("tab in indentation"));
+                }
+                let content = strip_comment(trimmed).trim_end().to_string();
+                if content.is_empty() {
+                    self.pos += 1;
+                    continue;
+                }
+                if content == "---" || content == "..." || content.starts_with('%') {
+                    return Err(self.error("unsupported: document markers and directives"));
+                }
+                return Ok(Some((raw.len() - trimmed.len(), content)));
+            }
+            Ok(None)
+        }
+
+        fn node(&mut self, indent: usize) -> Result<Value, String> {
+            let Some((_, content)) = self.peek()? else {
+                return Ok(Value::Null);
+            };
+            if is_sequence_item(&content) {
+                self.sequence(indent)
+            } else if split_key(&content)?.is_some() {
+                self.mapping(indent)
+            } else {
+                self.pos += 1;
+                let value = inline(&content)?;
+                self.no_continuation(indent)?;
+                Ok(value)
+            }
+        }
+
+        fn no_continuation(&mut self, indent: usize) -> Result<(), String> {
+            match self.peek()? {
+                Some((next, _)) if next > indent => {
+                    Err(self.error("unsupported: a multi-line scalar (or wrong indentation)"))
+                }
+                _ => Ok(()),
+            }
+        }
+
+        fn mapping(&mut self, indent: usize) -> Result<Value, String> {
+            let mut map = Map::new();
+            while let Some((at, content)) = self.peek()? {
+                if at < indent || (at == indent && is_sequence_item(&content)) {
+                    break;
+                }
+                if at > indent {
+                    return Err(self.error("unexpected indentation"));
+                }
+                let Some((key, rest)) = split_key(&content)? else {
+                    return Err(self.error("expected `key: value`"));
+                };
+                self.pos += 1;
+                let value = self.value(indent, &rest)?;
+                if map.insert(key.clone(), value).is_some() {
+                    return Err(format!("duplicate key {key:?} (line {})", self.pos));
+                }
+            }
+            Ok(Value::Object(map))
+        }
+
+        /// The value after `key:` on a line indented by `indent`.
+        fn value(&mut self, indent: usize, rest: &str) -> Result<Value, String> {
+            let rest = rest.trim();
+            if rest.is_empty() {
+                return match self.peek()? {
+                    Some((at, content)) if at == indent && is_sequence_item(&content) => {
+                        self.sequence(indent)
+                    }
+                    Some((at, _)) if at > indent => self.node(at),
+                    _ => Ok(Value::Null),
+                };
+            }
+            if rest.starts_with('|') || rest.starts_with('>') {
+                return self.block_scalar(indent, rest);
+            }
+            let value = inline(rest)?;
+            self.no_continuation(indent)?;
+            Ok(value)
+        }
+
+        fn sequence(&mut self, indent: usize) -> Result<Value, String> {
+            let mut items = Vec::new();
+            while let Some((at, content)) = self.peek()? {
+                if at != indent || !is_sequence_item(&content) {
+                    if at > indent {
+                        return Err(self.error("unexpected indentation in a sequence"));
+                    }
+                    break;
+                }
+                let after_dash = &content[1..];
+                let rest = after_dash.trim_start();
+                let offset = 1 + after_dash.len() - rest.len();
+                if rest.is_empty() {
+                    self.pos += 1;
+                    items.push(match self.peek()? {
+                        Some((next, _)) if next > indent => self.node(next)?,
+                        _ => Value::Null,
+                    });
+                } else if rest.starts_with('|') || rest.starts_with('>') {
+                    self.pos += 1;
+                    items.push(self.block_scalar(indent, rest)?);
+                } else if is_sequence_item(rest) || split_key(rest)?.is_some() {
+                    // `- key: value` starts a mapping indented like `key`:
+                    // blank out the dash and read the line as that mapping's first.
+                    self.lines[self.pos].replace_range(indent..indent + 1, " ");
+                    items.push(self.node(indent + offset)?);
+                } else {
+                    self.pos += 1;
+                    items.push(inline(rest)?);
+                    self.no_continuation(indent)?;
+                }
+            }
+            Ok(Value::Array(items))
+        }
+
+        /// A `|` block (clip, `|-` strip, `|+` keep) under a parent indented by `parent`.
+        fn block_scalar(&mut self, parent: usize, header: &str) -> Result<Value, String> {
+            if header.starts_with('>') {
+                return Err(self.error("unsupported: folded scalars (>); use a literal block (|)"));
+            }
+            let chomp = match &header[1..] {
+                "" => Chomp::Clip,
+                "-" => Chomp::Strip,
+                "+" => Chomp::Keep,
+                _ => return Err(self.error("unsupported block scalar header")),
+            };
+            let mut body: Vec<String> = Vec::new();
+            let mut content_indent = None;
+            while let Some(raw) = self.lines.get(self.pos) {
+                if raw.trim().is_empty() {
+                    body.push(String::new());
+                    self.pos += 1;
+                    continue;
+                }
+                let at = raw.len() - raw.trim_start_matches(' ').len();
+                if at <= parent {
+                    break;
+                }
+                let indent = *content_indent.get_or_insert(at);
+                if at < indent {
+                    return Err(self.error("block scalar line less indented than its first line"));
+                }
+                body.push(raw[indent..].to_string());
+                self.pos += 1;
+            }
+            let trailing = body.iter().rev().take_while(|l| l.is_empty()).count();
+            let content = &body[..body.len() - trailing];
+            let mut text = content.join("\n");
+            if !content.is_empty() {
+                match chomp {
+                    Chomp::Strip => {}
+                    Chomp::Clip => text.push('\n'),
+                    Chomp::Keep => text.push_str(&"\n".repeat(trailing + 1)),
+                }
+            }
+            Ok(Value::String(text))
+        }
+    }
+
+    enum Chomp {
+        Clip,
+        Strip,
+        Keep,
+    }
+
+    /// Drops a trailing `# comment` (a `#` at the start or after a space,
+    /// outside a quoted scalar).
+    pub fn strip_comment(line: &str) -> &str {
+        let chars: Vec<(usize, char)> = line.char_indices().collect();
+        let mut quote: Option<char> = None;
+        let mut i = 0;
+        while i < chars.len() {
+            let (at, c) = chars[i];
+            match quote {
+                Some('"') if c == '\\' => i += 1,
+                Some(q) if c == q => {
+                    if q == '\'' && chars.get(i + 1).is_some_and(|&(_, n)| n == '\'') {
+                        i += 1;
+                    } else {
+                        quote = None;
+                    }
+                }
+                Some(_) => {}
+                None if c == '#' && (i == 0 || chars[i - 1].1 == ' ') => return &line[..at],
+                None if (c == '"' || c == '\'') && starts_scalar(&line[..at]) => quote = Some(c),
+                None => {}
+            }
+            i += 1;
+        }
+        line
+    }
+
+    /// Whether a quote after `before` opens a quoted scalar.
+    fn starts_scalar(before: &str) -> bool {
+        let trimmed = before.trim_end();
+        trimmed.is_empty()
+            || (before.len() > trimmed.len() && (trimmed.ends_with(':') || trimmed.ends_with('-')))
+            || trimmed.ends_with('[')
+            || trimmed.ends_with('{')
+            || trimmed.ends_with(',')
+    }
+
+    /// Splits `key: rest`, if the line is a mapping entry.
+    fn split_key(content: &str) -> Result<Option<(String, String)>, String> {
+        if content.starts_with('[') || content.starts_with('{') {
+            return Ok(None);
+        }
+        if content.starts_with('"') || content.starts_with('\'') {
+            let (key, rest) = quoted(content)?;
+            let rest = rest.trim_start();
+            return Ok(match rest.strip_prefix(':') {
+                Some(after) if after.is_empty() || after.starts_with(' ') => Some((
+                    key.as_str().unwrap_or_default().to_string(),
+                    after.to_string(),
+                )),
+                _ => None,
+            });
+        }
+        let bytes = content.as_bytes();
+        for (i, &b) in bytes.iter().enumerate() {
+            if b == b':' && (i + 1 == bytes.len() || bytes[i + 1] == b' ') {
+                let key = content[..i].trim_end();
+                if key.starts_with('?') {
+                    return Err(format!("unsupported: complex keys: {content:?}"));
+                }
+                return Ok(Some((key.to_string(), content[i + 1..].to_string())));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A quoted scalar at the start of `text`, and what follows it.
+    fn quoted(text: &str) -> Result<(Value, &str), String> {
+        let mut chars = text.char_indices();
+        let Some((_, q)) = chars.next() else {
+            return Err("empty scalar".into());
+        };
+        let mut out = String::new();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\'' if q == '\'' => {
+                    if text[i + 1..].starts_with('\'') {
+                        out.push('\'');
+                        chars.next();
+                    } else {
+                        return Ok((Value::String(out), &text[i + 1..]));
+                    }
+                }
+                '"' if q == '"' => return Ok((Value::String(out), &text[i + 1..])),
+                '\\' if q == '"' => match chars.next().map(|(_, e)| e) {
+                    Some('n') => out.push('\n'),
+                    Some('t') => out.push('\t'),
+                    Some(e @ ('"' | '\\' | '/' | ' ')) => out.push(e),
+                    other => return Err(format!("unsupported escape \\{other:?} in {text:?}")),
+                },
+                c => out.push(c),
+            }
+        }
+        Err(format!(
+            "unsupported: unterminated or multi-line quoted scalar {text:?}"
+        ))
+    }
+
+    /// A scalar or a flow collection written on one line.
+    pub fn inline(text: &str) -> Result<Value, String> {
+        let text = text.trim();
+        match text.chars().next() {
+            None => Ok(Value::Null),
+            Some('"' | '\'') => {
+                let (value, rest) = quoted(text)?;
+                if !rest.trim().is_empty() {
+                    return Err(format!("text after a quoted scalar: {text:?}"));
+                }
+                Ok(value)
+            }
+            Some('[') => {
+                let inner = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
+                let inner = inner.ok_or_else(|| format!("unsupported flow sequence {text:?}"))?;
+                flow_items(inner)?
+                    .iter()
+                    .map(|item| inline(item))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Value::Array)
+            }
+            Some('{') => {
+                let inner = text.strip_prefix('{').and_then(|t| t.strip_suffix('}'));
+                let inner = inner.ok_or_else(|| format!("unsupported flow mapping {text:?}"))?;
+                let mut map = Map::new();
+                for item in flow_items(inner)? {
+                    let (key, value) = split_key(&item)?
+                        .ok_or_else(|| format!("expected `key: value` in {text:?}"))?;
+                    map.insert(key, inline(&value)?);
+                }
+                Ok(Value::Object(map))
+            }
+            Some('&' | '*' | '!' | '@' | '`' | '|' | '>' | '%' | '?') => Err(format!(
+                "unsupported: anchors, aliases, tags and reserved indicators: {text:?}"
+            )),
+            Some(_) => {
+                if text.contains(": ") || text.ends_with(':') || text.contains(" #") {
+                    return Err(format!(
+                        "a plain scalar cannot hold `: ` or ` #` (quote it): {text:?}"
+                    ));
+                }
+                Ok(plain(text))
+            }
+        }
+    }
+
+    /// The items of a flow collection's inside, split at top-level commas.
+    fn flow_items(inner: &str) -> Result<Vec<String>, String> {
+        let mut items = Vec::new();
+        let (mut depth, mut quote, mut current) = (0i32, None::<char>, String::new());
+        for c in inner.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') if current.trim().is_empty() => quote = Some(c),
+                (None, '[' | '{') => depth += 1,
+                (None, ']' | '}') => depth -= 1,
+                (None, ',') if depth == 0 => {
+                    items.push(std::mem::take(&mut current).trim().to_string());
+                    continue;
+                }
+                _ => {}
+            }
+            current.push(c);
+        }
+        if quote.is_some() || depth != 0 {
+            return Err(format!("unbalanced flow collection {inner:?}"));
+        }
+        if !current.trim().is_empty() {
+            items.push(current.trim().to_string());
+        }
+        Ok(items)
+    }
+
+    /// A plain scalar's value: null, a boolean, an integer, or a string.
+    fn plain(text: &str) -> Value {
+        // `+1` and `010` are not the integers they look like in every YAML version.
+        let odd_integer = text.starts_with('+') || (text.len() > 1 && text.starts_with('0'));
+        match text {
+            "~" | "null" | "Null" | "NULL" => Value::Null,
+            "true" | "True" | "TRUE" => Value::Bool(true),
+            "false" | "False" | "FALSE" => Value::Bool(false),
+            _ => match text.parse::<i64>() {
+                Ok(n) if !odd_integer => Value::Number(Number::from(n)),
+                _ => Value::String(text.to_string()),
+            },
+        }
+    }
+
+    #[test]
+    fn reads_the_subset() {
+        let text = r#"# comment
+on:
+  push:
+    branches: [main, 'v*']
+  workflow_dispatch:
+env: {}
+jobs:
+  a:
+    timeout-minutes: 30 # half an hour
+    steps:
+      - uses: x/y@0123 # v1.2.3
+        with:
+          k: "a: b # not a comment"
+      - name: It's plain
+        run: |
+          echo one # stays
+
+          echo two
+      -
+        run: |-
+          last
+    list:
+    - 'it''s'
+    - 1.2.3
+"#;
+        let value = parse(text).unwrap();
+        let expected = serde_json::json!({
+            "on": {"push": {"branches": ["main", "v*"]}, "workflow_dispatch": null},
+            "env": {},
+            "jobs": {"a": {
+                "timeout-minutes": 30,
+                "steps": [
+                    {"uses": "x/y@0123", "with": {"k": "a: b # not a comment"}},
+                    {"name": "It's plain", "run": "echo one # stays\n\necho two\n"},
+                    {"run": "last"}
+                ],
+                "list": ["it's", "1.2.3"]
+            }}
+        });
+        assert_eq!(value, expected);
+        for bad in [
+            "a: b: c\n",
+            "a: &x 1\n",
+            "a: >\n  folded\n",
+            "a:\n  b\n  c\n",
+            "a: 1\na: 2\n",
+            "a: \"open\n",
+        ] {
+            assert!(parse(bad).is_err(), "accepted {bad:?}: {:?}", parse(bad));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The workflows.
+
+fn root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+struct Workflow {
+    file: String,
+    text: String,
+    value: Value,
+}
+
+impl Workflow {
+    fn load(path: &Path) -> Workflow {
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let value = yaml::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        Workflow { file, text, value }
+    }
+
+    /// Event name -> its configuration, whichever form `on:` takes.
+    fn triggers(&self) -> BTreeMap<String, Value> {
+        match &self.value["on"] {
+            Value::String(event) => BTreeMap::from([(event.clone(), Value::Null)]),
+            Value::Array(events) => events
+                .iter()
+                .map(|e| (e.as_str().unwrap().to_string(), Value::Null))
+                .collect(),
+            Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            other => panic!("{}: unreadable `on:` {other}", self.file),
+        }
+    }
+
+    fn jobs(&self) -> &Map<String, Value> {
+        self.value["jobs"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{}: no jobs", self.file))
+    }
+
+    fn job(&self, id: &str) -> &Value {
+        self.jobs()
+            .get(id)
+            .unwrap_or_else(|| panic!("{}: no job {id}", self.file))
+    }
+
+    /// The permissions a job's token gets: its own, else the workflow's.
+    fn permissions(&self, job: &str) -> BTreeMap<String, String> {
+        let own = &self.job(job)["permissions"];
+        let effective = if own.is_null() {
+            &self.value["permissions"]
+        } else {
+            own
+        };
+        match effective {
+            Value::Object(map) => map
+                .iter()
+                .map(|(scope, level)| (scope.clone(), level.as_str().unwrap_or_default().to_string()))
+                .filter(|(_, level)| level != "none")
+                .collect(),
+            other => panic!(
+                "{} job {job}: permissions must be listed per scope (got {other}); unset means the repository default, often write-all",
+                self.file
+            ),
+        }
+    }
+
+    fn steps<'a>(&'a self, job: &str) -> &'a [Value] {
+        self.job(job)["steps"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    /// Every step of every job, with its job id.
+    fn all_steps(&self) -> Vec<(&str, &Value)> {
+        self.jobs()
+            .iter()
+            .flat_map(|(id, job)| {
+                job["steps"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(move |step| (id.as_str(), step))
+            })
+            .collect()
+    }
+
+    fn step_using<'a>(&'a self, job: &str, action: &str) -> Option<&'a Value> {
+        self.steps(job).iter().find(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with(&format!("{action}@")))
+        })
+    }
+
+    fn uses_action(&self, action: &str) -> bool {
+        self.all_steps().iter().any(|(_, s)| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with(&format!("{action}@")))
+        })
+    }
+
+    fn scripts(&self) -> Vec<String> {
+        self.all_steps()
+            .iter()
+            .filter_map(|(_, s)| s["run"].as_str().map(str::to_string))
+            .collect()
+    }
+}
+
+fn workflow_dir() -> PathBuf {
+    root().join(".github").join("workflows")
+}
+
+fn workflow(file: &str) -> Workflow {
+    Workflow::load(&workflow_dir().join(file))
+}
+
+fn all_workflows() -> Vec<Workflow> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(workflow_dir())
+        .expect("the workflows directory")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .collect();
+    paths.sort();
+    assert!(
+        paths.len() >= 3,
+        "expected the ci-build, build-push and retention workflows, found {paths:?}"
+    );
+    paths.iter().map(|p| Workflow::load(p)).collect()
+}
+
+/// The image variants: every `images/<variant>/Dockerfile`.
+fn variants() -> BTreeSet<String> {
+    std::fs::read_dir(root().join("images"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().join("Dockerfile").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn as_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Triggers and permissions.
+
+#[test]
+fn triggers_are_mutually_exclusive() {
+    let ci = workflow("ci-build.yml").triggers();
+    let release = workflow("build-push.yml").triggers();
+    assert_eq!(
+        ci.keys().collect::<Vec<_>>(),
+        ["pull_request"],
+        "ci-build.yml runs on pull requests only"
+    );
+    assert_eq!(
+        release.keys().collect::<Vec<_>>(),
+        ["push"],
+        "build-push.yml runs on pushes only"
+    );
+    let push = &release["push"];
+    assert_eq!(
+        push["branches"],
+        json!(["main"]),
+        "build-push.yml: pushes to main"
+    );
+    let tags = push["tags"]
+        .as_array()
+        .expect("build-push.yml: release tags");
+    assert!(
+        !tags.is_empty()
+            && tags
+                .iter()
+                .all(|t| t.as_str().is_some_and(|t| t.starts_with("v[0-9]"))),
+        "{tags:?}"
+    );
+    for key in ["branches-ignore", "tags-ignore", "paths", "paths-ignore"] {
+        assert!(
+            push[key].is_null(),
+            "build-push.yml: `{key}` would let some releases skip the workflow"
+        );
+    }
+    let shared: Vec<_> = ci
+        .keys()
+        .filter(|event| release.contains_key(*event))
+        .collect();
+    assert!(
+        shared.is_empty(),
+        "events that run both workflows: {shared:?}"
+    );
+    for wf in all_workflows() {
+        assert!(
+            !wf.triggers().contains_key("pull_request_target"),
+            "{}: pull_request_target runs untrusted code with secrets",
+            wf.file
+        );
+    }
+    let retention = workflow("prune-ci-images.yml").triggers();
+    assert_eq!(
+        retention.keys().collect::<Vec<_>>(),
+        ["schedule", "workflow_dispatch"]
+    );
+}
+
+#[test]
+fn permissions_are_the_least_each_job_needs() {
+    let read_only = BTreeMap::from([("contents".to_string(), "read".to_string())]);
+    let ci = workflow("ci-build.yml");
+    assert!(
+        ci.value["permissions"].as_object().is_some(),
+        "ci-build.yml: top-level permissions must be set"
+    );
+    for job in ci.jobs().keys() {
+        assert_eq!(
+            ci.permissions(job),
+            read_only,
+            "ci-build.yml job {job}: contents: read and nothing more"
+        );
+    }
+
+    let release = workflow("build-push.yml");
+    let allowed = [
+        "contents:read",
+        "packages:write",
+        "packages:read",
+        "id-token:write",
+        "attestations:write",
+    ];
+    for job in release.jobs().keys() {
+        for (scope, level) in release.permissions(job) {
+            assert!(
+                allowed.contains(&format!("{scope}:{level}").as_str()),
+                "build-push.yml job {job}: {scope}: {level}"
+            );
+        }
+    }
+    let publisher = release.permissions("release");
+    for needed in ["contents:read", "packages:write", "id-token:write"] {
+        let (scope, level) = needed.split_once(':').unwrap();
+        assert_eq!(
+            publisher.get(scope).map(String::as_str),
+            Some(level),
+            "build-push.yml job release needs {needed}"
+        );
+    }
+
+    let retention = workflow("prune-ci-images.yml");
+    for job in retention.jobs().keys() {
+        let granted = retention.permissions(job);
+        // The CI image registry is not GitHub's (ghcr.io cannot delete through
+        // the registry API): its credentials are secrets, the token reads only.
+        assert_eq!(
+            granted.into_iter().collect::<Vec<_>>(),
+            [("contents".to_string(), "read".to_string())],
+            "prune-ci-images.yml job {job}: contents: read only"
+        );
+    }
+
+    for wf in all_workflows() {
+        assert_eq!(
+            wf.value["permissions"],
+            json!({}),
+            "{}: grant nothing at the top level, per job instead",
+            wf.file
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Actions.
+
+/// `owner/repo[/path]@<40 hex>`: a commit SHA cannot be moved, a tag can.
+fn is_sha_pinned(uses: &str) -> bool {
+    if uses.starts_with("./") {
+        return true;
+    }
+    if let Some(image) = uses.strip_prefix("docker://") {
+        return image.contains("@sha256:");
+    }
+    let Some((action, reference)) = uses.split_once('@') else {
+        return false;
+    };
+    action.split('/').count() >= 2
+        && reference.len() == 40
+        && reference
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+}
+
+#[test]
+fn every_action_is_pinned_to_a_commit_with_its_version() {
+    assert!(is_sha_pinned(
+        "actions/checkout@de0fac2e4500dabe0009e67214ff5f5447ce83dd"
+    ));
+    for unpinned in [
+        "actions/checkout@v6",
+        "actions/checkout@main",
+        "actions/checkout@de0fac2",
+        "docker://alpine:3",
+    ] {
+        assert!(!is_sha_pinned(unpinned), "{unpinned}");
+    }
+    let mut checked = 0;
+    for wf in all_workflows() {
+        let mut uses: Vec<String> = wf
+            .all_steps()
+            .iter()
+            .filter_map(|(_, s)| s["uses"].as_str().map(str::to_string))
+            .collect();
+        uses.extend(
+            wf.jobs()
+                .values()
+                .filter_map(|job| job["uses"].as_str().map(str::to_string)),
+        );
+        for action in &uses {
+            assert!(
+                is_sha_pinned(action),
+                "{}: `{action}` is not pinned to a full commit SHA",
+                wf.file
+            );
+        }
+        // Each pin says which release it is, for reviewers and Dependabot.
+        let lines: Vec<&str> = wf
+            .text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("uses:") || l.starts_with("- uses:"))
+            .collect();
+        assert_eq!(lines.len(), uses.len(), "{}: one `uses:` per line", wf.file);
+        for line in lines {
+            if line.contains("uses: ./") {
+                continue;
+            }
+            let comment = line
+                .split_once(" # ")
+                .map(|(_, c)| c.trim())
+                .unwrap_or_default();
+            let version = comment.strip_prefix('v').unwrap_or_default();
+            assert!(
+                version.starts_with(|c: char| c.is_ascii_digit()) && version.contains('.'),
+                "{}: `{line}` needs its version in a comment (`# vX.Y.Z`)",
+                wf.file
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} pinned actions found");
+}
+
+#[test]
+fn checkouts_do_not_keep_credentials() {
+    for wf in all_workflows() {
+        for (job, step) in wf.all_steps() {
+            if step["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("actions/checkout@"))
+            {
+                assert_eq!(
+                    step["with"]["persist-credentials"],
+                    json!(false),
+                    "{} job {job}: persist-credentials",
+                    wf.file
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn dependabot_updates_actions_base_images_and_crates() {
+    let path = root().join(".github").join("dependabot.yml");
+    let config = yaml::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(config["version"], json!(2));
+    let updates = config["updates"].as_array().expect("updates");
+    let entry = |ecosystem: &str| {
+        updates
+            .iter()
+            .find(|u| u["package-ecosystem"] == json!(ecosystem))
+            .unwrap_or_else(|| panic!("dependabot.yml: no {ecosystem} entry"))
+    };
+    assert_eq!(entry("github-actions")["directory"], json!("/"));
+    assert_eq!(entry("cargo")["directory"], json!("/"));
+    let docker: BTreeSet<String> = entry("docker")["directories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(as_text)
+        .collect();
+    let expected: BTreeSet<String> = variants().iter().map(|v| format!("/images/{v}")).collect();
+    assert_eq!(
+        docker, expected,
+        "dependabot.yml: every images/<variant> directory"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// What each workflow does.
+
+#[test]
+fn ci_build_builds_smoke_tests_and_scans_every_variant() {
+    let wf = workflow("ci-build.yml");
+    assert_eq!(wf.value["concurrency"]["cancel-in-progress"], json!(true));
+    let group = as_text(&wf.value["concurrency"]["group"]);
+    assert!(
+        group.contains("github.event.pull_request.number"),
+        "one concurrency group per pull request: {group}"
+    );
+    for (id, job) in wf.jobs() {
+        let minutes = job["timeout-minutes"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("ci-build.yml job {id}: timeout-minutes"));
+        assert!(
+            (1..=30).contains(&minutes),
+            "ci-build.yml job {id}: timeout {minutes} > 30 minutes"
+        );
+    }
+
+    let image = wf.job("image");
+    assert_eq!(
+        image["strategy"]["fail-fast"],
+        json!(false),
+        "one variant's failure must not hide the others'"
+    );
+    let matrix: BTreeSet<String> = image["strategy"]["matrix"]["variant"]
+        .as_array()
+        .expect("a matrix over variants")
+        .iter()
+        .map(as_text)
+        .collect();
+    assert_eq!(
+        matrix,
+        variants(),
+        "the matrix must list every images/<variant>"
+    );
+    for action in [
+        "docker/setup-buildx-action",
+        "Swatinem/rust-cache",
+        "crazy-max/ghaction-github-runtime",
+    ] {
+        assert!(
+            wf.step_using("image", action).is_some(),
+            "ci-build.yml job image: {action}"
+        );
+    }
+    let trivy = wf
+        .step_using("image", "aquasecurity/trivy-action")
+        .expect("a vulnerability scan");
+    assert_eq!(as_text(&trivy["with"]["severity"]), "CRITICAL");
+    assert_eq!(as_text(&trivy["with"]["exit-code"]), "1");
+
+    let scripts = wf.scripts().join("\n");
+    assert!(
+        scripts.contains("docker run") && scripts.contains("/healthz"),
+        "a smoke test of the loaded image"
+    );
+    assert!(scripts.contains("GITHUB_STEP_SUMMARY"), "a job summary");
+    let lint = xtask_lines(&wf)
+        .into_iter()
+        .filter(|l| l.words.first().map(String::as_str) == Some("lint"))
+        .count();
+    assert_eq!(lint, 1, "ci-build.yml runs `cargo xtask lint`");
+}
+
+#[test]
+fn build_push_releases_verifies_scans_and_keeps_sboms() {
+    let wf = workflow("build-push.yml");
+    for (id, job) in wf.jobs() {
+        let minutes = job["timeout-minutes"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("build-push.yml job {id}: timeout-minutes"));
+        assert!(
+            (1..=60).contains(&minutes),
+            "build-push.yml job {id}: timeout {minutes} > 60 minutes"
+        );
+    }
+    assert_eq!(wf.job("release")["timeout-minutes"], json!(60));
+    assert_eq!(
+        wf.value["concurrency"]["cancel-in-progress"],
+        json!(false),
+        "never cancel a release half-way"
+    );
+
+    let checkout = wf
+        .step_using("release", "actions/checkout")
+        .expect("a checkout");
+    assert_eq!(
+        checkout["with"]["fetch-depth"],
+        json!(0),
+        "full history and tags, to compute `latest`"
+    );
+    for action in [
+        "docker/setup-buildx-action",
+        "docker/login-action",
+        "sigstore/cosign-installer",
+    ] {
+        assert!(
+            wf.step_using("release", action).is_some(),
+            "build-push.yml job release: {action}"
+        );
+    }
+    // The Dockerfiles cross-compile on the build platform and their
+    // production stages run no command: nothing runs under emulation.
+    assert!(
+        !wf.uses_action("docker/setup-qemu-action"),
+        "QEMU only where a Dockerfile still needs emulation"
+    );
+    // A release must not restore caches a less trusted run could have written.
+    for cache in ["Swatinem/rust-cache", "actions/cache"] {
+        assert!(
+            !wf.uses_action(cache),
+            "build-push.yml: no {cache} in the release workflow (cache poisoning)"
+        );
+    }
+    let trivy = wf
+        .step_using("scan", "aquasecurity/trivy-action")
+        .expect("a vulnerability scan");
+    assert_eq!(as_text(&trivy["with"]["severity"]), "HIGH,CRITICAL");
+    assert_eq!(as_text(&trivy["with"]["exit-code"]), "1");
+    assert!(
+        wf.step_using("scan", "actions/upload-artifact").is_some(),
+        "SBOMs uploaded as artifacts"
+    );
+    assert!(
+        wf.scripts().join("\n").contains("GITHUB_STEP_SUMMARY"),
+        "a job summary"
+    );
+
+    let lines = xtask_lines(&wf);
+    let command = |name: &str| {
+        lines
+            .iter()
+            .filter(|l| l.words[0] == name)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        command("release-image").len(),
+        1,
+        "build-push.yml runs `cargo xtask release-image` once"
+    );
+    let verify = command("verify");
+    assert_eq!(
+        verify.len(),
+        1,
+        "build-push.yml runs `cargo xtask verify` on what it pushed"
+    );
+    let words = &verify[0].words;
+    let flag = |name: &str| {
+        words
+            .iter()
+            .position(|w| w == name)
+            .map(|i| words[i + 1].clone())
+    };
+    let identity =
+        flag("--certificate-identity-regexp").expect("keyless verification pins the signer");
+    let signer = "https://github.com/acme/beacon/.github/workflows/build-push.yml@refs/tags/v1.3.0";
+    assert!(
+        signer.starts_with(identity.trim_start_matches('^')),
+        "{identity} must match the signer {signer}"
+    );
+    assert_eq!(
+        flag("--certificate-oidc-issuer").as_deref(),
+        Some("https://token.actions.githubusercontent.com")
+    );
+}
+
+#[test]
+fn retention_runs_the_pruner() {
+    let wf = workflow("prune-ci-images.yml");
+    let lines = xtask_lines(&wf);
+    assert!(
+        lines.iter().any(|l| l.words[0] == "prune-ci-images"),
+        "prune-ci-images.yml runs `cargo xtask prune-ci-images`"
+    );
+}
+
+#[test]
+fn build_logic_stays_in_cargo_xtask() {
+    let forbidden = [
+        "docker build",
+        "docker buildx build",
+        "buildx bake",
+        "docker push",
+        "docker tag",
+        "cosign sign",
+        "docker login",
+    ];
+    for wf in all_workflows() {
+        for script in wf.scripts() {
+            let words = format!(
+                " {} ",
+                script.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
+            for command in forbidden {
+                let found = words.contains(&format!(" {command} "));
+                assert!(
+                    !found,
+                    "{}: `{command}` belongs in cargo xtask:\n{script}",
+                    wf.file
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Every `cargo xtask` line, against the real CLI.
+
+/// One `cargo xtask` command line of a workflow, with expressions and shell
+/// variables replaced by sample values.
+#[derive(Debug)]
+struct XtaskLine {
+    file: String,
+    job: String,
+    line: String,
+    words: Vec<String>,
+}
+
+/// The values `${{ ... }}` expressions of the workflows stand for here.
+fn expression_sample(expression: &str) -> Option<String> {
+    let image = format!("ghcr.io/acme/beacon@sha256:{}", "ab".repeat(32));
+    Some(match expression {
+        "matrix.variant" => "ubi9".to_string(),
+        "matrix.image" => image,
+        "github.repository" => "acme/beacon".to_string(),
+        "github.repository_owner" => "Acme".to_string(),
+        "vars.CI_IMAGE_REPOSITORY" => "registry.example.com/acme/beacon".to_string(),
+        "vars.CI_IMAGE_REGISTRY" => "registry.example.com".to_string(),
+        "fromJSON(steps.build.outputs.result).variants[0].image" => {
+            "ghcr.io/acme/beacon:ci-ubi9".to_string()
+        }
+        "steps.release.outputs.result" => {
+            json!({"variants": [{"variant": "ubi9", "image": image}]}).to_string()
+        }
+        _ => return None,
+    })
+}
+
+/// Shell variables the scripts set themselves (loop variables).
+fn shell_sample(name: &str) -> Option<String> {
+    match name {
+        "image" => expression_sample("matrix.image"),
+        _ => None,
+    }
+}
+
+fn substitute_expressions(text: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find("}}")
+            .ok_or_else(|| format!("unterminated expression in {text:?}"))?;
+        let expression = rest[start + 3..start + end].trim();
+        let sample = expression_sample(expression).ok_or_else(|| {
+            format!("no sample value for `${{{{ {expression} }}}}`: add one to expression_sample")
+        })?;
+        out.push_str(&sample);
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Splits a shell command into words as bash would, expanding `$NAME`,
+/// `${NAME}` and `${NAME,,}`, and stopping at a pipe, redirection, `;`, `&`
+/// or comment. Command substitution is refused.
+fn shell_words(
+    command: &str,
+    lookup: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<Vec<String>, String> {
+    let chars: Vec<char> = command.chars().collect();
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut i = 0;
+    let expand = |i: &mut usize| -> Result<String, String> {
+        // chars[*i] == '$'
+        let next = chars.get(*i + 1).copied();
+        if next == Some('(') {
+            return Err(format!("unsupported: command substitution in {command:?}"));
+        }
+        if next == Some('{') {
+            let close = chars[*i..]
+                .iter()
+                .position(|&c| c == '}')
+                .ok_or("unterminated ${")?
+                + *i;
+            let inner: String = chars[*i + 2..close].iter().collect();
+            *i = close + 1;
+            return match inner
+                .strip_suffix(",,")
+                .or_else(|| inner.strip_suffix("^^"))
+            {
+                Some(name) if inner.ends_with(",,") => lookup(name).map(|v| v.to_lowercase()),
+                Some(name) => lookup(name).map(|v| v.to_uppercase()),
+                None if inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+                    lookup(&inner)
+                }
+                None => Err(format!(
+                    "unsupported parameter expansion ${{{inner}}} in {command:?}"
+                )),
+            };
+        }
+        let name: String = chars[*i + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == '_')
+            .collect();
+        if name.is_empty() {
+            return Err(format!("unsupported `$` in {command:?}"));
+        }
+        *i += 1 + name.len();
+        lookup(&name)
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            ' ' | '\t' => {
+                if let Some(w) = word.take() {
+                    words.push(w);
+                }
+                i += 1;
+            }
+            '|' | ';' | '&' | '>' | '<' | ')' => break,
+            '#' if word.is_none() => break,
+            '\'' => {
+                let close = chars[i + 1..]
+                    .iter()
+                    .position(|&c| c == '\'')
+                    .ok_or("unterminated '")?
+                    + i
+                    + 1;
+                word.get_or_insert_with(String::new)
+                    .extend(&chars[i + 1..close]);
+                i = close + 1;
+            }
+            '"' => {
+                let current = word.get_or_insert_with(String::new);
+                i += 1;
+                loop {
+                    match chars.get(i) {
+                        None => return Err(format!("unterminated \" in {command:?}")),
+                        Some('"') => break,
+                        Some('\\') if matches!(chars.get(i + 1), Some('"' | '\\' | '$' | '`')) => {
+                            current.push(chars[i + 1]);
+                            i += 2;
+                        }
+                        Some('$') => current.push_str(&expand(&mut i)?),
+                        Some('`') => {
+                            return Err(format!("unsupported: command substitution in {command:?}"))
+                        }
+                        Some(&c) => {
+                            current.push(c);
+                            i += 1;
+                        }
+                    }
+                }
+                i += 1;
+            }
+            '\\' => {
+                if let Some(&next) = chars.get(i + 1) {
+                    word.get_or_insert_with(String::new).push(next);
+                }
+                i += 2;
+            }
+            '$' => {
+                let value = expand(&mut i)?;
+                word.get_or_insert_with(String::new).push_str(&value);
+            }
+            '`' => return Err(format!("unsupported: command substitution in {command:?}")),
+            c => {
+                word.get_or_insert_with(String::new).push(c);
+                i += 1;
+            }
+        }
+    }
+    if let Some(w) = word {
+        words.push(w);
+    }
+    Ok(words)
+}
+
+/// Every `cargo xtask` command line in a workflow's `run:` scripts.
+fn xtask_lines(wf: &Workflow) -> Vec<XtaskLine> {
+    let workflow_env = wf.value["env"].as_object().cloned().unwrap_or_default();
+    let mut lines = Vec::new();
+    for (job, step) in wf.all_steps() {
+        let Some(script) = step["run"].as_str() else {
+            continue;
+        };
+        let mut env = workflow_env.clone();
+        env.extend(wf.job(job)["env"].as_object().cloned().unwrap_or_default());
+        env.extend(step["env"].as_object().cloned().unwrap_or_default());
+        let lookup = |name: &str| -> Result<String, String> {
+            match env.get(name) {
+                Some(value) => substitute_expressions(&as_text(value)),
+                None => shell_sample(name).ok_or_else(|| {
+                    format!("no sample value for ${name}: add it to the step's env or shell_sample")
+                }),
+            }
+        };
+        for logical in script.replace("\\\n", " ").lines() {
+            let mut rest = logical;
+            while let Some(at) = rest.find("cargo xtask") {
+                let before = rest[..at].trim_end();
+                let command = &rest[at + "cargo xtask".len()..];
+                rest = command;
+                if !(before.is_empty()
+                    || before.ends_with(['|', ';', '&', '('])
+                    || before.ends_with("then")
+                    || before.ends_with("do"))
+                {
+                    continue;
+                }
+                let context = format!("{} job {job}: `cargo xtask{}`", wf.file, command);
+                let command =
+                    substitute_expressions(command).unwrap_or_else(|e| panic!("{context}: {e}"));
+                let words =
+                    shell_words(&command, &lookup).unwrap_or_else(|e| panic!("{context}: {e}"));
+                assert!(!words.is_empty(), "{context}: no subcommand");
+                lines.push(XtaskLine {
+                    file: wf.file.clone(),
+                    job: job.to_string(),
+                    line: format!("cargo xtask{command}"),
+                    words,
+                });
+            }
+        }
+    }
+    lines
+}
+
+/// BuildContext files (see xtask/src/context.rs) for the situations the
+/// workflows run in, so plans do not depend on this checkout's state.
+fn context_file(situation: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("xtask-workflows-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let git = |branch: Option<&str>, tags_at_head: &[&str]| {
+            json!({
+                "revision": "0123456789abcdef0123456789abcdef01234567",
+                "commit_time": 1_700_000_000,
+                "dirty": false,
+                "branch": branch,
+                "tags_at_head": tags_at_head,
+                "release_tags": ["v1.2.3", "v1.3.0"],
+                "source_url": "https://github.com/acme/beacon",
+            })
+        };
+        let ci = |event: &str, git_ref: &str, workflow: &str, oidc: bool| {
+            json!({
+                "github_actions": true,
+                "event_name": event,
+                "git_ref": git_ref,
+                "repository": "acme/beacon",
+                "repository_owner": "Acme",
+                "server_url": "https://github.com",
+                "workflow_ref": format!("acme/beacon/.github/workflows/{workflow}@{git_ref}"),
+                "oidc_available": oidc,
+            })
+        };
+        let situations = [
+            (
+                "pull-request",
+                git(None, &[]),
+                ci("pull_request", "refs/pull/42/merge", "ci-build.yml", false),
+            ),
+            (
+                "tag",
+                git(None, &["v1.3.0"]),
+                ci("push", "refs/tags/v1.3.0", "build-push.yml", true),
+            ),
+            (
+                "main",
+                git(Some("main"), &[]),
+                ci("push", "refs/heads/main", "build-push.yml", true),
+            ),
+        ];
+        for (name, git, ci) in situations {
+            let context = json!({"git": git, "ci": ci, "native_platform": "linux/amd64"});
+            std::fs::write(dir.join(format!("{name}.json")), context.to_string()).unwrap();
+        }
+        dir
+    });
+    dir.join(format!("{situation}.json"))
+}
+
+fn run_xtask(words: &[String], context: Option<&str>, parse_only: bool) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command.args(words).current_dir(root());
+    // Nothing from this environment may change what the workflow line means.
+    for name in [
+        "XTASK_PARSE_ONLY",
+        "XTASK_CONTEXT",
+        "IMAGE_REGISTRY",
+        "IMAGE_NAME",
+        "DEFAULT_VARIANT",
+        "COSIGN_KEY",
+        "COSIGN_PUBLIC_KEY",
+        "SBOM_GENERATOR",
+        "GITHUB_OUTPUT",
+        "GITHUB_STEP_SUMMARY",
+    ] {
+        command.env_remove(name);
+    }
+    if parse_only {
+        command.env("XTASK_PARSE_ONLY", "1");
+    }
+    if let Some(situation) = context {
+        command.env("XTASK_CONTEXT", context_file(situation));
+    }
+    command.output().expect("run the xtask binary")
+}
+
+/// Runs a build command as `--dry-run --json` and returns its plan.
+fn dry_run_plan(line: &XtaskLine, situation: &str) -> Value {
+    let mut words = line.words.clone();
+    for flag in ["--dry-run", "--json"] {
+        if !words.iter().any(|w| w == flag) {
+            words.push(flag.to_string());
+        }
+    }
+    let output = run_xtask(&words, Some(situation), false);
+    assert!(
+        output.status.success(),
+        "{} job {}: `{}` is rejected by cargo xtask (planned as a {situation}):\n{}",
+        line.file,
+        line.job,
+        line.line.trim(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{}: --dry-run --json printed no JSON ({e})",
+            line.line.trim()
+        )
+    });
+    printed["plan"].clone()
+}
+
+#[test]
+fn every_xtask_line_is_accepted_by_the_cli() {
+    let mut seen = BTreeSet::new();
+    for wf in all_workflows() {
+        for line in xtask_lines(&wf) {
+            let subcommand = line.words[0].clone();
+            seen.insert(subcommand.clone());
+            // Every line parses.
+            let output = run_xtask(&line.words, None, true);
+            assert!(
+                output.status.success(),
+                "{} job {}: `{}` is rejected by cargo xtask:\n{}",
+                line.file,
+                line.job,
+                line.line.trim(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            // Build commands are also planned, in the situation their workflow runs in.
+            match subcommand.as_str() {
+                "ci-image" => check_ci_plan(&line, &dry_run_plan(&line, "pull-request")),
+                "release-image" => {
+                    for situation in ["tag", "main"] {
+                        check_release_plan(&line, &dry_run_plan(&line, situation));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    for expected in [
+        "lint",
+        "ci-image",
+        "release-image",
+        "verify",
+        "prune-ci-images",
+    ] {
+        assert!(
+            seen.contains(expected),
+            "no workflow runs `cargo xtask {expected}` (found: {seen:?})"
+        );
+    }
+}
+
+/// A pull request's CI image: loaded, not pushed or signed, cached in the
+/// GitHub Actions cache under a scope of its own variant.
+fn check_ci_plan(line: &XtaskLine, plan: &Value) {
+    assert_eq!(
+        plan["output"]["kind"],
+        json!("load"),
+        "{}: CI images are loaded, not pushed",
+        line.line.trim()
+    );
+    assert_eq!(plan["signing"]["method"], json!("none"));
+    let variants = plan["variants"].as_array().unwrap();
+    assert!(!variants.is_empty());
+    for variant in variants {
+        let name = variant["variant"].as_str().unwrap();
+        let cache = &variant["policy"]["cache"];
+        let entries: Vec<&str> = ["from", "to"]
+            .iter()
+            .flat_map(|k| cache[k].as_array().into_iter().flatten())
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(
+            !cache["to"].as_array().unwrap().is_empty(),
+            "{name}: the pull request writes its cache"
+        );
+        for entry in entries {
+            assert!(
+                entry.starts_with("type=gha,") && entry.contains(&format!("-{name}-")),
+                "{name}: cache {entry} is not the GitHub Actions cache scoped to the variant"
+            );
+        }
+    }
+}
+
+/// A release: every variant for amd64 and arm64, pushed by digest, signed keyless.
+fn check_release_plan(line: &XtaskLine, plan: &Value) {
+    assert_eq!(
+        plan["signing"]["method"],
+        json!("keyless"),
+        "{}: releases are signed keyless",
+        line.line.trim()
+    );
+    assert_eq!(plan["output"]["kind"], json!("push-by-digest"));
+    let built: BTreeSet<String> = plan["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| as_text(&v["variant"]))
+        .collect();
+    assert_eq!(built, variants(), "a release builds every variant");
+    for variant in plan["variants"].as_array().unwrap() {
+        let platforms = &variant["policy"]["platforms"];
+        assert_eq!(
+            platforms,
+            &json!(["linux/amd64", "linux/arm64"]),
+            "{}",
+            variant["variant"]
+        );
+    }
+}
+
+#[test]
+fn shell_words_expand_like_bash() {
+    let lookup = |name: &str| match name {
+        "VARIANT" => Ok("ubi9".to_string()),
+        "OWNER" => Ok("Acme".to_string()),
+        other => Err(format!("unknown {other}")),
+    };
+    let words = shell_words(
+        r#" ci-image --variant "$VARIANT" --registry "ghcr.io/${OWNER,,}" 'a b' c\ d > out | tee"#,
+        &lookup,
+    );
+    assert_eq!(
+        words.unwrap(),
+        [
+            "ci-image",
+            "--variant",
+            "ubi9",
+            "--registry",
+            "ghcr.io/acme",
+            "a b",
+            "c d"
+        ]
+    );
+    assert!(shell_words("verify $(jq .x)", &lookup).is_err());
+    assert!(shell_words("verify $UNKNOWN", &lookup).is_err());
+    assert_eq!(
+        substitute_expressions("x ${{ matrix.variant }} y").unwrap(),
+        "x ubi9 y"
+    );
+    assert!(substitute_expressions("${{ secrets.TOKEN }}").is_err());
+}
+
+// ---------------------------------------------------------------------------
+// The reader against PyYAML, where Python has it.
+
+#[test]
+fn yaml_reader_agrees_with_pyyaml() {
+    let script = "import json, sys, yaml\n\
+        def fix(v):\n\
+        \x20   if isinstance(v, dict):\n\
+        \x20       return {('on' if k is True else str(k)): fix(x) for k, x in v.items()}\n\
+        \x20   if isinstance(v, list):\n\
+        \x20       return [fix(x) for x in v]\n\
+        \x20   return v\n\
+        print(json.dumps(fix(yaml.safe_load(open(sys.argv[1])))))\n";
+    let mut files: Vec<PathBuf> = std::fs::read_dir(workflow_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.push(root().join(".github").join("dependabot.yml"));
+    for file in files {
+        let output = match Command::new("python3")
+            .args(["-c", script])
+            .arg(&file)
+            .output()
+        {
+            Ok(output) if output.status.success() => output,
+            Ok(output)
+                if String::from_utf8_lossy(&output.stderr).contains("No module named 'yaml'") =>
+            {
+                eprintln!(
+                    "PyYAML is not installed: the YAML reader is checked by its own tests only"
+                );
+                return;
+            }
+            Ok(output) => panic!(
+                "PyYAML cannot read {}: {}",
+                file.display(),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+            Err(_) => {
+                eprintln!(
+                    "python3 is not installed: the YAML reader is checked by its own tests only"
+                );
+                return;
+            }
+        };
+        let theirs: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let ours = yaml::parse(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(
+            ours,
+            theirs,
+            "{}: the YAML reader and PyYAML disagree",
+            file.display()
+        );
+    }
+}
