@@ -290,15 +290,27 @@ fn sign_all(plan: &Plan, results: &mut [VariantResult]) -> Result<()> {
 }
 
 fn tag_all(plan: &Plan, results: &mut [VariantResult]) -> Result<()> {
-    for (variant, result) in plan.variants.iter().zip(results.iter_mut()) {
-        let invocation = render::tag(plan, variant).with_digest(&variant.variant, &result.digest);
-        run_one(&invocation).with_context(|| {
-            format!(
-                "tagging {} failed; the pushed digest is {}",
-                variant.variant, result.image
-            )
-        })?;
-        result.tagged = true;
+    // The one step a registry cannot make atomic across variants: it runs last,
+    // after everything that can fail slowly, and a failure says exactly how
+    // to finish (the digests are pushed and signed already).
+    let invocations: Vec<Invocation> = plan
+        .variants
+        .iter()
+        .zip(results.iter())
+        .map(|(variant, result)| render::tag(plan, variant).with_digest(&variant.variant, &result.digest))
+        .collect();
+    for (index, invocation) in invocations.iter().enumerate() {
+        if let Err(err) = run_one(invocation) {
+            let done: Vec<&str> = results[..index].iter().map(|r| r.variant.as_str()).collect();
+            let remaining: Vec<String> = invocations[index..].iter().map(Invocation::display).collect();
+            bail!(
+                "tagging {} failed ({err}); tagged already: {}; every digest is pushed and signed, so finish with: {}",
+                results[index].variant,
+                if done.is_empty() { "none".to_string() } else { done.join(", ") },
+                remaining.join(" && ")
+            );
+        }
+        results[index].tagged = true;
     }
     Ok(())
 }

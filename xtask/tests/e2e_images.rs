@@ -806,3 +806,155 @@ fn failures_move_no_tag_and_a_rerun_completes() {
         ));
     }
 }
+
+/// A TCP proxy in front of the registry that stops accepting writes once it
+/// has forwarded the first image index upload (the end of the first
+/// variant's push): every later connection, and every later request on an
+/// open one, is cut. `heal` brings the registry back.
+struct FaultyRegistry {
+    port: u16,
+    broken: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FaultyRegistry {
+    fn start() -> FaultyRegistry {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let broken = Arc::new(AtomicBool::new(false));
+        let armed = Arc::new(AtomicBool::new(false));
+        let (b, a) = (broken.clone(), armed.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if b.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(registry()) else { continue };
+                let (mut client_read, mut server_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (mut server_read, mut client_write) = (server, client);
+                let (b1, a1) = (b.clone(), a.clone());
+                std::thread::spawn(move || {
+                    let mut window = Vec::new();
+                    let mut seen_index_put = false;
+                    let mut buffer = [0u8; 16384];
+                    loop {
+                        let n = match client_read.read(&mut buffer) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        // Once broken, other connections are cut; the one that
+                        // carried the index upload may finish it.
+                        if !seen_index_put && b1.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        window.extend_from_slice(&buffer[..n]);
+                        let text = String::from_utf8_lossy(&window).to_ascii_lowercase();
+                        if a1.load(Ordering::SeqCst) && text.contains("put /v2/") && text.contains("content-type: application/vnd.oci.image.index.v1+json") {
+                            // This upload goes through; nothing after it does.
+                            seen_index_put = true;
+                            b1.store(true, Ordering::SeqCst);
+                        }
+                        if window.len() > 4096 {
+                            window.drain(..window.len() - 4096);
+                        }
+                        if server_write.write_all(&buffer[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server_write.shutdown(std::net::Shutdown::Both);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut server_read, &mut client_write);
+                    let _ = client_write.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        FaultyRegistry { port, broken, armed }
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// From now on the first index upload breaks the registry.
+    fn arm(&self) {
+        self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn heal(&self) {
+        self.armed.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.broken.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_registry_failing_mid_release_moves_no_tag_and_a_rerun_completes() {
+    let fixture = fixture();
+    let _engine = engine_lock();
+    let proxy = FaultyRegistry::start();
+    let name = unique_name("faulty-registry");
+    let (key, public_key) = cosign_keys(&root().join("target/e2e/keys"), "");
+    let context = context_file("faulty-v2", "refs/tags/v2.0.0", &[]);
+    let release = || {
+        run(xtask()
+            .args(["release-image", "--registry", &proxy.address(), "--image-name", &name, "--sbom-generator", &fixture.sbom_generator])
+            .arg(format!("--key={}", key.display()))
+            .args(fixture.build_options())
+            .env("XTASK_CONTEXT", &context)
+            .env("COSIGN_PASSWORD", ""))
+    };
+    proxy.arm();
+    let failed = release();
+    assert!(!failed.status.success(), "the release must fail when the registry stops accepting writes");
+    let last = stderr(&failed).lines().last().unwrap_or_default().to_string();
+    assert!(last.contains("no tag of any variant was moved") && last.contains("already pushed untagged:"), "{last}");
+    let untagged = last.rsplit("already pushed untagged: ").next().unwrap().to_string();
+    assert!(untagged.contains(&format!("{}/{name}@sha256:", proxy.address())), "names the pushed digest: {last}");
+    assert!(registry_tags(&name).is_empty(), "no tag exists: {:?}", registry_tags(&name));
+
+    proxy.heal();
+    let again = release();
+    assert_ok(&again);
+    let tags = registry_tags(&name);
+    for variant in VARIANTS {
+        assert!(tags.contains(&format!("2.0.0-{variant}")), "{tags:?}");
+        assert_ok(&verify(&format!("{}/{name}:2.0.0-{variant}", registry()), &public_key));
+    }
+}
+
+#[test]
+fn a_pull_requests_first_build_reuses_the_default_branch_cache() {
+    let fixture = fixture();
+    let _engine = engine_lock();
+    let name = unique_name("cache-policy");
+    let ci = |context: &Path| {
+        run(xtask()
+            .args(["ci-image", "--variant", "ubi9", "--registry", &registry(), "--image-name", &name, "--cache", "registry"])
+            .args(fixture.build_options())
+            .env("XTASK_CONTEXT", context))
+    };
+    // The default branch writes its scope (mode=max) ...
+    let main = ci(&context_file("cache-main", "refs/heads/main", &[]));
+    assert_ok(&main);
+    assert!(registry_tags(&format!("{name}-buildcache")).contains(&"ubi9-main".to_string()));
+    // ... and a pull request's first build, on an empty engine cache, reads it.
+    ok(Command::new("docker").args(["buildx", "prune", "--all", "--force"]));
+    let pr = ci(&context_file("cache-pr", "refs/pull/77/merge", &[]));
+    assert_ok(&pr);
+    let log = stderr(&pr);
+    assert!(log.contains(&format!("{name}-buildcache:ubi9-main")), "the PR imports main's cache");
+    // The final stage's COPY (step #N) was answered from the imported cache.
+    let step = log
+        .lines()
+        .find(|l| l.contains("COPY --from=selected-binaries"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the build log shows the final COPY step")
+        .to_string();
+    assert!(log.lines().any(|l| l.trim() == format!("{step} CACHED")), "the PR build's final step came from main's cache:\n{log}");
+    // It writes only its own scope, in min mode.
+    let tags = registry_tags(&format!("{name}-buildcache"));
+    assert_eq!(tags, ["ubi9-main", "ubi9-pr-77"], "{tags:?}");
+}
