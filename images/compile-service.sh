@@ -3,7 +3,10 @@
 # platform (never under emulation), as a static binary so one build runs on
 # every base. Used by the compile stage of every images/<variant>/Dockerfile.
 #   compile-service.sh TARGETARCH OUTDIR   ->  OUTDIR/linux-TARGETARCH/beacon
+# CARGO_PROFILE (a build arg) picks the cargo profile: `release` for
+# production images, `ci` (no LTO, incremental) for CI images.
 set -eu
+profile="${CARGO_PROFILE:-release}"
 
 arch="$1"
 out="$2"
@@ -32,6 +35,6 @@ fi
 
 # Static, and free of build-machine paths (reproducible).
 export RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=$PWD=/src --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
-cargo build --locked --release --package beacon --target "$triple"
+cargo build --locked --profile "$profile" --package beacon --target "$triple"
 mkdir -p "$out/linux-$arch"
-cp "target/$triple/release/beacon" "$out/linux-$arch/beacon"
+cp "target/$triple/$profile/beacon" "$out/linux-$arch/beacon"

@@ -113,6 +113,8 @@ pub fn plan(
             source_date_epoch: None,
             rewrite_timestamp: false,
             no_cache: args.build.no_cache,
+            // Built for turnaround: no LTO, incremental (see Cargo.toml).
+            cargo_profile: "ci".to_string(),
         };
         plans.push(VariantPlan {
             variant: variant.clone(),

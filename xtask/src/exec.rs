@@ -297,12 +297,20 @@ fn tag_all(plan: &Plan, results: &mut [VariantResult]) -> Result<()> {
         .variants
         .iter()
         .zip(results.iter())
-        .map(|(variant, result)| render::tag(plan, variant).with_digest(&variant.variant, &result.digest))
+        .map(|(variant, result)| {
+            render::tag(plan, variant).with_digest(&variant.variant, &result.digest)
+        })
         .collect();
     for (index, invocation) in invocations.iter().enumerate() {
         if let Err(err) = run_one(invocation) {
-            let done: Vec<&str> = results[..index].iter().map(|r| r.variant.as_str()).collect();
-            let remaining: Vec<String> = invocations[index..].iter().map(Invocation::display).collect();
+            let done: Vec<&str> = results[..index]
+                .iter()
+                .map(|r| r.variant.as_str())
+                .collect();
+            let remaining: Vec<String> = invocations[index..]
+                .iter()
+                .map(Invocation::display)
+                .collect();
             bail!(
                 "tagging {} failed ({err}); tagged already: {}; every digest is pushed and signed, so finish with: {}",
                 results[index].variant,

@@ -43,6 +43,8 @@ impl Flavor {
 
 /// The build arg that selects the final stage (and so the debug tools).
 pub const FLAVOR_ARG: &str = "IMAGE_FLAVOR";
+/// The build arg that selects the compile stage's cargo profile.
+pub const PROFILE_ARG: &str = "CARGO_PROFILE";
 /// The named build context (a stage of every Dockerfile) that holds the
 /// per-platform service binaries; replacing it skips the compile stage.
 pub const BINARIES_CONTEXT: &str = "binaries";
@@ -103,6 +105,8 @@ pub struct Policy {
     pub rewrite_timestamp: bool,
     /// Build every step again instead of reusing the build cache.
     pub no_cache: bool,
+    /// The cargo profile of the compile stage (`CARGO_PROFILE` build arg).
+    pub cargo_profile: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -180,6 +180,8 @@ fn ci_and_release_plans_differ_only_in_policy() {
         assert_eq!(ci_args.remove("IMAGE_FLAVOR").unwrap(), "ci");
         assert_eq!(release_args.remove("IMAGE_FLAVOR").unwrap(), "production");
         assert!(release_args.remove("SOURCE_DATE_EPOCH").is_some());
+        assert_eq!(ci_args.remove("CARGO_PROFILE").unwrap(), "ci");
+        assert_eq!(release_args.remove("CARGO_PROFILE").unwrap(), "release");
         assert_eq!(
             ci_args, release_args,
             "{}: no other build arg differs",

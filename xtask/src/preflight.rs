@@ -47,11 +47,24 @@ fn is_executable(path: &Path) -> bool {
     }
 }
 
+/// Checks every requirement, concurrently (each is a short command and
+/// together they are most of the tool's fixed cost), and reports the first
+/// failing one in the order given.
 pub fn check_all(requirements: &[Requirement]) -> Result<()> {
-    for requirement in requirements {
-        check(requirement)?;
-    }
-    Ok(())
+    let results: Vec<Result<()>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = requirements
+            .iter()
+            .map(|r| scope.spawn(move || check(r)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a prerequisite check panicked")))
+            })
+            .collect()
+    });
+    results.into_iter().collect()
 }
 
 fn first_line(text: &str) -> String {

@@ -70,6 +70,9 @@ pub fn recipe(options: &BuildOptions, variant: &str, context: &BuildContext) -> 
         if key == FLAVOR_ARG {
             bail!("--build-arg {FLAVOR_ARG} is chosen by the path (ci-image builds ci, release-image production); remove it");
         }
+        if key == crate::plan::PROFILE_ARG {
+            bail!("--build-arg {key} is chosen by the path (ci-image builds ci, release-image release); remove it");
+        }
         if key == "SOURCE_DATE_EPOCH" {
             bail!("--build-arg SOURCE_DATE_EPOCH is set by release-image from the commit time; remove it");
         }

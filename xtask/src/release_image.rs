@@ -425,6 +425,7 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
             source_date_epoch: Some(context.git.commit_time),
             rewrite_timestamp,
             no_cache: args.build.no_cache,
+            cargo_profile: "release".to_string(),
         };
         plans.push(VariantPlan {
             variant: variant.clone(),

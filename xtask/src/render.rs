@@ -6,7 +6,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::plan::{Output, Plan, PushVia, Signing, VariantPlan, FLAVOR_ARG};
+use crate::plan::{Output, Plan, PushVia, Signing, VariantPlan, FLAVOR_ARG, PROFILE_ARG};
 
 /// One command to run: program, arguments, optional stdin.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -135,6 +135,7 @@ fn bake_target(plan: &Plan, variant: &VariantPlan) -> Value {
         .map(|(k, v)| (k.clone(), json!(v)))
         .collect();
     args.insert(FLAVOR_ARG.to_string(), json!(policy.flavor.as_str()));
+    args.insert(PROFILE_ARG.to_string(), json!(policy.cargo_profile));
     if let Some(epoch) = policy.source_date_epoch {
         args.insert("SOURCE_DATE_EPOCH".to_string(), json!(epoch.to_string()));
     }

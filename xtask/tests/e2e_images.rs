@@ -832,8 +832,11 @@ impl FaultyRegistry {
                     drop(client);
                     continue;
                 }
-                let Ok(server) = TcpStream::connect(registry()) else { continue };
-                let (mut client_read, mut server_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let Ok(server) = TcpStream::connect(registry()) else {
+                    continue;
+                };
+                let (mut client_read, mut server_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
                 let (mut server_read, mut client_write) = (server, client);
                 let (b1, a1) = (b.clone(), a.clone());
                 std::thread::spawn(move || {
@@ -852,7 +855,11 @@ impl FaultyRegistry {
                         }
                         window.extend_from_slice(&buffer[..n]);
                         let text = String::from_utf8_lossy(&window).to_ascii_lowercase();
-                        if a1.load(Ordering::SeqCst) && text.contains("put /v2/") && text.contains("content-type: application/vnd.oci.image.index.v1+json") {
+                        if a1.load(Ordering::SeqCst)
+                            && text.contains("put /v2/")
+                            && text
+                                .contains("content-type: application/vnd.oci.image.index.v1+json")
+                        {
                             // This upload goes through; nothing after it does.
                             seen_index_put = true;
                             b1.store(true, Ordering::SeqCst);
@@ -872,7 +879,11 @@ impl FaultyRegistry {
                 });
             }
         });
-        FaultyRegistry { port, broken, armed }
+        FaultyRegistry {
+            port,
+            broken,
+            armed,
+        }
     }
 
     fn address(&self) -> String {
@@ -886,7 +897,8 @@ impl FaultyRegistry {
 
     fn heal(&self) {
         self.armed.store(false, std::sync::atomic::Ordering::SeqCst);
-        self.broken.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.broken
+            .store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -900,7 +912,15 @@ fn a_registry_failing_mid_release_moves_no_tag_and_a_rerun_completes() {
     let context = context_file("faulty-v2", "refs/tags/v2.0.0", &[]);
     let release = || {
         run(xtask()
-            .args(["release-image", "--registry", &proxy.address(), "--image-name", &name, "--sbom-generator", &fixture.sbom_generator])
+            .args([
+                "release-image",
+                "--registry",
+                &proxy.address(),
+                "--image-name",
+                &name,
+                "--sbom-generator",
+                &fixture.sbom_generator,
+            ])
             .arg(format!("--key={}", key.display()))
             .args(fixture.build_options())
             .env("XTASK_CONTEXT", &context)
@@ -908,12 +928,34 @@ fn a_registry_failing_mid_release_moves_no_tag_and_a_rerun_completes() {
     };
     proxy.arm();
     let failed = release();
-    assert!(!failed.status.success(), "the release must fail when the registry stops accepting writes");
-    let last = stderr(&failed).lines().last().unwrap_or_default().to_string();
-    assert!(last.contains("no tag of any variant was moved") && last.contains("already pushed untagged:"), "{last}");
-    let untagged = last.rsplit("already pushed untagged: ").next().unwrap().to_string();
-    assert!(untagged.contains(&format!("{}/{name}@sha256:", proxy.address())), "names the pushed digest: {last}");
-    assert!(registry_tags(&name).is_empty(), "no tag exists: {:?}", registry_tags(&name));
+    assert!(
+        !failed.status.success(),
+        "the release must fail when the registry stops accepting writes"
+    );
+    let last = stderr(&failed)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        last.contains("no tag of any variant was moved")
+            && last.contains("already pushed untagged:"),
+        "{last}"
+    );
+    let untagged = last
+        .rsplit("already pushed untagged: ")
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        untagged.contains(&format!("{}/{name}@sha256:", proxy.address())),
+        "names the pushed digest: {last}"
+    );
+    assert!(
+        registry_tags(&name).is_empty(),
+        "no tag exists: {:?}",
+        registry_tags(&name)
+    );
 
     proxy.heal();
     let again = release();
@@ -921,7 +963,10 @@ fn a_registry_failing_mid_release_moves_no_tag_and_a_rerun_completes() {
     let tags = registry_tags(&name);
     for variant in VARIANTS {
         assert!(tags.contains(&format!("2.0.0-{variant}")), "{tags:?}");
-        assert_ok(&verify(&format!("{}/{name}:2.0.0-{variant}", registry()), &public_key));
+        assert_ok(&verify(
+            &format!("{}/{name}:2.0.0-{variant}", registry()),
+            &public_key,
+        ));
     }
 }
 
@@ -932,7 +977,17 @@ fn a_pull_requests_first_build_reuses_the_default_branch_cache() {
     let name = unique_name("cache-policy");
     let ci = |context: &Path| {
         run(xtask()
-            .args(["ci-image", "--variant", "ubi9", "--registry", &registry(), "--image-name", &name, "--cache", "registry"])
+            .args([
+                "ci-image",
+                "--variant",
+                "ubi9",
+                "--registry",
+                &registry(),
+                "--image-name",
+                &name,
+                "--cache",
+                "registry",
+            ])
             .args(fixture.build_options())
             .env("XTASK_CONTEXT", context))
     };
@@ -945,7 +1000,10 @@ fn a_pull_requests_first_build_reuses_the_default_branch_cache() {
     let pr = ci(&context_file("cache-pr", "refs/pull/77/merge", &[]));
     assert_ok(&pr);
     let log = stderr(&pr);
-    assert!(log.contains(&format!("{name}-buildcache:ubi9-main")), "the PR imports main's cache");
+    assert!(
+        log.contains(&format!("{name}-buildcache:ubi9-main")),
+        "the PR imports main's cache"
+    );
     // The final stage's COPY (step #N) was answered from the imported cache.
     let step = log
         .lines()
@@ -953,7 +1011,10 @@ fn a_pull_requests_first_build_reuses_the_default_branch_cache() {
         .and_then(|l| l.split_whitespace().next())
         .expect("the build log shows the final COPY step")
         .to_string();
-    assert!(log.lines().any(|l| l.trim() == format!("{step} CACHED")), "the PR build's final step came from main's cache:\n{log}");
+    assert!(
+        log.lines().any(|l| l.trim() == format!("{step} CACHED")),
+        "the PR build's final step came from main's cache:\n{log}"
+    );
     // It writes only its own scope, in min mode.
     let tags = registry_tags(&format!("{name}-buildcache"));
     assert_eq!(tags, ["ubi9-main", "ubi9-pr-77"], "{tags:?}");
