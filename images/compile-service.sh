@@ -38,3 +38,8 @@ export RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=$PWD=/src --
 cargo build --locked --profile "$profile" --package beacon --target "$triple"
 mkdir -p "$out/linux-$arch"
 cp "target/$triple/$profile/beacon" "$out/linux-$arch/beacon"
+# A fixed modification time (the commit's, for a release), so the image's
+# binary layer is the same whether this stage ran now or came from a cache
+# written by an older build: BuildKit's rewrite-timestamp only clamps
+# timestamps newer than SOURCE_DATE_EPOCH.
+touch -d "@${SOURCE_DATE_EPOCH:-0}" "$out/linux-$arch/beacon"

@@ -456,7 +456,7 @@ fn measure(
     // The representative case: a rebuild after a one-line change, the two
     // ways interleaved so neither gets a warmer cache.
     let (mut tool, mut hand) = (Vec::new(), Vec::new());
-    for n in 0..reps.max(if smoke { 1 } else { 5 }) {
+    for n in 0..reps.max(if smoke { 1 } else { 9 }) {
         bench.one_line_change(200 + 2 * n)?;
         tool.push(bench.ci_image(&pr, &["--cache", "none"])?.0);
         bench.one_line_change(201 + 2 * n)?;
@@ -481,7 +481,7 @@ fn measure(
     // The worst case, reported in absolute terms: a no-op build, where the
     // tool's fixed cost (checks, git, planning) is all there is to see.
     let (mut tool_noop, mut hand_noop) = (Vec::new(), Vec::new());
-    for _ in 0..reps.max(if smoke { 1 } else { 5 }) {
+    for _ in 0..reps.max(if smoke { 1 } else { 9 }) {
         tool_noop.push(bench.ci_image(&pr, &["--cache", "none"])?.0);
         hand_noop.push(by_hand()?);
     }
@@ -551,7 +551,7 @@ fn measure(
         }
         let share = median(&shares);
         scenarios.push(scenario(
-            &format!("6 cache export share, mode={mode}"),
+            &format!("6 cache export share of the build (a fraction), mode={mode}"),
             shares,
         ));
         ratios.push(ratio(

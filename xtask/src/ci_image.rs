@@ -113,6 +113,7 @@ pub fn plan(
             source_date_epoch: None,
             rewrite_timestamp: false,
             no_cache: args.build.no_cache,
+            no_cache_stages: Vec::new(),
             // Built for turnaround: no LTO, incremental (see Cargo.toml).
             cargo_profile: "ci".to_string(),
         };

@@ -164,20 +164,7 @@ fn search_path(root: &Path) -> Result<OsString> {
 fn find_in(search_path: &OsString, program: &str) -> Option<PathBuf> {
     std::env::split_paths(search_path)
         .map(|dir| dir.join(program))
-        .find(|candidate| is_executable(candidate))
-}
-
-fn is_executable(path: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        path.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    }
-    #[cfg(not(unix))]
-    {
-        path.is_file()
-    }
+        .find(|candidate| crate::preflight::is_executable(candidate))
 }
 
 /// Creates target/lint-tools if needed and installs the pinned packages into it.

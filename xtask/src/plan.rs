@@ -105,6 +105,10 @@ pub struct Policy {
     pub rewrite_timestamp: bool,
     /// Build every step again instead of reusing the build cache.
     pub no_cache: bool,
+    /// Stages always built again, never taken from the cache (release: the
+    /// final stage, whose directories would otherwise keep the timestamps of
+    /// whichever older build wrote the cache).
+    pub no_cache_stages: Vec<String>,
     /// The cargo profile of the compile stage (`CARGO_PROFILE` build arg).
     pub cargo_profile: String,
 }

@@ -173,8 +173,8 @@ pub fn run(args: RebuildCheckArgs) -> Result<()> {
     let first = platforms
         .first()
         .context("the index holds no platform image")?;
-    let provenance = inspect(&by_digest, "{{json .Provenance}}")?;
-    let configs = inspect(&by_digest, "{{json .Image}}")?;
+    let provenance = registry::inspect_format(&by_digest, "{{json .Provenance}}")?;
+    let configs = registry::inspect_format(&by_digest, "{{json .Image}}")?;
     let platform_config = configs
         .get(first)
         .or_else(|| configs.get("config").map(|_| &configs))
@@ -276,30 +276,6 @@ pub fn run(args: RebuildCheckArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn inspect(reference: &str, format: &str) -> Result<Value> {
-    let output = Command::new("docker")
-        .args([
-            "buildx",
-            "imagetools",
-            "inspect",
-            reference,
-            "--format",
-            format,
-        ])
-        .output()?;
-    if !output.status.success() {
-        bail!(
-            "cannot inspect {reference}: {}",
-            String::from_utf8_lossy(&output.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-                .trim()
-        );
-    }
-    Ok(serde_json::from_slice(&output.stdout).unwrap_or(Value::Null))
 }
 
 fn platform_of(entry: &Value) -> String {
@@ -425,7 +401,8 @@ fn rebuild(
         "rebuilding {} of {} from a clean checkout",
         inputs.variant, inputs.revision
     );
-    let status = command.status()?;
+    // The rebuild's own report goes to stderr: stdout is this command's report.
+    let status = command.stdout(std::io::stderr()).status()?;
     if !status.success() {
         bail!(
             "the rebuild of {} at {} failed (see above)",
@@ -433,7 +410,12 @@ fn rebuild(
             inputs.revision
         );
     }
-    Ok(tree.join(crate::render::oci_archive(&inputs.variant)))
+    // Keep the archive outside the checkout, which is removed next.
+    let built = tree.join(crate::render::oci_archive(&inputs.variant));
+    let kept = tree.with_extension(format!("{}.tar", inputs.variant));
+    std::fs::rename(&built, &kept)
+        .with_context(|| format!("the rebuild left no archive at {}", built.display()))?;
+    Ok(kept)
 }
 
 /// The rebuilt archive: per-platform manifest digests and manifests.

@@ -407,11 +407,21 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
                 .collect(),
             labels,
             annotations,
-            attestations: Attestations {
-                provenance: Some("max".into()),
-                sbom: Some(SbomRequest {
-                    generator: Some(args.sbom_generator.clone()),
-                }),
+            // An archive for rebuild-check carries no attestations: they
+            // record build times and are not compared (and the image
+            // manifests do not depend on them).
+            attestations: if args.output_archive {
+                Attestations {
+                    provenance: None,
+                    sbom: None,
+                }
+            } else {
+                Attestations {
+                    provenance: Some("max".into()),
+                    sbom: Some(SbomRequest {
+                        generator: Some(args.sbom_generator.clone()),
+                    }),
+                }
             },
             cache: cache::plan(&cache::CacheInputs {
                 backend,
@@ -425,6 +435,7 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
             source_date_epoch: Some(context.git.commit_time),
             rewrite_timestamp,
             no_cache: args.build.no_cache,
+            no_cache_stages: vec!["final".to_string()],
             cargo_profile: "release".to_string(),
         };
         plans.push(VariantPlan {

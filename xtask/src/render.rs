@@ -190,6 +190,9 @@ fn bake_target(plan: &Plan, variant: &VariantPlan) -> Value {
         if policy.no_cache {
             fields.insert("no-cache".into(), json!(true));
         }
+        if !policy.no_cache_stages.is_empty() {
+            fields.insert("no-cache-filter".into(), json!(policy.no_cache_stages));
+        }
         if !recipe.named_contexts.is_empty() {
             fields.insert("contexts".into(), json!(recipe.named_contexts));
         }

@@ -22,7 +22,7 @@ pub struct TestArgs {
 }
 
 /// The integration test binaries that need the real stack.
-const ENGINE_TESTS: &[&str] = &["e2e_images", "e2e_prune", "e2e_compile"];
+const ENGINE_TESTS: &[&str] = &["e2e_bench", "e2e_compile", "e2e_images", "e2e_prune"];
 
 pub fn run(args: TestArgs) -> Result<()> {
     let sh = Shell::new()?;

@@ -96,11 +96,11 @@ pub fn run(args: VerifyArgs) -> Result<()> {
             ));
         }
     }
-    reasons.extend(label_problems(&inspect_format(
+    reasons.extend(label_problems(&registry::inspect_format(
         &by_digest,
         "{{json .Image}}",
     )?));
-    let provenance = inspect_format(&by_digest, "{{json .Provenance}}")?;
+    let provenance = registry::inspect_format(&by_digest, "{{json .Provenance}}")?;
     for platform in &listed {
         let has = provenance
             .get(platform)
@@ -185,33 +185,6 @@ pub fn label_problems(images: &Value) -> Vec<String> {
         }
     }
     problems
-}
-
-fn inspect_format(reference: &str, format: &str) -> Result<Value> {
-    let sh = Shell::new()?;
-    let output = cmd!(
-        sh,
-        "docker buildx imagetools inspect {reference} --format {format}"
-    )
-    .quiet()
-    .ignore_status()
-    .output()?;
-    if !output.status.success() {
-        bail!(
-            "cannot inspect {reference}: {}",
-            String::from_utf8_lossy(&output.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-                .trim()
-        );
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
-    if text.trim().is_empty() || text.trim() == "null" {
-        return Ok(Value::Null);
-    }
-    serde_json::from_str(&text)
-        .with_context(|| format!("unreadable output of imagetools inspect {reference}"))
 }
 
 fn cosign_verify(args: &VerifyArgs, reference: &str) -> Result<()> {

@@ -543,3 +543,142 @@ fn release_cross_compiles_for_arm64_on_the_build_platform() {
         "`beacon --version` printed nothing"
     );
 }
+
+/// A clean checkout of HEAD (the release must be built from its commit, as
+/// in CI, whatever state this working tree is in).
+fn clean_checkout(name: &str) -> PathBuf {
+    let tree = root().join("target/e2e/trees").join(name);
+    let _ = Command::new("git")
+        .current_dir(root())
+        .args(["worktree", "remove", "--force"])
+        .arg(&tree)
+        .output();
+    let _ = std::fs::remove_dir_all(&tree);
+    ok(Command::new("git")
+        .current_dir(root())
+        .args(["worktree", "add", "--detach", "--force"])
+        .arg(&tree)
+        .arg("HEAD"));
+    tree
+}
+
+fn rebuild_check(reference: &str) -> Output {
+    run(xtask().args(["rebuild-check", reference, "--json"]))
+}
+
+#[test]
+fn rebuild_check_matches_a_release_and_catches_a_tampered_one() {
+    let fixture = fixture();
+    let _engine = engine_lock();
+    let name = unique_name("rebuild");
+    let tree = clean_checkout("rebuild");
+    let context = context_file("rebuild-v3.1.4", "refs/tags/v3.1.4", &["v3.1.4"]);
+    let release = |extra: &[&str]| {
+        let mut command = xtask();
+        command
+            .current_dir(&tree)
+            .env("XTASK_PROJECT_ROOT", &tree)
+            .env("XTASK_CONTEXT", &context)
+            .args([
+                "release-image",
+                "--variant",
+                VARIANT,
+                "--registry",
+                &registry(),
+                "--image-name",
+                &name,
+            ])
+            .args([
+                "--sign",
+                "none",
+                "--sbom-generator",
+                &fixture.sbom_generator,
+            ])
+            .args(&fixture.build_options)
+            .args(extra);
+        let output = run(&mut command);
+        assert_ok(&command, &output);
+    };
+    release(&[]);
+    let reference = format!("{}/{name}:3.1.4-{VARIANT}", registry());
+
+    // From an emptied build cache, the commit rebuilds to the same image, per platform.
+    ok(Command::new("docker").args(["buildx", "prune", "--all", "--force"]));
+    let checked = rebuild_check(&reference);
+    assert!(
+        checked.status.success(),
+        "rebuild-check of an honest release failed:\n{}\n{}",
+        stdout(&checked),
+        stderr(&checked)
+    );
+    let report: Value = serde_json::from_str(&stdout(&checked)).unwrap();
+    let platforms = report["platforms"].as_array().unwrap();
+    assert_eq!(platforms.len(), 2);
+    for platform in platforms {
+        assert_eq!(platform["matches"], true, "{platform}");
+        assert_eq!(platform["published"], platform["rebuilt"]);
+    }
+    assert_eq!(report["inputs"]["variant"], VARIANT);
+    assert_eq!(report["inputs"]["revision"], git(&["rev-parse", "HEAD"]));
+    assert!(report["inputs"]["images"]["BUILDER_IMAGE"]
+        .as_str()
+        .unwrap()
+        .contains("@sha256:"));
+    assert_eq!(
+        report["attestation_manifests"], 2,
+        "attestations are reported, not compared"
+    );
+
+    // Publish a different image under the same tag: the same commit, but a
+    // binary the commit does not build (host binaries, one byte appended).
+    let tampered = root().join("target/e2e/tampered-binaries");
+    for platform in ["linux-amd64", "linux-arm64"] {
+        let dir = tampered.join(platform);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut binary = std::fs::read(
+            root()
+                .join("target/image-binaries")
+                .join(platform)
+                .join("beacon"),
+        )
+        .unwrap();
+        binary.push(0);
+        std::fs::write(dir.join("beacon"), binary).unwrap();
+    }
+    release(&["--force", &format!("--binaries={}", tampered.display())]);
+    let checked = rebuild_check(&reference);
+    assert!(
+        !checked.status.success(),
+        "rebuild-check must fail on a tampered image"
+    );
+    let message = stderr(&checked);
+    let last = message.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("mismatch on linux/amd64, linux/arm64"),
+        "{last}"
+    );
+    let report: Value = serde_json::from_str(&stdout(&checked)).unwrap();
+    for platform in report["platforms"].as_array().unwrap() {
+        assert_eq!(platform["matches"], false);
+        let layers = platform["layers"].as_array().unwrap();
+        assert_eq!(
+            layers.len(),
+            1,
+            "exactly the binary's layer differs: {platform}"
+        );
+        assert_eq!(
+            layers[0]["first_differing_file"], "usr/local/bin/beacon",
+            "{platform}"
+        );
+        assert_ne!(layers[0]["published"], layers[0]["rebuilt"]);
+    }
+    assert!(
+        report["notes"].to_string().contains("binaries"),
+        "says the release used host-built binaries"
+    );
+    let _ = Command::new("git")
+        .current_dir(root())
+        .args(["worktree", "remove", "--force"])
+        .arg(&tree)
+        .output();
+}
