@@ -129,18 +129,30 @@ fn build(plan: &Plan) -> Result<BTreeMap<String, String>> {
     );
     let (ok, log) = stream(&invocation, &root)?;
     if !ok {
-        let failed = failed_variants(&log, &plan.variant_names());
+        let mut failed = failed_variants(&log, &plan.variant_names());
+        // A one-target bake does not prefix its steps with the target's name.
+        if failed.is_empty() && plan.variants.len() == 1 {
+            failed.push(plan.variants[0].variant.clone());
+        }
         let which = if failed.is_empty() {
             "one or more variants".to_string()
         } else {
             format!("variant(s) {}", failed.join(", "))
         };
         let consequence = match plan.output {
-            Output::Load => "other variants may have been loaded into the engine",
+            Output::Load if plan.variants.len() > 1 => "the variants that finished were loaded into the engine",
+            Output::Load => "nothing was loaded",
             Output::PushByDigest(_) => "no tag of any variant was moved",
             Output::Archive => "nothing was published",
         };
-        bail!("the build failed for {which} (see the buildx output above); {consequence}");
+        // The commonest cause on an offline machine or behind a mirror: say how to fix it.
+        let hint = if log.contains("failed to resolve source metadata") || log.contains("failed to do request") {
+            "; a base image could not be pulled: on an offline machine or behind a mirror, override the bases \
+             (--build-arg [VARIANT:]PRODUCTION_BASE=..., CI_BASE=..., BUILDER_IMAGE=...; `cargo xtask stand-ins` makes local ones)"
+        } else {
+            ""
+        };
+        bail!("the build failed for {which} (see the buildx output above); {consequence}{hint}");
     }
     let text = std::fs::read_to_string(&metadata_path).with_context(|| {
         format!(
@@ -214,19 +226,28 @@ pub fn failed_variants(log: &str, variants: &[&str]) -> Vec<String> {
 }
 
 pub fn run_one(invocation: &Invocation) -> Result<()> {
-    eprintln!("+ {}", invocation.display());
-    let output = duct::cmd(&invocation.program, &invocation.args)
-        .stderr_to_stdout()
-        .stdout_capture()
-        .unchecked()
-        .run()?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        bail!(
-            "{} failed: {}",
-            invocation.program,
-            text.lines().last().unwrap_or("no output").trim()
-        );
+    // A registry's transient server error (distribution 2.8 answers 500 to a
+    // tag read while the same tag is being written) gets two more tries;
+    // anything else fails at once.
+    const ATTEMPTS: u32 = 3;
+    for attempt in 1..=ATTEMPTS {
+        eprintln!("+ {}", invocation.display());
+        let output = duct::cmd(&invocation.program, &invocation.args)
+            .stderr_to_stdout()
+            .stdout_capture()
+            .unchecked()
+            .run()?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        let transient = ["500 Internal Server Error", "502 Bad Gateway", "503 Service Unavailable"]
+            .iter()
+            .any(|status| text.contains(status));
+        if !transient || attempt == ATTEMPTS {
+            bail!("{} failed: {}", invocation.program, text.lines().last().unwrap_or("no output").trim());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500 * u64::from(attempt)));
     }
     Ok(())
 }
