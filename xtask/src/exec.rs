@@ -28,6 +28,11 @@ pub struct VariantResult {
     pub pushed: bool,
     pub signed: bool,
     pub tagged: bool,
+    /// Per platform: compressed size in the registry (pushed), or the engine's
+    /// image size (loaded); empty when unknown.
+    pub sizes: BTreeMap<String, u64>,
+    /// The build's wall time: all variants build in one bake, in parallel.
+    pub build_seconds: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -71,12 +76,20 @@ pub fn run_plan(plan: &Plan, options: &BuildOptions) -> Result<()> {
         eprintln!("warning: {warning}");
     }
     refuse_existing_tags(plan)?;
-    let result = execute(plan)?;
-    report(&result, options.json)
+    let (result, failure) = execute(plan)?;
+    // The result is reported even when a step after the build failed, so the
+    // JSON and the job summary say what was pushed, signed and tagged.
+    report(&result, options.json)?;
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
 }
 
-/// Runs the build and, for pushed plans, signing and tagging.
-pub fn execute(plan: &Plan) -> Result<RunResult> {
+/// Runs the build and, for pushed plans, pushing, signing and tagging.
+/// A build failure is an error; a failure after it comes back beside the
+/// result, which then says how far each variant got.
+pub fn execute(plan: &Plan) -> Result<(RunResult, Option<anyhow::Error>)> {
     let started = Instant::now();
     let digests = build(plan)?;
     let build_seconds = started.elapsed().as_secs_f64();
@@ -98,20 +111,75 @@ pub fn execute(plan: &Plan) -> Result<RunResult> {
                 pushed: false,
                 signed: false,
                 tagged: plan.output == Output::Load,
+                sizes: BTreeMap::new(),
+                build_seconds,
             }
         })
         .collect();
+    let mut failure = None;
     if plan.pushes() {
-        push_archives(plan, &mut results)?;
-        sign_all(plan, &mut results)?;
-        tag_all(plan, &mut results)?;
+        failure = push_archives(plan, &mut results)
+            .and_then(|()| sign_all(plan, &mut results))
+            .and_then(|()| tag_all(plan, &mut results))
+            .err();
     }
-    Ok(RunResult {
+    for result in results.iter_mut() {
+        result.sizes = image_sizes(plan, result);
+    }
+    let result = RunResult {
         mode: plan.mode,
         repository: plan.repository.clone(),
         build_seconds,
         variants: results,
-    })
+    };
+    Ok((result, failure))
+}
+
+/// Sizes per platform, for the report. Best effort: a lookup that fails
+/// leaves the size unknown rather than failing a finished build.
+fn image_sizes(plan: &Plan, result: &VariantResult) -> BTreeMap<String, u64> {
+    let mut sizes = BTreeMap::new();
+    match plan.output {
+        Output::PushByDigest(_) if result.pushed => {
+            let manifest_size = |reference: &str| -> Option<u64> {
+                let manifest = crate::registry::raw_manifest(reference).ok()?;
+                let layers: u64 = manifest["layers"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|l| l["size"].as_u64())
+                    .sum();
+                Some(layers + manifest["config"]["size"].as_u64().unwrap_or(0))
+            };
+            let Ok(index) = crate::registry::raw_manifest(&result.image) else {
+                return sizes;
+            };
+            for entry in crate::verify::image_entries(&index) {
+                if let Some(size) = manifest_size(&format!("{}@{}", plan.repository, entry.1)) {
+                    sizes.insert(entry.0, size);
+                }
+            }
+        }
+        Output::Load => {
+            let format = "{{.Size}}";
+            let size = duct::cmd!(
+                "docker",
+                "image",
+                "inspect",
+                "--format",
+                format,
+                &result.image
+            )
+            .stderr_null()
+            .read();
+            if let (Ok(size), Some(platform)) = (size, result.platforms.first()) {
+                if let Ok(size) = size.trim().parse() {
+                    sizes.insert(platform.clone(), size);
+                }
+            }
+        }
+        _ => {}
+    }
+    sizes
 }
 
 /// Runs the bake and returns each variant's digest from the metadata file.
@@ -140,13 +208,17 @@ fn build(plan: &Plan) -> Result<BTreeMap<String, String>> {
             format!("variant(s) {}", failed.join(", "))
         };
         let consequence = match plan.output {
-            Output::Load if plan.variants.len() > 1 => "the variants that finished were loaded into the engine",
+            Output::Load if plan.variants.len() > 1 => {
+                "the variants that finished were loaded into the engine"
+            }
             Output::Load => "nothing was loaded",
             Output::PushByDigest(_) => "no tag of any variant was moved",
             Output::Archive => "nothing was published",
         };
         // The commonest cause on an offline machine or behind a mirror: say how to fix it.
-        let hint = if log.contains("failed to resolve source metadata") || log.contains("failed to do request") {
+        let hint = if log.contains("failed to resolve source metadata")
+            || log.contains("failed to do request")
+        {
             "; a base image could not be pulled: on an offline machine or behind a mirror, override the bases \
              (--build-arg [VARIANT:]PRODUCTION_BASE=..., CI_BASE=..., BUILDER_IMAGE=...; `cargo xtask stand-ins` makes local ones)"
         } else {
@@ -241,11 +313,19 @@ pub fn run_one(invocation: &Invocation) -> Result<()> {
             return Ok(());
         }
         let text = String::from_utf8_lossy(&output.stdout);
-        let transient = ["500 Internal Server Error", "502 Bad Gateway", "503 Service Unavailable"]
-            .iter()
-            .any(|status| text.contains(status));
+        let transient = [
+            "500 Internal Server Error",
+            "502 Bad Gateway",
+            "503 Service Unavailable",
+        ]
+        .iter()
+        .any(|status| text.contains(status));
         if !transient || attempt == ATTEMPTS {
-            bail!("{} failed: {}", invocation.program, text.lines().last().unwrap_or("no output").trim());
+            bail!(
+                "{} failed: {}",
+                invocation.program,
+                text.lines().last().unwrap_or("no output").trim()
+            );
         }
         std::thread::sleep(std::time::Duration::from_millis(500 * u64::from(attempt)));
     }

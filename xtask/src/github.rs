@@ -32,12 +32,11 @@ pub fn write_outputs(result: &RunResult) -> Result<()> {
 
 pub fn summary(result: &RunResult) -> String {
     let mut text = format!(
-        "### {} images ({:.0} s build)\n\n| variant | tags | digest | platforms | pushed | signed | tagged |\n|---|---|---|---|---|---|---|\n",
+        "### {} images\n\n| variant | tags | digest | platforms | size | build time | pushed | signed | tagged |\n|---|---|---|---|---|---|---|---|---|\n",
         match result.mode {
             crate::plan::Mode::Ci => "CI",
             crate::plan::Mode::Release => "Production",
-        },
-        result.build_seconds
+        }
     );
     for v in &result.variants {
         let tags: Vec<&str> = v
@@ -45,12 +44,23 @@ pub fn summary(result: &RunResult) -> String {
             .iter()
             .map(|t| t.rsplit(':').next().unwrap_or(t))
             .collect();
+        let sizes: Vec<String> = v
+            .sizes
+            .iter()
+            .map(|(platform, bytes)| format!("{platform}: {}", human_size(*bytes)))
+            .collect();
         text.push_str(&format!(
-            "| {} | {} | `{}` | {} | {} | {} | {} |\n",
+            "| {} | {} | `{}` | {} | {} | {:.0} s | {} | {} | {} |\n",
             v.variant,
             tags.join(", "),
             v.digest,
             v.platforms.join(", "),
+            if sizes.is_empty() {
+                "unknown".to_string()
+            } else {
+                sizes.join(", ")
+            },
+            v.build_seconds,
             yes_no(v.pushed),
             yes_no(v.signed),
             yes_no(v.tagged)
@@ -59,10 +69,54 @@ pub fn summary(result: &RunResult) -> String {
     text
 }
 
+pub fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / f64::from(1u32 << 30)),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / f64::from(1u32 << 20)),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
 fn yes_no(value: bool) -> &'static str {
     if value {
         "yes"
     } else {
         "no"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::VariantResult;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn summary_says_per_variant_how_far_it_got() {
+        let result = RunResult {
+            mode: crate::plan::Mode::Release,
+            repository: "ghcr.io/acme/beacon".into(),
+            build_seconds: 42.4,
+            variants: vec![VariantResult {
+                variant: "ubi9".into(),
+                image: "ghcr.io/acme/beacon@sha256:ab".into(),
+                digest: "sha256:ab".into(),
+                platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
+                tags: vec!["ghcr.io/acme/beacon:1.2.3-ubi9".into()],
+                pushed: true,
+                signed: true,
+                tagged: false,
+                sizes: BTreeMap::from([
+                    ("linux/amd64".to_string(), 3 << 20),
+                    ("linux/arm64".to_string(), 2048),
+                ]),
+                build_seconds: 42.4,
+            }],
+        };
+        let text = summary(&result);
+        assert!(text.contains("| variant | tags | digest | platforms | size | build time | pushed | signed | tagged |"));
+        assert!(text.contains("| ubi9 | 1.2.3-ubi9 | `sha256:ab` | linux/amd64, linux/arm64 | linux/amd64: 3.0 MiB, linux/arm64: 2.0 KiB | 42 s | yes | yes | no |"), "{text}");
+        assert_eq!(human_size(512), "512 B");
     }
 }

@@ -326,6 +326,13 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
     // own drivers while pushing, the docker driver through its OCI archive.
     let push_via = PushVia::for_builder(inputs.builder);
     let rewrite_timestamp = true;
+    if push_via == PushVia::OciArchive && !args.output_archive {
+        warnings.push(
+            "the builder uses the docker driver, which can neither push by digest nor rewrite timestamps while pushing: \
+             each variant goes through an OCI archive (timestamps rewritten) and skopeo (digests kept)"
+                .to_string(),
+        );
+    }
     if inputs.builder.is_none() {
         warnings.push("no builder could be inspected (is the engine running?): the plan assumes one that pushes by digest itself".to_string());
     }

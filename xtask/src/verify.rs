@@ -128,6 +128,14 @@ pub fn run(args: VerifyArgs) -> Result<()> {
 
 /// The platforms of an index's images (attestation manifests excluded).
 pub fn image_platforms(manifest: &Value) -> Vec<String> {
+    image_entries(manifest)
+        .into_iter()
+        .map(|(platform, _)| platform)
+        .collect()
+}
+
+/// (platform, digest) of an index's images, attestation manifests excluded.
+pub fn image_entries(manifest: &Value) -> Vec<(String, String)> {
     let Some(entries) = manifest.get("manifests").and_then(Value::as_array) else {
         return Vec::new();
     };
@@ -141,12 +149,17 @@ pub fn image_platforms(manifest: &Value) -> Vec<String> {
         .filter_map(|m| {
             let os = m.pointer("/platform/os")?.as_str()?;
             let arch = m.pointer("/platform/architecture")?.as_str()?;
-            Some(
-                match m.pointer("/platform/variant").and_then(Value::as_str) {
-                    Some(variant) => format!("{os}/{arch}/{variant}"),
-                    None => format!("{os}/{arch}"),
-                },
-            )
+            let platform = match m.pointer("/platform/variant").and_then(Value::as_str) {
+                Some(variant) => format!("{os}/{arch}/{variant}"),
+                None => format!("{os}/{arch}"),
+            };
+            Some((
+                platform,
+                m.get("digest")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            ))
         })
         .collect()
 }

@@ -21,8 +21,21 @@ const CANNOT_CONNECT: &str =
 /// Shims of a working machine: docker with buildx, a running engine, a
 /// docker-container builder for amd64 and arm64, and cosign.
 fn healthy_shims(label: &str) -> Shims {
+    healthy_shims_for(label, BOTH_PLATFORMS)
+}
+
+/// Shims of a working machine whose builder builds `platforms`, and cosign.
+fn healthy_shims_for(label: &str, platforms: &str) -> Shims {
     let shims = Shims::new(label);
-    shims.healthy_docker(BOTH_PLATFORMS);
+    shims.healthy_docker(platforms);
+    shims.program("cosign", &[]);
+    shims
+}
+
+/// Shims of a machine whose docker answers by `docker`, and cosign.
+fn shims_with_docker(label: &str, docker: &[Reply]) -> Shims {
+    let shims = Shims::new(label);
+    shims.program("docker", docker);
     shims.program("cosign", &[]);
     shims
 }
@@ -49,12 +62,17 @@ fn assert_refused(shims: &Shims, output: &Output, keywords: &[&str]) -> String {
     line
 }
 
+/// Runs `args` with `shims` in `context` and asserts a refusal.
+#[track_caller]
+fn refused_by(shims: &Shims, context: &Context, args: &[&str], keywords: &[&str]) -> String {
+    let output = xtask_with(shims, context, args);
+    assert_refused(shims, &output, keywords)
+}
+
 /// Runs `args` on a healthy machine in `context` and asserts a refusal.
 #[track_caller]
 fn refuses_in(context: &Context, args: &[&str], keywords: &[&str]) -> String {
-    let shims = healthy_shims(&args.join(" "));
-    let output = xtask_with(&shims, context, args);
-    assert_refused(&shims, &output, keywords)
+    refused_by(&healthy_shims(&args.join(" ")), context, args, keywords)
 }
 
 /// Runs `args` on a healthy machine, a clean checkout of main outside CI, and asserts a refusal.
@@ -400,15 +418,22 @@ fn build_arg_source_date_epoch_is_refused() {
 // ---------------------------------------------------------------------------
 // 4-6. Missing prerequisites: docker, buildx, the engine, builder platforms
 
+/// Runs xtask on a PATH of only `git` (no docker), with `context` (when
+/// given) as XTASK_CONTEXT.
+fn xtask_without_docker(label: &str, context: Option<&Context>, args: &[&str]) -> Output {
+    let dir = support::TempDir::new(label);
+    let bin = support::path_with_only_git(dir.path());
+    let mut command = xtask();
+    command.env("PATH", &bin);
+    if let Some(context) = context {
+        command.env("XTASK_CONTEXT", context.write(dir.path()));
+    }
+    run(command.args(args))
+}
+
 #[test]
 fn ci_image_without_docker_says_how_to_install_it() {
-    let dir = support::TempDir::new("no-docker");
-    let bin = support::path_with_only_git(dir.path());
-    let context = Context::default().write(dir.path());
-    let output = run(xtask()
-        .env("PATH", &bin)
-        .env("XTASK_CONTEXT", &context)
-        .arg("ci-image"));
+    let output = xtask_without_docker("no-docker", Some(&Context::default()), &["ci-image"]);
     assert_one_line_error(
         &output,
         &[
@@ -423,28 +448,23 @@ fn ci_image_without_docker_says_how_to_install_it() {
 /// The same without XTASK_CONTEXT: the facts come from the real checkout through the `git` on PATH.
 #[test]
 fn ci_image_without_docker_in_the_real_checkout() {
-    let dir = support::TempDir::new("no-docker-git");
-    let bin = support::path_with_only_git(dir.path());
-    let output = run(xtask().env("PATH", &bin).arg("ci-image"));
+    let output = xtask_without_docker("no-docker-git", None, &["ci-image"]);
     assert_one_line_error(&output, &["docker not found on PATH", "install Docker"]);
 }
 
 #[test]
 fn release_image_without_docker_says_how_to_install_it() {
-    let dir = support::TempDir::new("no-docker-release");
-    let bin = support::path_with_only_git(dir.path());
-    let context = Context::default().write(dir.path());
-    let output = run(xtask()
-        .env("PATH", &bin)
-        .env("XTASK_CONTEXT", &context)
-        .args(["release-image", "--sign", "none"]));
+    let output = xtask_without_docker(
+        "no-docker-release",
+        Some(&Context::default()),
+        &["release-image", "--sign", "none"],
+    );
     assert_one_line_error(&output, &["docker not found on PATH", "install Docker"]);
 }
 
 fn docker_without_buildx(label: &str) -> Shims {
-    let shims = Shims::new(label);
-    shims.program(
-        "docker",
+    shims_with_docker(
+        label,
         &[
             Reply::fail(
                 "buildx",
@@ -453,18 +473,15 @@ fn docker_without_buildx(label: &str) -> Shims {
             ),
             Reply::ok("info", "27.5.1\n"),
         ],
-    );
-    shims.program("cosign", &[]);
-    shims
+    )
 }
 
 #[test]
 fn ci_image_without_buildx_says_how_to_install_it() {
-    let shims = docker_without_buildx("no-buildx");
-    let output = xtask_with(&shims, &Context::default(), &["ci-image"]);
-    assert_refused(
-        &shims,
-        &output,
+    refused_by(
+        &docker_without_buildx("no-buildx"),
+        &Context::default(),
+        &["ci-image"],
         &[
             "docker buildx is not available",
             "'buildx' is not a docker command",
@@ -476,15 +493,10 @@ fn ci_image_without_buildx_says_how_to_install_it() {
 
 #[test]
 fn release_image_without_buildx_says_how_to_install_it() {
-    let shims = docker_without_buildx("no-buildx-release");
-    let output = xtask_with(
-        &shims,
+    refused_by(
+        &docker_without_buildx("no-buildx-release"),
         &Context::default(),
         &["release-image", "--sign", "none"],
-    );
-    assert_refused(
-        &shims,
-        &output,
         &[
             "docker buildx is not available",
             "install the buildx plugin",
@@ -493,9 +505,8 @@ fn release_image_without_buildx_says_how_to_install_it() {
 }
 
 fn docker_without_engine(label: &str) -> Shims {
-    let shims = Shims::new(label);
-    shims.program(
-        "docker",
+    shims_with_docker(
+        label,
         &[
             Reply::ok(
                 "buildx version",
@@ -504,18 +515,15 @@ fn docker_without_engine(label: &str) -> Shims {
             Reply::fail("info", 1, &format!("{CANNOT_CONNECT}\n")),
             Reply::fail("buildx inspect", 1, &format!("ERROR: {CANNOT_CONNECT}\n")),
         ],
-    );
-    shims.program("cosign", &[]);
-    shims
+    )
 }
 
 #[test]
 fn ci_image_with_the_engine_down_says_how_to_start_it() {
-    let shims = docker_without_engine("no-engine");
-    let output = xtask_with(&shims, &Context::default(), &["ci-image"]);
-    assert_refused(
-        &shims,
-        &output,
+    refused_by(
+        &docker_without_engine("no-engine"),
+        &Context::default(),
+        &["ci-image"],
         &[
             "the Docker engine is not reachable",
             "Cannot connect to the Docker daemon",
@@ -527,15 +535,10 @@ fn ci_image_with_the_engine_down_says_how_to_start_it() {
 
 #[test]
 fn release_image_with_the_engine_down_says_how_to_start_it() {
-    let shims = docker_without_engine("no-engine-release");
-    let output = xtask_with(
-        &shims,
+    refused_by(
+        &docker_without_engine("no-engine-release"),
         &Context::default(),
         &["release-image", "--sign", "none"],
-    );
-    assert_refused(
-        &shims,
-        &output,
         &["the Docker engine is not reachable", "start it"],
     );
 }
@@ -601,11 +604,8 @@ fn real_docker(program: &std::path::Path, args: &[&str]) -> std::process::Comman
 
 #[test]
 fn release_image_with_a_builder_lacking_arm64_says_how_to_get_one() {
-    let shims = Shims::new("no-arm64");
-    shims.healthy_docker("linux/amd64, linux/amd64/v2, linux/386");
-    shims.program("cosign", &[]);
-    let output = xtask_with(
-        &shims,
+    refused_by(
+        &healthy_shims_for("no-arm64", "linux/amd64, linux/amd64/v2, linux/386"),
         &Context::default(),
         &[
             "release-image",
@@ -614,10 +614,6 @@ fn release_image_with_a_builder_lacking_arm64_says_how_to_get_one() {
             "--sign",
             "none",
         ],
-    );
-    assert_refused(
-        &shims,
-        &output,
         &[
             "cannot build linux/arm64",
             "it can build: linux/amd64",
@@ -631,14 +627,10 @@ fn release_image_with_a_builder_lacking_arm64_says_how_to_get_one() {
 fn ci_image_for_a_platform_the_builder_lacks_says_how_to_get_one() {
     let shims = Shims::new("ci-no-arm64");
     shims.healthy_docker("linux/amd64");
-    let output = xtask_with(
+    refused_by(
         &shims,
         &Context::default(),
         &["ci-image", "--platform", "linux/arm64"],
-    );
-    assert_refused(
-        &shims,
-        &output,
         &[
             "cannot build linux/arm64",
             "QEMU",
@@ -773,7 +765,7 @@ fn release_image_keyless_outside_github_actions_is_refused() {
 #[test]
 fn release_image_with_a_missing_key_file_is_refused_before_building() {
     let shims = healthy_shims("missing-key");
-    let output = xtask_with(
+    refused_by(
         &shims,
         &Context::default(),
         &[
@@ -783,10 +775,6 @@ fn release_image_with_a_missing_key_file_is_refused_before_building() {
             "--key",
             "/nonexistent.key",
         ],
-    );
-    assert_refused(
-        &shims,
-        &output,
         &[
             "key file \"/nonexistent.key\" does not exist",
             "cosign generate-key-pair",

@@ -11,261 +11,20 @@
 //! images hold, plus the build log where only it can tell (which platform a
 //! step ran on).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use support::e2e::{
+    arm64_version, compile_fixture, context_file, docker, engine_lock, git, http_get,
+    index_platforms, native_arch, ok, platform_config, registry, registry_json, root, run, run_ok,
+    start_service, stderr, stdout, unique_name, wait_for_http, xtask,
+};
+
 const VARIANT: &str = "distroless";
-const BUILDER_REPOSITORY: &str = "stand-ins/rust-builder";
-const BUILDER_TAG: &str = "bookworm";
-
-fn registry() -> String {
-    std::env::var("XTASK_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_string())
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// One build at a time: the tests share one engine and its build cache.
-fn engine_lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn xtask() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    command.current_dir(root());
-    for var in [
-        "CI",
-        "GITHUB_ACTIONS",
-        "GITHUB_REF",
-        "GITHUB_OUTPUT",
-        "GITHUB_STEP_SUMMARY",
-        "ACTIONS_ID_TOKEN_REQUEST_URL",
-        "COSIGN_KEY",
-        "IMAGE_REGISTRY",
-        "IMAGE_NAME",
-        "XTASK_CONTEXT",
-        "XTASK_PARSE_ONLY",
-    ] {
-        command.env_remove(var);
-    }
-    command
-}
-
-fn run(command: &mut Command) -> Output {
-    command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_ok(command: &Command, output: &Output) {
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\n--- stdout\n{}\n--- stderr\n{}",
-        stdout(output),
-        stderr(output)
-    );
-}
-
-fn ok(command: &mut Command) -> String {
-    let output = run(command);
-    assert_ok(command, &output);
-    stdout(&output)
-}
-
-fn docker(args: &[&str]) -> Output {
-    run(Command::new("docker").args(args))
-}
-
-fn git(args: &[&str]) -> String {
-    ok(Command::new("git").current_dir(root()).args(args))
-        .trim()
-        .to_string()
-}
-
-/// Minimal HTTP request against a loopback server: (status, head, body).
-fn http_request(
-    host: &str,
-    method: &str,
-    path: &str,
-    accept: &str,
-) -> Option<(u16, String, String)> {
-    let mut stream = TcpStream::connect(host).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, head.to_string(), body.to_string()))
-}
-
-fn http_get(host: &str, path: &str) -> Option<String> {
-    http_request(host, "GET", path, "*/*")
-        .filter(|(s, _, _)| *s == 200)
-        .map(|(_, _, body)| body)
-}
-
-const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
-
-/// The digest a tag resolves to, from the registry API (None: no such tag).
-fn registry_digest(repository: &str, reference: &str) -> Option<String> {
-    let (status, head, _) = http_request(
-        &registry(),
-        "HEAD",
-        &format!("/v2/{repository}/manifests/{reference}"),
-        MANIFEST_TYPES,
-    )?;
-    if status != 200 {
-        return None;
-    }
-    head.lines().find_map(|l| {
-        l.to_ascii_lowercase()
-            .starts_with("docker-content-digest:")
-            .then(|| l.split_once(':').unwrap().1.trim().to_string())
-    })
-}
-
-fn registry_json(repository: &str, path: &str) -> Value {
-    let (status, _, body) = http_request(
-        &registry(),
-        "GET",
-        &format!("/v2/{repository}/{path}"),
-        MANIFEST_TYPES,
-    )
-    .unwrap_or_else(|| panic!("the registry {} does not answer", registry()));
-    assert_eq!(status, 200, "{repository}/{path} is not in the registry");
-    serde_json::from_str(&body).unwrap()
-}
-
-/// Fails loudly (never skips) when the stack or the builder image is not there.
-/// Returns the builder image pinned by digest.
-fn require_stack() -> String {
-    let engine = Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .output();
-    assert!(
-        engine.as_ref().is_ok_and(|o| o.status.success()),
-        "the compile-stage end-to-end tests need a running Docker engine with buildx: run `sudo .ci/setup-stack` (Debian) or start Docker"
-    );
-    assert!(
-        http_get(&registry(), "/v2/").is_some(),
-        "the compile-stage end-to-end tests need an OCI registry on {}: run `sudo .ci/setup-stack`",
-        registry()
-    );
-    let digest = registry_digest(BUILDER_REPOSITORY, BUILDER_TAG).unwrap_or_else(|| {
-        panic!(
-            "the compile-stage end-to-end tests need the Rust builder image {}/{BUILDER_REPOSITORY}:{BUILDER_TAG} \
-             (nothing can be pulled here): run `sudo REGISTRY_ADDR={} .ci/build-builder-image` (after \
-             `sudo .ci/setup-stack`, which runs it too)",
-            registry(),
-            registry()
-        )
-    });
-    format!("{}/{BUILDER_REPOSITORY}:{BUILDER_TAG}@{digest}", registry())
-}
-
-struct Fixture {
-    /// `--build-arg=...` options: the stand-in bases and the pinned builder image.
-    build_options: Vec<String>,
-    sbom_generator: String,
-}
-
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let builder = require_stack();
-        let text = ok(xtask().args(["stand-ins", "--registry", &registry()]));
-        let overrides: Value = serde_json::from_str(&text).expect("stand-ins prints JSON");
-        let mut build_options: Vec<String> = overrides["build_args"]
-            .as_object()
-            .expect("stand-ins lists build_args per variant")
-            .values()
-            .flat_map(|v| {
-                v.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|a| format!("--build-arg={}", a.as_str().unwrap()))
-            })
-            .collect();
-        build_options.push(format!("--build-arg=BUILDER_IMAGE={builder}"));
-        Fixture {
-            build_options,
-            sbom_generator: overrides["sbom_generator"].as_str().unwrap().to_string(),
-        }
-    })
-}
-
-/// A repository name no other run has used.
-fn unique_name(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "e2e/{prefix}-{}-{}",
-        std::process::id(),
-        nanos % 1_000_000_000
-    )
-}
-
-/// A context file making the checkout look like a clean CI checkout of `git_ref`.
-fn context_file(name: &str, git_ref: &str, release_tags: &[&str]) -> PathBuf {
-    let dir = root().join("target/e2e");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.json"));
-    let context = serde_json::json!({
-        "git": {
-            "revision": git(&["rev-parse", "HEAD"]),
-            "commit_time": git(&["log", "-1", "--format=%ct"]).parse::<i64>().unwrap(),
-            "dirty": false,
-            "branch": null,
-            "tags_at_head": [],
-            "release_tags": release_tags,
-            "source_url": "https://github.com/example/beacon"
-        },
-        "ci": { "github_actions": false, "git_ref": git_ref, "oidc_available": false },
-        "native_platform": "linux/amd64"
-    });
-    std::fs::write(&path, context.to_string()).unwrap();
-    path
-}
-
-fn wait_for_http(port: u16, path: &str) -> Option<String> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if let Some(body) = http_get(&format!("127.0.0.1:{port}"), path) {
-            return Some(body);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    None
-}
 
 /// The step labels of the compile stage's compile-service.sh step in a
 /// plain-progress build log: what is between the brackets of
@@ -326,28 +85,46 @@ fn file_from_image(image: &str, platform: &str, path: &str) -> Vec<u8> {
     bytes
 }
 
-#[test]
-fn ci_image_compiles_the_service_in_the_builder_image_and_runs_it() {
-    let fixture = fixture();
-    let _engine = engine_lock();
-    let native_arch = if cfg!(target_arch = "aarch64") {
-        "arm64"
-    } else {
-        "amd64"
-    };
+/// `release-image` of VARIANT as `REGISTRY/NAME`, unsigned, built with the
+/// stand-ins and the pinned builder image.
+fn release_image(name: &str) -> Command {
+    let fixture = compile_fixture();
     let mut command = xtask();
     command
         .args([
-            "ci-image",
-            "--json",
+            "release-image",
             "--variant",
             VARIANT,
             "--registry",
-            "localhost/e2e-compile",
+            &registry(),
+            "--image-name",
+            name,
+            "--sign",
+            "none",
+            "--sbom-generator",
+            &fixture.sbom_generator,
         ])
-        .args(&fixture.build_options);
-    let output = run(&mut command);
-    assert_ok(&command, &output);
+        .args(fixture.build_options());
+    command
+}
+
+#[test]
+fn ci_image_compiles_the_service_in_the_builder_image_and_runs_it() {
+    let fixture = compile_fixture();
+    let _engine = engine_lock();
+    let native_arch = native_arch();
+    let output = run_ok(
+        xtask()
+            .args([
+                "ci-image",
+                "--json",
+                "--variant",
+                VARIANT,
+                "--registry",
+                "localhost/e2e-compile",
+            ])
+            .args(fixture.build_options()),
+    );
     let log = stderr(&output);
 
     // The binaries came from the compile stage (the only stage that runs
@@ -390,19 +167,7 @@ fn ci_image_compiles_the_service_in_the_builder_image_and_runs_it() {
 
     // It starts and answers /version as the CI flavor of the variant.
     let name = format!("e2e-compile-{VARIANT}-{}", std::process::id());
-    let started = docker(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "-p",
-        "127.0.0.1::8080",
-        &image,
-    ]);
-    assert!(started.status.success(), "{}", stderr(&started));
-    let port_text = stdout(&docker(&["port", &name, "8080/tcp"]))
-        .trim()
-        .to_string();
+    let port_text = start_service(&name, &image);
     let port: Option<u16> = port_text
         .lines()
         .next()
@@ -428,39 +193,17 @@ fn ci_image_compiles_the_service_in_the_builder_image_and_runs_it() {
 
 #[test]
 fn release_cross_compiles_for_arm64_on_the_build_platform() {
-    let fixture = fixture();
+    let _ = compile_fixture();
     let _engine = engine_lock();
     let name = unique_name("compile");
     let context = context_file("compile-v9.9.9", "refs/tags/v9.9.9", &["v9.9.9"]);
-    let mut command = xtask();
-    command
-        .args([
-            "release-image",
-            "--variant",
-            VARIANT,
-            "--registry",
-            &registry(),
-            "--image-name",
-            &name,
-            "--sign",
-            "none",
-            "--sbom-generator",
-            &fixture.sbom_generator,
-        ])
-        .args(&fixture.build_options)
-        .env("XTASK_CONTEXT", &context);
-    let output = run(&mut command);
-    assert_ok(&command, &output);
+    let output = run_ok(release_image(&name).env("XTASK_CONTEXT", &context));
     let log = stderr(&output);
 
     // The compile stage ran once per target platform, both times on the
     // build platform: BuildKit names a step that runs on another platform
     // than the target's `BUILD->TARGETARCH` (e.g. `linux/amd64->arm64`).
-    let build_platform = if cfg!(target_arch = "aarch64") {
-        "linux/arm64"
-    } else {
-        "linux/amd64"
-    };
+    let build_platform = format!("linux/{}", native_arch());
     let steps = compile_steps(&log);
     assert_eq!(
         steps.len(),
@@ -469,7 +212,7 @@ fn release_cross_compiles_for_arm64_on_the_build_platform() {
     );
     for target in ["amd64", "arm64"] {
         let expected = if build_platform == format!("linux/{target}") {
-            build_platform.to_string()
+            build_platform.clone()
         } else {
             format!("{build_platform}->{target}")
         };
@@ -484,30 +227,10 @@ fn release_cross_compiles_for_arm64_on_the_build_platform() {
     // The registry holds an index with both platforms.
     let tag = format!("9.9.9-{VARIANT}");
     let index = registry_json(&name, &format!("manifests/{tag}"));
-    let manifests = index["manifests"].as_array().unwrap();
-    let mut platforms: Vec<String> = manifests
-        .iter()
-        .filter(|m| m["annotations"]["vnd.docker.reference.type"] != "attestation-manifest")
-        .map(|m| {
-            format!(
-                "{}/{}",
-                m["platform"]["os"].as_str().unwrap(),
-                m["platform"]["architecture"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let mut platforms = index_platforms(&index);
     platforms.sort();
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
-    let arm_entry = manifests
-        .iter()
-        .find(|m| m["platform"]["architecture"] == "arm64")
-        .unwrap();
-    let arm_manifest = registry_json(
-        &name,
-        &format!("manifests/{}", arm_entry["digest"].as_str().unwrap()),
-    );
-    let config_digest = arm_manifest["config"]["digest"].as_str().unwrap();
-    let config = registry_json(&name, &format!("blobs/{config_digest}"));
+    let config = platform_config(&name, &index, "arm64");
     assert_eq!(config["architecture"], "arm64");
     assert_eq!(
         config["config"]["Labels"]["dev.beacon.image.flavor"],
@@ -523,14 +246,7 @@ fn release_cross_compiles_for_arm64_on_the_build_platform() {
         !interp,
         "the arm64 binary is static (no program interpreter)"
     );
-    let arm = docker(&[
-        "run",
-        "--rm",
-        "--platform",
-        "linux/arm64",
-        &reference,
-        "--version",
-    ]);
+    let arm = arm64_version(&reference);
     docker(&["image", "rm", &reference]);
     assert!(
         arm.status.success(),
@@ -568,36 +284,19 @@ fn rebuild_check(reference: &str) -> Output {
 
 #[test]
 fn rebuild_check_matches_a_release_and_catches_a_tampered_one() {
-    let fixture = fixture();
+    let _ = compile_fixture();
     let _engine = engine_lock();
     let name = unique_name("rebuild");
     let tree = clean_checkout("rebuild");
     let context = context_file("rebuild-v3.1.4", "refs/tags/v3.1.4", &["v3.1.4"]);
     let release = |extra: &[&str]| {
-        let mut command = xtask();
-        command
-            .current_dir(&tree)
-            .env("XTASK_PROJECT_ROOT", &tree)
-            .env("XTASK_CONTEXT", &context)
-            .args([
-                "release-image",
-                "--variant",
-                VARIANT,
-                "--registry",
-                &registry(),
-                "--image-name",
-                &name,
-            ])
-            .args([
-                "--sign",
-                "none",
-                "--sbom-generator",
-                &fixture.sbom_generator,
-            ])
-            .args(&fixture.build_options)
-            .args(extra);
-        let output = run(&mut command);
-        assert_ok(&command, &output);
+        run_ok(
+            release_image(&name)
+                .current_dir(&tree)
+                .env("XTASK_PROJECT_ROOT", &tree)
+                .env("XTASK_CONTEXT", &context)
+                .args(extra),
+        );
     };
     release(&[]);
     let reference = format!("{}/{name}:3.1.4-{VARIANT}", registry());

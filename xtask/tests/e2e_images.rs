@@ -5,284 +5,41 @@
 //!
 //! Assertions read what the engine and the registry hold, not the tool's output.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use support::e2e::{
+    arm64_version, assert_ok, context_file, cosign_keys, docker, engine_lock, fixture, git,
+    http_get, index_platforms, native_arch, ok, platform_config, registry, registry_digest,
+    registry_manifest, registry_tags, root, run, start_service, stderr, stdout, unique_name,
+    wait_for_http, xtask,
+};
+
 const VARIANTS: [&str; 3] = ["chainguard", "distroless", "ubi9"];
 
-fn registry() -> String {
-    std::env::var("XTASK_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_string())
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// One build at a time: the tests share one engine and two cores.
-fn engine_lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn xtask() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    command.current_dir(root());
-    for var in [
-        "GITHUB_ACTIONS",
-        "GITHUB_REF",
-        "GITHUB_OUTPUT",
-        "GITHUB_STEP_SUMMARY",
-        "ACTIONS_ID_TOKEN_REQUEST_URL",
-        "COSIGN_KEY",
-        "IMAGE_REGISTRY",
-    ] {
-        command.env_remove(var);
-    }
-    command
-}
-
-fn run(command: &mut Command) -> Output {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    output
-}
-
-fn ok(command: &mut Command) -> String {
-    let output = run(command);
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\n--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Fails loudly (never skips) when the stack is not there.
-fn require_stack() {
-    let engine = Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .output();
-    assert!(
-        engine.as_ref().is_ok_and(|o| o.status.success()),
-        "the end-to-end suite needs a running Docker engine with buildx: run `sudo .ci/setup-stack` (Debian) or start Docker"
-    );
-    assert!(
-        http_get(&registry(), "/v2/").is_some(),
-        "the end-to-end suite needs an OCI registry on {}: run `sudo .ci/setup-stack`",
-        registry()
-    );
-}
-
-struct Fixture {
-    build_args: Vec<String>,
-    sbom_generator: String,
-    binaries: String,
-}
-
-impl Fixture {
-    fn build_options(&self) -> Vec<String> {
-        let mut options: Vec<String> = self
-            .build_args
-            .iter()
-            .map(|a| format!("--build-arg={a}"))
-            .collect();
-        options.push(format!("--binaries={}", self.binaries));
-        options
-    }
-}
-
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        require_stack();
-        let text = ok(xtask().args(["stand-ins", "--registry", &registry()]));
-        let overrides: Value = serde_json::from_str(&text).expect("stand-ins prints JSON");
-        let build_args = overrides["build_args"]
-            .as_object()
-            .unwrap()
-            .values()
-            .flat_map(|v| {
-                v.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|a| a.as_str().unwrap().to_string())
-            })
-            .collect();
-        Fixture {
-            build_args,
-            sbom_generator: overrides["sbom_generator"].as_str().unwrap().to_string(),
-            binaries: overrides["binaries"].as_str().unwrap().to_string(),
-        }
-    })
-}
-
-/// A repository name no other run has used.
-fn unique_name(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "e2e/{prefix}-{}-{}",
-        std::process::id(),
-        nanos % 1_000_000_000
-    )
-}
-
-/// Minimal HTTP GET against the loopback registry: (status, headers, body).
-fn http_request(
-    host: &str,
-    method: &str,
-    path: &str,
-    accept: &str,
-) -> Option<(u16, String, String)> {
-    let mut stream = TcpStream::connect(host).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, head.to_string(), body.to_string()))
-}
-
-fn http_get(host: &str, path: &str) -> Option<String> {
-    http_request(host, "GET", path, "*/*")
-        .filter(|(s, _, _)| *s == 200)
-        .map(|(_, _, body)| body)
-}
-
-const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
-
-/// The tags of a repository, straight from the registry API.
-fn registry_tags(repository: &str) -> Vec<String> {
-    let Some(body) = http_get(&registry(), &format!("/v2/{repository}/tags/list")) else {
-        return Vec::new();
-    };
-    let value: Value = serde_json::from_str(&body).unwrap();
-    let mut tags: Vec<String> = value["tags"]
-        .as_array()
-        .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
-        .unwrap_or_default();
-    tags.sort();
-    tags
-}
-
-/// The digest a tag resolves to, from the registry API (None: no such tag).
-fn registry_digest(repository: &str, reference: &str) -> Option<String> {
-    let (status, head, _) = http_request(
-        &registry(),
-        "HEAD",
-        &format!("/v2/{repository}/manifests/{reference}"),
-        MANIFEST_TYPES,
-    )?;
-    if status != 200 {
-        return None;
-    }
-    head.lines().find_map(|l| {
-        l.to_ascii_lowercase()
-            .starts_with("docker-content-digest:")
-            .then(|| l.split_once(':').unwrap().1.trim().to_string())
-    })
-}
-
-fn registry_manifest(repository: &str, reference: &str) -> Value {
-    let (status, _, body) = http_request(
-        &registry(),
-        "GET",
-        &format!("/v2/{repository}/manifests/{reference}"),
-        MANIFEST_TYPES,
-    )
-    .unwrap();
-    assert_eq!(status, 200, "{repository}@{reference} not in the registry");
-    serde_json::from_str(&body).unwrap()
-}
-
-fn docker(args: &[&str]) -> Output {
-    run(Command::new("docker").args(args))
-}
-
-fn git(args: &[&str]) -> String {
-    ok(Command::new("git").current_dir(root()).args(args))
-        .trim()
-        .to_string()
-}
-
-/// A context file making the checkout look like a clean CI checkout of `git_ref`.
-fn context_file(name: &str, git_ref: &str, release_tags: &[&str]) -> PathBuf {
-    let dir = root().join("target/e2e");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.json"));
-    let context = serde_json::json!({
-        "git": {
-            "revision": git(&["rev-parse", "HEAD"]),
-            "commit_time": git(&["log", "-1", "--format=%ct"]).parse::<i64>().unwrap(),
-            "dirty": false,
-            "branch": null,
-            "tags_at_head": [],
-            "release_tags": release_tags,
-            "source_url": "https://github.com/example/beacon"
-        },
-        "ci": { "github_actions": false, "git_ref": git_ref, "oidc_available": false },
-        "native_platform": "linux/amd64"
-    });
-    std::fs::write(&path, context.to_string()).unwrap();
-    path
-}
-
-fn cosign_keys(dir: &Path, password: &str) -> (PathBuf, PathBuf) {
-    std::fs::create_dir_all(dir).unwrap();
-    let prefix = dir.join("cosign");
-    if !prefix.with_extension("key").exists() {
-        ok(Command::new("cosign")
-            .args(["generate-key-pair", "--output-key-prefix"])
-            .arg(&prefix)
-            .env("COSIGN_PASSWORD", password));
-    }
-    (prefix.with_extension("key"), prefix.with_extension("pub"))
-}
-
-fn wait_for_http(port: u16, path: &str) -> Option<String> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if let Some(body) = http_get(&format!("127.0.0.1:{port}"), path) {
-            return Some(body);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    None
+/// Runs `script` with the image's /bin/sh (CI images have one).
+fn shell_in(image: &str, script: &str) -> Output {
+    docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "/bin/sh",
+        image,
+        "-c",
+        script,
+    ])
 }
 
 #[test]
 fn ci_images_of_every_variant_load_run_and_say_what_they_are() {
     let fixture = fixture();
     let _engine = engine_lock();
-    let native_arch = if cfg!(target_arch = "aarch64") {
-        "arm64"
-    } else {
-        "amd64"
-    };
     let text = ok(xtask()
         .args(["ci-image", "--json", "--registry", "localhost/e2e"])
         .args(fixture.build_options()));
@@ -319,11 +76,9 @@ fn ci_images_of_every_variant_load_run_and_say_what_they_are() {
         let ids: Vec<String> = tags
             .iter()
             .map(|t| {
-                String::from_utf8_lossy(
-                    &docker(&["image", "inspect", "--format", "{{.Id}}", t]).stdout,
-                )
-                .trim()
-                .to_string()
+                stdout(&docker(&["image", "inspect", "--format", "{{.Id}}", t]))
+                    .trim()
+                    .to_string()
             })
             .collect();
         assert!(
@@ -342,7 +97,7 @@ fn ci_images_of_every_variant_load_run_and_say_what_they_are() {
         let inspect: Value =
             serde_json::from_slice(&docker(&["image", "inspect", &image]).stdout).unwrap();
         let config = &inspect[0];
-        assert_eq!(config["Architecture"], native_arch);
+        assert_eq!(config["Architecture"], native_arch());
         assert_eq!(config["Os"], "linux");
 
         // Labels mark it as a CI image, in our namespace, and the description says so.
@@ -363,31 +118,14 @@ fn ci_images_of_every_variant_load_run_and_say_what_they_are() {
         // Non-root, exec-form entrypoint.
         assert_eq!(config["Config"]["User"], "65532:65532");
         assert_eq!(config["Config"]["Entrypoint"][0], "/usr/local/bin/beacon");
-        let uid = docker(&[
-            "run",
-            "--rm",
-            "--entrypoint",
-            "/bin/sh",
-            &image,
-            "-c",
-            "id -u",
-        ]);
-        assert_eq!(
-            String::from_utf8_lossy(&uid.stdout).trim(),
-            "65532",
-            "{variant} runs as non-root"
-        );
+        let uid = shell_in(&image, "id -u");
+        assert_eq!(stdout(&uid).trim(), "65532", "{variant} runs as non-root");
 
         // The debug tools are there: a shell, an HTTP client, netcat, a DNS tool.
-        let tools = docker(&[
-            "run",
-            "--rm",
-            "--entrypoint",
-            "/bin/sh",
+        let tools = shell_in(
             &image,
-            "-c",
             "command -v wget && command -v nc && command -v nslookup",
-        ]);
+        );
         assert!(
             tools.status.success(),
             "{variant} lacks debug tools: {}",
@@ -396,26 +134,17 @@ fn ci_images_of_every_variant_load_run_and_say_what_they_are() {
 
         // It starts, answers /healthz and /version with the right variant, and stops cleanly on SIGTERM.
         let name = format!("e2e-{variant}-{}", std::process::id());
-        let started = docker(&[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "-p",
-            "127.0.0.1::8080",
-            &image,
-        ]);
-        assert!(started.status.success(), "{}", stderr(&started));
-        let port_text = String::from_utf8_lossy(&docker(&["port", &name, "8080/tcp"]).stdout)
-            .trim()
-            .to_string();
+        let port_text = start_service(&name, &image);
         let port: u16 = port_text.rsplit(':').next().unwrap().parse().unwrap();
         let health = wait_for_http(port, "/healthz");
         let version = http_get(&format!("127.0.0.1:{port}"), "/version");
         let stop = docker(&["stop", "--time", "5", &name]);
-        let exit_code = String::from_utf8_lossy(
-            &docker(&["inspect", "--format", "{{.State.ExitCode}}", &name]).stdout,
-        )
+        let exit_code = stdout(&docker(&[
+            "inspect",
+            "--format",
+            "{{.State.ExitCode}}",
+            &name,
+        ]))
         .trim()
         .to_string();
         docker(&["rm", "-f", &name]);
@@ -432,25 +161,25 @@ fn ci_images_of_every_variant_load_run_and_say_what_they_are() {
     }
 }
 
+/// `ci-image` as `REGISTRY/NAME` with `args`, built with the stand-ins.
+fn ci_image(name: &str, args: &[&str]) -> Command {
+    let mut command = xtask();
+    command
+        .args(["ci-image", "--registry", &registry(), "--image-name", name])
+        .args(args)
+        .args(fixture().build_options());
+    command
+}
+
 #[test]
 fn ci_image_push_writes_only_ephemeral_ci_tags() {
-    let fixture = fixture();
+    let _ = fixture();
     let _engine = engine_lock();
     let name = unique_name("ci-push");
-    ok(xtask()
-        .args([
-            "ci-image",
-            "--push",
-            "--variant",
-            "distroless",
-            "--variant",
-            "ubi9",
-            "--registry",
-            &registry(),
-            "--image-name",
-            &name,
-        ])
-        .args(fixture.build_options()));
+    ok(&mut ci_image(
+        &name,
+        &["--push", "--variant", "distroless", "--variant", "ubi9"],
+    ));
     let tags = registry_tags(&name);
     assert_eq!(tags.len(), 4, "two ci- tags per variant: {tags:?}");
     assert!(
@@ -498,15 +227,6 @@ fn release(release: &Release, git_ref: &str, extra: &[&str], password: &str) -> 
         .env("COSIGN_PASSWORD", password))
 }
 
-fn assert_ok(output: &Output) {
-    assert!(
-        output.status.success(),
-        "failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        stderr(output)
-    );
-}
-
 fn verify(image: &str, key: &Path) -> Output {
     run(xtask()
         .args(["verify", image])
@@ -549,17 +269,7 @@ fn release_publishes_signed_attested_multi_platform_images_and_verify_gates_them
         // An index with both platforms, and attestation manifests for each.
         let index = registry_manifest(&name, &format!("1.2.3-{variant}"));
         let manifests = index["manifests"].as_array().unwrap();
-        let platforms: Vec<String> = manifests
-            .iter()
-            .filter(|m| m["annotations"]["vnd.docker.reference.type"] != "attestation-manifest")
-            .map(|m| {
-                format!(
-                    "{}/{}",
-                    m["platform"]["os"].as_str().unwrap(),
-                    m["platform"]["architecture"].as_str().unwrap()
-                )
-            })
-            .collect();
+        let platforms = index_platforms(&index);
         assert_eq!(platforms, ["linux/amd64", "linux/arm64"], "{variant}");
         assert_eq!(
             manifests
@@ -601,30 +311,14 @@ fn release_publishes_signed_attested_multi_platform_images_and_verify_gates_them
         }
 
         // The arm64 image runs (under emulation) and is minimal: no shell, no tools.
-        let arm = docker(&[
-            "run",
-            "--rm",
-            "--platform",
-            "linux/arm64",
-            &reference,
-            "--version",
-        ]);
+        let arm = arm64_version(&reference);
         assert!(
             arm.status.success(),
             "{variant} arm64 does not run: {}",
             stderr(&arm)
         );
         // ... and is really an arm64 image: its config, from the registry, says so.
-        let arm_entry = manifests
-            .iter()
-            .find(|m| m["platform"]["architecture"] == "arm64")
-            .unwrap();
-        let arm_manifest = registry_manifest(&name, arm_entry["digest"].as_str().unwrap());
-        let config_digest = arm_manifest["config"]["digest"].as_str().unwrap();
-        let config: Value = serde_json::from_str(
-            &http_get(&registry(), &format!("/v2/{name}/blobs/{config_digest}")).unwrap(),
-        )
-        .unwrap();
+        let config = platform_config(&name, &index, "arm64");
         assert_eq!(config["architecture"], "arm64");
         for tool in [
             "/bin/sh",
@@ -675,19 +369,7 @@ fn release_publishes_signed_attested_multi_platform_images_and_verify_gates_them
     }
 
     // The deploy gate refuses a CI image and an unsigned image.
-    let fixture = fixture();
-    ok(xtask()
-        .args([
-            "ci-image",
-            "--push",
-            "--variant",
-            "ubi9",
-            "--registry",
-            &registry(),
-            "--image-name",
-            &name,
-        ])
-        .args(fixture.build_options()));
+    ok(&mut ci_image(&name, &["--push", "--variant", "ubi9"]));
     let ci = verify(&format!("{repository}:ci-ubi9"), &public_key);
     assert!(!ci.status.success());
     assert!(
@@ -972,24 +654,14 @@ fn a_registry_failing_mid_release_moves_no_tag_and_a_rerun_completes() {
 
 #[test]
 fn a_pull_requests_first_build_reuses_the_default_branch_cache() {
-    let fixture = fixture();
+    let _ = fixture();
     let _engine = engine_lock();
     let name = unique_name("cache-policy");
     let ci = |context: &Path| {
-        run(xtask()
-            .args([
-                "ci-image",
-                "--variant",
-                "ubi9",
-                "--registry",
-                &registry(),
-                "--image-name",
-                &name,
-                "--cache",
-                "registry",
-            ])
-            .args(fixture.build_options())
-            .env("XTASK_CONTEXT", context))
+        run(
+            ci_image(&name, &["--variant", "ubi9", "--cache", "registry"])
+                .env("XTASK_CONTEXT", context),
+        )
     };
     // The default branch writes its scope (mode=max) ...
     let main = ci(&context_file("cache-main", "refs/heads/main", &[]));

@@ -10,6 +10,8 @@
 //! These tests fail (they never skip) when the stack is missing: run
 //! `.ci/setup-stack` first.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -18,8 +20,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const ACCEPT: &str = "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
-     application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+use support::e2e::{assert_ok, registry, run, stdout, MANIFEST_TYPES};
+
 const OLD: i64 = 1_577_836_800; // 2020-01-01
 const OLDER: i64 = 1_546_300_800; // 2019-01-01
 const LESS_OLD: i64 = 1_609_459_200; // 2021-01-01
@@ -28,10 +30,6 @@ const HTPASSWD: &str = "alice:$2b$04$JBaFZhsCi4/Z7Z1QI6vu8Ou4YoguKucKOPRyGS234Wi
 const SECRET: &str = "s3cret";
 /// base64("alice:s3cret")
 const BASIC_GOOD: &str = "YWxpY2U6czNjcmV0";
-
-fn registry() -> String {
-    std::env::var("XTASK_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_string())
-}
 
 /// Fails the test (never skips it) when the test stack's registry is not there.
 fn require_registry(registry: &str) {
@@ -99,13 +97,14 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// `xtask prune-ci-images ARGS...` with `env` set.
 fn xtask(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    let mut command = support::e2e::xtask();
     command.arg("prune-ci-images").args(args);
     for (key, value) in env {
         command.env(key, value);
     }
-    command.output().unwrap()
+    run(&mut command)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -135,20 +134,17 @@ fn one_line_error(output: &Output) -> String {
     stderr.trim_end().to_string()
 }
 
+#[track_caller]
 fn succeeded(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "xtask failed: stdout: {} stderr: {}",
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
+    assert_ok(output);
+    stdout(output)
 }
 
 /// curl against a registry: (status, headers lowercased, body).
 fn curl(method: &str, url: &str, user: Option<&str>) -> (u16, BTreeMap<String, String>, String) {
     let mut command = Command::new("curl");
-    command.args(["-sS", "-m", "30", "-D", "-", "-H", ACCEPT]);
+    command.args(["-sS", "-m", "30", "-D", "-", "-H"]);
+    command.arg(format!("Accept: {MANIFEST_TYPES}"));
     match method {
         "HEAD" => command.arg("-I"),
         other => command.args(["-X", other]),
@@ -266,7 +262,17 @@ fn push(registry: &str, repo: &str, dir: &Path, spec: &Spec, pushed: &mut Vec<St
             &format!("type=image,\"name={}\",push=true", names.join(",")),
         ])
         .arg(&context);
-    let out = command.output().unwrap();
+    // BuildKit pushes an image's tags concurrently, and distribution 2.8 can
+    // answer a tag read racing a write of the same tag with "500 invalid
+    // checksum digest format": retry that (and only that) twice.
+    let mut out = command.output().unwrap();
+    for _ in 0..2 {
+        if out.status.success() || !text(&out.stderr).contains("500 Internal Server Error") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        out = command.output().unwrap();
+    }
     assert!(
         out.status.success(),
         "docker buildx build of {} failed: {}",
@@ -285,8 +291,9 @@ fn push(registry: &str, repo: &str, dir: &Path, spec: &Spec, pushed: &mut Vec<St
     digest
 }
 
-fn hex(digest: &str) -> &str {
-    digest.trim_start_matches("sha256:")
+/// The tag of a cosign signature (`sig`) or attestation (`att`) of `digest`.
+fn cosign_tag(digest: &str, kind: &str) -> String {
+    format!("sha256-{}.{kind}", digest.trim_start_matches("sha256:"))
 }
 
 /// Best-effort cleanup: the test repositories' manifests and the engine's copies.
@@ -358,7 +365,7 @@ fn prunes_exactly_the_expired_ci_only_images() {
     let production = push_one("p", vec![s("1.0.0"), s("latest")], OLD, "production", true);
     let production_sig = push_one(
         "psig",
-        vec![format!("sha256-{}.sig", hex(&production))],
+        vec![cosign_tag(&production, "sig")],
         OLD,
         "signature",
         false,
@@ -368,14 +375,14 @@ fn prunes_exactly_the_expired_ci_only_images() {
     // The expired image's own cosign tags: deleted with it.
     let expired_sig = push_one(
         "asig",
-        vec![format!("sha256-{}.sig", hex(&expired))],
+        vec![cosign_tag(&expired, "sig")],
         OLD,
         "signature",
         false,
     );
     let expired_att = push_one(
         "aatt",
-        vec![format!("sha256-{}.att", hex(&expired))],
+        vec![cosign_tag(&expired, "att")],
         OLD,
         "signature",
         false,
@@ -452,20 +459,15 @@ fn prunes_exactly_the_expired_ci_only_images() {
             "{line}"
         );
     }
-    assert!(
-        out.contains(&format!(
-            "would delete cosign tag sha256-{}.sig ({expired_sig}) of {expired}",
-            hex(&expired)
-        )),
-        "{out}"
-    );
-    assert!(
-        out.contains(&format!(
-            "would delete cosign tag sha256-{}.att ({expired_att}) of {expired}",
-            hex(&expired)
-        )),
-        "{out}"
-    );
+    for (kind, cosign_digest) in [("sig", &expired_sig), ("att", &expired_att)] {
+        assert!(
+            out.contains(&format!(
+                "would delete cosign tag {} ({cosign_digest}) of {expired}",
+                cosign_tag(&expired, kind)
+            )),
+            "{out}"
+        );
+    }
     assert!(
         out.contains(&format!(
             "keep {shared} [ci-ubi9-ccccccc]: shares its digest with non-ci tag 1.0.0-ubi9"
@@ -537,8 +539,8 @@ fn prunes_exactly_the_expired_ci_only_images() {
         s("ci-chainguard-aaaaaaa"),
         s("ci-chainguard-pr7"),
         s("ci-distroless-pr12"),
-        format!("sha256-{}.sig", hex(&expired)),
-        format!("sha256-{}.att", hex(&expired)),
+        cosign_tag(&expired, "sig"),
+        cosign_tag(&expired, "att"),
     ]
     .into();
     let expected: BTreeMap<String, String> = before
@@ -724,6 +726,23 @@ fn docker_config(dir: &Path, json: &serde_json::Value) -> String {
     dir.display().to_string()
 }
 
+/// Runs `args` against `host` with no credentials, then with a wrong password
+/// in auths (docker configs under `dir`): each fails with the one line that
+/// says to `docker login`.
+#[track_caller]
+fn assert_credentials_refused(dir: &Path, host: &str, repo: &str, args: &[&str]) {
+    let anonymous = docker_config(&dir.join("none"), &serde_json::json!({}));
+    let err = one_line_error(&xtask(args, &[("DOCKER_CONFIG", &anonymous)]));
+    assert_eq!(err, format!("error: registry {host} requires credentials for {host}/{repo} (401): run `docker login {host}`"));
+
+    let wrong = docker_config(
+        &dir.join("wrong"),
+        &serde_json::json!({ "auths": { host: { "auth": "YWxpY2U6d3Jvbmc=" } } }),
+    );
+    let err = one_line_error(&xtask(args, &[("DOCKER_CONFIG", &wrong)]));
+    assert_eq!(err, format!("error: registry refused the credentials for {host}/{repo} (401): run `docker login {host}`"));
+}
+
 #[test]
 fn basic_auth_from_docker_config_and_a_registry_that_refuses_deletion() {
     let registry = registry();
@@ -776,18 +795,8 @@ fn basic_auth_from_docker_config_and_a_registry_that_refuses_deletion() {
     let dry = [&args[..], &["--dry-run"]].concat();
     let host = &auth.addr;
 
-    // No credentials at all.
-    let empty = docker_config(&dir.join("empty"), &serde_json::json!({}));
-    let err = one_line_error(&xtask(&dry, &[("DOCKER_CONFIG", &empty)]));
-    assert_eq!(err, format!("error: registry {host} requires credentials for {host}/{repo} (401): run `docker login {host}`"));
-
-    // Wrong password in auths.
-    let wrong = docker_config(
-        &dir.join("wrong"),
-        &serde_json::json!({ "auths": { host: { "auth": "YWxpY2U6d3Jvbmc=" } } }),
-    );
-    let err = one_line_error(&xtask(&dry, &[("DOCKER_CONFIG", &wrong)]));
-    assert_eq!(err, format!("error: registry refused the credentials for {host}/{repo} (401): run `docker login {host}`"));
+    // No credentials at all, and a wrong password in auths.
+    assert_credentials_refused(&dir, host, &repo, &dry);
 
     // The right password in auths (base64 user:password).
     let good = docker_config(
@@ -1066,14 +1075,5 @@ fn bearer_token_flow_with_credentials_and_tag_pagination() {
     );
     assert!(!text(&out.stderr).contains(SECRET) && !stdout.contains(SECRET));
 
-    let anonymous = docker_config(&dir.join("none"), &serde_json::json!({}));
-    let err = one_line_error(&xtask(&args, &[("DOCKER_CONFIG", &anonymous)]));
-    assert_eq!(err, format!("error: registry {host} requires credentials for {host}/{name} (401): run `docker login {host}`"));
-
-    let wrong = docker_config(
-        &dir.join("wrong"),
-        &serde_json::json!({ "auths": { &host: { "auth": "YWxpY2U6d3Jvbmc=" } } }),
-    );
-    let err = one_line_error(&xtask(&args, &[("DOCKER_CONFIG", &wrong)]));
-    assert_eq!(err, format!("error: registry refused the credentials for {host}/{name} (401): run `docker login {host}`"));
+    assert_credentials_refused(&dir, &host, name, &args);
 }

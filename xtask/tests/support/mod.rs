@@ -3,10 +3,13 @@
 //! in a controlled environment, with recording shims in place of docker,
 //! cosign and friends.
 //!
-//! Use from a test file with `mod support;`. Standard library only.
+//! Use from a test file with `mod support;`. Standard library only, but for
+//! [`e2e`], the helpers of the end-to-end tests on the real stack.
 
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
+
+pub mod e2e;
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -59,7 +62,7 @@ pub fn xtask() -> Command {
     command
 }
 
-/// Runs a command to completion, capturing stdout and stderr.
+/// Runs a command to completion, stdin empty, capturing stdout and stderr.
 pub fn run(command: &mut Command) -> Output {
     command
         .stdin(Stdio::null())
@@ -67,11 +70,13 @@ pub fn run(command: &mut Command) -> Output {
         .stderr(Stdio::piped());
     let child = {
         let _guard = spawn_lock();
-        command.spawn().expect("cannot start the xtask binary")
+        command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
     };
     child
         .wait_with_output()
-        .expect("cannot wait for the xtask binary")
+        .unwrap_or_else(|e| panic!("cannot wait for {command:?}: {e}"))
 }
 
 pub fn stdout(output: &Output) -> String {

@@ -1,0 +1,411 @@
+//! Helpers of the end-to-end tests (e2e_images.rs, e2e_compile.rs,
+//! e2e_prune.rs): the real xtask binary against the real stack of
+//! `.ci/setup-stack` (Docker engine with buildx, the OCI registry on
+//! 127.0.0.1, cosign), never shims. Missing pieces fail the tests, they never
+//! skip them.
+//!
+//! Use from a test file with `mod support;` and `use support::e2e::...`.
+//! Every test binary compiles its own copy: each has its own [`engine_lock`]
+//! and its own [`fixture`].
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub use super::{project_root as root, run, stderr, stdout};
+
+/// The stack's registry (XTASK_TEST_REGISTRY, default 127.0.0.1:5000).
+pub fn registry() -> String {
+    std::env::var("XTASK_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_string())
+}
+
+/// One build at a time: the tests of a binary share one engine, its build
+/// cache and the machine's cores.
+pub fn engine_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The xtask binary, started in the project root, with the caller's
+/// environment (PATH, HOME, DOCKER_CONFIG, ... the stack needs them) minus
+/// what would make it act as CI or pick another target.
+pub fn xtask() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command.current_dir(root());
+    for var in [
+        "CI",
+        "GITHUB_ACTIONS",
+        "GITHUB_REF",
+        "GITHUB_OUTPUT",
+        "GITHUB_STEP_SUMMARY",
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+        "COSIGN_KEY",
+        "IMAGE_REGISTRY",
+        "IMAGE_NAME",
+        "XTASK_CONTEXT",
+        "XTASK_PARSE_ONLY",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
+/// Asserts that a run succeeded, showing its output otherwise.
+#[track_caller]
+pub fn assert_ok(output: &Output) {
+    assert!(
+        output.status.success(),
+        "failed:\n{}\n{}",
+        stdout(output),
+        stderr(output)
+    );
+}
+
+/// Runs a command and asserts that it succeeded (naming the command and
+/// showing its output otherwise).
+#[track_caller]
+pub fn run_ok(command: &mut Command) -> Output {
+    let output = run(command);
+    assert!(
+        output.status.success(),
+        "{command:?} failed:\n--- stdout\n{}\n--- stderr\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    output
+}
+
+/// Runs a command that must succeed; returns its stdout.
+#[track_caller]
+pub fn ok(command: &mut Command) -> String {
+    stdout(&run_ok(command))
+}
+
+pub fn docker(args: &[&str]) -> Output {
+    run(Command::new("docker").args(args))
+}
+
+/// `git ARGS` in the project root, trimmed stdout.
+pub fn git(args: &[&str]) -> String {
+    ok(Command::new("git").current_dir(root()).args(args))
+        .trim()
+        .to_string()
+}
+
+/// The architecture of this machine, as in `linux/ARCH`.
+pub fn native_arch() -> &'static str {
+    if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "amd64"
+    }
+}
+
+/// Minimal HTTP request against a loopback server: (status, head, body).
+pub fn http_request(
+    host: &str,
+    method: &str,
+    path: &str,
+    accept: &str,
+) -> Option<(u16, String, String)> {
+    let mut stream = TcpStream::connect(host).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, head.to_string(), body.to_string()))
+}
+
+/// The body of a 200 answer to `GET path` (None: no answer, or another status).
+pub fn http_get(host: &str, path: &str) -> Option<String> {
+    http_request(host, "GET", path, "*/*")
+        .filter(|(s, _, _)| *s == 200)
+        .map(|(_, _, body)| body)
+}
+
+/// Polls `GET 127.0.0.1:PORT/PATH` for up to 15 seconds.
+pub fn wait_for_http(port: u16, path: &str) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Some(body) = http_get(&format!("127.0.0.1:{port}"), path) {
+            return Some(body);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    None
+}
+
+/// Starts `image` detached as container `name`, its port 8080 published on
+/// loopback; returns what `docker port` says of it.
+pub fn start_service(name: &str, image: &str) -> String {
+    let started = docker(&["run", "-d", "--name", name, "-p", "127.0.0.1::8080", image]);
+    assert!(started.status.success(), "{}", stderr(&started));
+    stdout(&docker(&["port", name, "8080/tcp"]))
+        .trim()
+        .to_string()
+}
+
+/// Runs `IMAGE --version` as linux/arm64 (under emulation on another machine).
+pub fn arm64_version(image: &str) -> Output {
+    docker(&[
+        "run",
+        "--rm",
+        "--platform",
+        "linux/arm64",
+        image,
+        "--version",
+    ])
+}
+
+/// The media types a manifest request accepts: indexes and manifests, OCI and Docker.
+pub const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// The tags of a repository, straight from the registry API.
+pub fn registry_tags(repository: &str) -> Vec<String> {
+    let Some(body) = http_get(&registry(), &format!("/v2/{repository}/tags/list")) else {
+        return Vec::new();
+    };
+    let value: Value = serde_json::from_str(&body).unwrap();
+    let mut tags: Vec<String> = value["tags"]
+        .as_array()
+        .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    tags.sort();
+    tags
+}
+
+/// The digest a tag resolves to, from the registry API (None: no such tag).
+pub fn registry_digest(repository: &str, reference: &str) -> Option<String> {
+    let (status, head, _) = http_request(
+        &registry(),
+        "HEAD",
+        &format!("/v2/{repository}/manifests/{reference}"),
+        MANIFEST_TYPES,
+    )?;
+    if status != 200 {
+        return None;
+    }
+    head.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("docker-content-digest:")
+            .then(|| l.split_once(':').unwrap().1.trim().to_string())
+    })
+}
+
+/// `GET /v2/REPOSITORY/PATH` from the registry as JSON; it must be there.
+pub fn registry_json(repository: &str, path: &str) -> Value {
+    let (status, _, body) = http_request(
+        &registry(),
+        "GET",
+        &format!("/v2/{repository}/{path}"),
+        MANIFEST_TYPES,
+    )
+    .unwrap_or_else(|| panic!("the registry {} does not answer", registry()));
+    assert_eq!(status, 200, "{repository}/{path} is not in the registry");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// The manifest (or index) a tag or digest names; it must be there.
+pub fn registry_manifest(repository: &str, reference: &str) -> Value {
+    registry_json(repository, &format!("manifests/{reference}"))
+}
+
+/// The `OS/ARCH` of every image of an index, attestation manifests left out, in index order.
+pub fn index_platforms(index: &Value) -> Vec<String> {
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["annotations"]["vnd.docker.reference.type"] != "attestation-manifest")
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// The image config of an index's `architecture` image, from the registry.
+pub fn platform_config(repository: &str, index: &Value, architecture: &str) -> Value {
+    let entry = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["platform"]["architecture"] == architecture)
+        .unwrap();
+    let manifest = registry_manifest(repository, entry["digest"].as_str().unwrap());
+    let config_digest = manifest["config"]["digest"].as_str().unwrap();
+    registry_json(repository, &format!("blobs/{config_digest}"))
+}
+
+/// Fails loudly (never skips) when the stack is not there.
+pub fn require_stack() {
+    let engine = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output();
+    assert!(
+        engine.as_ref().is_ok_and(|o| o.status.success()),
+        "the end-to-end tests need a running Docker engine with buildx: run `sudo .ci/setup-stack` (Debian) or start Docker"
+    );
+    assert!(
+        http_get(&registry(), "/v2/").is_some(),
+        "the end-to-end tests need an OCI registry on {}: run `sudo .ci/setup-stack`",
+        registry()
+    );
+}
+
+const BUILDER_REPOSITORY: &str = "stand-ins/rust-builder";
+const BUILDER_TAG: &str = "bookworm";
+
+/// The Rust builder image of `.ci/build-builder-image`, pinned by digest;
+/// fails loudly (never skips) when it is not in the registry.
+fn pinned_builder_image() -> String {
+    let digest = registry_digest(BUILDER_REPOSITORY, BUILDER_TAG).unwrap_or_else(|| {
+        panic!(
+            "the compile-stage end-to-end tests need the Rust builder image {}/{BUILDER_REPOSITORY}:{BUILDER_TAG} \
+             (nothing can be pulled here): run `sudo REGISTRY_ADDR={} .ci/build-builder-image` (after \
+             `sudo .ci/setup-stack`, which runs it too)",
+            registry(),
+            registry()
+        )
+    });
+    format!("{}/{BUILDER_REPOSITORY}:{BUILDER_TAG}@{digest}", registry())
+}
+
+/// What the builds of the tests use instead of anything pulled: the
+/// stand-ins of `cargo xtask stand-ins`.
+pub struct Fixture {
+    /// `VARIANT:KEY=VALUE` build arguments: the stand-in bases.
+    build_args: Vec<String>,
+    pub sbom_generator: String,
+    /// The host-built binaries, for `--binaries`.
+    binaries: String,
+    /// The Rust builder image pinned by digest, for builds that run the
+    /// Dockerfiles' compile stage (None: builds take the host binaries).
+    builder: Option<String>,
+}
+
+impl Fixture {
+    /// Options of every build: the stand-in bases, then either the host
+    /// binaries (`--binaries`) or, for the compile-stage tests, the pinned
+    /// builder image (`--build-arg=BUILDER_IMAGE=...`).
+    pub fn build_options(&self) -> Vec<String> {
+        let mut options: Vec<String> = self
+            .build_args
+            .iter()
+            .map(|a| format!("--build-arg={a}"))
+            .collect();
+        match &self.builder {
+            Some(builder) => options.push(format!("--build-arg=BUILDER_IMAGE={builder}")),
+            None => options.push(format!("--binaries={}", self.binaries)),
+        }
+        options
+    }
+
+    fn stand_ins(builder: Option<String>) -> Fixture {
+        let text = ok(xtask().args(["stand-ins", "--registry", &registry()]));
+        let overrides: Value = serde_json::from_str(&text).expect("stand-ins prints JSON");
+        let build_args = overrides["build_args"]
+            .as_object()
+            .expect("stand-ins lists build_args per variant")
+            .values()
+            .flat_map(|v| {
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap().to_string())
+            })
+            .collect();
+        Fixture {
+            build_args,
+            sbom_generator: overrides["sbom_generator"].as_str().unwrap().to_string(),
+            binaries: overrides["binaries"].as_str().unwrap().to_string(),
+            builder,
+        }
+    }
+}
+
+/// The stand-ins, with builds taking the host-built binaries (`--binaries`).
+/// Requires the stack.
+pub fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        require_stack();
+        Fixture::stand_ins(None)
+    })
+}
+
+/// The stand-ins, with builds compiling the service in the pinned builder
+/// image (no `--binaries`). Requires the stack and the builder image.
+pub fn compile_fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        require_stack();
+        let builder = pinned_builder_image();
+        Fixture::stand_ins(Some(builder))
+    })
+}
+
+/// A repository name no other run has used.
+pub fn unique_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "e2e/{prefix}-{}-{}",
+        std::process::id(),
+        nanos % 1_000_000_000
+    )
+}
+
+/// A context file making the checkout look like a clean CI checkout of `git_ref`.
+pub fn context_file(name: &str, git_ref: &str, release_tags: &[&str]) -> PathBuf {
+    let dir = root().join("target/e2e");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.json"));
+    let context = serde_json::json!({
+        "git": {
+            "revision": git(&["rev-parse", "HEAD"]),
+            "commit_time": git(&["log", "-1", "--format=%ct"]).parse::<i64>().unwrap(),
+            "dirty": false,
+            "branch": null,
+            "tags_at_head": [],
+            "release_tags": release_tags,
+            "source_url": "https://github.com/example/beacon"
+        },
+        "ci": { "github_actions": false, "git_ref": git_ref, "oidc_available": false },
+        "native_platform": "linux/amd64"
+    });
+    std::fs::write(&path, context.to_string()).unwrap();
+    path
+}
+
+/// A cosign key pair `DIR/cosign.key` (encrypted with `password`) and
+/// `DIR/cosign.pub`, generated on first use.
+pub fn cosign_keys(dir: &Path, password: &str) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let prefix = dir.join("cosign");
+    if !prefix.with_extension("key").exists() {
+        ok(Command::new("cosign")
+            .args(["generate-key-pair", "--output-key-prefix"])
+            .arg(&prefix)
+            .env("COSIGN_PASSWORD", password));
+    }
+    (prefix.with_extension("key"), prefix.with_extension("pub"))
+}
