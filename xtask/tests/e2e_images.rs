@@ -449,8 +449,18 @@ fn failures_move_no_tag_and_a_rerun_completes() {
     );
 
     // (2) Signing fails after the push: non-zero, the untagged digests are named, no tag moved.
-    let failed = release(&rel, "refs/tags/v1.3.0", &[], "wrong password");
+    let failed = release(&rel, "refs/tags/v1.3.0", &["--json"], "wrong password");
     assert!(!failed.status.success());
+    // The JSON result still says, per variant, how far it got.
+    let result: Value = serde_json::from_str(&stdout(&failed))
+        .expect("--json prints the result of a failed release");
+    for variant in result["variants"].as_array().unwrap() {
+        assert_eq!(
+            (&variant["pushed"], &variant["signed"], &variant["tagged"]),
+            (&Value::Bool(true), &Value::Bool(false), &Value::Bool(false)),
+            "{variant}"
+        );
+    }
     let message = stderr(&failed);
     let last = message.lines().last().unwrap().to_string();
     assert!(
