@@ -32,7 +32,7 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Rebuild a published release from its commit and compare the digests, per platform.
     RebuildCheck(rebuild_check::RebuildCheckArgs),
-    /// Delete expired ci- images (never anything a non-ci tag points to).
+    /// Delete expired ci- images (never anything a non-ci tag points to); --cache: closed or expired PR caches.
     PruneCiImages(prune::PruneArgs),
     /// Build stand-in base images into a local registry, and static host binaries.
     StandIns(stand_ins::StandInsArgs),

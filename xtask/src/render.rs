@@ -100,9 +100,15 @@ pub fn push_archive(plan: &Plan, variant: &str) -> Option<Invocation> {
     if plan.output != Output::PushByDigest(PushVia::OciArchive) {
         return None;
     }
-    let mut args: Vec<String> = ["copy", "--all", "--preserve-digests", "--retry-times=2", "--quiet"]
-        .map(String::from)
-        .to_vec();
+    let mut args: Vec<String> = [
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--retry-times=2",
+        "--quiet",
+    ]
+    .map(String::from)
+    .to_vec();
     if is_loopback_registry(&plan.repository) {
         args.push("--dest-tls-verify=false".to_string());
     }

@@ -740,11 +740,15 @@ fn permissions_are_the_least_each_job_needs() {
     for job in retention.jobs().keys() {
         let granted = retention.permissions(job);
         // The CI image registry is not GitHub's (ghcr.io cannot delete through
-        // the registry API): its credentials are secrets, the token reads only.
+        // the registry API): its credentials are secrets, the token only reads
+        // the code and the list of open pull requests (whose caches are kept).
         assert_eq!(
             granted.into_iter().collect::<Vec<_>>(),
-            [("contents".to_string(), "read".to_string())],
-            "prune-ci-images.yml job {job}: contents: read only"
+            [
+                ("contents".to_string(), "read".to_string()),
+                ("pull-requests".to_string(), "read".to_string())
+            ],
+            "prune-ci-images.yml job {job}: contents and pull-requests: read only"
         );
     }
 
@@ -1131,6 +1135,7 @@ fn expression_sample(expression: &str) -> Option<String> {
 fn shell_sample(name: &str) -> Option<String> {
     match name {
         "image" => expression_sample("matrix.image"),
+        "open_prs" => Some("12,34".to_string()),
         _ => None,
     }
 }

@@ -1,0 +1,729 @@
+//! End-to-end test of `cargo xtask prune-ci-images --cache` against the test
+//! stack's registry (distribution with deletion enabled, default
+//! 127.0.0.1:5000, override with XTASK_TEST_REGISTRY): real BuildKit registry
+//! caches, exported by `docker buildx build --cache-to type=registry,...`
+//! exactly as `--cache registry` builds write them
+//! (`REPO-buildcache:<variant>-<scope>`, `image-manifest=true`), are pruned,
+//! and the registry API says what is left.
+//!
+//! A cache's age comes from the `buildkit/createdat` annotations BuildKit
+//! writes on its layers; it cannot be faked, so "expired" is made with
+//! sleeps and `--older-than` of a few seconds.
+//!
+//! This test fails (it never skips) when the stack is missing: run
+//! `.ci/setup-stack` first. It is standalone on purpose (no `mod support`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
+     application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json, \
+     application/vnd.docker.distribution.manifest.v2+json";
+
+/// The stack's registry (XTASK_TEST_REGISTRY, default 127.0.0.1:5000).
+fn registry() -> String {
+    std::env::var("XTASK_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_string())
+}
+
+/// Fails the test (never skips it) when the test stack's registry is not there.
+fn require_registry(registry: &str) {
+    let out = Command::new("curl")
+        .args(["-sS", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://{registry}/v2/"))
+        .output();
+    let ok = matches!(&out, Ok(o) if o.status.success() && o.stdout == b"200");
+    assert!(
+        ok,
+        "the test registry {registry} is not reachable ({}): run `.ci/setup-stack` to start the test stack (or set XTASK_TEST_REGISTRY)",
+        match &out {
+            Ok(o) => format!(
+                "{} {}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) => e.to_string(),
+        }
+    );
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+fn unique(label: &str) -> String {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "xtask-e2e-prune-cache-{label}-{}-{}-{}",
+        std::process::id(),
+        since.as_secs(),
+        since.subsec_nanos()
+    )
+}
+
+/// A temporary directory, removed when dropped (also when the test fails).
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(label: &str) -> Scratch {
+    let dir = std::env::temp_dir().join(unique(label));
+    std::fs::create_dir_all(&dir).unwrap();
+    Scratch(dir)
+}
+
+/// `xtask prune-ci-images ARGS...`, started in the project root with the
+/// caller's environment minus what would make it act as CI.
+fn xtask(args: &[&str]) -> Output {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command.current_dir(root).arg("prune-ci-images").args(args);
+    for var in [
+        "CI",
+        "GITHUB_ACTIONS",
+        "GITHUB_REF",
+        "GITHUB_OUTPUT",
+        "GITHUB_STEP_SUMMARY",
+        "IMAGE_REGISTRY",
+        "IMAGE_NAME",
+        "XTASK_CONTEXT",
+        "XTASK_PARSE_ONLY",
+    ] {
+        command.env_remove(var);
+    }
+    command.stdin(Stdio::null()).output().unwrap()
+}
+
+#[track_caller]
+fn succeeded(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed:\n{}\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+/// Asserts a failed run that printed exactly one line, `error: ...`, and returns it.
+#[track_caller]
+fn one_line_error(output: &Output) -> String {
+    let stderr = text(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "expected a failure; stdout: {} stderr: {stderr}",
+        text(&output.stdout)
+    );
+    assert_eq!(stderr.lines().count(), 1, "one line expected: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(output.stdout.is_empty(), "{}", text(&output.stdout));
+    stderr.trim_end().to_string()
+}
+
+/// curl against the registry: (status, headers lowercased, body).
+fn curl(
+    method: &str,
+    url: &str,
+    extra: &[&str],
+    body: Option<&[u8]>,
+) -> (u16, BTreeMap<String, String>, String) {
+    let mut command = Command::new("curl");
+    command.args(["-sS", "-m", "30", "-D", "-", "-H"]);
+    command.arg(format!("Accept: {MANIFEST_TYPES}"));
+    match method {
+        "HEAD" => command.arg("-I"),
+        other => command.args(["-X", other]),
+    };
+    command.args(extra);
+    if body.is_some() {
+        command.args(["--data-binary", "@-"]);
+    }
+    let mut child = command
+        .arg(url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(body) = body {
+            stdin.write_all(body).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "curl {method} {url} failed: {}",
+        text(&out.stderr)
+    );
+    let raw = text(&out.stdout);
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+/// The digest a tag or digest resolves to (HEAD manifest), from the registry API.
+fn resolve(registry: &str, repo: &str, reference: &str) -> Option<String> {
+    let url = format!("http://{registry}/v2/{repo}/manifests/{reference}");
+    let (status, headers, _) = curl("HEAD", &url, &[], None);
+    match status {
+        200 => Some(headers.get("docker-content-digest").cloned().unwrap()),
+        404 => None,
+        other => panic!("HEAD {reference} in {registry}/{repo} answered {other}"),
+    }
+}
+
+/// Every tag of a repository and its digest (GET tags/list, then HEAD each).
+fn tag_map(registry: &str, repo: &str) -> BTreeMap<String, String> {
+    let url = format!("http://{registry}/v2/{repo}/tags/list");
+    let (status, _, body) = curl("GET", &url, &[], None);
+    assert_eq!(status, 200, "tags/list of {repo}: {body}");
+    let list: Value = serde_json::from_str(&body).unwrap();
+    let tags: Vec<String> = list["tags"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.into_iter()
+        .map(|tag| {
+            let digest = resolve(registry, repo, &tag).unwrap();
+            (tag, digest)
+        })
+        .collect()
+}
+
+/// Exports a real BuildKit registry cache of a tiny unique build to
+/// `REGISTRY/CACHE_REPO:TAG`, as `--cache registry` builds do; returns its
+/// digest. Retries on a registry 500 (distribution 2.8 can answer
+/// "invalid checksum digest format" when a tag is read while being written).
+fn export_cache(registry: &str, cache_repo: &str, dir: &Path, tag: &str) -> String {
+    let context = dir.join(tag);
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(
+        context.join("payload"),
+        format!("{cache_repo} {tag} {}\n", unique("payload")),
+    )
+    .unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nCOPY payload /payload\n",
+    )
+    .unwrap();
+    let cache_to = format!(
+        "type=registry,ref={registry}/{cache_repo}:{tag},mode=max,image-manifest=true,oci-mediatypes=true"
+    );
+    let mut failures = Vec::new();
+    for _attempt in 0..3 {
+        let out = Command::new("docker")
+            .args(["buildx", "build", "--quiet", "--cache-to", &cache_to])
+            .args(["--output", "type=cacheonly"])
+            .arg(&context)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return resolve(registry, cache_repo, tag)
+                .unwrap_or_else(|| panic!("{cache_repo}:{tag} was exported but does not resolve"));
+        }
+        let stderr = text(&out.stderr);
+        let retry = stderr.contains("500");
+        failures.push(stderr);
+        if !retry {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    panic!(
+        "docker buildx build --cache-to {cache_to} failed: {}",
+        failures.join("\n---\n")
+    );
+}
+
+/// Tags an existing manifest once more (PUT of its exact bytes): two cache
+/// refs on one digest.
+fn retag(registry: &str, repo: &str, from: &str, to: &str) {
+    let url = format!("http://{registry}/v2/{repo}/manifests/{from}");
+    let (status, headers, body) = curl("GET", &url, &[], None);
+    assert_eq!(status, 200, "GET {repo}:{from}: {body}");
+    let media_type = headers.get("content-type").cloned().unwrap();
+    let url = format!("http://{registry}/v2/{repo}/manifests/{to}");
+    for _attempt in 0..3 {
+        let (status, _, answer) = curl(
+            "PUT",
+            &url,
+            &["-H", &format!("Content-Type: {media_type}")],
+            Some(body.as_bytes()),
+        );
+        match status {
+            201 => return,
+            500 => std::thread::sleep(Duration::from_secs(1)),
+            other => panic!("PUT {repo}:{to} answered {other}: {answer}"),
+        }
+    }
+    panic!("PUT {repo}:{to} kept answering 500");
+}
+
+/// Pushes a tiny image to `REGISTRY/REPO` under `tags` (the image repository,
+/// which the cache pass must never touch).
+fn push_image(registry: &str, repo: &str, dir: &Path, tags: &[&str]) -> Vec<String> {
+    let context = dir.join("image");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(context.join("payload"), format!("{repo} image\n")).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nCOPY payload /payload\n",
+    )
+    .unwrap();
+    let names: Vec<String> = tags
+        .iter()
+        .map(|t| format!("{registry}/{repo}:{t}"))
+        .collect();
+    let out = Command::new("docker")
+        .args(["buildx", "build", "--quiet", "--provenance", "false"])
+        .args([
+            "--output",
+            &format!("type=image,\"name={}\",push=true", names.join(",")),
+        ])
+        .arg(&context)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker buildx build of the image failed: {}",
+        text(&out.stderr)
+    );
+    names
+}
+
+/// Best-effort cleanup when dropped (also when the test fails): every
+/// manifest of the test's repositories, and the engine's copies of its images.
+/// Never panics (a panic while unwinding would abort).
+struct Cleanup {
+    registry: String,
+    repos: Vec<String>,
+    images: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let quiet = |args: &[&str]| {
+            Command::new("curl")
+                .args(["-sS", "-m", "30"])
+                .args(args)
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output()
+                .ok()
+                .map(|o| text(&o.stdout))
+                .unwrap_or_default()
+        };
+        for repo in &self.repos {
+            let base = format!("http://{}/v2/{repo}", self.registry);
+            let list: Value =
+                serde_json::from_str(&quiet(&[&format!("{base}/tags/list")])).unwrap_or_default();
+            let tags = list["tags"].as_array().cloned().unwrap_or_default();
+            let mut digests = BTreeSet::new();
+            for tag in tags.iter().filter_map(Value::as_str) {
+                let head = quiet(&[
+                    "-I",
+                    "-H",
+                    &format!("Accept: {MANIFEST_TYPES}"),
+                    &format!("{base}/manifests/{tag}"),
+                ]);
+                digests.extend(head.lines().find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("docker-content-digest")
+                        .then(|| value.trim().to_string())
+                }));
+            }
+            for digest in digests {
+                quiet(&["-X", "DELETE", &format!("{base}/manifests/{digest}")]);
+            }
+        }
+        if !self.images.is_empty() {
+            let _ = Command::new("docker")
+                .args(["image", "rm", "-f"])
+                .args(&self.images)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+fn line_starting<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in:\n{out}"))
+}
+
+fn without(map: &BTreeMap<String, String>, gone: &[&str]) -> BTreeMap<String, String> {
+    map.iter()
+        .filter(|(tag, _)| !gone.contains(&tag.as_str()))
+        .map(|(t, d)| (t.clone(), d.clone()))
+        .collect()
+}
+
+fn json_digests(json: &Value, key: &str) -> BTreeSet<String> {
+    json[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {key} in {json}"))
+        .iter()
+        .map(|d| d["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn prunes_closed_and_expired_pull_request_caches_never_main() {
+    let registry = registry();
+    require_registry(&registry);
+    let repo = unique("repo");
+    let cache_repo = format!("{repo}-buildcache");
+    let dir = scratch("ctx");
+    let reference = format!("{registry}/{repo}");
+
+    // The image repository holds tags shaped like cache refs and ci- images:
+    // the cache pass must not even look there.
+    let mut cleanup = Cleanup {
+        registry: registry.clone(),
+        repos: vec![cache_repo.clone(), repo.clone()],
+        images: Vec::new(),
+    };
+    cleanup.images = push_image(&registry, &repo, &dir.0, &["a-pr-2", "ci-a-pr2"]);
+    let image_tags = tag_map(&registry, &repo);
+    assert_eq!(image_tags.len(), 2, "{image_tags:?}");
+
+    // Real BuildKit caches, one push at a time.
+    let main = export_cache(&registry, &cache_repo, &dir.0, "a-main");
+    let pr1 = export_cache(&registry, &cache_repo, &dir.0, "a-pr-1");
+    let pr2 = export_cache(&registry, &cache_repo, &dir.0, "a-pr-2");
+    let pr3 = export_cache(&registry, &cache_repo, &dir.0, "a-pr-3");
+    let branch = export_cache(&registry, &cache_repo, &dir.0, "a-branch-feature-x");
+    // A closed pull request's cache ref on main's very manifest: never deleted.
+    retag(&registry, &cache_repo, "a-main", "a-pr-4");
+    let before = tag_map(&registry, &cache_repo);
+    assert_eq!(before.len(), 6, "{before:?}");
+    assert_eq!(before["a-pr-4"], main);
+    let distinct: BTreeSet<&String> = [&main, &pr1, &pr2, &pr3, &branch].into();
+    assert_eq!(distinct.len(), 5, "every scope has its own cache manifest");
+    // They are what the pruner expects: BuildKit cache manifests with createdat on their layers.
+    let url = format!("http://{registry}/v2/{cache_repo}/manifests/a-pr-1");
+    let manifest: Value = serde_json::from_str(&curl("GET", &url, &[], None).2).unwrap();
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.buildkit.cacheconfig.v0"
+    );
+    assert!(
+        manifest["layers"][0]["annotations"]["buildkit/createdat"].is_string(),
+        "{manifest}"
+    );
+
+    // Malformed or misdirected runs: one line, nothing deleted.
+    let err = one_line_error(&xtask(&[
+        "--registry",
+        &reference,
+        "--older-than",
+        "1h",
+        "--cache",
+        "--open-prs",
+        "1,x",
+    ]));
+    assert!(
+        err.starts_with("error: malformed --open-prs \"1,x\": expected"),
+        "{err}"
+    );
+    assert!(err.contains("--open-prs none"), "{err}");
+    let err = one_line_error(&xtask(&[
+        "--registry",
+        &reference,
+        "--older-than",
+        "1h",
+        "--cache",
+        "--open-prs",
+        "",
+    ]));
+    assert!(err.starts_with("error: empty --open-prs"), "{err}");
+    let err = one_line_error(&xtask(&[
+        "--registry",
+        &reference,
+        "--older-than",
+        "1h",
+        "--open-prs",
+        "1",
+    ]));
+    assert!(
+        err.starts_with("error: --open-prs applies only to registry caches"),
+        "{err}"
+    );
+    let err = one_line_error(&xtask(&[
+        "--registry",
+        &format!("{registry}/{cache_repo}"),
+        "--older-than",
+        "1h",
+        "--cache",
+    ]));
+    assert!(err.contains("names a cache repository"), "{err}");
+    let err = one_line_error(&xtask(&[
+        "--registry",
+        &format!("{registry}/{}", unique("absent")),
+        "--older-than",
+        "1h",
+        "--cache",
+    ]));
+    assert!(
+        err.starts_with("error: cannot read the cache repository")
+            && err.contains("-buildcache does not exist"),
+        "{err}"
+    );
+    assert_eq!(tag_map(&registry, &cache_repo), before);
+
+    // 1. Young caches, pull requests 1 and 3 open: only closed pull request 2 goes.
+    let args = [
+        "--registry",
+        reference.as_str(),
+        "--cache",
+        "--older-than",
+        "1h",
+        "--open-prs",
+        "1,3",
+    ];
+    let out = succeeded(&xtask(&[&args[..], &["--dry-run"]].concat()));
+    assert_eq!(
+        tag_map(&registry, &cache_repo),
+        before,
+        "--dry-run deletes nothing"
+    );
+    assert!(
+        out.lines().next().unwrap_or("").starts_with(&format!(
+            "{registry}/{cache_repo}: caches of pull requests not open (open: 1, 3)"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("--keep does not apply to caches"), "{out}");
+    assert_eq!(
+        line_starting(&out, "would delete "),
+        format!("would delete {pr2} [a-pr-2]: pull request 2 is not open (not in --open-prs)")
+    );
+    assert_eq!(
+        line_starting(&out, &format!("keep {main} ")),
+        format!("keep {main} [a-main, a-pr-4]: shares its digest with a-main (the default branch's cache, never deleted)")
+    );
+    for (digest, tag, number) in [(&pr1, "a-pr-1", 1), (&pr3, "a-pr-3", 3)] {
+        let line = line_starting(&out, &format!("keep {digest} [{tag}]: "));
+        assert!(
+            line.contains(&format!("pull request {number} is open; younger than 1h (")),
+            "{line}"
+        );
+    }
+    assert!(
+        line_starting(&out, &format!("keep {branch} [a-branch-feature-x]: "))
+            .contains("younger than 1h (")
+    );
+    assert_eq!(
+        out.lines().last(),
+        Some("dry run: would delete 1 cache ref (1 manifest), keep 5 cache refs (4 manifests); nothing was deleted"),
+        "{out}"
+    );
+    let out = succeeded(&xtask(&[&args[..], &["--dry-run", "--json"]].concat()));
+    let json: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["repository"], format!("{registry}/{cache_repo}"));
+    assert_eq!(json["open_prs"], serde_json::json!([1, 3]));
+    assert_eq!(json["dry_run"], true);
+    assert_eq!(json_digests(&json, "delete"), BTreeSet::from([pr2.clone()]));
+    assert_eq!(
+        json_digests(&json, "keep"),
+        BTreeSet::from([main.clone(), pr1.clone(), pr3.clone(), branch.clone()])
+    );
+    assert_eq!(tag_map(&registry, &cache_repo), before);
+
+    let out = succeeded(&xtask(&args));
+    assert_eq!(
+        line_starting(&out, "deleted sha256:"),
+        format!("deleted {pr2} [a-pr-2]: pull request 2 is not open (not in --open-prs)")
+    );
+    assert_eq!(
+        out.lines().last(),
+        Some("deleted 1 cache ref (1 manifest), kept 5 cache refs (4 manifests)"),
+        "{out}"
+    );
+    let after_closed = without(&before, &["a-pr-2"]);
+    assert_eq!(tag_map(&registry, &cache_repo), after_closed);
+    assert_eq!(
+        resolve(&registry, &cache_repo, &pr2),
+        None,
+        "{pr2} is deleted"
+    );
+    assert_eq!(
+        resolve(&registry, &cache_repo, "a-main").as_ref(),
+        Some(&main)
+    );
+
+    // 2. Let the caches age, then export a fresh one: by age alone, every
+    //    old pull request and branch cache goes, open or not; the fresh one
+    //    (pull request 5, open) and main stay.
+    std::thread::sleep(Duration::from_secs(6));
+    let pr5 = export_cache(&registry, &cache_repo, &dir.0, "a-pr-5");
+    let out = succeeded(&xtask(&[
+        "--registry",
+        &reference,
+        "--cache",
+        "--older-than",
+        "5s",
+        "--dry-run",
+    ]));
+    for (digest, tag) in [
+        (&pr1, "a-pr-1"),
+        (&pr3, "a-pr-3"),
+        (&branch, "a-branch-feature-x"),
+    ] {
+        let line = line_starting(&out, &format!("would delete {digest} [{tag}]: "));
+        assert!(line.ends_with("old, older than 5s"), "{line}");
+    }
+    assert!(
+        line_starting(&out, &format!("keep {pr5} [a-pr-5]: ")).contains("younger than 5s ("),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("keep {main} [a-main, a-pr-4]: ")),
+        "{out}"
+    );
+    let with_pr5 = {
+        let mut map = after_closed.clone();
+        map.insert("a-pr-5".into(), pr5.clone());
+        map
+    };
+    assert_eq!(tag_map(&registry, &cache_repo), with_pr5);
+
+    let out = xtask(&[
+        "--registry",
+        &reference,
+        "--cache",
+        "--older-than",
+        "5s",
+        "--open-prs",
+        "1,3,5",
+        "--json",
+    ]);
+    let json: Value = serde_json::from_str(&succeeded(&out)).unwrap();
+    assert_eq!(json["dry_run"], false);
+    assert_eq!(
+        json_digests(&json, "delete"),
+        BTreeSet::from([pr1.clone(), pr3.clone(), branch.clone()])
+    );
+    assert_eq!(
+        json_digests(&json, "keep"),
+        BTreeSet::from([main.clone(), pr5.clone()])
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        stderr.lines().last(),
+        Some("deleted 3 cache refs (3 manifests), kept 3 cache refs (2 manifests)"),
+        "{stderr}"
+    );
+    let after_expired = without(&with_pr5, &["a-pr-1", "a-pr-3", "a-branch-feature-x"]);
+    assert_eq!(tag_map(&registry, &cache_repo), after_expired);
+    for digest in [&pr1, &pr3, &branch] {
+        assert_eq!(resolve(&registry, &cache_repo, digest), None, "{digest}");
+    }
+
+    // 3. No pull request open and everything expired: every pull request
+    //    cache goes, but main (and the ref on main's manifest) stays.
+    std::thread::sleep(Duration::from_secs(2));
+    let out = succeeded(&xtask(&[
+        "--registry",
+        &reference,
+        "--cache",
+        "--older-than",
+        "1s",
+        "--open-prs",
+        "none",
+    ]));
+    assert!(
+        line_starting(&out, &format!("deleted {pr5} [a-pr-5]: ")).starts_with(&format!(
+            "deleted {pr5} [a-pr-5]: pull request 5 is not open (not in --open-prs); "
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        line_starting(&out, "kept "),
+        format!("kept {main} [a-main, a-pr-4]: shares its digest with a-main (the default branch's cache, never deleted)")
+    );
+    assert_eq!(
+        out.lines().last(),
+        Some("deleted 1 cache ref (1 manifest), kept 2 cache refs (1 manifest)"),
+        "{out}"
+    );
+    let last = tag_map(&registry, &cache_repo);
+    assert_eq!(
+        last,
+        BTreeMap::from([
+            ("a-main".to_string(), main.clone()),
+            ("a-pr-4".to_string(), main.clone())
+        ])
+    );
+    // main still resolves to its digest, by tag and by digest, with its blobs.
+    assert_eq!(
+        resolve(&registry, &cache_repo, "a-main").as_ref(),
+        Some(&main)
+    );
+    assert_eq!(resolve(&registry, &cache_repo, &main).as_ref(), Some(&main));
+    let url = format!("http://{registry}/v2/{cache_repo}/manifests/{main}");
+    let manifest: Value = serde_json::from_str(&curl("GET", &url, &[], None).2).unwrap();
+    let mut blobs = vec![manifest["config"]["digest"].as_str().unwrap().to_string()];
+    for layer in manifest["layers"].as_array().unwrap() {
+        blobs.push(layer["digest"].as_str().unwrap().to_string());
+    }
+    for blob in blobs {
+        let url = format!("http://{registry}/v2/{cache_repo}/blobs/{blob}");
+        assert_eq!(curl("HEAD", &url, &[], None).0, 200, "blob {blob} of main");
+    }
+
+    // Running again finds nothing to delete; the image repository was never touched.
+    let out = succeeded(&xtask(&[
+        "--registry",
+        &reference,
+        "--cache",
+        "--older-than",
+        "1s",
+        "--open-prs",
+        "none",
+    ]));
+    assert_eq!(
+        out.lines().last(),
+        Some("deleted 0 cache refs (0 manifests), kept 2 cache refs (1 manifest)"),
+        "{out}"
+    );
+    assert_eq!(tag_map(&registry, &cache_repo), last);
+    assert_eq!(
+        tag_map(&registry, &repo),
+        image_tags,
+        "the image repository is untouched"
+    );
+
+    drop(cleanup);
+}
