@@ -28,8 +28,10 @@ pub struct VariantResult {
     pub pushed: bool,
     pub signed: bool,
     pub tagged: bool,
+    /// Per platform: the image manifest's digest (pushed images).
+    pub platform_digests: BTreeMap<String, String>,
     /// Per platform: compressed size in the registry (pushed), or the engine's
-    /// image size (loaded); empty when unknown.
+    /// image size (loaded, in a GitHub job); empty when unknown.
     pub sizes: BTreeMap<String, u64>,
     /// The build's wall time: all variants build in one bake, in parallel.
     pub build_seconds: f64,
@@ -111,6 +113,7 @@ pub fn execute(plan: &Plan) -> Result<(RunResult, Option<anyhow::Error>)> {
                 pushed: false,
                 signed: false,
                 tagged: plan.output == Output::Load,
+                platform_digests: BTreeMap::new(),
                 sizes: BTreeMap::new(),
                 build_seconds,
             }
@@ -124,7 +127,7 @@ pub fn execute(plan: &Plan) -> Result<(RunResult, Option<anyhow::Error>)> {
             .err();
     }
     for result in results.iter_mut() {
-        result.sizes = image_sizes(plan, result);
+        platform_details(plan, result);
     }
     let result = RunResult {
         mode: plan.mode,
@@ -135,31 +138,35 @@ pub fn execute(plan: &Plan) -> Result<(RunResult, Option<anyhow::Error>)> {
     Ok((result, failure))
 }
 
-/// Sizes per platform, for the report. Best effort: a lookup that fails
-/// leaves the size unknown rather than failing a finished build.
-fn image_sizes(plan: &Plan, result: &VariantResult) -> BTreeMap<String, u64> {
-    let mut sizes = BTreeMap::new();
+/// Per-platform image digests and sizes, for the report. Best effort: a
+/// lookup that fails leaves them unknown rather than failing a finished
+/// build. A loaded CI image's size is looked up only for a GitHub job summary
+/// (it would add to every local build's time for nobody).
+fn platform_details(plan: &Plan, result: &mut VariantResult) {
     match plan.output {
         Output::PushByDigest(_) if result.pushed => {
-            let manifest_size = |reference: &str| -> Option<u64> {
-                let manifest = crate::registry::raw_manifest(reference).ok()?;
-                let layers: u64 = manifest["layers"]
-                    .as_array()?
-                    .iter()
-                    .filter_map(|l| l["size"].as_u64())
-                    .sum();
-                Some(layers + manifest["config"]["size"].as_u64().unwrap_or(0))
-            };
             let Ok(index) = crate::registry::raw_manifest(&result.image) else {
-                return sizes;
+                return;
             };
-            for entry in crate::verify::image_entries(&index) {
-                if let Some(size) = manifest_size(&format!("{}@{}", plan.repository, entry.1)) {
-                    sizes.insert(entry.0, size);
+            for (platform, digest) in crate::verify::image_entries(&index) {
+                let manifest =
+                    crate::registry::raw_manifest(&format!("{}@{digest}", plan.repository)).ok();
+                if let Some(manifest) = manifest {
+                    let layers: u64 = manifest["layers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|l| l["size"].as_u64())
+                        .sum();
+                    result.sizes.insert(
+                        platform.clone(),
+                        layers + manifest["config"]["size"].as_u64().unwrap_or(0),
+                    );
                 }
+                result.platform_digests.insert(platform, digest);
             }
         }
-        Output::Load => {
+        Output::Load if std::env::var_os("GITHUB_STEP_SUMMARY").is_some() => {
             let format = "{{.Size}}";
             let size = duct::cmd!(
                 "docker",
@@ -173,13 +180,12 @@ fn image_sizes(plan: &Plan, result: &VariantResult) -> BTreeMap<String, u64> {
             .read();
             if let (Ok(size), Some(platform)) = (size, result.platforms.first()) {
                 if let Ok(size) = size.trim().parse() {
-                    sizes.insert(platform.clone(), size);
+                    result.sizes.insert(platform.clone(), size);
                 }
             }
         }
         _ => {}
     }
-    sizes
 }
 
 /// Runs the bake and returns each variant's digest from the metadata file.

@@ -107,6 +107,7 @@ mod tests {
                 pushed: true,
                 signed: true,
                 tagged: false,
+                platform_digests: BTreeMap::new(),
                 sizes: BTreeMap::from([
                     ("linux/amd64".to_string(), 3 << 20),
                     ("linux/arm64".to_string(), 2048),

@@ -245,8 +245,47 @@ fn release_publishes_signed_attested_multi_platform_images_and_verify_gates_them
         key,
     };
 
-    let first = release(&rel, "refs/tags/v1.2.3", &[], "");
+    let first = release(&rel, "refs/tags/v1.2.3", &["--json"], "");
     assert_ok(&first);
+    // The JSON result lists per variant the index digest, the per-platform
+    // digests, the tags and whether it was signed; the registry agrees.
+    let result: Value = serde_json::from_str(&stdout(&first)).unwrap();
+    for variant in result["variants"].as_array().unwrap() {
+        let name_tag = format!("1.2.3-{}", variant["variant"].as_str().unwrap());
+        assert_eq!(
+            variant["digest"].as_str(),
+            registry_digest(&name, &name_tag).as_deref()
+        );
+        assert_eq!(
+            (&variant["pushed"], &variant["signed"], &variant["tagged"]),
+            (&Value::Bool(true), &Value::Bool(true), &Value::Bool(true))
+        );
+        let index = registry_manifest(&name, &name_tag);
+        for entry in index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["platform"]["os"] == "linux")
+        {
+            let platform = format!(
+                "linux/{}",
+                entry["platform"]["architecture"].as_str().unwrap()
+            );
+            assert_eq!(
+                variant["platform_digests"][&platform], entry["digest"],
+                "{platform}"
+            );
+            assert!(
+                variant["sizes"][&platform].as_u64().unwrap() > 100_000,
+                "{platform} size"
+            );
+        }
+        assert!(variant["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t.as_str().unwrap().ends_with(&format!(":{name_tag}"))));
+    }
     let tags = registry_tags(&name);
     assert!(
         tags.iter().all(|t| !t.starts_with("ci-")),
