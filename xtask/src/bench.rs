@@ -254,7 +254,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     eprintln!("bench: preparing stand-ins, the builder image and a scratch checkout of HEAD");
     let overrides = stand_ins::build(&stand_ins::StandInsArgs {
         registry: args.registry.clone(),
-        inputs: PathBuf::from("/var/lib/xtask-stack"),
+        inputs: PathBuf::from(stand_ins::DEFAULT_INPUTS),
         binaries_only: false,
     })?;
     let builder = match args.builder_image.as_deref() {

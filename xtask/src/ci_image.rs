@@ -29,10 +29,29 @@ pub struct CiImageArgs {
     /// Push to the ephemeral ci- tags instead of loading into the local engine.
     #[arg(long)]
     pub push: bool,
+
+    /// Offline machines: first build (or reuse) the stand-ins of `cargo xtask
+    /// stand-ins` in the registry REGISTRY, and build against them and the
+    /// host-built binaries instead of the public bases. CI images only.
+    #[arg(long, value_name = "REGISTRY", num_args = 0..=1, default_missing_value = "127.0.0.1:5000")]
+    pub stand_ins: Option<String>,
 }
 
-pub fn run(args: CiImageArgs) -> Result<()> {
+pub fn run(mut args: CiImageArgs) -> Result<()> {
     let root = project::project_root();
+    if let Some(registry) = args.stand_ins.clone() {
+        let inputs = std::path::PathBuf::from(crate::stand_ins::DEFAULT_INPUTS);
+        let overrides = crate::stand_ins::build(&crate::stand_ins::StandInsArgs {
+            registry,
+            inputs,
+            binaries_only: false,
+        })?;
+        // The user's own build args come last, so they still win.
+        let mut build_args: Vec<String> = overrides.build_args.into_values().flatten().collect();
+        build_args.append(&mut args.build.build_args);
+        args.build.build_args = build_args;
+        args.build.binaries.get_or_insert(overrides.binaries);
+    }
     let available = project::discover_variants(&root)?;
     let variants = project::select_variants(&available, &args.build.variants)?;
     recipe::check_build_arg_scopes(&args.build, &available)?;
@@ -94,7 +113,14 @@ pub fn plan(
             flavor: Flavor::Ci,
             platforms: vec![platform.clone()],
             tags,
-            labels: labels(variant, context, &build_ref),
+            labels: {
+                let mut labels = labels(variant, context, &build_ref);
+                if args.stand_ins.is_some() {
+                    // Say so: these bases are not the vendor's.
+                    labels.insert(format!("{LABEL_NS}.bases"), "stand-ins".to_string());
+                }
+                labels
+            },
             annotations: BTreeMap::new(),
             // Explicitly off: a CI image carries no attestations at all.
             attestations: Attestations {

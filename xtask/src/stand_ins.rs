@@ -22,6 +22,9 @@ use xshell::{cmd, Shell};
 use crate::names::Platform;
 use crate::{preflight, project, registry};
 
+/// Where `.ci/setup-stack` leaves the stand-ins' inputs (busybox, syft).
+pub const DEFAULT_INPUTS: &str = "/var/lib/xtask-stack";
+
 #[derive(Debug, Clone, Args)]
 pub struct StandInsArgs {
     /// Registry to push the stand-ins to (a local one: nothing here is for production).
@@ -29,7 +32,7 @@ pub struct StandInsArgs {
     pub registry: String,
 
     /// Directory with busybox/{amd64,arm64}/busybox and syft/syft (as .ci/setup-stack leaves them).
-    #[arg(long, env = "STAND_IN_INPUTS", default_value = "/var/lib/xtask-stack")]
+    #[arg(long, env = "STAND_IN_INPUTS", default_value = DEFAULT_INPUTS)]
     pub inputs: PathBuf,
 
     /// Only build the host binaries.

@@ -740,3 +740,27 @@ fn a_pull_requests_first_build_reuses_the_default_branch_cache() {
     let tags = registry_tags(&format!("{name}-buildcache"));
     assert_eq!(tags, ["ubi9-main", "ubi9-pr-77"], "{tags:?}");
 }
+
+#[test]
+fn ci_image_with_stand_ins_works_offline_and_says_so() {
+    let _ = fixture();
+    let _engine = engine_lock();
+    ok(xtask().args([
+        "ci-image",
+        "--stand-ins",
+        "--variant",
+        "distroless",
+        "--registry",
+        "localhost/e2e-offline",
+    ]));
+    let labels = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Labels}}",
+        "localhost/e2e-offline/beacon:ci-distroless",
+    ]);
+    let labels: Value = serde_json::from_slice(&labels.stdout).unwrap();
+    assert_eq!(labels["dev.beacon.image.bases"], "stand-ins");
+    assert_eq!(labels["dev.beacon.image.flavor"], "ci");
+}
