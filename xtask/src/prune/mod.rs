@@ -1,0 +1,353 @@
+//! `cargo xtask prune-ci-images`: the retention policy of the ephemeral `ci-`
+//! tags. Deleting is the one operation of this project that can destroy
+//! something a user needs, so the selection is conservative by construction:
+//!
+//! - only digests that `ci-<variant>[-<unique>]` tags point to are candidates;
+//!   a digest that any other tag points to (a release tag, `latest`, a tag of
+//!   unknown shape) is never deleted, nor is one that an index we keep
+//!   references, nor one whose config is labelled
+//!   `dev.beacon.image.flavor=production`, nor one whose creation time cannot
+//!   be read from its config;
+//! - a candidate is deleted only if it is older than `--older-than` (from the
+//!   `created` of its config; for an index the newest of its platform images)
+//!   and not among the newest `--keep` candidates of any of its variants;
+//! - the cosign tags (`sha256-<hex>.sig`/`.att`/`.sbom`) of a deleted digest
+//!   are deleted with it (they belong to it and would be orphans), unless
+//!   their manifest is shared with any other tag; cosign tags of anything
+//!   else are never touched;
+//! - right before deleting, every tag is resolved again; a candidate that a
+//!   tag has moved onto meanwhile is kept.
+//!
+//! With `--cache` it prunes the registry cache repository instead
+//! (`REG/NAME-buildcache`, tags `<variant>-<scope>`, see `crate::cache`), with
+//! rules of its own, just as conservative:
+//!
+//! - only `<variant>-pr-<N>` and `<variant>-branch-<slug>` tags are
+//!   candidates; `<variant>-main` (the default branch's cache, which every
+//!   build reads), `<variant>-local` and tags of any other shape are never
+//!   deleted, and neither is a digest that any of them points to;
+//! - a candidate is deleted if its age (now minus the newest
+//!   `buildkit/createdat` among its layers) is at least `--older-than`, or,
+//!   with `--open-prs`, if it is the cache of a pull request not in that list;
+//!   a cache whose age cannot be read is never deleted;
+//! - `--keep` does not apply; nothing in the image repository is touched.
+//!
+//! The selections are pure functions of an [`Inventory`] read from the
+//! registry, so they are unit-tested without one: `select.rs` (the `ci-`
+//! images) and `cache.rs` (the caches, and the `--cache` run) decide,
+//! `inventory.rs` reads the registry and re-checks it before deleting,
+//! `time.rs` reads and writes durations and times; this file holds the
+//! arguments, the vocabulary they share, and the run.
+
+mod cache;
+mod inventory;
+mod select;
+mod time;
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use serde::Serialize;
+
+use crate::cache::REGISTRY_CACHE_SUFFIX;
+use crate::distribution::{self, Client};
+
+use self::cache::run_cache;
+use self::inventory::{collect, recheck};
+use self::select::{select, Policy, Selection};
+use self::time::{now_seconds, parse_duration, parse_keep};
+
+const FLAVOR_LABEL: &str = "dev.beacon.image.flavor";
+
+#[derive(Debug, Clone, Args)]
+pub struct PruneArgs {
+    /// The repository to prune, REGISTRY/NAME, e.g. 127.0.0.1:5000/beacon (with --cache: its cache repository REGISTRY/NAME-buildcache).
+    #[arg(long, value_name = "REG/NAME")]
+    pub registry: String,
+
+    /// Delete ci- images (with --cache: pull request and branch caches) older than this: 30m, 12h, 7d, 2w, or combined like 1d12h.
+    #[arg(long, value_name = "DURATION")]
+    pub older_than: String,
+
+    /// Always keep the newest N ci- images of each variant, however old. Does not apply to --cache: caches are not ranked.
+    #[arg(long, value_name = "N", default_value = "1")]
+    pub keep: String,
+
+    /// Prune the registry cache repository REG/NAME-buildcache instead of the ci- images: delete the
+    /// caches of pull requests (<variant>-pr-<N>) and branches (<variant>-branch-<slug>) older than
+    /// --older-than (by their newest layer) and, with --open-prs, those of pull requests that are not open;
+    /// never <variant>-main (the default branch's), <variant>-local or any other tag, nor a digest they point to.
+    #[arg(long)]
+    pub cache: bool,
+
+    /// With --cache: the pull requests still open, comma-separated (e.g. 12,15, or none); the cache of any
+    /// other pull request is deleted whatever its age. Without it only age counts.
+    #[arg(long, value_name = "N,N,...")]
+    pub open_prs: Option<String>,
+
+    /// Print what would be deleted and why, and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the selection (and, without --dry-run, what was deleted) as JSON on stdout; logs go to stderr.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One tag and the digest it points to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagRecord {
+    pub tag: String,
+    pub digest: String,
+}
+
+/// What the configs of an image say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageFacts {
+    /// The newest `created` among its platform images, as written and in epoch seconds.
+    pub created: Option<(String, i64)>,
+    /// Some config is labelled `dev.beacon.image.flavor=production`.
+    pub production: bool,
+    /// Why `created` is unknown, if it is.
+    pub unknown_because: Option<String>,
+}
+
+/// Everything the selection needs to know about a repository.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inventory {
+    pub tags: Vec<TagRecord>,
+    /// The facts of every digest a `ci-` tag points to (for a cache
+    /// repository: of every tagged digest, its age from `buildkit/createdat`).
+    pub images: BTreeMap<String, ImageFacts>,
+    /// The manifests every index in the repository references.
+    pub children: BTreeMap<String, Vec<String>>,
+}
+
+/// A cosign tag that goes with a deleted image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CosignTag {
+    pub tag: String,
+    pub digest: String,
+}
+
+/// The decision about one CI image (one digest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub digest: String,
+    /// The ci- tags pointing to it (all removed with it).
+    pub tags: Vec<String>,
+    pub variants: Vec<String>,
+    pub created: Option<String>,
+    pub age: Option<String>,
+    pub reason: String,
+    /// Its own cosign tags, deleted with it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cosign_tags: Vec<CosignTag>,
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+pub fn run(args: PruneArgs) -> Result<()> {
+    let older_than_seconds = parse_duration(&args.older_than)?;
+    if args.cache {
+        return run_cache(&args, older_than_seconds);
+    }
+    if args.open_prs.is_some() {
+        bail!("--open-prs applies only to registry caches: add --cache to prune REG/NAME{REGISTRY_CACHE_SUFFIX}, or drop --open-prs");
+    }
+    let keep = parse_keep(&args.keep)?;
+    let (host, name) = distribution::split_repository(&args.registry)
+        .map_err(|err| anyhow::anyhow!("malformed --registry: {err}"))?;
+    if distribution::is_ghcr(&host) {
+        bail!("{}", distribution::GHCR_UNSUPPORTED);
+    }
+    let policy = Policy {
+        older_than_seconds,
+        keep,
+        now: now_seconds()?,
+    };
+    let mut client = Client::new(&host);
+    let repository = format!("{host}/{name}");
+    let inventory = collect(&mut client, &name)?;
+    let mut selection = select(&inventory, &policy);
+    selection.repository = repository.clone();
+    selection.older_than = args.older_than.clone();
+    selection.dry_run = args.dry_run;
+    let log = |line: String| {
+        if args.json {
+            eprintln!("{line}")
+        } else {
+            println!("{line}")
+        }
+    };
+
+    if args.dry_run {
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&selection)?);
+        } else {
+            print_selection(&selection, "would delete", "keep", &log);
+            log(format!(
+                "dry run: would delete {}, keep {}; nothing was deleted",
+                selection.deletion_summary(),
+                selection.keep.len()
+            ));
+        }
+        return Ok(());
+    }
+
+    if !selection.delete.is_empty() {
+        recheck(
+            &mut client,
+            &name,
+            &inventory.tags,
+            &mut selection.delete,
+            &mut selection.keep,
+            &mut selection.notes,
+        )?;
+    }
+    for decision in &selection.keep {
+        log(format!("kept {}: {}", describe(decision), decision.reason));
+    }
+    for note in &selection.notes {
+        log(format!("note: {note}"));
+    }
+    let mut deleted: Vec<&Decision> = Vec::new();
+    let mut already_gone = 0;
+    let total = selection.delete.len();
+    for decision in &selection.delete {
+        match client.delete_manifest(&name, &decision.digest) {
+            Ok(true) => {}
+            Ok(false) => already_gone += 1,
+            Err(err) => {
+                let what = format!("deleting {} from {repository}", decision.digest);
+                return Err(deletion_failed(err, what, &deleted, total, "images"));
+            }
+        }
+        deleted.push(decision);
+        log(format!(
+            "deleted {}: {}",
+            describe(decision),
+            decision.reason
+        ));
+        for cosign in &decision.cosign_tags {
+            if let Err(err) = client.delete_manifest(&name, &cosign.digest) {
+                let what = format!("deleting cosign tag {} of {}", cosign.tag, decision.digest);
+                return Err(deletion_failed(err, what, &deleted, total, "images"));
+            }
+            log(format!(
+                "deleted cosign tag {} ({}) of {}",
+                cosign.tag, cosign.digest, decision.digest
+            ));
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&selection)?);
+    }
+    let gone = if already_gone > 0 {
+        format!(" ({already_gone} of them were already gone)")
+    } else {
+        String::new()
+    };
+    log(format!(
+        "deleted {}{gone}, kept {}",
+        selection.deletion_summary(),
+        selection.keep.len()
+    ));
+    Ok(())
+}
+
+/// A deletion error that says how far the run got.
+fn deletion_failed(
+    err: anyhow::Error,
+    what: String,
+    deleted: &[&Decision],
+    total: usize,
+    things: &str,
+) -> anyhow::Error {
+    if deleted.is_empty() {
+        return err.context(format!("{what} (nothing was deleted)"));
+    }
+    let done: Vec<&str> = deleted.iter().map(|d| d.digest.as_str()).collect();
+    err.context(format!(
+        "{what} failed after deleting {} of {total} {things} ({})",
+        done.len(),
+        done.join(", ")
+    ))
+}
+
+/// `sha256:… [ci-a, ci-a-pr1]`
+fn describe(decision: &Decision) -> String {
+    format!("{} [{}]", decision.digest, decision.tags.join(", "))
+}
+
+fn print_selection(
+    selection: &Selection,
+    delete_verb: &str,
+    keep_verb: &str,
+    log: &dyn Fn(String),
+) {
+    log(format!(
+        "{}: ci- images older than {} beyond the newest {} per variant",
+        selection.repository, selection.older_than, selection.keep_newest
+    ));
+    for decision in &selection.delete {
+        log(format!(
+            "{delete_verb} {}: {}",
+            describe(decision),
+            decision.reason
+        ));
+        for cosign in &decision.cosign_tags {
+            log(format!(
+                "{delete_verb} cosign tag {} ({}) of {}",
+                cosign.tag, cosign.digest, decision.digest
+            ));
+        }
+    }
+    for decision in &selection.keep {
+        log(format!(
+            "{keep_verb} {}: {}",
+            describe(decision),
+            decision.reason
+        ));
+    }
+    for note in &selection.notes {
+        log(format!("note: {note}"));
+    }
+}
+
+/// What the tests of every part build their inventories from.
+#[cfg(test)]
+mod fixtures {
+    use std::collections::BTreeMap;
+
+    use super::{ImageFacts, Inventory, TagRecord};
+
+    pub const DAY: i64 = 86_400;
+    pub const NOW: i64 = 1_800_000_000;
+
+    pub fn digest(n: u8) -> String {
+        format!("sha256:{}", format!("{n:02x}").repeat(32))
+    }
+
+    pub fn tag(tag: &str, n: u8) -> TagRecord {
+        TagRecord {
+            tag: tag.into(),
+            digest: digest(n),
+        }
+    }
+
+    pub fn inventory(tags: Vec<TagRecord>, images: Vec<(u8, ImageFacts)>) -> Inventory {
+        Inventory {
+            tags,
+            images: images.into_iter().map(|(n, f)| (digest(n), f)).collect(),
+            children: BTreeMap::new(),
+        }
+    }
+}
