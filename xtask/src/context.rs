@@ -146,7 +146,11 @@ impl GitState {
             (Some(server), Some(repo)) => format!("{server}/{repo}"),
             _ => "https://github.com/example/beacon".to_string(),
         };
-        let Ok(revision) = cmd!(sh, "git rev-parse --verify -q HEAD")
+        // One `git log` gives the commit, its time and the refs at HEAD (the
+        // branch and tags); the other three queries run concurrently. Git is
+        // most of this tool's fixed cost on a no-op build.
+        let Ok(head) = cmd!(sh, "git log -1 --format=%H%n%ct%n%D HEAD")
+            .quiet()
             .ignore_stderr()
             .read()
         else {
@@ -162,29 +166,42 @@ impl GitState {
                 source_url: fallback_source,
             });
         };
-        let commit_time = cmd!(sh, "git log -1 --format=%ct HEAD")
-            .read()?
+        let mut head_lines = head.lines();
+        let revision = head_lines.next().unwrap_or_default().to_string();
+        let commit_time = head_lines
+            .next()
+            .unwrap_or_default()
             .trim()
             .parse()
             .context("git printed an unreadable commit time")?;
-        let dirty = !cmd!(sh, "git status --porcelain --untracked-files=normal")
-            .read()?
-            .trim()
-            .is_empty();
-        let branch = cmd!(sh, "git symbolic-ref --short -q HEAD")
-            .ignore_status()
-            .read()?;
+        let (branch, tags_at_head) = parse_head_refs(head_lines.next().unwrap_or_default());
         let lines = |text: String| {
             text.lines()
                 .map(str::to_string)
                 .filter(|l| !l.is_empty())
                 .collect::<Vec<_>>()
         };
-        let tags_at_head = lines(cmd!(sh, "git tag --points-at HEAD").read()?);
-        let release_tags = lines(cmd!(sh, "git tag --list v*").read()?);
-        let remote = cmd!(sh, "git config --get remote.origin.url")
-            .ignore_status()
-            .read()?;
+        let query = |args: &[&str]| -> Result<String> {
+            let output = std::process::Command::new("git")
+                .args(args)
+                .current_dir(root)
+                .output()?;
+            Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+        };
+        let (status, release_tags, remote) = std::thread::scope(|scope| {
+            let status =
+                scope.spawn(|| query(&["status", "--porcelain", "--untracked-files=normal"]));
+            let tags = scope.spawn(|| query(&["tag", "--list", "v*"]));
+            let remote = scope.spawn(|| query(&["config", "--get", "remote.origin.url"]));
+            let join = |h: std::thread::ScopedJoinHandle<'_, Result<String>>| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a git query panicked")))
+            };
+            (join(status), join(tags), join(remote))
+        });
+        let dirty = !status?.is_empty();
+        let release_tags = lines(release_tags?);
+        let remote = remote?;
         let source_url = if ci.server_url.is_some() && ci.repository.is_some() {
             fallback_source
         } else {
@@ -194,12 +211,27 @@ impl GitState {
             revision,
             commit_time,
             dirty,
-            branch: Some(branch).filter(|b| !b.is_empty()),
+            branch,
             tags_at_head,
             release_tags,
             source_url,
         })
     }
+}
+
+/// The branch and tags at HEAD from `git log --format=%D`
+/// (`HEAD -> main, tag: v1.2.3, origin/main`; a detached HEAD reads `HEAD, tag: v1.2.3`).
+fn parse_head_refs(decorations: &str) -> (Option<String>, Vec<String>) {
+    let mut branch = None;
+    let mut tags = Vec::new();
+    for item in decorations.split(", ").map(str::trim) {
+        if let Some(name) = item.strip_prefix("HEAD -> ") {
+            branch = Some(name.to_string());
+        } else if let Some(tag) = item.strip_prefix("tag: ") {
+            tags.push(tag.to_string());
+        }
+    }
+    (branch, tags)
 }
 
 /// `git@github.com:acme/beacon.git` or `https://github.com/acme/beacon.git`
@@ -263,6 +295,22 @@ pub mod tests {
         local.git.tags_at_head.clear();
         local.git.branch = None;
         assert_eq!(local.build_ref(), BuildRef::Detached);
+    }
+
+    #[test]
+    fn head_refs() {
+        assert_eq!(
+            parse_head_refs("HEAD -> main, tag: v1.2.3, tag: latest-x, origin/main"),
+            (
+                Some("main".to_string()),
+                vec!["v1.2.3".to_string(), "latest-x".to_string()]
+            )
+        );
+        assert_eq!(
+            parse_head_refs("HEAD, tag: v2.0.0"),
+            (None, vec!["v2.0.0".to_string()])
+        );
+        assert_eq!(parse_head_refs(""), (None, Vec::new()));
     }
 
     #[test]

@@ -77,23 +77,17 @@ pub fn run(args: ReleaseImageArgs) -> Result<()> {
             project::global_arg_defaults(&project::read_dockerfile(&root, variant)?),
         );
     }
-    // The builder decides what can be guaranteed; a dry run without an engine plans for an unknown one.
+    // The builder decides how pushing works (the docker driver cannot push by
+    // digest); a dry run without an engine plans for an unknown one.
     let builder = if args.build.dry_run {
         preflight::builder_info().ok()
     } else {
-        None
-    };
-    let builder = match builder {
-        Some(builder) => Some(builder),
-        None if args.build.dry_run => None,
-        None => {
-            preflight::check_all(&[
-                Requirement::Docker,
-                Requirement::Buildx,
-                Requirement::Engine,
-            ])?;
-            Some(preflight::builder_info()?)
-        }
+        preflight::check_all(&[
+            Requirement::Docker,
+            Requirement::Buildx,
+            Requirement::Engine,
+        ])?;
+        Some(preflight::builder_info()?)
     };
     let plan = plan(&ReleaseInputs {
         args: &args,
