@@ -15,12 +15,16 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use support::e2e::{assert_ok, registry, run, stdout, MANIFEST_TYPES};
+use support::e2e::{
+    curl, one_line_error, prune_ci_images as xtask, registry, require_registry, resolve,
+    resolve_as, succeeded, tag_map, text, tiny_context, unique_label,
+};
+use support::TempDir;
 
 const OLD: i64 = 1_577_836_800; // 2020-01-01
 const OLDER: i64 = 1_546_300_800; // 2019-01-01
@@ -31,23 +35,6 @@ const SECRET: &str = "s3cret";
 /// base64("alice:s3cret")
 const BASIC_GOOD: &str = "YWxpY2U6czNjcmV0";
 
-/// Fails the test (never skips it) when the test stack's registry is not there.
-fn require_registry(registry: &str) {
-    let out = Command::new("curl")
-        .args(["-sS", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}"])
-        .arg(format!("http://{registry}/v2/"))
-        .output();
-    let ok = matches!(&out, Ok(o) if o.status.success() && o.stdout == b"200");
-    assert!(
-        ok,
-        "the test registry {registry} is not reachable ({}): run `.ci/setup-stack` to start the test stack (or set XTASK_TEST_REGISTRY)",
-        match &out {
-            Ok(o) => format!("{} {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr).trim()),
-            Err(e) => e.to_string(),
-        }
-    );
-}
-
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -56,37 +43,11 @@ fn now() -> i64 {
 }
 
 fn unique(label: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "xtask-e2e-prune-{label}-{}-{}-{nanos}",
-        std::process::id(),
-        now()
-    )
+    unique_label(&format!("prune-{label}"))
 }
 
-/// A temporary directory, removed when dropped (also when a test fails).
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn scratch(label: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(unique(label));
-    std::fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
+fn scratch(label: &str) -> TempDir {
+    TempDir::new(&unique(label))
 }
 
 fn free_port() -> u16 {
@@ -95,118 +56,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// `xtask prune-ci-images ARGS...` with `env` set.
-fn xtask(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = support::e2e::xtask();
-    command.arg("prune-ci-images").args(args);
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    run(&mut command)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).to_string()
-}
-
-/// Asserts a failed run that printed exactly one line, `error: ...`, and returns it.
-fn one_line_error(output: &Output) -> String {
-    let stderr = text(&output.stderr);
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "expected exit 1; stdout: {} stderr: {stderr}",
-        text(&output.stdout)
-    );
-    assert_eq!(
-        stderr.lines().count(),
-        1,
-        "expected one line on stderr, got: {stderr}"
-    );
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    assert!(
-        output.stdout.is_empty(),
-        "nothing on stdout expected: {}",
-        text(&output.stdout)
-    );
-    stderr.trim_end().to_string()
-}
-
-#[track_caller]
-fn succeeded(output: &Output) -> String {
-    assert_ok(output);
-    stdout(output)
-}
-
-/// curl against a registry: (status, headers lowercased, body).
-fn curl(method: &str, url: &str, user: Option<&str>) -> (u16, BTreeMap<String, String>, String) {
-    let mut command = Command::new("curl");
-    command.args(["-sS", "-m", "30", "-D", "-", "-H"]);
-    command.arg(format!("Accept: {MANIFEST_TYPES}"));
-    match method {
-        "HEAD" => command.arg("-I"),
-        other => command.args(["-X", other]),
-    };
-    if let Some(user) = user {
-        command.args(["-u", user]);
-    }
-    let out = command.arg(url).output().unwrap();
-    assert!(
-        out.status.success(),
-        "curl {url} failed: {}",
-        text(&out.stderr)
-    );
-    let raw = text(&out.stdout);
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    (status, headers, body.to_string())
-}
-
-/// The digest a tag or digest resolves to in the registry, from the registry API.
-fn resolve(registry: &str, repo: &str, reference: &str, user: Option<&str>) -> Option<String> {
-    let (status, headers, _) = curl(
-        "HEAD",
-        &format!("http://{registry}/v2/{repo}/manifests/{reference}"),
-        user,
-    );
-    match status {
-        200 => Some(headers.get("docker-content-digest").cloned().unwrap()),
-        404 => None,
-        other => panic!("HEAD {reference} in {registry}/{repo} answered {other}"),
-    }
-}
-
-/// Every tag of a repository and its digest, from the registry API.
-fn tag_map(registry: &str, repo: &str) -> BTreeMap<String, String> {
-    let (status, _, body) = curl(
-        "GET",
-        &format!("http://{registry}/v2/{repo}/tags/list"),
-        None,
-    );
-    assert_eq!(status, 200, "tags/list of {repo}: {body}");
-    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let tags: Vec<String> = list["tags"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|t| t.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    tags.into_iter()
-        .map(|tag| (tag.clone(), resolve(registry, repo, &tag, None).unwrap()))
-        .collect()
 }
 
 struct Spec<'a> {
@@ -219,14 +68,7 @@ struct Spec<'a> {
 
 /// Builds a tiny unique image and pushes it under every tag; returns its digest.
 fn push(registry: &str, repo: &str, dir: &Path, spec: &Spec, pushed: &mut Vec<String>) -> String {
-    let context = dir.join(spec.key);
-    std::fs::create_dir_all(&context).unwrap();
-    std::fs::write(context.join("payload"), format!("{repo} {}\n", spec.key)).unwrap();
-    std::fs::write(
-        context.join("Dockerfile"),
-        "FROM scratch\nCOPY payload /payload\n",
-    )
-    .unwrap();
+    let context = tiny_context(dir, spec.key, &format!("{repo} {}\n", spec.key));
     let names: Vec<String> = spec
         .tags
         .iter()
@@ -280,15 +122,59 @@ fn push(registry: &str, repo: &str, dir: &Path, spec: &Spec, pushed: &mut Vec<St
         text(&out.stderr)
     );
     pushed.extend(names);
-    let digest = resolve(registry, repo, &spec.tags[0], None).unwrap();
+    let digest = resolve(registry, repo, &spec.tags[0]).unwrap();
     for tag in &spec.tags[1..] {
         assert_eq!(
-            resolve(registry, repo, tag, None).as_deref(),
+            resolve(registry, repo, tag).as_deref(),
             Some(digest.as_str()),
             "{tag} should share the digest"
         );
     }
     digest
+}
+
+/// Pushes the images of a test to `REGISTRY/REPO`, remembering their names
+/// for [`cleanup`].
+struct Pusher<'a> {
+    registry: &'a str,
+    repo: &'a str,
+    dir: &'a Path,
+    pushed: Vec<String>,
+}
+
+impl Pusher<'_> {
+    /// A single-platform image labelled with `flavor`, under `tags`; returns its digest.
+    fn image(&mut self, key: &str, tags: &[&str], created: i64, flavor: &str) -> String {
+        self.push(key, tags, created, flavor, false)
+    }
+
+    /// A multi-platform index (with attestations) labelled with `flavor`, under `tags`.
+    fn index(&mut self, key: &str, tags: &[&str], created: i64, flavor: &str) -> String {
+        self.push(key, tags, created, flavor, true)
+    }
+
+    /// An old image tagged as the cosign `kind` (`sig`, `att`) of `digest`.
+    fn cosign(&mut self, key: &str, digest: &str, kind: &str) -> String {
+        self.image(key, &[&cosign_tag(digest, kind)], OLD, "signature")
+    }
+
+    fn push(
+        &mut self,
+        key: &str,
+        tags: &[&str],
+        created: i64,
+        flavor: &str,
+        multi_platform: bool,
+    ) -> String {
+        let spec = Spec {
+            key,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            created,
+            flavor,
+            multi_platform,
+        };
+        push(self.registry, self.repo, self.dir, &spec, &mut self.pushed)
+    }
 }
 
 /// The tag of a cosign signature (`sig`) or attestation (`att`) of `digest`.
@@ -302,6 +188,7 @@ fn cleanup(registry: &str, repo: &str, pushed: &[String]) {
         let _ = curl(
             "DELETE",
             &format!("http://{registry}/v2/{repo}/manifests/{digest}"),
+            &[],
             None,
         );
     }
@@ -319,74 +206,38 @@ fn prunes_exactly_the_expired_ci_only_images() {
     require_registry(&registry);
     let repo = unique("main");
     let dir = scratch("main");
-    let mut pushed = Vec::new();
     let recent = now() - 3600;
-    let s = |t: &str| t.to_string();
-    let mut push_one =
-        |key: &str, tags: Vec<String>, created: i64, flavor: &str, multi_platform: bool| {
-            push(
-                &registry,
-                &repo,
-                &dir,
-                &Spec {
-                    key,
-                    tags,
-                    created,
-                    flavor,
-                    multi_platform,
-                },
-                &mut pushed,
-            )
-        };
+    let mut images = Pusher {
+        registry: &registry,
+        repo: &repo,
+        dir: dir.path(),
+        pushed: Vec::new(),
+    };
 
     // chainguard: a recent image (two tags), an expired one and an expired multi-platform index.
-    let recent_chainguard = push_one(
+    let recent_chainguard = images.image(
         "b",
-        vec![s("ci-chainguard"), s("ci-chainguard-bbbbbbb")],
+        &["ci-chainguard", "ci-chainguard-bbbbbbb"],
         recent,
         "ci",
-        false,
     );
-    let expired = push_one("a", vec![s("ci-chainguard-aaaaaaa")], OLD, "ci", false);
-    let expired_index = push_one("g", vec![s("ci-chainguard-pr7")], OLDER, "ci", true);
+    let expired = images.image("a", &["ci-chainguard-aaaaaaa"], OLD, "ci");
+    let expired_index = images.index("g", &["ci-chainguard-pr7"], OLDER, "ci");
     // distroless: two expired images; --keep 1 keeps the newer.
-    let expired_distroless = push_one("c", vec![s("ci-distroless-pr12")], OLD, "ci", false);
-    let kept_by_rank = push_one("d", vec![s("ci-distroless-pr13")], LESS_OLD, "ci", false);
+    let expired_distroless = images.image("c", &["ci-distroless-pr12"], OLD, "ci");
+    let kept_by_rank = images.image("d", &["ci-distroless-pr13"], LESS_OLD, "ci");
     // ubi9: an expired CI image that a production tag shares, and a ci-only image labelled production.
-    let shared = push_one(
-        "e",
-        vec![s("ci-ubi9-ccccccc"), s("1.0.0-ubi9")],
-        OLD,
-        "ci",
-        false,
-    );
-    let labelled = push_one("f", vec![s("ci-ubi9-ddddddd")], OLD, "production", false);
+    let shared = images.image("e", &["ci-ubi9-ccccccc", "1.0.0-ubi9"], OLD, "ci");
+    let labelled = images.image("f", &["ci-ubi9-ddddddd"], OLD, "production");
     // Production: an old multi-platform index with two tags and its signature.
-    let production = push_one("p", vec![s("1.0.0"), s("latest")], OLD, "production", true);
-    let production_sig = push_one(
-        "psig",
-        vec![cosign_tag(&production, "sig")],
-        OLD,
-        "signature",
-        false,
-    );
+    let production = images.index("p", &["1.0.0", "latest"], OLD, "production");
+    let production_sig = images.cosign("psig", &production, "sig");
     // A tag that looks like CI but is not of a CI shape: never touched.
-    let odd = push_one("h", vec![s("ci-ubi9-experiment")], OLD, "ci", false);
+    let odd = images.image("h", &["ci-ubi9-experiment"], OLD, "ci");
     // The expired image's own cosign tags: deleted with it.
-    let expired_sig = push_one(
-        "asig",
-        vec![cosign_tag(&expired, "sig")],
-        OLD,
-        "signature",
-        false,
-    );
-    let expired_att = push_one(
-        "aatt",
-        vec![cosign_tag(&expired, "att")],
-        OLD,
-        "signature",
-        false,
-    );
+    let expired_sig = images.cosign("asig", &expired, "sig");
+    let expired_att = images.cosign("aatt", &expired, "att");
+    let pushed = images.pushed;
 
     let reference = format!("{registry}/{repo}");
     let before = tag_map(&registry, &repo);
@@ -535,6 +386,7 @@ fn prunes_exactly_the_expired_ci_only_images() {
         "{out}"
     );
     let after = tag_map(&registry, &repo);
+    let s = |t: &str| t.to_string();
     let gone: BTreeSet<String> = [
         s("ci-chainguard-aaaaaaa"),
         s("ci-chainguard-pr7"),
@@ -560,7 +412,7 @@ fn prunes_exactly_the_expired_ci_only_images() {
         &expired_att,
     ] {
         assert_eq!(
-            resolve(&registry, &repo, digest, None),
+            resolve(&registry, &repo, digest),
             None,
             "{digest} should be deleted"
         );
@@ -568,14 +420,11 @@ fn prunes_exactly_the_expired_ci_only_images() {
     for (tag, digest) in &before {
         if !gone.contains(tag) {
             assert_eq!(
-                resolve(&registry, &repo, tag, None).as_ref(),
+                resolve(&registry, &repo, tag).as_ref(),
                 Some(digest),
                 "{tag} must still resolve to {digest}"
             );
-            assert_eq!(
-                resolve(&registry, &repo, digest, None).as_ref(),
-                Some(digest)
-            );
+            assert_eq!(resolve(&registry, &repo, digest).as_ref(), Some(digest));
         }
     }
     for tag in ["1.0.0", "latest", "1.0.0-ubi9"] {
@@ -585,16 +434,14 @@ fn prunes_exactly_the_expired_ci_only_images() {
     let (status, _, body) = curl(
         "GET",
         &format!("http://{registry}/v2/{repo}/manifests/1.0.0"),
+        &[],
         None,
     );
     assert_eq!(status, 200);
     let index: serde_json::Value = serde_json::from_str(&body).unwrap();
     for child in index["manifests"].as_array().unwrap() {
         let child = child["digest"].as_str().unwrap();
-        assert_eq!(
-            resolve(&registry, &repo, child, None).as_deref(),
-            Some(child)
-        );
+        assert_eq!(resolve(&registry, &repo, child).as_deref(), Some(child));
     }
 
     // Running again finds nothing more to delete.
@@ -671,24 +518,24 @@ struct AuthRegistry {
     child: Child,
     addr: String,
     /// Dropped after `child` is killed (fields drop after `Drop::drop`).
-    _dir: Scratch,
+    _dir: TempDir,
 }
 
 impl AuthRegistry {
     fn start() -> AuthRegistry {
         let dir = scratch("authreg");
         let addr = format!("127.0.0.1:{}", free_port());
-        std::fs::write(dir.join("htpasswd"), format!("{HTPASSWD}\n")).unwrap();
+        std::fs::write(dir.path().join("htpasswd"), format!("{HTPASSWD}\n")).unwrap();
         let config = format!(
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: false\n\
              http:\n  addr: {addr}\nauth:\n  htpasswd:\n    realm: xtask-test\n    path: {}\n",
-            dir.join("data").display(),
-            dir.join("htpasswd").display()
+            dir.path().join("data").display(),
+            dir.path().join("htpasswd").display()
         );
-        std::fs::write(dir.join("config.yml"), config).unwrap();
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
         let child = Command::new("docker-registry")
             .arg("serve")
-            .arg(dir.join("config.yml"))
+            .arg(dir.path().join("config.yml"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -758,7 +605,7 @@ fn basic_auth_from_docker_config_and_a_registry_that_refuses_deletion() {
         flavor: "ci",
         multi_platform: false,
     };
-    let digest = push(&registry, &repo, &dir, &spec, &mut pushed);
+    let digest = push(&registry, &repo, dir.path(), &spec, &mut pushed);
     let copy = Command::new("skopeo")
         .args([
             "copy",
@@ -779,7 +626,7 @@ fn basic_auth_from_docker_config_and_a_registry_that_refuses_deletion() {
     );
     let user = format!("alice:{SECRET}");
     assert_eq!(
-        resolve(&auth.addr, &repo, "ci-chainguard-pr1", Some(&user)).as_deref(),
+        resolve_as(&auth.addr, &repo, "ci-chainguard-pr1", Some(&user)).as_deref(),
         Some(digest.as_str())
     );
 
@@ -796,11 +643,11 @@ fn basic_auth_from_docker_config_and_a_registry_that_refuses_deletion() {
     let host = &auth.addr;
 
     // No credentials at all, and a wrong password in auths.
-    assert_credentials_refused(&dir, host, &repo, &dry);
+    assert_credentials_refused(dir.path(), host, &repo, &dry);
 
     // The right password in auths (base64 user:password).
     let good = docker_config(
-        &dir.join("good"),
+        &dir.path().join("good"),
         &serde_json::json!({ "auths": { format!("http://{host}"): { "auth": BASIC_GOOD } } }),
     );
     let out = succeeded(&xtask(&dry, &[("DOCKER_CONFIG", &good)]));
@@ -810,7 +657,7 @@ fn basic_auth_from_docker_config_and_a_registry_that_refuses_deletion() {
     );
 
     // The same password from a credential helper named by credsStore.
-    let bin = dir.join("bin");
+    let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let helper = bin.join("docker-credential-xtasktest");
     std::fs::write(
@@ -828,7 +675,7 @@ fn basic_auth_from_docker_config_and_a_registry_that_refuses_deletion() {
         .status()
         .unwrap();
     let store = docker_config(
-        &dir.join("store"),
+        &dir.path().join("store"),
         &serde_json::json!({ "credsStore": "xtasktest" }),
     );
     let path = format!(
@@ -851,7 +698,7 @@ fn basic_auth_from_docker_config_and_a_registry_that_refuses_deletion() {
     );
     assert!(err.contains("enable storage.delete.enabled"), "{err}");
     assert_eq!(
-        resolve(&auth.addr, &repo, "ci-chainguard-pr1", Some(&user)).as_deref(),
+        resolve_as(&auth.addr, &repo, "ci-chainguard-pr1", Some(&user)).as_deref(),
         Some(digest.as_str())
     );
 
@@ -1037,7 +884,7 @@ fn bearer_token_flow_with_credentials_and_tag_pagination() {
     ];
 
     let good = docker_config(
-        &dir.join("good"),
+        &dir.path().join("good"),
         &serde_json::json!({ "auths": { &host: { "auth": BASIC_GOOD } } }),
     );
     let out = xtask(&args, &[("DOCKER_CONFIG", &good)]);
@@ -1075,5 +922,5 @@ fn bearer_token_flow_with_credentials_and_tag_pagination() {
     );
     assert!(!text(&out.stderr).contains(SECRET) && !stdout.contains(SECRET));
 
-    assert_credentials_refused(&dir, &host, name, &args);
+    assert_credentials_refused(dir.path(), &host, name, &args);
 }

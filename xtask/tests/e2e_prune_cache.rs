@@ -11,209 +11,42 @@
 //! sleeps and `--older-than` of a few seconds.
 //!
 //! This test fails (it never skips) when the stack is missing: run
-//! `.ci/setup-stack` first. It is standalone on purpose (no `mod support`).
+//! `.ci/setup-stack` first.
+
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::Value;
 
-const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
-     application/vnd.oci.image.manifest.v1+json, \
-     application/vnd.docker.distribution.manifest.list.v2+json, \
-     application/vnd.docker.distribution.manifest.v2+json";
-
-/// The stack's registry (XTASK_TEST_REGISTRY, default 127.0.0.1:5000).
-fn registry() -> String {
-    std::env::var("XTASK_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_string())
-}
-
-/// Fails the test (never skips it) when the test stack's registry is not there.
-fn require_registry(registry: &str) {
-    let out = Command::new("curl")
-        .args(["-sS", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}"])
-        .arg(format!("http://{registry}/v2/"))
-        .output();
-    let ok = matches!(&out, Ok(o) if o.status.success() && o.stdout == b"200");
-    assert!(
-        ok,
-        "the test registry {registry} is not reachable ({}): run `.ci/setup-stack` to start the test stack (or set XTASK_TEST_REGISTRY)",
-        match &out {
-            Ok(o) => format!(
-                "{} {}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr).trim()
-            ),
-            Err(e) => e.to_string(),
-        }
-    );
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).to_string()
-}
+use support::e2e::{
+    curl, one_line_error, prune_ci_images, registry, require_registry, resolve, succeeded, tag_map,
+    text, tiny_context, unique_label, MANIFEST_TYPES,
+};
+use support::TempDir;
 
 fn unique(label: &str) -> String {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    format!(
-        "xtask-e2e-prune-cache-{label}-{}-{}-{}",
-        std::process::id(),
-        since.as_secs(),
-        since.subsec_nanos()
-    )
+    unique_label(&format!("prune-cache-{label}"))
 }
 
-/// A temporary directory, removed when dropped (also when the test fails).
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn scratch(label: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(unique(label));
-    std::fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
-}
-
-/// `xtask prune-ci-images ARGS...`, started in the project root with the
-/// caller's environment minus what would make it act as CI.
+/// `xtask prune-ci-images ARGS...`.
 fn xtask(args: &[&str]) -> Output {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    command.current_dir(root).arg("prune-ci-images").args(args);
-    for var in [
-        "CI",
-        "GITHUB_ACTIONS",
-        "GITHUB_REF",
-        "GITHUB_OUTPUT",
-        "GITHUB_STEP_SUMMARY",
-        "IMAGE_REGISTRY",
-        "IMAGE_NAME",
-        "XTASK_CONTEXT",
-        "XTASK_PARSE_ONLY",
-    ] {
-        command.env_remove(var);
-    }
-    command.stdin(Stdio::null()).output().unwrap()
+    prune_ci_images(args, &[])
 }
 
-#[track_caller]
-fn succeeded(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed:\n{}\n{}",
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
-
-/// Asserts a failed run that printed exactly one line, `error: ...`, and returns it.
-#[track_caller]
-fn one_line_error(output: &Output) -> String {
-    let stderr = text(&output.stderr);
-    assert!(
-        !output.status.success(),
-        "expected a failure; stdout: {} stderr: {stderr}",
-        text(&output.stdout)
-    );
-    assert_eq!(stderr.lines().count(), 1, "one line expected: {stderr}");
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    assert!(output.stdout.is_empty(), "{}", text(&output.stdout));
-    stderr.trim_end().to_string()
-}
-
-/// curl against the registry: (status, headers lowercased, body).
-fn curl(
-    method: &str,
-    url: &str,
-    extra: &[&str],
-    body: Option<&[u8]>,
-) -> (u16, BTreeMap<String, String>, String) {
-    let mut command = Command::new("curl");
-    command.args(["-sS", "-m", "30", "-D", "-", "-H"]);
-    command.arg(format!("Accept: {MANIFEST_TYPES}"));
-    match method {
-        "HEAD" => command.arg("-I"),
-        other => command.args(["-X", other]),
-    };
-    command.args(extra);
-    if body.is_some() {
-        command.args(["--data-binary", "@-"]);
-    }
-    let mut child = command
-        .arg(url)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        if let Some(body) = body {
-            stdin.write_all(body).unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "curl {method} {url} failed: {}",
-        text(&out.stderr)
-    );
-    let raw = text(&out.stdout);
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    (status, headers, body.to_string())
-}
-
-/// The digest a tag or digest resolves to (HEAD manifest), from the registry API.
-fn resolve(registry: &str, repo: &str, reference: &str) -> Option<String> {
-    let url = format!("http://{registry}/v2/{repo}/manifests/{reference}");
-    let (status, headers, _) = curl("HEAD", &url, &[], None);
-    match status {
-        200 => Some(headers.get("docker-content-digest").cloned().unwrap()),
-        404 => None,
-        other => panic!("HEAD {reference} in {registry}/{repo} answered {other}"),
-    }
-}
-
-/// Every tag of a repository and its digest (GET tags/list, then HEAD each).
-fn tag_map(registry: &str, repo: &str) -> BTreeMap<String, String> {
-    let url = format!("http://{registry}/v2/{repo}/tags/list");
-    let (status, _, body) = curl("GET", &url, &[], None);
-    assert_eq!(status, 200, "tags/list of {repo}: {body}");
-    let list: Value = serde_json::from_str(&body).unwrap();
-    let tags: Vec<String> = list["tags"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|t| t.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    tags.into_iter()
-        .map(|tag| {
-            let digest = resolve(registry, repo, &tag).unwrap();
-            (tag, digest)
-        })
-        .collect()
+/// `xtask prune-ci-images --registry REFERENCE --cache --older-than AGE MORE...`.
+fn prune_caches(reference: &str, older_than: &str, more: &[&str]) -> Output {
+    let args = [
+        "--registry",
+        reference,
+        "--cache",
+        "--older-than",
+        older_than,
+    ];
+    xtask(&[&args[..], more].concat())
 }
 
 /// Exports a real BuildKit registry cache of a tiny unique build to
@@ -221,18 +54,11 @@ fn tag_map(registry: &str, repo: &str) -> BTreeMap<String, String> {
 /// digest. Retries on a registry 500 (distribution 2.8 can answer
 /// "invalid checksum digest format" when a tag is read while being written).
 fn export_cache(registry: &str, cache_repo: &str, dir: &Path, tag: &str) -> String {
-    let context = dir.join(tag);
-    std::fs::create_dir_all(&context).unwrap();
-    std::fs::write(
-        context.join("payload"),
-        format!("{cache_repo} {tag} {}\n", unique("payload")),
-    )
-    .unwrap();
-    std::fs::write(
-        context.join("Dockerfile"),
-        "FROM scratch\nCOPY payload /payload\n",
-    )
-    .unwrap();
+    let context = tiny_context(
+        dir,
+        tag,
+        &format!("{cache_repo} {tag} {}\n", unique("payload")),
+    );
     let cache_to = format!(
         "type=registry,ref={registry}/{cache_repo}:{tag},mode=max,image-manifest=true,oci-mediatypes=true"
     );
@@ -290,14 +116,7 @@ fn retag(registry: &str, repo: &str, from: &str, to: &str) {
 /// Pushes a tiny image to `REGISTRY/REPO` under `tags` (the image repository,
 /// which the cache pass must never touch).
 fn push_image(registry: &str, repo: &str, dir: &Path, tags: &[&str]) -> Vec<String> {
-    let context = dir.join("image");
-    std::fs::create_dir_all(&context).unwrap();
-    std::fs::write(context.join("payload"), format!("{repo} image\n")).unwrap();
-    std::fs::write(
-        context.join("Dockerfile"),
-        "FROM scratch\nCOPY payload /payload\n",
-    )
-    .unwrap();
+    let context = tiny_context(dir, "image", &format!("{repo} image\n"));
     let names: Vec<String> = tags
         .iter()
         .map(|t| format!("{registry}/{repo}:{t}"))
@@ -404,7 +223,7 @@ fn prunes_closed_and_expired_pull_request_caches_never_main() {
     require_registry(&registry);
     let repo = unique("repo");
     let cache_repo = format!("{repo}-buildcache");
-    let dir = scratch("ctx");
+    let dir = TempDir::new(&unique("ctx"));
     let reference = format!("{registry}/{repo}");
 
     // The image repository holds tags shaped like cache refs and ci- images:
@@ -414,16 +233,16 @@ fn prunes_closed_and_expired_pull_request_caches_never_main() {
         repos: vec![cache_repo.clone(), repo.clone()],
         images: Vec::new(),
     };
-    cleanup.images = push_image(&registry, &repo, &dir.0, &["a-pr-2", "ci-a-pr2"]);
+    cleanup.images = push_image(&registry, &repo, dir.path(), &["a-pr-2", "ci-a-pr2"]);
     let image_tags = tag_map(&registry, &repo);
     assert_eq!(image_tags.len(), 2, "{image_tags:?}");
 
     // Real BuildKit caches, one push at a time.
-    let main = export_cache(&registry, &cache_repo, &dir.0, "a-main");
-    let pr1 = export_cache(&registry, &cache_repo, &dir.0, "a-pr-1");
-    let pr2 = export_cache(&registry, &cache_repo, &dir.0, "a-pr-2");
-    let pr3 = export_cache(&registry, &cache_repo, &dir.0, "a-pr-3");
-    let branch = export_cache(&registry, &cache_repo, &dir.0, "a-branch-feature-x");
+    let main = export_cache(&registry, &cache_repo, dir.path(), "a-main");
+    let pr1 = export_cache(&registry, &cache_repo, dir.path(), "a-pr-1");
+    let pr2 = export_cache(&registry, &cache_repo, dir.path(), "a-pr-2");
+    let pr3 = export_cache(&registry, &cache_repo, dir.path(), "a-pr-3");
+    let branch = export_cache(&registry, &cache_repo, dir.path(), "a-branch-feature-x");
     // A closed pull request's cache ref on main's very manifest: never deleted.
     retag(&registry, &cache_repo, "a-main", "a-pr-4");
     let before = tag_map(&registry, &cache_repo);
@@ -587,15 +406,8 @@ fn prunes_closed_and_expired_pull_request_caches_never_main() {
     //    old pull request and branch cache goes, open or not; the fresh one
     //    (pull request 5, open) and main stay.
     std::thread::sleep(Duration::from_secs(6));
-    let pr5 = export_cache(&registry, &cache_repo, &dir.0, "a-pr-5");
-    let out = succeeded(&xtask(&[
-        "--registry",
-        &reference,
-        "--cache",
-        "--older-than",
-        "5s",
-        "--dry-run",
-    ]));
+    let pr5 = export_cache(&registry, &cache_repo, dir.path(), "a-pr-5");
+    let out = succeeded(&prune_caches(&reference, "5s", &["--dry-run"]));
     for (digest, tag) in [
         (&pr1, "a-pr-1"),
         (&pr3, "a-pr-3"),
@@ -619,16 +431,7 @@ fn prunes_closed_and_expired_pull_request_caches_never_main() {
     };
     assert_eq!(tag_map(&registry, &cache_repo), with_pr5);
 
-    let out = xtask(&[
-        "--registry",
-        &reference,
-        "--cache",
-        "--older-than",
-        "5s",
-        "--open-prs",
-        "1,3,5",
-        "--json",
-    ]);
+    let out = prune_caches(&reference, "5s", &["--open-prs", "1,3,5", "--json"]);
     let json: Value = serde_json::from_str(&succeeded(&out)).unwrap();
     assert_eq!(json["dry_run"], false);
     assert_eq!(
@@ -654,15 +457,7 @@ fn prunes_closed_and_expired_pull_request_caches_never_main() {
     // 3. No pull request open and everything expired: every pull request
     //    cache goes, but main (and the ref on main's manifest) stays.
     std::thread::sleep(Duration::from_secs(2));
-    let out = succeeded(&xtask(&[
-        "--registry",
-        &reference,
-        "--cache",
-        "--older-than",
-        "1s",
-        "--open-prs",
-        "none",
-    ]));
+    let out = succeeded(&prune_caches(&reference, "1s", &["--open-prs", "none"]));
     assert!(
         line_starting(&out, &format!("deleted {pr5} [a-pr-5]: ")).starts_with(&format!(
             "deleted {pr5} [a-pr-5]: pull request 5 is not open (not in --open-prs); "
@@ -704,15 +499,7 @@ fn prunes_closed_and_expired_pull_request_caches_never_main() {
     }
 
     // Running again finds nothing to delete; the image repository was never touched.
-    let out = succeeded(&xtask(&[
-        "--registry",
-        &reference,
-        "--cache",
-        "--older-than",
-        "1s",
-        "--open-prs",
-        "none",
-    ]));
+    let out = succeeded(&prune_caches(&reference, "1s", &["--open-prs", "none"]));
     assert_eq!(
         out.lines().last(),
         Some("deleted 0 cache refs (0 manifests), kept 2 cache refs (1 manifest)"),

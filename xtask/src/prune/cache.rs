@@ -2,19 +2,21 @@
 //! tags are pull request and branch caches, how old a cache is, the
 //! selection (a pure function of the inventory and the policy) and the run.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::inventory::{collect_caches, recheck};
-use super::select::{decision, keep_children_of_kept_indexes, Policy};
+use super::inventory::collect_caches;
+use super::select::{decision, facts_of, keep_children_of_kept_indexes, tags_by_digest};
 use super::time::{format_age, now_seconds, parse_rfc3339};
-use super::{deletion_failed, describe, plural, Decision, ImageFacts, Inventory, PruneArgs};
+use super::{
+    plural, prune, refuse_ghcr, split_registry, Decision, ImageFacts, Inventory, Pass, PruneArgs,
+    Report,
+};
 use crate::cache::REGISTRY_CACHE_SUFFIX;
 use crate::context::DEFAULT_BRANCH;
-use crate::distribution::{self, Client};
 
 /// The config media type of a BuildKit registry cache manifest.
 const CACHE_CONFIG_TYPE: &str = "application/vnd.buildkit.cacheconfig.v0";
@@ -214,20 +216,15 @@ pub struct CachePolicy {
     pub now: i64,
 }
 
-/// The decisions about a cache repository, one per digest.
+/// What the JSON of the cache pass says of its policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CacheSelection {
-    /// The cache repository, REGISTRY/NAME-buildcache.
-    pub repository: String,
-    pub older_than: String,
+pub struct OpenPrs {
     /// The pull requests given as open; `null` without --open-prs.
     pub open_prs: Option<Vec<u64>>,
-    pub dry_run: bool,
-    pub delete: Vec<Decision>,
-    pub keep: Vec<Decision>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
 }
+
+/// The decisions about a cache repository (REGISTRY/NAME-buildcache).
+pub type CacheSelection = Report<OpenPrs>;
 
 /// `3 cache refs (2 manifests)`
 fn cache_count(decisions: &[&Decision]) -> String {
@@ -254,24 +251,14 @@ fn per_tag(reasons: &[(&str, String)], several: bool) -> String {
 
 /// The selection of caches: a pure function of the inventory and the policy.
 pub fn select_caches(inventory: &Inventory, policy: &CachePolicy) -> CacheSelection {
-    let mut tags_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for record in &inventory.tags {
-        tags_of
-            .entry(record.digest.as_str())
-            .or_default()
-            .push(record.tag.as_str());
-    }
+    let mut tags_of = tags_by_digest(inventory);
+    // Sorted and deduplicated here only: the image pass keeps the registry's order.
     for tags in tags_of.values_mut() {
         tags.sort_unstable();
         tags.dedup();
     }
     let limit = i64::try_from(policy.older_than_seconds).unwrap_or(i64::MAX);
     let limit_text = format_age(limit);
-    let decision_policy = Policy {
-        older_than_seconds: policy.older_than_seconds,
-        keep: 0,
-        now: policy.now,
-    };
     let mut delete = Vec::new();
     let mut keep = Vec::new();
     for (digest, tags) in &tags_of {
@@ -284,14 +271,7 @@ pub fn select_caches(inventory: &Inventory, policy: &CachePolicy) -> CacheSelect
             .into_iter()
             .collect();
         let all_tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
-        let facts = inventory
-            .images
-            .get(*digest)
-            .cloned()
-            .unwrap_or_else(|| ImageFacts {
-                unknown_because: Some("its manifest was not read".into()),
-                ..ImageFacts::default()
-            });
+        let facts = facts_of(inventory, digest, "its manifest was not read");
         let (candidates, protected): (Vec<_>, Vec<_>) =
             classified.iter().partition(|(_, kind)| kind.is_candidate());
         let mut decide = |doomed: bool, reason: String| {
@@ -300,7 +280,7 @@ pub fn select_caches(inventory: &Inventory, policy: &CachePolicy) -> CacheSelect
                 all_tags.clone(),
                 variants.clone(),
                 &facts,
-                &decision_policy,
+                policy.now,
                 reason,
             );
             if doomed {
@@ -388,24 +368,18 @@ pub fn select_caches(inventory: &Inventory, policy: &CachePolicy) -> CacheSelect
     keep_children_of_kept_indexes(inventory, &tags_of, &mut delete, &mut keep);
     delete.sort_by(|a, b| a.digest.cmp(&b.digest));
     keep.sort_by(|a, b| a.digest.cmp(&b.digest));
-    CacheSelection {
-        repository: String::new(),
-        older_than: limit_text,
+    let open_prs = OpenPrs {
         open_prs: policy
             .open_prs
             .as_ref()
             .map(|open| open.iter().copied().collect()),
-        dry_run: true,
-        delete,
-        keep,
-        notes: Vec::new(),
-    }
+    };
+    Report::new(limit_text, open_prs, delete, keep, Vec::new())
 }
 
 pub(super) fn run_cache(args: &PruneArgs, older_than_seconds: u64) -> Result<()> {
     let open_prs = args.open_prs.as_deref().map(parse_open_prs).transpose()?;
-    let (host, name) = distribution::split_repository(&args.registry)
-        .map_err(|err| anyhow::anyhow!("malformed --registry: {err}"))?;
+    let (host, name) = split_registry(&args.registry)?;
     if name.ends_with(REGISTRY_CACHE_SUFFIX) {
         bail!(
             "--registry {} names a cache repository: with --cache give the image repository REG/NAME, \
@@ -413,9 +387,7 @@ pub(super) fn run_cache(args: &PruneArgs, older_than_seconds: u64) -> Result<()>
             args.registry
         );
     }
-    if distribution::is_ghcr(&host) {
-        bail!("{}", distribution::GHCR_UNSUPPORTED);
-    }
+    refuse_ghcr(&host)?;
     let policy = CachePolicy {
         older_than_seconds,
         open_prs,
@@ -423,115 +395,42 @@ pub(super) fn run_cache(args: &PruneArgs, older_than_seconds: u64) -> Result<()>
     };
     let cache_name = format!("{name}{REGISTRY_CACHE_SUFFIX}");
     let repository = format!("{host}/{cache_name}");
-    let mut client = Client::new(&host);
-    let inventory = collect_caches(&mut client, &cache_name).with_context(|| {
-        format!(
-            "cannot read the cache repository {repository} (--cache prunes REG/NAME{REGISTRY_CACHE_SUFFIX}, \
-             where builds with --cache registry write)"
-        )
-    })?;
-    let mut selection = select_caches(&inventory, &policy);
-    selection.repository = repository.clone();
-    selection.older_than = args.older_than.clone();
-    selection.dry_run = args.dry_run;
-    let log = |line: String| {
-        if args.json {
-            eprintln!("{line}")
-        } else {
-            println!("{line}")
-        }
-    };
-    fn all(list: &[Decision]) -> Vec<&Decision> {
-        list.iter().collect()
+    prune(
+        args,
+        &host,
+        &cache_name,
+        |client| {
+            collect_caches(client, &cache_name).with_context(|| {
+                format!(
+                    "cannot read the cache repository {repository} (--cache prunes REG/NAME{REGISTRY_CACHE_SUFFIX}, \
+                     where builds with --cache registry write)"
+                )
+            })
+        },
+        |inventory| select_caches(inventory, &policy),
+    )
+}
+
+impl Pass for OpenPrs {
+    const UNITS: &'static str = "cache manifests";
+    const HEADER_WHEN_DELETING: bool = true;
+
+    fn header(selection: &CacheSelection) -> String {
+        cache_header(selection)
     }
 
-    if args.dry_run {
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&selection)?);
-        } else {
-            log(cache_header(&selection));
-            for decision in &selection.delete {
-                log(format!(
-                    "would delete {}: {}",
-                    describe(decision),
-                    decision.reason
-                ));
-            }
-            for decision in &selection.keep {
-                log(format!("keep {}: {}", describe(decision), decision.reason));
-            }
-            log(format!(
-                "dry run: would delete {}, keep {}; nothing was deleted",
-                cache_count(&all(&selection.delete)),
-                cache_count(&all(&selection.keep))
-            ));
-        }
-        return Ok(());
+    fn delete_count(selection: &CacheSelection) -> String {
+        cache_count(&selection.delete.iter().collect::<Vec<_>>())
     }
 
-    if !selection.delete.is_empty() {
-        recheck(
-            &mut client,
-            &cache_name,
-            &inventory.tags,
-            &mut selection.delete,
-            &mut selection.keep,
-            &mut selection.notes,
-        )?;
+    fn keep_count(selection: &CacheSelection) -> String {
+        cache_count(&selection.keep.iter().collect::<Vec<_>>())
     }
-    if !args.json {
-        log(cache_header(&selection));
-    }
-    for decision in &selection.keep {
-        log(format!("kept {}: {}", describe(decision), decision.reason));
-    }
-    for note in &selection.notes {
-        log(format!("note: {note}"));
-    }
-    let mut deleted: Vec<&Decision> = Vec::new();
-    let mut already_gone = 0;
-    let total = selection.delete.len();
-    for decision in &selection.delete {
-        match client.delete_manifest(&cache_name, &decision.digest) {
-            Ok(true) => {}
-            Ok(false) => already_gone += 1,
-            Err(err) => {
-                let what = format!("deleting {} from {repository}", decision.digest);
-                return Err(deletion_failed(
-                    err,
-                    what,
-                    &deleted,
-                    total,
-                    "cache manifests",
-                ));
-            }
-        }
-        deleted.push(decision);
-        log(format!(
-            "deleted {}: {}",
-            describe(decision),
-            decision.reason
-        ));
-    }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&selection)?);
-    }
-    let gone = if already_gone > 0 {
-        format!(" ({already_gone} of them were already gone)")
-    } else {
-        String::new()
-    };
-    log(format!(
-        "deleted {}{gone}, kept {}",
-        cache_count(&deleted),
-        cache_count(&all(&selection.keep))
-    ));
-    Ok(())
 }
 
 /// What a cache run looks for, in one line.
 fn cache_header(selection: &CacheSelection) -> String {
-    let closed = match &selection.open_prs {
+    let closed = match &selection.policy.open_prs {
         None => String::new(),
         Some(open) if open.is_empty() => {
             "caches of pull requests not open (none is open), and ".to_string()
@@ -554,7 +453,9 @@ fn cache_header(selection: &CacheSelection) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prune::fixtures::{digest, inventory, tag, DAY, NOW};
+    use crate::prune::fixtures::{
+        deleted as cache_deleted, digest, inventory, reason_of as cache_reason, tag, DAY, NOW,
+    };
     use crate::prune::TagRecord;
 
     fn cache_policy(older_than_seconds: u64, open: Option<&[u64]>) -> CachePolicy {
@@ -599,19 +500,6 @@ mod tests {
 
     fn cache_aged(seconds_old: i64) -> ImageFacts {
         cache_facts(&cache_manifest(&[Some(seconds_old)]))
-    }
-
-    fn cache_reason(s: &CacheSelection, n: u8) -> String {
-        s.keep
-            .iter()
-            .chain(&s.delete)
-            .find(|d| d.digest == digest(n))
-            .map(|d| d.reason.clone())
-            .unwrap_or_default()
-    }
-
-    fn cache_deleted(s: &CacheSelection) -> Vec<String> {
-        s.delete.iter().map(|d| d.digest.clone()).collect()
     }
 
     #[test]
@@ -813,7 +701,7 @@ mod tests {
         assert_eq!(cache_reason(&s, 3), "7d old, older than 7d");
         assert_eq!(cache_reason(&s, 2), "younger than 7d (1d old)");
         assert_eq!(cache_reason(&s, 4), "younger than 7d (6d23h old)");
-        assert_eq!(s.open_prs, None);
+        assert_eq!(s.policy.open_prs, None);
         let d1 = s.delete.iter().find(|d| d.digest == digest(1)).unwrap();
         assert_eq!(d1.variants, vec!["a"]);
         assert_eq!(d1.age.as_deref(), Some("8d"));
@@ -856,7 +744,7 @@ mod tests {
             "pull request 1 is open; younger than 7d (1m old)"
         );
         assert_eq!(cache_reason(&s, 4), "younger than 7d (1m old)");
-        assert_eq!(s.open_prs, Some(vec![1, 3]));
+        assert_eq!(s.policy.open_prs, Some(vec![1, 3]));
         // --open-prs none: every pull request is closed.
         let s = select_caches(&inv, &cache_policy(7 * DAY as u64, Some(&[])));
         assert_eq!(

@@ -18,19 +18,7 @@ const ATTESTATION_TYPE: &str = "vnd.docker.reference.type";
 /// Reads the repository: every tag's manifest, every index's children, and
 /// the configs of every image a ci- tag points to.
 pub(super) fn collect(client: &mut Client, name: &str) -> Result<Inventory> {
-    let mut inventory = Inventory::default();
-    let mut manifests: BTreeMap<String, Manifest> = BTreeMap::new();
-    for tag in client.list_tags(name)? {
-        // A tag deleted since the listing is simply not there any more.
-        let Some(manifest) = client.get_manifest(name, &tag)? else {
-            continue;
-        };
-        inventory.tags.push(TagRecord {
-            tag,
-            digest: manifest.digest.clone(),
-        });
-        manifests.entry(manifest.digest.clone()).or_insert(manifest);
-    }
+    let (mut inventory, manifests) = collect_tags(client, name)?;
     for (digest, manifest) in &manifests {
         if manifest.is_index() {
             inventory
@@ -52,6 +40,28 @@ pub(super) fn collect(client: &mut Client, name: &str) -> Result<Inventory> {
         inventory.images.insert(digest.to_string(), facts);
     }
     Ok(inventory)
+}
+
+/// Every tag and the manifest it points to (each manifest once, by digest):
+/// an inventory with only its tags, for each pass to complete.
+fn collect_tags(
+    client: &mut Client,
+    name: &str,
+) -> Result<(Inventory, BTreeMap<String, Manifest>)> {
+    let mut inventory = Inventory::default();
+    let mut manifests: BTreeMap<String, Manifest> = BTreeMap::new();
+    for tag in client.list_tags(name)? {
+        // A tag deleted since the listing is simply not there any more.
+        let Some(manifest) = client.get_manifest(name, &tag)? else {
+            continue;
+        };
+        inventory.tags.push(TagRecord {
+            tag,
+            digest: manifest.digest.clone(),
+        });
+        manifests.entry(manifest.digest.clone()).or_insert(manifest);
+    }
+    Ok((inventory, manifests))
 }
 
 /// The digests an index references; without attestation manifests if asked.
@@ -212,19 +222,7 @@ pub(super) fn recheck(
 /// Reads the cache repository: every tag's manifest (which carries the
 /// layers' `buildkit/createdat`, so no blob is fetched) and every index's children.
 pub(super) fn collect_caches(client: &mut Client, name: &str) -> Result<Inventory> {
-    let mut inventory = Inventory::default();
-    let mut manifests: BTreeMap<String, Manifest> = BTreeMap::new();
-    for tag in client.list_tags(name)? {
-        // A tag deleted since the listing is simply not there any more.
-        let Some(manifest) = client.get_manifest(name, &tag)? else {
-            continue;
-        };
-        inventory.tags.push(TagRecord {
-            tag,
-            digest: manifest.digest.clone(),
-        });
-        manifests.entry(manifest.digest.clone()).or_insert(manifest);
-    }
+    let (mut inventory, manifests) = collect_tags(client, name)?;
     for (digest, manifest) in &manifests {
         let facts = match manifest.json() {
             Ok(json) => {

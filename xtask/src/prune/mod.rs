@@ -55,7 +55,7 @@ use crate::distribution::{self, Client};
 
 use self::cache::run_cache;
 use self::inventory::{collect, recheck};
-use self::select::{select, Policy, Selection};
+use self::select::{select, Policy};
 use self::time::{now_seconds, parse_duration, parse_keep};
 
 const FLAVOR_LABEL: &str = "dev.beacon.image.flavor";
@@ -163,20 +163,109 @@ pub fn run(args: PruneArgs) -> Result<()> {
         bail!("--open-prs applies only to registry caches: add --cache to prune REG/NAME{REGISTRY_CACHE_SUFFIX}, or drop --open-prs");
     }
     let keep = parse_keep(&args.keep)?;
-    let (host, name) = distribution::split_repository(&args.registry)
-        .map_err(|err| anyhow::anyhow!("malformed --registry: {err}"))?;
-    if distribution::is_ghcr(&host) {
-        bail!("{}", distribution::GHCR_UNSUPPORTED);
-    }
+    let (host, name) = split_registry(&args.registry)?;
+    refuse_ghcr(&host)?;
     let policy = Policy {
         older_than_seconds,
         keep,
         now: now_seconds()?,
     };
-    let mut client = Client::new(&host);
+    prune(
+        &args,
+        &host,
+        &name,
+        |client| collect(client, &name),
+        |inventory| select(inventory, &policy),
+    )
+}
+
+/// `--registry REG/NAME` as (REG, NAME).
+fn split_registry(registry: &str) -> Result<(String, String)> {
+    distribution::split_repository(registry)
+        .map_err(|err| anyhow::anyhow!("malformed --registry: {err}"))
+}
+
+/// Each pass calls this itself, right after [`split_registry`], rather than
+/// [`split_registry`] calling it: the cache pass refuses a cache repository
+/// name in between, and that order decides which error a user sees first.
+fn refuse_ghcr(host: &str) -> Result<()> {
+    if distribution::is_ghcr(host) {
+        bail!("{}", distribution::GHCR_UNSUPPORTED);
+    }
+    Ok(())
+}
+
+/// The decisions of a pass about a repository, one per digest: what the
+/// run prints, re-checks and deletes, and its JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report<P> {
+    pub repository: String,
+    pub older_than: String,
+    /// What differs between the passes: their policy as the JSON states it
+    /// (`keep_newest`, `open_prs`), in this place among the fields.
+    #[serde(flatten)]
+    pub policy: P,
+    pub dry_run: bool,
+    pub delete: Vec<Decision>,
+    pub keep: Vec<Decision>,
+    /// Things worth knowing that are not decisions (e.g. a cosign tag left alone).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl<P> Report<P> {
+    /// A report of a dry run; the run fills in the repository and the
+    /// flags it was given.
+    fn new(
+        older_than: String,
+        policy: P,
+        delete: Vec<Decision>,
+        keep: Vec<Decision>,
+        notes: Vec<String>,
+    ) -> Report<P> {
+        Report {
+            repository: String::new(),
+            older_than,
+            policy,
+            dry_run: true,
+            delete,
+            keep,
+            notes,
+        }
+    }
+}
+
+/// What differs between the image pass and the cache pass once the
+/// selection is made, besides the policy in their JSON: how a report is
+/// headed and counted.
+pub(super) trait Pass: Serialize + Sized {
+    /// What one deleted decision is, in the error of a failed deletion.
+    const UNITS: &'static str;
+    /// Whether a run that deletes prints the header first. The cache pass
+    /// does; the image pass never has, and its output stays as it was.
+    const HEADER_WHEN_DELETING: bool;
+    /// What the run looks for, in one line.
+    fn header(report: &Report<Self>) -> String;
+    /// What `delete` amounts to, e.g. `3 images (4 tags)` or `3 cache refs (2 manifests)`.
+    fn delete_count(report: &Report<Self>) -> String;
+    /// What `keep` amounts to.
+    fn keep_count(report: &Report<Self>) -> String;
+}
+
+/// The run of both passes once their arguments are checked: read the
+/// repository `REG/NAME`, select, print; without `--dry-run`, re-check,
+/// delete and sum up.
+fn prune<P: Pass>(
+    args: &PruneArgs,
+    host: &str,
+    name: &str,
+    collect: impl FnOnce(&mut Client) -> Result<Inventory>,
+    select: impl FnOnce(&Inventory) -> Report<P>,
+) -> Result<()> {
+    let mut client = Client::new(host);
     let repository = format!("{host}/{name}");
-    let inventory = collect(&mut client, &name)?;
-    let mut selection = select(&inventory, &policy);
+    let inventory = collect(&mut client)?;
+    let mut selection = select(&inventory);
     selection.repository = repository.clone();
     selection.older_than = args.older_than.clone();
     selection.dry_run = args.dry_run;
@@ -192,11 +281,11 @@ pub fn run(args: PruneArgs) -> Result<()> {
         if args.json {
             println!("{}", serde_json::to_string_pretty(&selection)?);
         } else {
-            print_selection(&selection, "would delete", "keep", &log);
+            print_selection(&selection, &log);
             log(format!(
                 "dry run: would delete {}, keep {}; nothing was deleted",
-                selection.deletion_summary(),
-                selection.keep.len()
+                P::delete_count(&selection),
+                P::keep_count(&selection)
             ));
         }
         return Ok(());
@@ -205,12 +294,15 @@ pub fn run(args: PruneArgs) -> Result<()> {
     if !selection.delete.is_empty() {
         recheck(
             &mut client,
-            &name,
+            name,
             &inventory.tags,
             &mut selection.delete,
             &mut selection.keep,
             &mut selection.notes,
         )?;
+    }
+    if P::HEADER_WHEN_DELETING && !args.json {
+        log(P::header(&selection));
     }
     for decision in &selection.keep {
         log(format!("kept {}: {}", describe(decision), decision.reason));
@@ -222,12 +314,12 @@ pub fn run(args: PruneArgs) -> Result<()> {
     let mut already_gone = 0;
     let total = selection.delete.len();
     for decision in &selection.delete {
-        match client.delete_manifest(&name, &decision.digest) {
+        match client.delete_manifest(name, &decision.digest) {
             Ok(true) => {}
             Ok(false) => already_gone += 1,
             Err(err) => {
                 let what = format!("deleting {} from {repository}", decision.digest);
-                return Err(deletion_failed(err, what, &deleted, total, "images"));
+                return Err(deletion_failed(err, what, &deleted, total, P::UNITS));
             }
         }
         deleted.push(decision);
@@ -236,10 +328,11 @@ pub fn run(args: PruneArgs) -> Result<()> {
             describe(decision),
             decision.reason
         ));
+        // Only ci- images have cosign tags; a cache decision has none.
         for cosign in &decision.cosign_tags {
-            if let Err(err) = client.delete_manifest(&name, &cosign.digest) {
+            if let Err(err) = client.delete_manifest(name, &cosign.digest) {
                 let what = format!("deleting cosign tag {} of {}", cosign.tag, decision.digest);
-                return Err(deletion_failed(err, what, &deleted, total, "images"));
+                return Err(deletion_failed(err, what, &deleted, total, P::UNITS));
             }
             log(format!(
                 "deleted cosign tag {} ({}) of {}",
@@ -255,10 +348,11 @@ pub fn run(args: PruneArgs) -> Result<()> {
     } else {
         String::new()
     };
+    // Every decision of `delete` was deleted by now (a failure returned above).
     log(format!(
         "deleted {}{gone}, kept {}",
-        selection.deletion_summary(),
-        selection.keep.len()
+        P::delete_count(&selection),
+        P::keep_count(&selection)
     ));
     Ok(())
 }
@@ -287,35 +381,28 @@ fn describe(decision: &Decision) -> String {
     format!("{} [{}]", decision.digest, decision.tags.join(", "))
 }
 
-fn print_selection(
-    selection: &Selection,
-    delete_verb: &str,
-    keep_verb: &str,
-    log: &dyn Fn(String),
-) {
-    log(format!(
-        "{}: ci- images older than {} beyond the newest {} per variant",
-        selection.repository, selection.older_than, selection.keep_newest
-    ));
-    for decision in &selection.delete {
-        log(format!(
-            "{delete_verb} {}: {}",
-            describe(decision),
-            decision.reason
-        ));
-        for cosign in &decision.cosign_tags {
+/// The dry run's report.
+fn print_selection<P: Pass>(selection: &Report<P>, log: &dyn Fn(String)) {
+    log(P::header(selection));
+    // Only a ci- image to delete has cosign tags (a kept one and a cache
+    // never do), so one loop prints both lists.
+    for (verb, decisions) in [
+        ("would delete", &selection.delete),
+        ("keep", &selection.keep),
+    ] {
+        for decision in decisions {
             log(format!(
-                "{delete_verb} cosign tag {} ({}) of {}",
-                cosign.tag, cosign.digest, decision.digest
+                "{verb} {}: {}",
+                describe(decision),
+                decision.reason
             ));
+            for cosign in &decision.cosign_tags {
+                log(format!(
+                    "{verb} cosign tag {} ({}) of {}",
+                    cosign.tag, cosign.digest, decision.digest
+                ));
+            }
         }
-    }
-    for decision in &selection.keep {
-        log(format!(
-            "{keep_verb} {}: {}",
-            describe(decision),
-            decision.reason
-        ));
     }
     for note in &selection.notes {
         log(format!("note: {note}"));
@@ -327,7 +414,7 @@ fn print_selection(
 mod fixtures {
     use std::collections::BTreeMap;
 
-    use super::{ImageFacts, Inventory, TagRecord};
+    use super::{ImageFacts, Inventory, Report, TagRecord};
 
     pub const DAY: i64 = 86_400;
     pub const NOW: i64 = 1_800_000_000;
@@ -349,5 +436,20 @@ mod fixtures {
             images: images.into_iter().map(|(n, f)| (digest(n), f)).collect(),
             children: BTreeMap::new(),
         }
+    }
+
+    /// The digests a selection deletes.
+    pub fn deleted<P>(s: &Report<P>) -> Vec<String> {
+        s.delete.iter().map(|d| d.digest.clone()).collect()
+    }
+
+    /// The reason of the decision about `digest(n)` (empty: there is none).
+    pub fn reason_of<P>(s: &Report<P>, n: u8) -> String {
+        s.keep
+            .iter()
+            .chain(&s.delete)
+            .find(|d| d.digest == digest(n))
+            .map(|d| d.reason.clone())
+            .unwrap_or_default()
     }
 }

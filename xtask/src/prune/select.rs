@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::time::format_age;
-use super::{plural, CosignTag, Decision, ImageFacts, Inventory, FLAVOR_LABEL};
+use super::{plural, CosignTag, Decision, ImageFacts, Inventory, Pass, Report, FLAVOR_LABEL};
 use crate::names;
 
 /// The retention policy.
@@ -75,18 +75,14 @@ pub fn classify(tag: &str) -> TagKind {
     }
 }
 
+/// What the JSON of the image pass says of its policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Selection {
-    pub repository: String,
-    pub older_than: String,
+pub struct KeepNewest {
     pub keep_newest: usize,
-    pub dry_run: bool,
-    pub delete: Vec<Decision>,
-    pub keep: Vec<Decision>,
-    /// Things worth knowing that are not decisions (e.g. a cosign tag left alone).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
 }
+
+/// The decisions about the ci- images of a repository.
+pub type Selection = Report<KeepNewest>;
 
 impl Selection {
     fn deleted_tag_count(&self) -> usize {
@@ -97,7 +93,7 @@ impl Selection {
         self.delete.iter().map(|d| d.cosign_tags.len()).sum()
     }
 
-    /// `3 images (4 tags) and 1 cosign tag`
+    /// `3 images (4 tags) and 1 cosign tag of them`
     pub(super) fn deletion_summary(&self) -> String {
         let images = self.delete.len();
         let mut text = format!(
@@ -117,15 +113,29 @@ impl Selection {
     }
 }
 
+impl Pass for KeepNewest {
+    const UNITS: &'static str = "images";
+    const HEADER_WHEN_DELETING: bool = false;
+
+    fn header(selection: &Selection) -> String {
+        format!(
+            "{}: ci- images older than {} beyond the newest {} per variant",
+            selection.repository, selection.older_than, selection.policy.keep_newest
+        )
+    }
+
+    fn delete_count(selection: &Selection) -> String {
+        selection.deletion_summary()
+    }
+
+    fn keep_count(selection: &Selection) -> String {
+        selection.keep.len().to_string()
+    }
+}
+
 /// The selection: a pure function of the inventory and the policy.
 pub fn select(inventory: &Inventory, policy: &Policy) -> Selection {
-    let mut tags_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for record in &inventory.tags {
-        tags_of
-            .entry(record.digest.as_str())
-            .or_default()
-            .push(record.tag.as_str());
-    }
+    let tags_of = tags_by_digest(inventory);
 
     struct Candidate<'a> {
         digest: &'a str,
@@ -152,14 +162,7 @@ pub fn select(inventory: &Inventory, policy: &Policy) -> Selection {
             continue;
         }
         ci_tags.sort();
-        let facts = inventory
-            .images
-            .get(*digest)
-            .cloned()
-            .unwrap_or_else(|| ImageFacts {
-                unknown_because: Some("its manifest and config were not read".into()),
-                ..ImageFacts::default()
-            });
+        let facts = facts_of(inventory, digest, "its manifest and config were not read");
         let variants: Vec<String> = variants.into_iter().collect();
         let refuse = if !others.is_empty() {
             others.sort();
@@ -182,7 +185,9 @@ pub fn select(inventory: &Inventory, policy: &Policy) -> Selection {
             None
         };
         match refuse {
-            Some(reason) => keep.push(decision(digest, ci_tags, variants, &facts, policy, reason)),
+            Some(reason) => keep.push(decision(
+                digest, ci_tags, variants, &facts, policy.now, reason,
+            )),
             None => candidates.push(Candidate {
                 digest,
                 ci_tags,
@@ -260,14 +265,16 @@ pub fn select(inventory: &Inventory, policy: &Policy) -> Selection {
                 ranks_text.join(", "),
                 policy.keep
             );
-            delete.push(decision(digest, ci_tags, variants, &facts, policy, reason));
+            delete.push(decision(
+                digest, ci_tags, variants, &facts, policy.now, reason,
+            ));
         } else {
             keep.push(decision(
                 digest,
                 ci_tags,
                 variants,
                 &facts,
-                policy,
+                policy.now,
                 reasons.join("; "),
             ));
         }
@@ -331,15 +338,15 @@ pub fn select(inventory: &Inventory, policy: &Policy) -> Selection {
 
     delete.sort_by(|a, b| a.digest.cmp(&b.digest));
     keep.sort_by(|a, b| a.digest.cmp(&b.digest));
-    Selection {
-        repository: String::new(),
-        older_than: format_age(limit),
-        keep_newest: policy.keep,
-        dry_run: true,
+    Report::new(
+        format_age(limit),
+        KeepNewest {
+            keep_newest: policy.keep,
+        },
         delete,
         keep,
         notes,
-    }
+    )
 }
 
 /// Never delete a manifest that an index we keep references: moves such
@@ -381,12 +388,38 @@ pub(super) fn keep_children_of_kept_indexes(
     }
 }
 
+/// The tags of every tagged digest, in the order the registry listed them.
+pub(super) fn tags_by_digest(inventory: &Inventory) -> BTreeMap<&str, Vec<&str>> {
+    let mut tags_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for record in &inventory.tags {
+        tags_of
+            .entry(record.digest.as_str())
+            .or_default()
+            .push(record.tag.as_str());
+    }
+    tags_of
+}
+
+/// What the inventory knows of a digest; unknown, for the reason given, if
+/// it was not read.
+pub(super) fn facts_of(inventory: &Inventory, digest: &str, unread: &str) -> ImageFacts {
+    inventory
+        .images
+        .get(digest)
+        .cloned()
+        .unwrap_or_else(|| ImageFacts {
+            unknown_because: Some(unread.into()),
+            ..ImageFacts::default()
+        })
+}
+
+/// A decision about `digest`, with its creation time and its age at `now`.
 pub(super) fn decision(
     digest: &str,
     tags: Vec<String>,
     variants: Vec<String>,
     facts: &ImageFacts,
-    policy: &Policy,
+    now: i64,
     reason: String,
 ) -> Decision {
     Decision {
@@ -397,7 +430,7 @@ pub(super) fn decision(
         age: facts
             .created
             .as_ref()
-            .map(|(_, t)| format_age(policy.now.saturating_sub(*t))),
+            .map(|(_, t)| format_age(now.saturating_sub(*t))),
         reason,
         cosign_tags: Vec::new(),
     }
@@ -406,7 +439,7 @@ pub(super) fn decision(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prune::fixtures::{digest, inventory, tag, DAY, NOW};
+    use crate::prune::fixtures::{deleted, digest, inventory, reason_of, tag, DAY, NOW};
 
     fn policy(days: u64, keep: usize) -> Policy {
         Policy {
@@ -421,19 +454,6 @@ mod tests {
             created: Some((format!("{days_old} days ago"), NOW - days_old * DAY)),
             ..ImageFacts::default()
         }
-    }
-
-    fn deleted(s: &Selection) -> Vec<String> {
-        s.delete.iter().map(|d| d.digest.clone()).collect()
-    }
-
-    fn reason_of(s: &Selection, n: u8) -> String {
-        s.keep
-            .iter()
-            .chain(&s.delete)
-            .find(|d| d.digest == digest(n))
-            .map(|d| d.reason.clone())
-            .unwrap_or_default()
     }
 
     #[test]

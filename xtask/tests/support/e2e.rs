@@ -1,5 +1,5 @@
 //! Helpers of the end-to-end tests (e2e_images.rs, e2e_compile.rs,
-//! e2e_prune.rs): the real xtask binary against the real stack of
+//! e2e_prune.rs, e2e_prune_cache.rs): the real xtask binary against the real stack of
 //! `.ci/setup-stack` (Docker engine with buildx, the OCI registry on
 //! 127.0.0.1, cosign), never shims. Missing pieces fail the tests, they never
 //! skip them.
@@ -8,12 +8,13 @@
 //! Every test binary compiles its own copy: each has its own [`engine_lock`]
 //! and its own [`fixture`].
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -408,4 +409,195 @@ pub fn cosign_keys(dir: &Path, password: &str) -> (PathBuf, PathBuf) {
             .env("COSIGN_PASSWORD", password));
     }
     (prefix.with_extension("key"), prefix.with_extension("pub"))
+}
+
+/// `xtask-e2e-LABEL-PID-SECONDS-NANOS`: a repository or directory name no
+/// other run has used.
+pub fn unique_label(label: &str) -> String {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "xtask-e2e-{label}-{}-{}-{}",
+        std::process::id(),
+        since.as_secs(),
+        since.subsec_nanos()
+    )
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+/// `xtask prune-ci-images ARGS...` with `env` set.
+pub fn prune_ci_images(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = xtask();
+    command.arg("prune-ci-images").args(args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    run(&mut command)
+}
+
+/// Asserts a run that succeeded; returns its stdout.
+#[track_caller]
+pub fn succeeded(output: &Output) -> String {
+    assert_ok(output);
+    stdout(output)
+}
+
+/// Asserts a failed run (exit 1) that printed exactly one line, `error: ...`,
+/// and nothing on stdout; returns the line.
+#[track_caller]
+pub fn one_line_error(output: &Output) -> String {
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "expected exit 1; stdout: {} stderr: {stderr}",
+        text(&output.stdout)
+    );
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "expected one line on stderr, got: {stderr}"
+    );
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "nothing on stdout expected: {}",
+        text(&output.stdout)
+    );
+    stderr.trim_end().to_string()
+}
+
+/// Fails the test (never skips it) when the test stack's registry is not there.
+pub fn require_registry(registry: &str) {
+    let out = Command::new("curl")
+        .args(["-sS", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://{registry}/v2/"))
+        .output();
+    let ok = matches!(&out, Ok(o) if o.status.success() && o.stdout == b"200");
+    assert!(
+        ok,
+        "the test registry {registry} is not reachable ({}): run `.ci/setup-stack` to start the test stack (or set XTASK_TEST_REGISTRY)",
+        match &out {
+            Ok(o) => format!("{} {}", text(&o.stdout), text(&o.stderr).trim()),
+            Err(e) => e.to_string(),
+        }
+    );
+}
+
+/// curl against a registry, accepting any manifest type, with `extra`
+/// options and `body` sent: (status, headers lowercased, body).
+pub fn curl(
+    method: &str,
+    url: &str,
+    extra: &[&str],
+    body: Option<&[u8]>,
+) -> (u16, BTreeMap<String, String>, String) {
+    let mut command = Command::new("curl");
+    command.args(["-sS", "-m", "30", "-D", "-", "-H"]);
+    command.arg(format!("Accept: {MANIFEST_TYPES}"));
+    match method {
+        "HEAD" => command.arg("-I"),
+        other => command.args(["-X", other]),
+    };
+    command.args(extra);
+    if body.is_some() {
+        command.args(["--data-binary", "@-"]);
+    }
+    let mut child = command
+        .arg(url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(body) = body {
+            stdin.write_all(body).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "curl {method} {url} failed: {}",
+        text(&out.stderr)
+    );
+    let raw = text(&out.stdout);
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+/// The digest a tag or digest resolves to in `REGISTRY/REPO` (HEAD manifest), from the registry API.
+pub fn resolve(registry: &str, repo: &str, reference: &str) -> Option<String> {
+    resolve_as(registry, repo, reference, None)
+}
+
+/// [`resolve`] as `user` (`NAME:PASSWORD`), if given.
+pub fn resolve_as(
+    registry: &str,
+    repo: &str,
+    reference: &str,
+    user: Option<&str>,
+) -> Option<String> {
+    let url = format!("http://{registry}/v2/{repo}/manifests/{reference}");
+    let extra = match user {
+        Some(user) => vec!["-u", user],
+        None => Vec::new(),
+    };
+    let (status, headers, _) = curl("HEAD", &url, &extra, None);
+    match status {
+        200 => Some(headers.get("docker-content-digest").cloned().unwrap()),
+        404 => None,
+        other => panic!("HEAD {reference} in {registry}/{repo} answered {other}"),
+    }
+}
+
+/// Every tag of a repository and its digest (GET tags/list, then HEAD each).
+pub fn tag_map(registry: &str, repo: &str) -> BTreeMap<String, String> {
+    let url = format!("http://{registry}/v2/{repo}/tags/list");
+    let (status, _, body) = curl("GET", &url, &[], None);
+    assert_eq!(status, 200, "tags/list of {repo}: {body}");
+    let list: Value = serde_json::from_str(&body).unwrap();
+    let tags: Vec<String> = list["tags"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.into_iter()
+        .map(|tag| {
+            let digest = resolve(registry, repo, &tag).unwrap();
+            (tag, digest)
+        })
+        .collect()
+}
+
+/// A build context `DIR/KEY` of a tiny `FROM scratch` image whose one file
+/// holds `payload` (which makes it unique); returns its path.
+pub fn tiny_context(dir: &Path, key: &str, payload: &str) -> PathBuf {
+    let context = dir.join(key);
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(context.join("payload"), payload).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nCOPY payload /payload\n",
+    )
+    .unwrap();
+    context
 }
