@@ -92,9 +92,34 @@ pub fn run_plan(plan: &Plan, options: &BuildOptions) -> Result<()> {
 /// A build failure is an error; a failure after it comes back beside the
 /// result, which then says how far each variant got.
 pub fn execute(plan: &Plan) -> Result<(RunResult, Option<anyhow::Error>)> {
+    // A re-run of a publish that failed half-way does not rebuild what the
+    // earlier run already pushed (and signed): it picks up from there.
+    let resumed = if plan.pushes() {
+        resumable(plan)
+    } else {
+        BTreeMap::new()
+    };
+    let mut to_build = plan.clone();
+    to_build
+        .variants
+        .retain(|v| !resumed.contains_key(&v.variant));
+    if !resumed.is_empty() {
+        let names: Vec<&str> = resumed.keys().map(String::as_str).collect();
+        eprintln!(
+            "resuming: {} already pushed by an earlier run of this same plan; not rebuilt",
+            names.join(", ")
+        );
+    }
     let started = Instant::now();
-    let digests = build(plan)?;
+    let mut digests = if to_build.variants.is_empty() {
+        BTreeMap::new()
+    } else {
+        build(&to_build)?
+    };
     let build_seconds = started.elapsed().as_secs_f64();
+    for (variant, published) in &resumed {
+        digests.insert(variant.clone(), published.digest.clone());
+    }
     let mut results: Vec<VariantResult> = plan
         .variants
         .iter()
@@ -110,8 +135,8 @@ pub fn execute(plan: &Plan) -> Result<(RunResult, Option<anyhow::Error>)> {
                 digest,
                 platforms: v.policy.platforms.iter().map(ToString::to_string).collect(),
                 tags: v.policy.tags.clone(),
-                pushed: false,
-                signed: false,
+                pushed: resumed.contains_key(&v.variant),
+                signed: resumed.get(&v.variant).is_some_and(|p| p.signed),
                 tagged: plan.output == Output::Load,
                 platform_digests: BTreeMap::new(),
                 sizes: BTreeMap::new(),
@@ -126,6 +151,9 @@ pub fn execute(plan: &Plan) -> Result<(RunResult, Option<anyhow::Error>)> {
             .and_then(|()| tag_all(plan, &mut results))
             .err();
     }
+    if plan.pushes() {
+        remember(plan, &results, failure.is_none());
+    }
     for result in results.iter_mut() {
         platform_details(plan, result);
     }
@@ -136,6 +164,76 @@ pub fn execute(plan: &Plan) -> Result<(RunResult, Option<anyhow::Error>)> {
         variants: results,
     };
     Ok((result, failure))
+}
+
+/// What an unfinished publish left in the registry, per variant.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+struct Published {
+    digest: String,
+    signed: bool,
+}
+
+/// Kept between runs while a publish is unfinished: which variants of which
+/// plan are pushed and signed. The plan itself is the key, so a different
+/// commit, variant set, tag or option never resumes anything.
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct PublishState {
+    plan: Value,
+    variants: BTreeMap<String, Published>,
+}
+
+fn state_file(plan: &Plan) -> std::path::PathBuf {
+    project::project_root()
+        .join(render::metadata_file(plan).replace("-metadata.json", "-unfinished.json"))
+}
+
+/// The variants an earlier, unfinished run of this exact plan pushed, that
+/// are still in the registry.
+fn resumable(plan: &Plan) -> BTreeMap<String, Published> {
+    let Ok(text) = std::fs::read_to_string(state_file(plan)) else {
+        return BTreeMap::new();
+    };
+    let Ok(state) = serde_json::from_str::<PublishState>(&text) else {
+        return BTreeMap::new();
+    };
+    if serde_json::to_value(plan).ok().as_ref() != Some(&state.plan) {
+        return BTreeMap::new();
+    }
+    state
+        .variants
+        .into_iter()
+        .filter(|(_, published)| {
+            let reference = format!("{}@{}", plan.repository, published.digest);
+            matches!(crate::registry::resolve_digest(&reference), Ok(Some(digest)) if digest == published.digest)
+        })
+        .collect()
+}
+
+/// Records an unfinished publish for the next run, or forgets a finished one.
+fn remember(plan: &Plan, results: &[VariantResult], finished: bool) {
+    let path = state_file(plan);
+    if finished {
+        let _ = std::fs::remove_file(&path);
+        return;
+    }
+    let variants = results
+        .iter()
+        .filter(|r| r.pushed)
+        .map(|r| {
+            (
+                r.variant.clone(),
+                Published {
+                    digest: r.digest.clone(),
+                    signed: r.signed,
+                },
+            )
+        })
+        .collect();
+    if let Ok(plan) = serde_json::to_value(plan) {
+        if let Ok(text) = serde_json::to_string_pretty(&PublishState { plan, variants }) {
+            let _ = std::fs::write(&path, text);
+        }
+    }
 }
 
 /// Per-platform image digests and sizes, for the report. Best effort: a
@@ -342,6 +440,9 @@ pub fn run_one(invocation: &Invocation) -> Result<()> {
 fn push_archives(plan: &Plan, results: &mut [VariantResult]) -> Result<()> {
     let root = project::project_root();
     for index in 0..results.len() {
+        if results[index].pushed {
+            continue; // resumed: an earlier run of this release pushed it
+        }
         let variant = results[index].variant.clone();
         if let Some(invocation) = render::push_archive(plan, &variant) {
             let invocation = invocation.with_digest(&variant, &results[index].digest);
@@ -370,7 +471,7 @@ fn sign_all(plan: &Plan, results: &mut [VariantResult]) -> Result<()> {
         return Ok(());
     }
     let mut failure = None;
-    for result in results.iter_mut() {
+    for result in results.iter_mut().filter(|r| !r.signed) {
         let Some(invocation) = render::sign(plan, &result.variant) else {
             continue;
         };

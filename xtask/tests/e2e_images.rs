@@ -526,7 +526,15 @@ fn failures_move_no_tag_and_a_rerun_completes() {
         .arg(format!("--key={}", rel.key.display()))
         .env("COSIGN_PASSWORD", "correct horse");
     ok(&mut sign);
-    assert_ok(&release(&rel, "refs/tags/v1.3.0", &[], "correct horse"));
+    let rerun = release(&rel, "refs/tags/v1.3.0", &[], "correct horse");
+    assert_ok(&rerun);
+    // It did not rebuild what the failed run had pushed: no bake ran at all.
+    let log = stderr(&rerun);
+    assert!(
+        log.contains("resuming: chainguard, distroless, ubi9 already pushed"),
+        "{log}"
+    );
+    assert!(!log.contains("buildx bake"), "the re-run rebuilt: {log}");
     let after = snapshot(&["1.3.0"]);
     assert!(after.iter().all(Option::is_some));
     assert_ne!(snapshot(&floating), before, "latest and 1 moved to 1.3.0");
@@ -691,6 +699,17 @@ fn a_registry_failing_mid_release_moves_no_tag_and_a_rerun_completes() {
     proxy.heal();
     let again = release();
     assert_ok(&again);
+    // The variant pushed before the registry failed is not built again.
+    let log = stderr(&again);
+    assert!(log.contains("resuming: chainguard already pushed"), "{log}");
+    let bake = log
+        .lines()
+        .find(|l| l.contains("buildx bake"))
+        .unwrap_or_default();
+    assert!(
+        bake.ends_with("distroless ubi9 <<'EOF'"),
+        "only the rest is built: {bake}"
+    );
     let tags = registry_tags(&name);
     for variant in VARIANTS {
         assert!(tags.contains(&format!("2.0.0-{variant}")), "{tags:?}");
