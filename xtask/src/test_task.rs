@@ -3,6 +3,8 @@
 //! registry on 127.0.0.1 (`.ci/setup-stack` installs and starts them on
 //! Debian). They fail, never skip, when the stack is missing.
 
+use std::path::Path;
+
 use anyhow::{bail, Result};
 use clap::Args;
 use xshell::{cmd, Shell};
@@ -21,30 +23,50 @@ pub struct TestArgs {
     pub cargo_args: Vec<String>,
 }
 
-/// The integration test binaries that need the real stack.
-const ENGINE_TESTS: &[&str] = &["e2e_bench", "e2e_compile", "e2e_images", "e2e_prune"];
+/// The integration test files of a crate (`tests/NAME.rs`), by name. Those
+/// named `e2e_*` need the real stack: engine, registry, cosign.
+fn integration_tests(crate_dir: &Path) -> Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(crate_dir.join("tests"))?
+        .filter_map(|entry| {
+            entry
+                .ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".rs")
+                .map(String::from)
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
 
 pub fn run(args: TestArgs) -> Result<()> {
+    let root = project::project_root();
     let sh = Shell::new()?;
-    sh.change_dir(project::project_root());
+    sh.change_dir(&root);
     let extra = &args.cargo_args;
     if args.no_engine {
-        // Every test binary but the end-to-end ones, by name.
-        cmd!(
-            sh,
-            "cargo test --workspace --locked --lib --bins {extra...}"
-        )
-        .run()?;
-        cmd!(sh, "cargo test --locked -p beacon --tests {extra...}").run()?;
-        cmd!(
-            sh,
-            "cargo test --locked -p xtask --test cli --test workflows --test tidy {extra...}"
-        )
-        .run()?;
-        eprintln!(
-            "note: the end-to-end tests ({}) were not run (--no-engine)",
-            ENGINE_TESTS.join(", ")
-        );
+        // Unit tests of both crates, then every integration test binary but
+        // the end-to-end ones, by name.
+        cmd!(sh, "cargo test --workspace --locked --bins {extra...}").run()?;
+        for (package, dir) in [("beacon", "service"), ("xtask", "xtask")] {
+            let (engine, rest): (Vec<String>, Vec<String>) = integration_tests(&root.join(dir))?
+                .into_iter()
+                .partition(|t| t.starts_with("e2e_"));
+            let tests: Vec<String> = rest
+                .iter()
+                .flat_map(|t| ["--test".to_string(), t.clone()])
+                .collect();
+            if !tests.is_empty() {
+                cmd!(sh, "cargo test --locked -p {package} {tests...} {extra...}").run()?;
+            }
+            if !engine.is_empty() {
+                eprintln!(
+                    "note: the end-to-end tests of {package} ({}) were not run (--no-engine)",
+                    engine.join(", ")
+                );
+            }
+        }
         return Ok(());
     }
     let missing: Vec<String> = [
