@@ -324,7 +324,7 @@ fn build(plan: &Plan) -> Result<BTreeMap<String, String>> {
             || log.contains("failed to do request")
         {
             "; a base image could not be pulled: on an offline machine or behind a mirror, override the bases \
-             (--build-arg [VARIANT:]PRODUCTION_BASE=..., CI_BASE=..., BUILDER_IMAGE=...; `cargo xtask stand-ins` makes local ones)"
+             (--build-arg [VARIANT:]PRODUCTION_BASE=..., CI_BASE=..., BUILDER_IMAGE=...), or build CI images on local stand-ins (ci-image --stand-ins)"
         } else {
             ""
         };
