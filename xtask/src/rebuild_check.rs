@@ -185,8 +185,10 @@ pub fn run(args: RebuildCheckArgs) -> Result<()> {
         platform_config
             .pointer("/config/Labels")
             .unwrap_or(&Value::Null),
+        // Keyed by platform for several images, unkeyed for one (as `.Image`).
         provenance
             .pointer(&format!("/{}/SLSA", first.replace('/', "~1")))
+            .or_else(|| provenance.get("SLSA"))
             .unwrap_or(&Value::Null),
     )?;
     let mut notes = Vec::new();

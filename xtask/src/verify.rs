@@ -101,18 +101,7 @@ pub fn run(args: VerifyArgs) -> Result<()> {
         "{{json .Image}}",
     )?));
     let provenance = registry::inspect_format(&by_digest, "{{json .Provenance}}")?;
-    for platform in &listed {
-        let has = provenance
-            .get(platform)
-            .and_then(|p| p.get("SLSA"))
-            .is_some_and(|s| !s.is_null());
-        if !has {
-            reasons.push(format!("no provenance attestation for {platform}"));
-        }
-    }
-    if listed.is_empty() && provenance.get("SLSA").is_none_or(Value::is_null) {
-        reasons.push("no provenance attestation".to_string());
-    }
+    reasons.extend(provenance_problems(&provenance, &listed));
     if let Err(err) = cosign_verify(&args, &by_digest) {
         reasons.push(format!("its signature does not verify ({err})"));
     }
@@ -161,6 +150,32 @@ pub fn image_entries(manifest: &Value) -> Vec<(String, String)> {
                     .to_string(),
             ))
         })
+        .collect()
+}
+
+/// Which platforms lack SLSA provenance. buildx renders one platform's
+/// provenance unkeyed (a single-platform image, or an index with one image)
+/// and several keyed by platform.
+pub fn provenance_problems(provenance: &Value, platforms: &[String]) -> Vec<String> {
+    let has = |value: Option<&Value>| {
+        value
+            .and_then(|p| p.get("SLSA"))
+            .is_some_and(|s| !s.is_null())
+    };
+    if platforms.len() <= 1 && provenance.get("SLSA").is_some() {
+        return if has(Some(provenance)) {
+            Vec::new()
+        } else {
+            vec!["no provenance attestation".to_string()]
+        };
+    }
+    if platforms.is_empty() {
+        return vec!["no provenance attestation".to_string()];
+    }
+    platforms
+        .iter()
+        .filter(|platform| !has(provenance.get(platform.as_str())))
+        .map(|platform| format!("no provenance attestation for {platform}"))
         .collect()
 }
 
@@ -253,6 +268,32 @@ mod tests {
         ]});
         assert_eq!(image_platforms(&index), ["linux/amd64", "linux/arm64"]);
         assert!(image_platforms(&json!({"config": {}})).is_empty());
+    }
+
+    #[test]
+    fn provenance_keyed_by_platform_or_not() {
+        let two = vec!["linux/amd64".to_string(), "linux/arm64".to_string()];
+        let keyed = json!({"linux/amd64": {"SLSA": {"builder": {}}}, "linux/arm64": {"SLSA": {"builder": {}}}});
+        assert!(provenance_problems(&keyed, &two).is_empty());
+        let half = json!({"linux/amd64": {"SLSA": {"builder": {}}}});
+        assert_eq!(
+            provenance_problems(&half, &two),
+            ["no provenance attestation for linux/arm64"]
+        );
+        let one = vec!["linux/amd64".to_string()];
+        assert!(provenance_problems(&json!({"SLSA": {"builder": {}}}), &one).is_empty());
+        assert_eq!(
+            provenance_problems(&Value::Null, &one),
+            ["no provenance attestation for linux/amd64"]
+        );
+        assert_eq!(
+            provenance_problems(&json!({"SLSA": null}), &[]),
+            ["no provenance attestation"]
+        );
+        assert_eq!(
+            provenance_problems(&Value::Null, &[]),
+            ["no provenance attestation"]
+        );
     }
 
     #[test]

@@ -783,3 +783,82 @@ fn ci_image_with_stand_ins_works_offline_and_says_so() {
     assert_eq!(labels["dev.beacon.image.bases"], "stand-ins");
     assert_eq!(labels["dev.beacon.image.flavor"], "ci");
 }
+
+/// The deploy gate also refuses a signed production image that lacks a
+/// platform, and one that carries no provenance.
+#[test]
+fn verify_refuses_a_missing_platform_and_a_missing_provenance() {
+    let fixture = fixture();
+    let _engine = engine_lock();
+    let name = unique_name("verify-gate");
+    let repository = format!("{}/{name}", registry());
+    let (key, public_key) = cosign_keys(&root().join("target/e2e/keys"), "");
+    let rel = Release {
+        repository: repository.clone(),
+        key: key.clone(),
+    };
+
+    // Signed, attested, production, but amd64 only.
+    assert_ok(&release(
+        &rel,
+        "refs/tags/v4.0.0",
+        &["--variant", "ubi9", "--platform", "linux/amd64"],
+        "",
+    ));
+    let out = verify(&format!("{repository}:4.0.0-ubi9"), &public_key);
+    assert!(!out.status.success());
+    let message = stderr(&out);
+    assert!(message.contains("no linux/arm64 image"), "{message}");
+    assert!(
+        !message.contains("signature does not verify") && !message.contains("provenance"),
+        "only the platform is wrong: {message}"
+    );
+
+    // Signed, production-labelled, both platforms, but built without provenance.
+    let context = root().join("target/e2e/no-provenance");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nCOPY Dockerfile /marker\n",
+    )
+    .unwrap();
+    let reference = format!("{repository}:no-provenance");
+    ok(Command::new("docker")
+        .args([
+            "buildx",
+            "build",
+            "--quiet",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--provenance=false",
+            "--sbom=false",
+            "--label",
+            "dev.beacon.image.flavor=production",
+            "--output",
+            &format!("type=image,name={reference},push=true,oci-mediatypes=true"),
+        ])
+        .arg(&context));
+    let digest = registry_digest(&name, "no-provenance").unwrap();
+    ok(Command::new("cosign")
+        .args([
+            "sign",
+            "--yes",
+            "--tlog-upload=false",
+            "--allow-http-registry=true",
+        ])
+        .arg(format!("--key={}", key.display()))
+        .arg(format!("{repository}@{digest}"))
+        .env("COSIGN_PASSWORD", ""));
+    let out = verify(&reference, &public_key);
+    assert!(!out.status.success());
+    let message = stderr(&out);
+    assert!(
+        message.contains("no provenance attestation for linux/amd64")
+            && message.contains("linux/arm64"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("signature does not verify"),
+        "the signature is fine: {message}"
+    );
+}
