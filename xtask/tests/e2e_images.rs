@@ -788,7 +788,7 @@ fn ci_image_with_stand_ins_works_offline_and_says_so() {
 /// platform, and one that carries no provenance.
 #[test]
 fn verify_refuses_a_missing_platform_and_a_missing_provenance() {
-    let fixture = fixture();
+    let _ = fixture();
     let _engine = engine_lock();
     let name = unique_name("verify-gate");
     let repository = format!("{}/{name}", registry());
