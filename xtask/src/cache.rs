@@ -1,14 +1,17 @@
 //! The cache policy: every build reads its own scope and then the default
 //! branch's (so a pull request's first build is warm), and writes only its
-//! own scope, in a mode that follows the path: the default branch writes
-//! `max` (it feeds everyone), pull requests `min` (cheap to export, small),
-//! release tags nothing (the default branch already holds the layers).
+//! own scope, in a mode that follows the path: CI builds of the default
+//! branch write `max` (they feed every pull request), pull requests `min`
+//! (cheap to export, small), and production builds nothing. A production
+//! build compiles with another cargo profile than a CI build, so its layers
+//! would not warm a pull request anyway; it only reads, and a release never
+//! depends on a cache written by anything but the default branch.
 
 use std::path::Path;
 
 use crate::cli::{CacheBackend, CacheMode};
 use crate::context::{BuildRef, DEFAULT_BRANCH};
-use crate::plan::CachePlan;
+use crate::plan::{CachePlan, Flavor};
 
 /// The tag suffix under which registry caches live: `REPO-buildcache:VARIANT-SCOPE`,
 /// a separate repository so image retention never mistakes a cache for an image.
@@ -19,6 +22,8 @@ pub struct CacheInputs<'a> {
     pub backend: CacheBackend,
     pub mode_override: Option<CacheMode>,
     pub build_ref: &'a BuildRef,
+    /// Production builds write no cache by default (see the module comment).
+    pub flavor: Flavor,
     pub github_actions: bool,
     pub repository: &'a str,
     pub variant: &'a str,
@@ -37,12 +42,12 @@ pub fn scope(build_ref: &BuildRef, github_actions: bool) -> Option<String> {
     }
 }
 
-/// The export mode a ref writes with, unless overridden.
-pub fn default_mode(build_ref: &BuildRef) -> CacheMode {
-    match build_ref {
-        BuildRef::PullRequest(_) => CacheMode::Min,
-        BuildRef::Tag(_) => CacheMode::ReadOnly,
-        _ => CacheMode::Max,
+/// The export mode a build writes with, unless overridden.
+pub fn default_mode(build_ref: &BuildRef, flavor: Flavor) -> CacheMode {
+    match (flavor, build_ref) {
+        (Flavor::Production, _) | (_, BuildRef::Tag(_)) => CacheMode::ReadOnly,
+        (Flavor::Ci, BuildRef::PullRequest(_)) => CacheMode::Min,
+        (Flavor::Ci, _) => CacheMode::Max,
     }
 }
 
@@ -50,7 +55,7 @@ pub fn plan(inputs: &CacheInputs<'_>) -> CachePlan {
     let own = scope(inputs.build_ref, inputs.github_actions);
     let mode = inputs
         .mode_override
-        .unwrap_or_else(|| default_mode(inputs.build_ref));
+        .unwrap_or_else(|| default_mode(inputs.build_ref, inputs.flavor));
     let mut read_scopes: Vec<String> = own.iter().cloned().collect();
     if own.as_deref() != Some(DEFAULT_BRANCH) {
         read_scopes.push(DEFAULT_BRANCH.to_string());
@@ -147,6 +152,7 @@ mod tests {
             backend,
             mode_override: mode,
             build_ref,
+            flavor: Flavor::Ci,
             github_actions: true,
             repository: "ghcr.io/acme/beacon",
             variant: "ubi9",
@@ -223,6 +229,31 @@ mod tests {
             plan(&inputs(CacheBackend::None, &pr, None)),
             CachePlan::default()
         );
+    }
+
+    #[test]
+    fn production_builds_read_main_and_write_nothing_unless_told() {
+        for build_ref in [
+            BuildRef::Branch("main".into()),
+            BuildRef::Tag("v1.2.3".into()),
+        ] {
+            let mut release = inputs(CacheBackend::Gha, &build_ref, None);
+            release.flavor = Flavor::Production;
+            let cache = plan(&release);
+            assert!(cache.to.is_empty(), "{build_ref:?}");
+            assert!(
+                cache
+                    .from
+                    .contains(&"type=gha,scope=beacon-ubi9-main".to_string()),
+                "{build_ref:?}"
+            );
+            release.mode_override = Some(CacheMode::Max);
+            assert_eq!(
+                plan(&release).to.is_empty(),
+                matches!(build_ref, BuildRef::Tag(_)),
+                "an override writes the ref's own scope"
+            );
+        }
     }
 
     #[test]

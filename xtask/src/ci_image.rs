@@ -131,6 +131,7 @@ pub fn plan(
                 backend,
                 mode_override: args.build.cache_mode,
                 build_ref: &build_ref,
+                flavor: Flavor::Ci,
                 github_actions: context.ci.github_actions,
                 repository: &repository,
                 variant,

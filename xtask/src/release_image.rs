@@ -428,6 +428,7 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
                 backend,
                 mode_override: args.build.cache_mode,
                 build_ref: &build_ref,
+                flavor: Flavor::Production,
                 github_actions: context.ci.github_actions,
                 repository: &repository,
                 variant,
