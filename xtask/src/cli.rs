@@ -86,7 +86,7 @@ pub struct BuildOptions {
     pub build_args: Vec<String>,
 
     /// Use host-built binaries from DIR (DIR/linux-amd64/beacon, ...) instead of the
-    /// compile stage, so no builder image is needed (see `cargo xtask stand-ins --binaries`).
+    /// compile stage, so no builder image is needed (`cargo xtask stand-ins --binaries-only` builds them).
     #[arg(long, value_name = "DIR")]
     pub binaries: Option<PathBuf>,
 
