@@ -184,12 +184,17 @@ impl Bench {
     }
 
     fn ci_image(&self, context: &Path, extra: &[&str]) -> Result<(f64, String)> {
+        self.ci_image_named(&self.name, context, extra)
+    }
+
+    /// `ci-image` under another image name (and so another registry cache).
+    fn ci_image_named(&self, name: &str, context: &Path, extra: &[&str]) -> Result<(f64, String)> {
         let mut command = self.xtask(context);
         command
             .arg("ci-image")
             .args(self.variant_args())
             .args(&self.build_args)
-            .args(["--registry", &self.registry, "--image-name", &self.name])
+            .args(["--registry", &self.registry, "--image-name", name])
             .args(extra);
         timed(&mut command)
     }
@@ -579,20 +584,8 @@ fn measure(
         with.push(seconds);
         hits.0 += cached_steps(&log);
         bench.cold()?;
-        let mut lonely = bench.xtask(&first_pr);
-        lonely
-            .arg("ci-image")
-            .args(bench.variant_args())
-            .args(&bench.build_args)
-            .args([
-                "--registry",
-                &bench.registry,
-                "--image-name",
-                &format!("{}-nocache{n}", bench.name),
-                "--cache",
-                "registry",
-            ]);
-        let (seconds, log) = timed(&mut lonely)?;
+        let lonely = format!("{}-nocache{n}", bench.name);
+        let (seconds, log) = bench.ci_image_named(&lonely, &first_pr, &["--cache", "registry"])?;
         without.push(seconds);
         hits.1 += cached_steps(&log);
     }

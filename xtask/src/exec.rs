@@ -183,8 +183,7 @@ struct PublishState {
 }
 
 fn state_file(plan: &Plan) -> std::path::PathBuf {
-    project::project_root()
-        .join(render::metadata_file(plan).replace("-metadata.json", "-unfinished.json"))
+    project::project_root().join(render::work_file(plan, "unfinished.json"))
 }
 
 /// The variants an earlier, unfinished run of this exact plan pushed, that

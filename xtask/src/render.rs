@@ -82,11 +82,16 @@ fn shell_quote(word: &str) -> String {
 
 /// Where buildx writes its metadata file (relative to the project root).
 pub fn metadata_file(plan: &Plan) -> String {
+    work_file(plan, "metadata.json")
+}
+
+/// A file of the tool's own under `target/xtask/`, one per command.
+pub fn work_file(plan: &Plan, name: &str) -> String {
     let mode = match plan.mode {
         crate::plan::Mode::Ci => "ci-image",
         crate::plan::Mode::Release => "release-image",
     };
-    format!("target/xtask/{mode}-metadata.json")
+    format!("target/xtask/{mode}-{name}")
 }
 
 /// Where a variant's OCI archive goes when the builder cannot push by digest.
