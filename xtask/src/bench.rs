@@ -8,40 +8,28 @@
 //! one-line change of scenario 2 never touches your tree.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
-use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::context::BuildContext;
-use crate::plan::Requirement;
-use crate::{preflight, project, registry, stand_ins};
+use crate::model::registry;
+use crate::preflight::{self, Requirement};
+use crate::{project, stand_ins};
 
-#[derive(Debug, Clone, Args)]
-pub struct BenchArgs {
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
     /// Repetitions per scenario; medians are reported.
-    #[arg(long, default_value_t = 3)]
     pub repeat: usize,
-
-    /// One repetition of every scenario on one variant, without the xtask cold
-    /// compile: proves the benchmark still works (the test suite runs it).
-    #[arg(long)]
+    /// One repetition of every scenario on one variant, without the xtask cold compile.
     pub smoke: bool,
-
     /// Local registry for the stand-ins, pushes and registry caches.
-    #[arg(long, env = "XTASK_TEST_REGISTRY", default_value = "127.0.0.1:5000")]
     pub registry: String,
-
-    /// Builder image for the compile stage (pinned by digest when resolved);
-    /// `dockerfile` keeps the Dockerfile's own (needs network).
-    #[arg(long, value_name = "IMAGE")]
+    /// Builder image for the compile stage; `dockerfile` keeps the Dockerfile's own.
     pub builder_image: Option<String>,
-
     /// Print the results as JSON.
-    #[arg(long)]
     pub json: bool,
 }
 
@@ -111,12 +99,15 @@ fn ratio(name: &str, value: f64, target: &str, met: bool) -> Ratio {
 }
 
 /// Runs a command, returning (seconds, combined output); fails on a non-zero exit.
-fn timed(command: &mut Command) -> Result<(f64, String)> {
+fn timed(expression: duct::Expression) -> Result<(f64, String)> {
     let started = Instant::now();
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {command:?}"))?;
+    let output = expression
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .with_context(|| format!("cannot run {expression:?}"))?;
     let seconds = started.elapsed().as_secs_f64();
     let text = format!(
         "{}{}",
@@ -126,8 +117,7 @@ fn timed(command: &mut Command) -> Result<(f64, String)> {
     if !output.status.success() {
         let tail: Vec<&str> = text.lines().rev().take(5).collect();
         bail!(
-            "benchmark step failed: {:?}: {}",
-            command.get_args().collect::<Vec<_>>(),
+            "benchmark step failed: {expression:?}: {}",
             tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
         );
     }
@@ -164,16 +154,15 @@ pub fn cached_steps(log: &str) -> usize {
 }
 
 impl Bench {
-    fn xtask(&self, context: &Path) -> Command {
-        let mut command = Command::new(&self.exe);
-        command
-            .current_dir(&self.tree)
+    /// The xtask binary on the scratch checkout, in the given situation.
+    fn xtask(&self, context: &Path, args: Vec<String>) -> duct::Expression {
+        duct::cmd(&self.exe, args)
+            .dir(&self.tree)
             .env("XTASK_PROJECT_ROOT", &self.tree)
             .env("XTASK_CONTEXT", context)
             .env("COSIGN_PASSWORD", "")
             .env_remove("GITHUB_OUTPUT")
-            .env_remove("GITHUB_STEP_SUMMARY");
-        command
+            .env_remove("GITHUB_STEP_SUMMARY")
     }
 
     fn variant_args(&self) -> Vec<String> {
@@ -189,38 +178,37 @@ impl Bench {
 
     /// `ci-image` under another image name (and so another registry cache).
     fn ci_image_named(&self, name: &str, context: &Path, extra: &[&str]) -> Result<(f64, String)> {
-        let mut command = self.xtask(context);
-        command
-            .arg("ci-image")
-            .args(self.variant_args())
-            .args(&self.build_args)
-            .args(["--registry", &self.registry, "--image-name", name])
-            .args(extra);
-        timed(&mut command)
+        let mut args = vec!["ci-image".to_string()];
+        args.extend(self.variant_args());
+        args.extend(self.build_args.iter().cloned());
+        args.extend(["--registry", &self.registry, "--image-name", name].map(String::from));
+        args.extend(extra.iter().map(|a| a.to_string()));
+        timed(self.xtask(context, args))
     }
 
     fn release_image(&self, context: &Path) -> Result<(f64, String)> {
-        let mut command = self.xtask(context);
-        command
-            .arg("release-image")
-            .args(self.variant_args())
-            .args(&self.build_args)
-            .args([
+        let mut args = vec!["release-image".to_string()];
+        args.extend(self.variant_args());
+        args.extend(self.build_args.iter().cloned());
+        args.extend(
+            [
                 "--registry",
                 &self.registry,
                 "--image-name",
                 &self.name,
                 "--sbom-generator",
                 &self.sbom_generator,
-            ])
-            .arg(format!("--key={}", self.key.display()));
-        timed(&mut command)
+            ]
+            .map(String::from),
+        );
+        args.push(format!("--key={}", self.key.display()));
+        timed(self.xtask(context, args))
     }
 
     /// Empties the engine's build cache, cache mounts (the cargo registry and
     /// target dirs of the compile stage) included.
     fn cold(&self) -> Result<()> {
-        timed(Command::new("docker").args(["buildx", "prune", "--all", "--force"]))?;
+        timed(duct::cmd!("docker", "buildx", "prune", "--all", "--force"))?;
         Ok(())
     }
 
@@ -243,7 +231,7 @@ impl Bench {
     }
 }
 
-pub fn run(args: BenchArgs) -> Result<()> {
+pub fn run(args: BenchOptions) -> Result<()> {
     preflight::check_all(&[
         Requirement::Docker,
         Requirement::Buildx,
@@ -257,7 +245,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut notes = Vec::new();
 
     eprintln!("bench: preparing stand-ins, the builder image and a scratch checkout of HEAD");
-    let overrides = stand_ins::build(&stand_ins::StandInsArgs {
+    let overrides = stand_ins::build(&stand_ins::StandInsOptions {
         registry: args.registry.clone(),
         inputs: PathBuf::from(stand_ins::DEFAULT_INPUTS),
         binaries_only: false,
@@ -301,10 +289,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let key_prefix = work.join("cosign");
     if !key_prefix.with_extension("key").exists() {
         timed(
-            Command::new("cosign")
-                .args(["generate-key-pair", "--output-key-prefix"])
-                .arg(&key_prefix)
-                .env("COSIGN_PASSWORD", ""),
+            duct::cmd!(
+                "cosign",
+                "generate-key-pair",
+                "--output-key-prefix",
+                &key_prefix
+            )
+            .env("COSIGN_PASSWORD", ""),
         )?;
     }
     let stamp = std::time::SystemTime::now()
@@ -431,29 +422,36 @@ fn measure(
     let (_, plan_text) = bench.ci_image(&pr, &["--cache", "none", "--dry-run", "--json"])?;
     let plan: Value = serde_json::from_str(plan_text.trim_start_matches(|c| c != '{'))
         .context("unreadable --dry-run --json output")?;
-    let bake = &plan["commands"][0];
+    let bake = plan["commands"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["args"][1] == "bake")
+        .context("--dry-run --json printed no buildx bake")?;
+    // The run directory a dry run names, made real for the hand-run bake.
+    let by_hand_dir = "target/xtask/runs/bench-by-hand";
+    crate::model::files::create_dir_all(&bench.tree.join(by_hand_dir))?;
     let bake_args: Vec<String> = bake["args"]
         .as_array()
         .map(|a| {
             a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
+                .filter_map(|v| v.as_str())
+                .map(|arg| arg.replace("target/xtask/runs/ci-image-<run>", by_hand_dir))
                 .collect()
         })
         .unwrap_or_default();
     let bake_stdin = bake["stdin"].as_str().unwrap_or_default().to_string();
     let by_hand = || -> Result<f64> {
         let started = Instant::now();
-        let mut child = Command::new("docker")
-            .args(&bake_args)
-            .current_dir(&bench.tree)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        if let Some(mut stdin) = child.stdin.take() {
-            std::io::Write::write_all(&mut stdin, bake_stdin.as_bytes())?;
-        }
-        if !child.wait()?.success() {
+        let status = duct::cmd("docker", &bake_args)
+            .dir(&bench.tree)
+            .stdin_bytes(bake_stdin.as_bytes())
+            .stdout_null()
+            .stderr_null()
+            .unchecked()
+            .run()?
+            .status;
+        if !status.success() {
             bail!("the hand-run buildx bake failed");
         }
         Ok(started.elapsed().as_secs_f64())
@@ -515,9 +513,8 @@ fn measure(
             let _ = std::fs::remove_dir_all(&target);
             compile.push(
                 timed(
-                    Command::new("cargo")
-                        .args(["build", "--quiet", "--package", "xtask"])
-                        .current_dir(&bench.tree)
+                    duct::cmd!("cargo", "build", "--quiet", "--package", "xtask")
+                        .dir(&bench.tree)
                         .env("CARGO_TARGET_DIR", &target),
                 )?
                 .0,
@@ -537,7 +534,7 @@ fn measure(
     }
     let mut startup = Vec::new();
     for _ in 0..10 {
-        startup.push(timed(Command::new(&bench.exe).arg("--help"))?.0);
+        startup.push(timed(duct::cmd!(&bench.exe, "--help"))?.0);
     }
     scenarios.push(scenario("5b cargo xtask --help start-up", startup));
 

@@ -1,10 +1,22 @@
-//! The command line: one subcommand per task, each in a file of its own.
+//! The command line, the top layer: every clap type of the crate lives here,
+//! and each subcommand's flags are converted once into the options type of
+//! the task it runs (`ci_image::CiImageOptions`, ...). Nothing below this
+//! module knows clap.
 
 use std::path::PathBuf;
 
-use anyhow::Result;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::str::FromStr;
 
+use anyhow::Result;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand};
+
+use crate::exec::RunOptions;
+use crate::lint::Linter;
+use crate::plan::cache::{CacheBackend, CacheMode};
+use crate::plan::ci::CiRequest;
+use crate::plan::release::{ReleaseRequest, DEFAULT_SBOM_GENERATOR};
+use crate::plan::{BuildOptions, SignMethod, SigningRequest, DEFAULT_PLATFORMS};
 use crate::{
     bench, ci_image, lint, prune, rebuild_check, release_image, sign, stand_ins, test_task, verify,
 };
@@ -23,45 +35,55 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build CI images: one platform, debug tools, loaded locally or pushed to ephemeral ci- tags.
-    CiImage(ci_image::CiImageArgs),
+    CiImage(CiImageArgs),
     /// Build, push, sign and attest multi-platform production images.
-    ReleaseImage(release_image::ReleaseImageArgs),
+    ReleaseImage(ReleaseImageArgs),
     /// Sign pushed digests (completes a release whose signing step failed).
-    Sign(sign::SignArgs),
+    Sign(SignArgs),
     /// Deploy gate: fail unless IMAGE is a signed, attested, multi-platform production image.
-    Verify(verify::VerifyArgs),
+    Verify(VerifyArgs),
     /// Rebuild a published release from its commit and compare the digests, per platform.
-    RebuildCheck(rebuild_check::RebuildCheckArgs),
+    RebuildCheck(RebuildCheckArgs),
     /// Delete expired ci- images (never anything a non-ci tag points to); --cache: closed or expired PR caches.
-    PruneCiImages(prune::PruneArgs),
+    PruneCiImages(PruneArgs),
     /// Build stand-in base images into a local registry, and static host binaries.
-    StandIns(stand_ins::StandInsArgs),
+    StandIns(StandInsArgs),
     /// Measure the split's promises side by side on this machine (see README: Performance).
-    Bench(bench::BenchArgs),
+    Bench(BenchArgs),
     /// Run the linters: clippy, rustfmt, actionlint, zizmor, hadolint, shellcheck.
-    Lint(lint::LintArgs),
+    Lint(LintArgs),
     /// Run the whole test suite (unit, CLI and end-to-end against a real engine).
-    Test(test_task::TestArgs),
+    Test(TestArgs),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::CiImage(args) => ci_image::run(args),
-        Command::ReleaseImage(args) => release_image::run(args),
-        Command::Sign(args) => sign::run(args),
-        Command::Verify(args) => verify::run(args),
-        Command::PruneCiImages(args) => prune::run(args),
-        Command::StandIns(args) => stand_ins::run(args),
-        Command::Lint(args) => lint::run(args),
-        Command::RebuildCheck(args) => rebuild_check::run(args),
-        Command::Bench(args) => bench::run(args),
-        Command::Test(args) => test_task::run(args),
+        Command::CiImage(args) => ci_image::run(args.into_options()),
+        Command::ReleaseImage(args) => release_image::run(args.into_options()),
+        Command::Sign(args) => sign::run(args.into_options()),
+        Command::Verify(args) => verify::run(args.into_options()),
+        Command::PruneCiImages(args) => prune::run(args.into_options()),
+        Command::StandIns(args) => stand_ins::run(args.into_options()),
+        Command::Lint(args) => lint::run(args.into_options()),
+        Command::RebuildCheck(args) => rebuild_check::run(args.into_options()),
+        Command::Bench(args) => bench::run(args.into_options()),
+        Command::Test(args) => test_task::run(args.into_options()),
     }
+}
+
+/// A flag whose value is one of `names`, parsed into the lower layer's own
+/// type (its `FromStr`), so clap lists the possible values in help and errors.
+fn one_of<T>(names: &'static [&'static str]) -> impl TypedValueParser<Value = T>
+where
+    T: FromStr<Err = anyhow::Error> + Clone + Send + Sync + 'static,
+{
+    PossibleValuesParser::new(names)
+        .try_map(|text: String| text.parse::<T>().map_err(|e| e.to_string()))
 }
 
 /// Options shared by `ci-image` and `release-image`.
 #[derive(Debug, Clone, Args)]
-pub struct BuildOptions {
+pub struct BuildArgs {
     /// Variant to build (repeatable); default: every directory under images/.
     #[arg(long = "variant", value_name = "NAME")]
     pub variants: Vec<String>,
@@ -91,11 +113,11 @@ pub struct BuildOptions {
     pub binaries: Option<PathBuf>,
 
     /// Cache backend; default: gha in GitHub Actions, none elsewhere (the engine's own cache still applies).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = one_of::<CacheBackend>(CacheBackend::NAMES))]
     pub cache: Option<CacheBackend>,
 
     /// What the build writes to the cache; default: max on the default branch and locally, min on pull requests.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = one_of::<CacheMode>(CacheMode::NAMES))]
     pub cache_mode: Option<CacheMode>,
 
     /// Directory of the `local` cache backend.
@@ -106,7 +128,7 @@ pub struct BuildOptions {
     #[arg(long)]
     pub no_cache: bool,
 
-    /// Print exactly what would run, and run nothing.
+    /// Print every command that would run (registry lookups included), and run nothing.
     #[arg(long)]
     pub dry_run: bool,
 
@@ -115,22 +137,390 @@ pub struct BuildOptions {
     pub json: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CacheBackend {
-    Gha,
-    Registry,
-    Local,
-    None,
+impl BuildArgs {
+    fn options(&self) -> BuildOptions {
+        BuildOptions {
+            variants: self.variants.clone(),
+            registry: self.registry.clone(),
+            image_name: self.image_name.clone(),
+            build_args: self.build_args.clone(),
+            binaries: self.binaries.clone(),
+            cache: self.cache,
+            cache_mode: self.cache_mode,
+            cache_dir: self.cache_dir.clone(),
+            no_cache: self.no_cache,
+        }
+    }
+
+    fn run_options(&self) -> RunOptions {
+        RunOptions {
+            dry_run: self.dry_run,
+            json: self.json,
+        }
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CacheMode {
-    /// Export every intermediate layer (best hit rate, slowest export).
-    Max,
-    /// Export only the final image's layers.
-    Min,
-    /// Read the cache, write nothing.
-    ReadOnly,
+#[derive(Debug, Clone, Args)]
+pub struct CiImageArgs {
+    #[command(flatten)]
+    pub build: BuildArgs,
+
+    /// Platform to build for; default: this machine's native Linux platform.
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+
+    /// Push to the ephemeral ci- tags instead of loading into the local engine.
+    #[arg(long)]
+    pub push: bool,
+
+    /// Offline machines: first build (or reuse) the stand-ins of `cargo xtask
+    /// stand-ins` in the registry REGISTRY, and build against them and the
+    /// host-built binaries instead of the public bases. CI images only.
+    #[arg(long, value_name = "REGISTRY", num_args = 0..=1, default_missing_value = "127.0.0.1:5000")]
+    pub stand_ins: Option<String>,
+}
+
+impl CiImageArgs {
+    pub fn into_options(self) -> ci_image::CiImageOptions {
+        ci_image::CiImageOptions {
+            request: CiRequest {
+                build: self.build.options(),
+                platform: self.platform,
+                push: self.push,
+                stand_ins: self.stand_ins.is_some(),
+            },
+            stand_ins_registry: self.stand_ins,
+            run: self.build.run_options(),
+        }
+    }
+}
+
+/// How to sign, shared by `release-image` and `sign`.
+#[derive(Debug, Clone, Args)]
+pub struct SigningArgs {
+    /// How to sign: auto = keyless in GitHub Actions (OIDC), else with --key; none opts out.
+    #[arg(long, default_value = "auto", value_parser = one_of::<SignMethod>(SignMethod::NAMES))]
+    pub sign: SignMethod,
+
+    /// Cosign key for key-based signing: a file, env://VAR, or a KMS URI.
+    #[arg(long, env = "COSIGN_KEY", value_name = "KEY")]
+    pub key: Option<String>,
+
+    /// Upload key-based signatures to the public transparency log (keyless always does).
+    #[arg(long)]
+    pub tlog: bool,
+}
+
+impl SigningArgs {
+    fn request(&self) -> SigningRequest {
+        SigningRequest {
+            method: self.sign,
+            key: self.key.clone(),
+            tlog: self.tlog,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReleaseImageArgs {
+    #[command(flatten)]
+    pub build: BuildArgs,
+
+    /// Platforms of each image index.
+    #[arg(long, value_name = "OS/ARCH,...", default_value = DEFAULT_PLATFORMS)]
+    pub platform: String,
+
+    /// The variant that also gets the bare tags (1.2.3, latest, ...); `none` for no bare tags.
+    #[arg(
+        long,
+        env = "DEFAULT_VARIANT",
+        default_value = "chainguard",
+        value_name = "NAME"
+    )]
+    pub default_variant: String,
+
+    /// Overwrite version tags that already exist in the registry.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Release from a ref that is neither main nor a release tag vX.Y.Z.
+    #[arg(long)]
+    pub allow_any_ref: bool,
+
+    #[command(flatten)]
+    pub signing: SigningArgs,
+
+    /// Export OCI archives into DIR and publish nothing: no push, no
+    /// signature, no tag (what `rebuild-check` compares against a release).
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub output_archive: Option<PathBuf>,
+
+    /// SBOM generator image (BuildKit's SBOM scanning protocol), e.g. a mirror of the default.
+    #[arg(long, env = "SBOM_GENERATOR", default_value = DEFAULT_SBOM_GENERATOR, value_name = "IMAGE")]
+    pub sbom_generator: String,
+}
+
+impl ReleaseImageArgs {
+    pub fn into_options(self) -> release_image::ReleaseImageOptions {
+        release_image::ReleaseImageOptions {
+            request: ReleaseRequest {
+                build: self.build.options(),
+                platform: self.platform,
+                default_variant: self.default_variant,
+                force: self.force,
+                allow_any_ref: self.allow_any_ref,
+                signing: self.signing.request(),
+                output_archive: self.output_archive.is_some(),
+                sbom_generator: self.sbom_generator,
+            },
+            archive_dir: self.output_archive,
+            run: self.build.run_options(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SignArgs {
+    /// Images to sign, by digest (REPO@sha256:...), as a failed release prints them.
+    #[arg(required = true, value_name = "IMAGE@DIGEST")]
+    pub images: Vec<String>,
+
+    #[command(flatten)]
+    pub signing: SigningArgs,
+
+    /// Print the cosign commands instead of running them.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl SignArgs {
+    pub fn into_options(self) -> sign::SignOptions {
+        sign::SignOptions {
+            signing: self.signing.request(),
+            images: self.images,
+            dry_run: self.dry_run,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// The image to check (tag or digest).
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+
+    /// Public key the image must be signed with (file, env://VAR or KMS URI).
+    #[arg(long, env = "COSIGN_PUBLIC_KEY", value_name = "KEY")]
+    pub key: Option<String>,
+
+    /// Keyless: the signer identity (regexp), e.g. ^https://github\.com/ORG/REPO/\.github/workflows/build-push\.yml@refs/heads/main$
+    #[arg(long, value_name = "REGEXP")]
+    pub certificate_identity_regexp: Option<String>,
+
+    /// Keyless: the OIDC issuer of the signer.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "https://token.actions.githubusercontent.com"
+    )]
+    pub certificate_oidc_issuer: String,
+
+    /// Platforms the image must provide.
+    #[arg(long, value_name = "OS/ARCH,...", default_value = DEFAULT_PLATFORMS)]
+    pub platform: String,
+
+    /// Key-signed images were signed without the transparency log unless
+    /// released with --tlog; pass --tlog to require a log entry.
+    #[arg(long)]
+    pub tlog: bool,
+}
+
+impl VerifyArgs {
+    pub fn into_options(self) -> verify::VerifyOptions {
+        verify::VerifyOptions {
+            image: self.image,
+            key: self.key,
+            certificate_identity_regexp: self.certificate_identity_regexp,
+            certificate_oidc_issuer: self.certificate_oidc_issuer,
+            platform: self.platform,
+            tlog: self.tlog,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RebuildCheckArgs {
+    /// The published image (tag or digest).
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl RebuildCheckArgs {
+    pub fn into_options(self) -> rebuild_check::RebuildCheckOptions {
+        rebuild_check::RebuildCheckOptions {
+            image: self.image,
+            json: self.json,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PruneArgs {
+    /// The repository to prune, REGISTRY/NAME, e.g. 127.0.0.1:5000/beacon (with --cache: its cache repository REGISTRY/NAME-buildcache).
+    #[arg(long, value_name = "REG/NAME")]
+    pub registry: String,
+
+    /// Delete ci- images (with --cache: pull request and branch caches) older than this: 30m, 12h, 7d, 2w, or combined like 1d12h.
+    #[arg(long, value_name = "DURATION")]
+    pub older_than: String,
+
+    /// Always keep the newest N ci- images of each variant, however old. Does not apply to --cache: caches are not ranked.
+    #[arg(long, value_name = "N", default_value = "1")]
+    pub keep: String,
+
+    /// Prune the registry cache repository REG/NAME-buildcache instead of the ci- images: delete the
+    /// caches of pull requests (<variant>-pr-<N>) and branches (<variant>-branch-<slug>) older than
+    /// --older-than (by their newest layer) and, with --open-prs, those of pull requests that are not open;
+    /// never <variant>-main (the default branch's), <variant>-local or any other tag, nor a digest they point to.
+    #[arg(long)]
+    pub cache: bool,
+
+    /// With --cache: the pull requests still open, comma-separated (e.g. 12,15, or none); the cache of any
+    /// other pull request is deleted whatever its age. Without it only age counts.
+    #[arg(long, value_name = "N,N,...")]
+    pub open_prs: Option<String>,
+
+    /// Print what would be deleted and why, and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the selection (and, without --dry-run, what was deleted) as JSON on stdout; logs go to stderr.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl PruneArgs {
+    pub fn into_options(self) -> prune::PruneOptions {
+        prune::PruneOptions {
+            registry: self.registry,
+            older_than: self.older_than,
+            keep: self.keep,
+            cache: self.cache,
+            open_prs: self.open_prs,
+            dry_run: self.dry_run,
+            json: self.json,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StandInsArgs {
+    /// Registry to push the stand-ins to (a local one: nothing here is for production).
+    #[arg(long, env = "XTASK_TEST_REGISTRY", default_value = "127.0.0.1:5000")]
+    pub registry: String,
+
+    /// Directory with busybox/{amd64,arm64}/busybox and syft/syft (as .ci/setup-stack leaves them).
+    #[arg(long, env = "STAND_IN_INPUTS", default_value = stand_ins::DEFAULT_INPUTS)]
+    pub inputs: PathBuf,
+
+    /// Only build the host binaries.
+    #[arg(long)]
+    pub binaries_only: bool,
+}
+
+impl StandInsArgs {
+    pub fn into_options(self) -> stand_ins::StandInsOptions {
+        stand_ins::StandInsOptions {
+            registry: self.registry,
+            inputs: self.inputs,
+            binaries_only: self.binaries_only,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Repetitions per scenario; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+
+    /// One repetition of every scenario on one variant, without the xtask cold
+    /// compile: proves the benchmark still works (the test suite runs it).
+    #[arg(long)]
+    pub smoke: bool,
+
+    /// Local registry for the stand-ins, pushes and registry caches.
+    #[arg(long, env = "XTASK_TEST_REGISTRY", default_value = "127.0.0.1:5000")]
+    pub registry: String,
+
+    /// Builder image for the compile stage (pinned by digest when resolved);
+    /// `dockerfile` keeps the Dockerfile's own (needs network).
+    #[arg(long, value_name = "IMAGE")]
+    pub builder_image: Option<String>,
+
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl BenchArgs {
+    pub fn into_options(self) -> bench::BenchOptions {
+        bench::BenchOptions {
+            repeat: self.repeat,
+            smoke: self.smoke,
+            registry: self.registry,
+            builder_image: self.builder_image,
+            json: self.json,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LintArgs {
+    /// Run only these linters (repeatable); default: all of them.
+    #[arg(long = "only", value_name = "LINTER", value_parser = one_of::<Linter>(Linter::NAMES))]
+    pub only: Vec<Linter>,
+
+    /// Skip these linters (repeatable).
+    #[arg(long = "skip", value_name = "LINTER", value_parser = one_of::<Linter>(Linter::NAMES))]
+    pub skip: Vec<Linter>,
+
+    /// First install the pinned external linters from PyPI into target/lint-tools
+    /// (a Python virtual environment; needs python3 with venv). CI does this.
+    #[arg(long)]
+    pub install: bool,
+}
+
+impl LintArgs {
+    pub fn into_options(self) -> lint::LintOptions {
+        lint::LintOptions {
+            only: self.only,
+            skip: self.skip,
+            install: self.install,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TestArgs {
+    /// Run only the tests that need no engine (unit, CLI, workflow and tidy tests).
+    #[arg(long)]
+    pub no_engine: bool,
+
+    /// Extra arguments for `cargo test` (after --), e.g. a test name filter.
+    #[arg(last = true)]
+    pub cargo_args: Vec<String>,
+}
+
+impl TestArgs {
+    pub fn into_options(self) -> test_task::TestOptions {
+        test_task::TestOptions {
+            no_engine: self.no_engine,
+            cargo_args: self.cargo_args,
+        }
+    }
 }

@@ -9,7 +9,8 @@ use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 use xshell::{cmd, Shell};
 
-use crate::names::Platform;
+use crate::model::names::Platform;
+use crate::model::version::Version;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildContext {
@@ -63,16 +64,14 @@ pub enum BuildRef {
     Detached,
 }
 
-pub const DEFAULT_BRANCH: &str = "main";
-
 impl BuildContext {
     pub fn short_revision(&self) -> String {
         self.git.revision.chars().take(7).collect()
     }
 
     /// In GitHub Actions the event's ref wins (a tag push checks out a
-    /// detached HEAD); elsewhere the checkout says: a release tag on HEAD,
-    /// else the branch.
+    /// detached HEAD); elsewhere the checkout says: the highest release tag
+    /// on HEAD, else the branch.
     pub fn build_ref(&self) -> BuildRef {
         if let Some(git_ref) = &self.ci.git_ref {
             if let Some(tag) = git_ref.strip_prefix("refs/tags/") {
@@ -87,13 +86,14 @@ impl BuildContext {
                 return BuildRef::Branch(branch.to_string());
             }
         }
-        if let Some(tag) = self
+        if let Some(version) = self
             .git
             .tags_at_head
             .iter()
-            .find(|t| crate::release_image::parse_release_tag(t).is_some())
+            .filter_map(|t| Version::from_git_tag(t))
+            .max()
         {
-            return BuildRef::Tag(tag.clone());
+            return BuildRef::Tag(version.git_tag());
         }
         match &self.git.branch {
             Some(branch) => BuildRef::Branch(branch.clone()),
@@ -181,12 +181,18 @@ impl GitState {
                 .filter(|l| !l.is_empty())
                 .collect::<Vec<_>>()
         };
+        // Each thread has its own shell (a Shell holds its directory in a
+        // RefCell, so one cannot be shared across threads).
         let query = |args: &[&str]| -> Result<String> {
-            let output = std::process::Command::new("git")
-                .args(args)
-                .current_dir(root)
-                .output()?;
-            Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+            let sh = Shell::new()?;
+            sh.change_dir(root);
+            Ok(cmd!(sh, "git {args...}")
+                .quiet()
+                .ignore_status()
+                .ignore_stderr()
+                .read()?
+                .trim()
+                .to_string())
         };
         let (status, release_tags, remote) = std::thread::scope(|scope| {
             let status =
@@ -292,6 +298,12 @@ pub mod tests {
         assert_eq!(local.build_ref(), BuildRef::Branch("main".into()));
         local.git.tags_at_head = vec!["not-a-release".into(), "v2.0.0".into()];
         assert_eq!(local.build_ref(), BuildRef::Tag("v2.0.0".into()));
+        local.git.tags_at_head = vec!["v1.9.0".into(), "v1.10.0".into(), "v1.10.0-rc.1".into()];
+        assert_eq!(
+            local.build_ref(),
+            BuildRef::Tag("v1.10.0".into()),
+            "the highest release on HEAD, not the first git lists"
+        );
         local.git.tags_at_head.clear();
         local.git.branch = None;
         assert_eq!(local.build_ref(), BuildRef::Detached);

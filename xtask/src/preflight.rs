@@ -6,8 +6,23 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use xshell::{cmd, Shell};
 
-use crate::names::Platform;
-use crate::plan::Requirement;
+use crate::model::names::Platform;
+
+/// A prerequisite checked before anything is built.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Requirement {
+    Docker,
+    Buildx,
+    Engine,
+    /// The builder can build every one of these platforms.
+    BuilderPlatforms(Vec<Platform>),
+    Cosign,
+    /// Pushes OCI archives by digest for the `docker` driver.
+    Skopeo,
+    /// The signing key exists (a file path).
+    SigningKeyFile(String),
+}
 
 /// The builder buildx would use, as `docker buildx inspect` describes it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -32,9 +32,8 @@ pub fn discover_variants(root: &Path) -> Result<Vec<String>> {
         let entry = entry?;
         if entry.path().join("Dockerfile").is_file() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            crate::names::validate_tag(&name).with_context(|| {
-                format!("image variant directory images/{name} has a name unusable in tags")
-            })?;
+            crate::model::tags::validate_variant(&name)
+                .with_context(|| format!("image variant directory images/{name}"))?;
             variants.push(name);
         }
     }

@@ -8,27 +8,28 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{bail, Context as _, Result};
-use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
+use xshell::{cmd, Shell};
 
 use crate::context::{BuildContext, CiEnv, GitState};
-use crate::distribution::Client;
-use crate::names::{ImageRef, Platform};
-use crate::plan::{Requirement, LABEL_NS};
-use crate::{preflight, project, registry};
+use crate::model::files;
+use crate::model::names::{ImageRef, Platform};
+use crate::model::oci::{blob_path, Descriptor, ImageManifest, Index, Layout};
+use crate::model::registry::{self, Attestation};
+use crate::model::tags::DEFAULT_BRANCH;
+use crate::model::version::Version;
+use crate::plan::LABEL_NS;
+use crate::preflight::{self, Requirement};
+use crate::project;
 
-#[derive(Debug, Clone, Args)]
-pub struct RebuildCheckArgs {
+#[derive(Debug, Clone)]
+pub struct RebuildCheckOptions {
     /// The published image (tag or digest).
-    #[arg(value_name = "IMAGE")]
     pub image: String,
-
     /// Print the comparison as JSON.
-    #[arg(long)]
     pub json: bool,
 }
 
@@ -49,13 +50,18 @@ pub struct BuildInputs {
 
 /// Reads the inputs from the index annotations, one platform's config labels
 /// and its provenance (`invocation.parameters.args` of SLSA provenance).
-pub fn read_inputs(index: &Value, labels: &Value, provenance: &Value) -> Result<BuildInputs> {
+pub fn read_inputs(
+    index: &Index,
+    labels: &BTreeMap<String, String>,
+    provenance: &Value,
+) -> Result<BuildInputs> {
     let annotation = |key: &str| {
         index
-            .pointer(&format!("/annotations/org.opencontainers.image.{key}"))
-            .and_then(Value::as_str)
+            .annotations
+            .get(&format!("org.opencontainers.image.{key}"))
+            .map(String::as_str)
     };
-    let label = |key: &str| labels.get(key).and_then(Value::as_str);
+    let label = |key: &str| labels.get(key).map(String::as_str);
     let args = provenance
         .pointer("/invocation/parameters/args")
         .and_then(Value::as_object);
@@ -90,7 +96,7 @@ pub fn read_inputs(index: &Value, labels: &Value, provenance: &Value) -> Result<
         })
         .map(|(k, _)| k.trim_start_matches("context:").to_string())
         .collect();
-    let platforms = crate::verify::image_platforms(index);
+    let platforms = index.platforms();
     Ok(BuildInputs {
         revision: revision.to_string(),
         variant: variant.to_string(),
@@ -111,13 +117,13 @@ pub fn read_inputs(index: &Value, labels: &Value, provenance: &Value) -> Result<
 
 /// The git ref a release of `version` was built for (so tags and labels match).
 pub fn git_ref_for_version(version: &str) -> String {
-    if crate::release_image::parse_release_tag(&format!("v{version}")).is_some() {
+    if Version::from_git_tag(&format!("v{version}")).is_some() {
         format!("refs/tags/v{version}")
     } else {
         format!(
             "refs/heads/{}",
             if version.is_empty() {
-                crate::context::DEFAULT_BRANCH
+                DEFAULT_BRANCH
             } else {
                 version
             }
@@ -155,40 +161,34 @@ pub struct Report {
     pub notes: Vec<String>,
 }
 
-pub fn run(args: RebuildCheckArgs) -> Result<()> {
+pub fn run(args: RebuildCheckOptions) -> Result<()> {
     preflight::check_all(&[
         Requirement::Docker,
         Requirement::Buildx,
         Requirement::Engine,
+        Requirement::Skopeo,
     ])?;
     let image: ImageRef = args.image.parse()?;
-    let digest = registry::resolve_digest(&image.to_string())?
-        .with_context(|| format!("{image} does not exist in its registry"))?;
+    let fetched = registry::fetch_existing(&image.to_string())?;
+    let digest = fetched.digest.clone();
     let by_digest = format!("{}@{digest}", image.repository);
-    let index = registry::raw_manifest(&by_digest)?;
-    if index.get("manifests").is_none() {
+    let Some(index) = fetched.document.as_index() else {
         bail!("{image} is a single manifest, not a release index: rebuild-check checks images published by release-image");
-    }
-    let platforms = crate::verify::image_platforms(&index);
-    let first = platforms
-        .first()
+    };
+    let platforms = index.platforms();
+    let first = index
+        .images()
+        .next()
         .context("the index holds no platform image")?;
-    let provenance = registry::inspect_format(&by_digest, "{{json .Provenance}}")?;
-    let configs = registry::inspect_format(&by_digest, "{{json .Image}}")?;
-    let platform_config = configs
-        .get(first)
-        .or_else(|| configs.get("config").map(|_| &configs))
-        .cloned()
-        .unwrap_or(Value::Null);
+    let provenance = registry::attestation(&by_digest, Attestation::Provenance)?;
+    let labels = registry::config(&image.repository, &first.digest)?
+        .and_then(|c| c.config.labels)
+        .unwrap_or_default();
     let inputs = read_inputs(
-        &index,
-        platform_config
-            .pointer("/config/Labels")
-            .unwrap_or(&Value::Null),
-        // Keyed by platform for several images, unkeyed for one (as `.Image`).
-        provenance
-            .pointer(&format!("/{}/SLSA", first.replace('/', "~1")))
-            .or_else(|| provenance.get("SLSA"))
+        index,
+        &labels,
+        registry::for_platform(&provenance, &first.platform_name(), platforms.len())
+            .and_then(|p| p.get("SLSA"))
             .unwrap_or(&Value::Null),
     )?;
     let mut notes = Vec::new();
@@ -202,26 +202,14 @@ pub fn run(args: RebuildCheckArgs) -> Result<()> {
     let root = project::project_root();
     let tree = checkout(&root, &inputs.revision)?;
     let result = rebuild(&tree, &image, &inputs, &platforms, &mut notes);
-    let _ = Command::new("git")
-        .current_dir(&root)
-        .args(["worktree", "remove", "--force"])
-        .arg(&tree)
-        .output();
+    remove_worktree(&root, &tree);
     let archive = result?;
     let rebuilt = read_archive(&archive)?;
 
-    let (mut client, name) = Client::for_repository(&image.repository)?;
     let mut results = Vec::new();
-    for entry in index["manifests"].as_array().into_iter().flatten() {
-        if entry
-            .pointer("/annotations/vnd.docker.reference.type")
-            .and_then(Value::as_str)
-            == Some("attestation-manifest")
-        {
-            continue;
-        }
-        let platform = platform_of(entry);
-        let published = entry["digest"].as_str().unwrap_or_default().to_string();
+    for entry in index.images() {
+        let platform = entry.platform_name();
+        let published = entry.digest.clone();
         let rebuilt_entry = rebuilt.platforms.get(&platform);
         let mut result = PlatformResult {
             platform: platform.clone(),
@@ -232,15 +220,17 @@ pub fn run(args: RebuildCheckArgs) -> Result<()> {
             layers: Vec::new(),
         };
         if let (false, Some((_, rebuilt_manifest))) = (result.matches, rebuilt_entry) {
-            let published_manifest = client
-                .get_manifest(&name, &published)?
-                .context("published manifest vanished")?
-                .json()?;
-            result.config_differs = published_manifest.pointer("/config/digest")
-                != rebuilt_manifest.pointer("/config/digest");
+            let published_manifest =
+                registry::fetch_existing(&format!("{}@{published}", image.repository))?
+                    .document
+                    .as_manifest()
+                    .cloned()
+                    .with_context(|| format!("{published} of {image} is not an image manifest"))?;
+            result.config_differs =
+                published_manifest.config.digest != rebuilt_manifest.config.digest;
             result.layers = compare_layers(
-                &mut client,
-                &name,
+                &image.repository,
+                &published,
                 &published_manifest,
                 rebuilt_manifest,
                 &archive,
@@ -248,8 +238,7 @@ pub fn run(args: RebuildCheckArgs) -> Result<()> {
         }
         results.push(result);
     }
-    let attestation_manifests =
-        index["manifests"].as_array().map_or(0, |m| m.len()) - results.len();
+    let attestation_manifests = index.attestations().count();
     let report = Report {
         image: image.to_string(),
         digest,
@@ -280,50 +269,47 @@ pub fn run(args: RebuildCheckArgs) -> Result<()> {
     Ok(())
 }
 
-fn platform_of(entry: &Value) -> String {
-    let part = |key: &str| {
-        entry
-            .pointer(&format!("/platform/{key}"))
-            .and_then(Value::as_str)
-    };
-    match (part("os"), part("architecture"), part("variant")) {
-        (Some(os), Some(arch), Some(variant)) => format!("{os}/{arch}/{variant}"),
-        (Some(os), Some(arch), None) => format!("{os}/{arch}"),
-        _ => "unknown".to_string(),
-    }
-}
-
-/// A clean checkout of `revision` in a scratch worktree.
+/// A clean checkout of `revision` in a scratch worktree of its own.
 fn checkout(root: &Path, revision: &str) -> Result<PathBuf> {
-    let tree = root
-        .join("target/rebuild-check")
-        .join(revision.chars().take(12).collect::<String>());
-    let _ = Command::new("git")
-        .current_dir(root)
-        .args(["worktree", "remove", "--force"])
-        .arg(&tree)
-        .output();
-    let _ = std::fs::remove_dir_all(&tree);
-    let known = Command::new("git")
-        .current_dir(root)
-        .args(["cat-file", "-e", &format!("{revision}^{{commit}}")])
-        .status()?;
-    if !known.success() {
+    let tree = root.join("target/rebuild-check").join(format!(
+        "{}-{}",
+        revision.chars().take(12).collect::<String>(),
+        files::unique_suffix()
+    ));
+    let sh = Shell::new()?;
+    sh.change_dir(root);
+    let spec = format!("{revision}^{{commit}}");
+    if cmd!(sh, "git cat-file -e {spec}")
+        .quiet()
+        .ignore_stderr()
+        .run()
+        .is_err()
+    {
         bail!("commit {revision} is not in this clone: fetch it (git fetch origin {revision}) and run rebuild-check again");
     }
-    let added = Command::new("git")
-        .current_dir(root)
-        .args(["worktree", "add", "--detach", "--force"])
-        .arg(&tree)
-        .arg(revision)
+    let added = cmd!(sh, "git worktree add --detach --force {tree} {revision}")
+        .quiet()
+        .ignore_status()
         .output()?;
     if !added.status.success() {
         bail!(
-            "cannot check out {revision}: {}",
+            "cannot check out {revision} into {}: {}",
+            tree.display(),
             String::from_utf8_lossy(&added.stderr).trim()
         );
     }
     Ok(tree)
+}
+
+fn remove_worktree(root: &Path, tree: &Path) {
+    if let Ok(sh) = Shell::new() {
+        sh.change_dir(root);
+        let _ = cmd!(sh, "git worktree remove --force {tree}")
+            .quiet()
+            .ignore_stderr()
+            .run();
+    }
+    let _ = std::fs::remove_dir_all(tree);
 }
 
 /// Rebuilds the variant with the release path (archive output, no cache) in
@@ -335,9 +321,9 @@ fn rebuild(
     platforms: &[String],
     notes: &mut Vec<String>,
 ) -> Result<PathBuf> {
-    let sh = xshell::Shell::new()?;
+    let sh = Shell::new()?;
     sh.change_dir(tree);
-    let commit_time: i64 = xshell::cmd!(sh, "git log -1 --format=%ct HEAD")
+    let commit_time: i64 = cmd!(sh, "git log -1 --format=%ct HEAD")
         .read()?
         .trim()
         .parse()
@@ -367,44 +353,53 @@ fn rebuild(
         },
         native_platform: Platform::native(),
     };
-    let context_file = tree.join("target/rebuild-check-context.json");
-    std::fs::create_dir_all(tree.join("target"))?;
-    std::fs::write(&context_file, serde_json::to_string(&context)?)?;
+    let work = tree.join("target/rebuild-check");
+    files::create_dir_all(&work)?;
+    let context_file = work.join("context.json");
+    files::write(&context_file, serde_json::to_string(&context)?)?;
+    // Beside the checkout, which is removed once the rebuild is compared.
+    let archives = tree.with_extension("archives");
     let (registry, name) = image
         .repository
         .split_once('/')
         .unwrap_or(("localhost", &image.repository));
-    let mut command = Command::new(std::env::current_exe()?);
-    command
-        .current_dir(tree)
-        .env("XTASK_PROJECT_ROOT", tree)
-        .env("XTASK_CONTEXT", &context_file)
-        .args([
-            "release-image",
-            "--output-archive",
-            "--no-cache",
-            "--allow-any-ref",
-            "--variant",
-            &inputs.variant,
-        ])
-        .args([
-            "--registry",
-            registry,
-            "--image-name",
-            name,
-            "--platform",
-            &platforms.join(","),
-        ])
-        .args(["--cache", "none"]);
-    for (key, value) in &inputs.images {
-        command.arg(format!("--build-arg={key}={value}"));
-    }
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "release-image".into(),
+        "--output-archive".into(),
+        archives.clone().into(),
+        "--no-cache".into(),
+        "--allow-any-ref".into(),
+        "--cache".into(),
+        "none".into(),
+        "--variant".into(),
+        inputs.variant.clone().into(),
+        "--registry".into(),
+        registry.into(),
+        "--image-name".into(),
+        name.into(),
+        "--platform".into(),
+        platforms.join(",").into(),
+    ];
+    args.extend(
+        inputs
+            .images
+            .iter()
+            .map(|(key, value)| format!("--build-arg={key}={value}").into()),
+    );
     eprintln!(
         "rebuilding {} of {} from a clean checkout",
         inputs.variant, inputs.revision
     );
-    // The rebuild's own report goes to stderr: stdout is this command's report.
-    let status = command.stdout(std::io::stderr()).status()?;
+    // The rebuild is the release path itself: this same program, in the
+    // checkout. Its report goes to stderr; stdout is this command's report.
+    let status = duct::cmd(std::env::current_exe()?, args)
+        .dir(tree)
+        .env("XTASK_PROJECT_ROOT", tree)
+        .env("XTASK_CONTEXT", &context_file)
+        .stdout_to_stderr()
+        .unchecked()
+        .run()?
+        .status;
     if !status.success() {
         bail!(
             "the rebuild of {} at {} failed (see above)",
@@ -412,24 +407,23 @@ fn rebuild(
             inputs.revision
         );
     }
-    // Keep the archive outside the checkout, which is removed next.
-    let built = tree.join(crate::render::oci_archive(&inputs.variant));
-    let kept = tree.with_extension(format!("{}.tar", inputs.variant));
-    std::fs::rename(&built, &kept)
-        .with_context(|| format!("the rebuild left no archive at {}", built.display()))?;
-    Ok(kept)
+    let built = archives.join(format!("{}.tar", inputs.variant));
+    if !built.is_file() {
+        bail!("the rebuild left no archive at {}", built.display());
+    }
+    Ok(built)
 }
 
 /// The rebuilt archive: per-platform manifest digests and manifests.
 struct Rebuilt {
-    platforms: BTreeMap<String, (String, Value)>,
+    platforms: BTreeMap<String, (String, ImageManifest)>,
 }
 
 fn tar_member(archive: &Path, member: &str) -> Result<Vec<u8>> {
-    let output = Command::new("tar")
-        .arg("-xOf")
-        .arg(archive)
-        .arg(member)
+    let sh = Shell::new()?;
+    let output = cmd!(sh, "tar -xOf {archive} {member}")
+        .quiet()
+        .ignore_status()
         .output()?;
     if !output.status.success() {
         bail!("{} has no {member}", archive.display());
@@ -437,65 +431,63 @@ fn tar_member(archive: &Path, member: &str) -> Result<Vec<u8>> {
     Ok(output.stdout)
 }
 
-fn blob_path(digest: &str) -> String {
-    format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"))
-}
-
 fn read_archive(archive: &Path) -> Result<Rebuilt> {
-    let layout: Value = serde_json::from_slice(&tar_member(archive, "index.json")?)?;
-    let index_digest = layout
-        .pointer("/manifests/0/digest")
-        .and_then(Value::as_str)
-        .context("empty OCI layout")?;
-    let index: Value = serde_json::from_slice(&tar_member(archive, &blob_path(index_digest))?)?;
+    let layout: Layout = serde_json::from_slice(&tar_member(archive, "index.json")?)
+        .with_context(|| format!("{} holds no OCI layout", archive.display()))?;
+    let top = layout.manifests.first().context("empty OCI layout")?;
+    let index: Index = serde_json::from_slice(&tar_member(archive, &blob_path(&top.digest))?)
+        .with_context(|| format!("{} holds no image index", archive.display()))?;
     let mut platforms = BTreeMap::new();
-    for entry in index["manifests"].as_array().into_iter().flatten() {
-        if entry
-            .pointer("/annotations/vnd.docker.reference.type")
-            .is_some()
-        {
-            continue;
-        }
-        let digest = entry["digest"].as_str().unwrap_or_default().to_string();
-        let manifest: Value = serde_json::from_slice(&tar_member(archive, &blob_path(&digest))?)?;
-        platforms.insert(platform_of(entry), (digest, manifest));
+    for entry in index.images() {
+        let manifest: ImageManifest =
+            serde_json::from_slice(&tar_member(archive, &blob_path(&entry.digest))?).with_context(
+                || {
+                    format!(
+                        "{} of {} is not an image manifest",
+                        entry.digest,
+                        archive.display()
+                    )
+                },
+            )?;
+        platforms.insert(entry.platform_name(), (entry.digest.clone(), manifest));
     }
     Ok(Rebuilt { platforms })
 }
 
 fn compare_layers(
-    client: &mut Client,
-    name: &str,
-    published: &Value,
-    rebuilt: &Value,
+    repository: &str,
+    published_digest: &str,
+    published: &ImageManifest,
+    rebuilt: &ImageManifest,
     archive: &Path,
 ) -> Result<Vec<LayerDifference>> {
-    let layers = |m: &Value| -> Vec<(String, u64)> {
-        m["layers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|l| {
-                (
-                    l["digest"].as_str().unwrap_or_default().to_string(),
-                    l["size"].as_u64().unwrap_or(0),
-                )
-            })
-            .collect()
+    let empty = Descriptor {
+        media_type: String::new(),
+        digest: String::new(),
+        size: 0,
+        platform: None,
+        annotations: BTreeMap::new(),
     };
-    let (ours, theirs) = (layers(published), layers(rebuilt));
     let mut differences = Vec::new();
-    for index in 0..ours.len().max(theirs.len()) {
-        let (p, r) = (
-            ours.get(index).cloned().unwrap_or_default(),
-            theirs.get(index).cloned().unwrap_or_default(),
-        );
-        if p.0 == r.0 {
+    // The published image's blobs, fetched once on the first difference.
+    let mut downloaded: Option<PathBuf> = None;
+    for index in 0..published.layers.len().max(rebuilt.layers.len()) {
+        let p = published.layers.get(index).unwrap_or(&empty);
+        let r = rebuilt.layers.get(index).unwrap_or(&empty);
+        if p.digest == r.digest {
             continue;
         }
-        let first_differing_file = if differences.is_empty() && !p.0.is_empty() && !r.0.is_empty() {
-            let published_blob = client.get_blob(name, &p.0)?.unwrap_or_default();
-            let rebuilt_blob = tar_member(archive, &blob_path(&r.0))?;
+        let first_differing_file = if differences.is_empty()
+            && !p.digest.is_empty()
+            && !r.digest.is_empty()
+        {
+            let dir =
+                std::env::temp_dir().join(format!("rebuild-check-{}", files::unique_suffix()));
+            registry::copy_to_dir(repository, published_digest, &dir)?;
+            let published_blob = std::fs::read(dir.join(p.digest.trim_start_matches("sha256:")))
+                .with_context(|| format!("the published layer {} was not downloaded", p.digest))?;
+            downloaded = Some(dir);
+            let rebuilt_blob = tar_member(archive, &blob_path(&r.digest))?;
             first_differing_file(&published_blob, &rebuilt_blob)
                 .ok()
                 .flatten()
@@ -504,12 +496,15 @@ fn compare_layers(
         };
         differences.push(LayerDifference {
             index,
-            published: p.0,
-            published_size: p.1,
-            rebuilt: r.0,
-            rebuilt_size: r.1,
+            published: p.digest.clone(),
+            published_size: p.size,
+            rebuilt: r.digest.clone(),
+            rebuilt_size: r.size,
             first_differing_file,
         });
+    }
+    if let Some(dir) = downloaded {
+        let _ = std::fs::remove_dir_all(dir);
     }
     Ok(differences)
 }
@@ -517,22 +512,25 @@ fn compare_layers(
 /// Extracts two layer tarballs and names the first path whose metadata or
 /// content differs (in the published layer's order).
 fn first_differing_file(published: &[u8], rebuilt: &[u8]) -> Result<Option<String>> {
-    let scratch = std::env::temp_dir().join(format!("rebuild-check-{}", std::process::id()));
+    let scratch =
+        std::env::temp_dir().join(format!("rebuild-check-layers-{}", files::unique_suffix()));
     let _ = std::fs::remove_dir_all(&scratch);
+    let sh = Shell::new()?;
     let mut listings = Vec::new();
     for (side, blob) in [("published", published), ("rebuilt", rebuilt)] {
         let dir = scratch.join(side);
-        std::fs::create_dir_all(&dir)?;
+        files::create_dir_all(&dir)?;
         let file = scratch.join(format!("{side}.tar.gz"));
-        std::fs::write(&file, blob)?;
-        let listing = Command::new("tar").arg("-tvzf").arg(&file).output()?;
-        Command::new("tar")
-            .arg("-xzf")
-            .arg(&file)
-            .arg("-C")
-            .arg(&dir)
-            .output()?;
-        listings.push(String::from_utf8_lossy(&listing.stdout).into_owned());
+        files::write(&file, blob)?;
+        let listing = cmd!(sh, "tar -tvzf {file}")
+            .quiet()
+            .ignore_status()
+            .read()?;
+        cmd!(sh, "tar -xzf {file} -C {dir}")
+            .quiet()
+            .ignore_status()
+            .run()?;
+        listings.push(listing);
     }
     let entries = |listing: &str| -> Vec<(String, String)> {
         listing
@@ -634,9 +632,12 @@ mod tests {
 
     #[test]
     fn reads_revision_variant_and_version_from_annotations_and_labels() {
-        let index = json!({"annotations": {"org.opencontainers.image.revision": "abc", "org.opencontainers.image.version": "1.2.3", "org.opencontainers.image.source": "https://x"},
-            "manifests": [{"platform": {"os": "linux", "architecture": "amd64"}}, {"platform": {"os": "linux", "architecture": "arm64"}}]});
-        let labels = json!({"dev.beacon.image.variant": "distroless"});
+        let index: Index = serde_json::from_value(json!({"annotations": {"org.opencontainers.image.revision": "abc", "org.opencontainers.image.version": "1.2.3", "org.opencontainers.image.source": "https://x"},
+            "manifests": [{"digest": "sha256:1", "platform": {"os": "linux", "architecture": "amd64"}}, {"digest": "sha256:2", "platform": {"os": "linux", "architecture": "arm64"}}]})).unwrap();
+        let labels = BTreeMap::from([(
+            "dev.beacon.image.variant".to_string(),
+            "distroless".to_string(),
+        )]);
         let inputs = read_inputs(&index, &labels, &provenance()).unwrap();
         assert_eq!(
             inputs.revision, "abc",
@@ -650,7 +651,8 @@ mod tests {
 
     #[test]
     fn reads_bases_epoch_and_local_contexts_from_provenance() {
-        let inputs = read_inputs(&json!({}), &json!({}), &provenance()).unwrap();
+        let empty: Index = serde_json::from_value(json!({"manifests": []})).unwrap();
+        let inputs = read_inputs(&empty, &BTreeMap::new(), &provenance()).unwrap();
         assert_eq!(inputs.revision, "0123", "falls back to the build arg");
         assert_eq!(inputs.variant, "ubi9");
         assert_eq!(inputs.source_date_epoch, Some(1_700_000_000));
@@ -660,7 +662,7 @@ mod tests {
             "only pinned images, not other args"
         );
         assert_eq!(inputs.local_contexts, ["binaries"]);
-        assert!(read_inputs(&json!({}), &json!({}), &json!({}))
+        assert!(read_inputs(&empty, &BTreeMap::new(), &json!({}))
             .unwrap_err()
             .to_string()
             .contains("provenance"));

@@ -2,58 +2,17 @@
 //! variants are built by one `docker buildx bake` invocation (a JSON bake
 //! file on stdin), so they build in parallel and share one BuildKit session.
 //! Commands that need a result of the build carry a `<digest:VARIANT>`
-//! placeholder that the executor fills in.
+//! placeholder that the executor fills in. Every path a command names is
+//! under the run's own [`RunFiles`] directory, so two runs in one checkout
+//! never share a file.
+
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-use crate::plan::{Output, Plan, PushVia, Signing, VariantPlan, FLAVOR_ARG, PROFILE_ARG};
-
-/// One command to run: program, arguments, optional stdin.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Invocation {
-    pub program: String,
-    pub args: Vec<String>,
-    pub stdin: Option<String>,
-}
-
-impl Invocation {
-    fn new(program: &str, args: Vec<String>) -> Invocation {
-        Invocation {
-            program: program.to_string(),
-            args,
-            stdin: None,
-        }
-    }
-
-    /// Copy with every `<digest:VARIANT>` placeholder replaced.
-    pub fn with_digest(&self, variant: &str, digest: &str) -> Invocation {
-        let placeholder = digest_placeholder(variant);
-        let args = self
-            .args
-            .iter()
-            .map(|a| a.replace(&placeholder, digest))
-            .collect();
-        Invocation {
-            args,
-            ..self.clone()
-        }
-    }
-
-    /// Shell-quoted, for `--dry-run` and logs (stdin shown as a heredoc).
-    pub fn display(&self) -> String {
-        let mut line = std::iter::once(&self.program)
-            .chain(&self.args)
-            .map(|w| shell_quote(w))
-            .collect::<Vec<_>>()
-            .join(" ");
-        if let Some(stdin) = &self.stdin {
-            line.push_str(" <<'EOF'\n");
-            line.push_str(stdin.trim_end());
-            line.push_str("\nEOF");
-        }
-        line
-    }
-}
+pub use crate::model::command::Invocation;
+use crate::model::{names, registry};
+use crate::plan::{Mode, Output, Plan, PushVia, Signing, VariantPlan, FLAVOR_ARG, PROFILE_ARG};
 
 /// Quotes one field of buildx's comma-separated output spec when needed.
 fn csv_field(field: &str) -> String {
@@ -68,40 +27,51 @@ pub fn digest_placeholder(variant: &str) -> String {
     format!("<digest:{variant}>")
 }
 
-fn shell_quote(word: &str) -> String {
-    let safe = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c));
-    if safe {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
+/// Fills in the digest of `variant` wherever a command names it.
+pub fn with_digest(invocation: &Invocation, variant: &str, digest: &str) -> Invocation {
+    invocation.replacing(&digest_placeholder(variant), digest)
+}
+
+/// The files of one run, in a directory of its own: buildx's metadata file
+/// and the OCI archives (docker driver pushes, rebuild-check's output).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFiles {
+    /// The run's directory (relative to the project root, where buildx runs).
+    pub dir: PathBuf,
+    /// Where OCI archives go when they are the result (`Output::Archive`).
+    pub archives: Option<PathBuf>,
+}
+
+impl RunFiles {
+    /// The directory `target/xtask/runs/<command>-<id>` of a run.
+    pub fn new(plan: &Plan, id: &str) -> RunFiles {
+        let command = match plan.mode {
+            Mode::Ci => "ci-image",
+            Mode::Release => "release-image",
+        };
+        RunFiles {
+            dir: Path::new("target/xtask/runs").join(format!("{command}-{id}")),
+            archives: None,
+        }
     }
-}
 
-/// Where buildx writes its metadata file (relative to the project root).
-pub fn metadata_file(plan: &Plan) -> String {
-    work_file(plan, "metadata.json")
-}
+    /// Where buildx writes its metadata file.
+    pub fn metadata(&self) -> PathBuf {
+        self.dir.join("metadata.json")
+    }
 
-/// A file of the tool's own under `target/xtask/`, one per command.
-pub fn work_file(plan: &Plan, name: &str) -> String {
-    let mode = match plan.mode {
-        crate::plan::Mode::Ci => "ci-image",
-        crate::plan::Mode::Release => "release-image",
-    };
-    format!("target/xtask/{mode}-{name}")
-}
-
-/// Where a variant's OCI archive goes when the builder cannot push by digest.
-pub fn oci_archive(variant: &str) -> String {
-    format!("target/xtask/oci/{variant}.tar")
+    /// Where a variant's OCI archive goes.
+    pub fn oci_archive(&self, variant: &str) -> PathBuf {
+        match &self.archives {
+            Some(dir) => dir.join(format!("{variant}.tar")),
+            None => self.dir.join("oci").join(format!("{variant}.tar")),
+        }
+    }
 }
 
 /// Pushes a variant's OCI archive by digest, keeping every digest (the
 /// `docker` driver's substitute for BuildKit's push-by-digest).
-pub fn push_archive(plan: &Plan, variant: &str) -> Option<Invocation> {
+pub fn push_archive(plan: &Plan, files: &RunFiles, variant: &str) -> Option<Invocation> {
     if plan.output != Output::PushByDigest(PushVia::OciArchive) {
         return None;
     }
@@ -114,10 +84,13 @@ pub fn push_archive(plan: &Plan, variant: &str) -> Option<Invocation> {
     ]
     .map(String::from)
     .to_vec();
-    if is_loopback_registry(&plan.repository) {
+    if names::is_loopback(&plan.repository) {
         args.push("--dest-tls-verify=false".to_string());
     }
-    args.push(format!("oci-archive:{}", oci_archive(variant)));
+    args.push(format!(
+        "oci-archive:{}",
+        files.oci_archive(variant).display()
+    ));
     args.push(format!(
         "docker://{}@{}",
         plan.repository,
@@ -127,10 +100,10 @@ pub fn push_archive(plan: &Plan, variant: &str) -> Option<Invocation> {
 }
 
 /// The bake file: one target per variant, and a `default` group of them all.
-pub fn bake_file(plan: &Plan) -> Value {
+pub fn bake_file(plan: &Plan, files: &RunFiles) -> Value {
     let mut targets = Map::new();
     for variant in &plan.variants {
-        targets.insert(variant.variant.clone(), bake_target(plan, variant));
+        targets.insert(variant.variant.clone(), bake_target(plan, files, variant));
     }
     json!({
         "group": { "default": { "targets": plan.variant_names() } },
@@ -138,7 +111,7 @@ pub fn bake_file(plan: &Plan) -> Value {
     })
 }
 
-fn bake_target(plan: &Plan, variant: &VariantPlan) -> Value {
+fn bake_target(plan: &Plan, files: &RunFiles, variant: &VariantPlan) -> Value {
     let (recipe, policy) = (&variant.recipe, &variant.policy);
     let mut args: Map<String, Value> = recipe
         .build_args
@@ -168,7 +141,10 @@ fn bake_target(plan: &Plan, variant: &VariantPlan) -> Value {
             format!("type=image,name={},push-by-digest=true,name-canonical=true,push=true,oci-mediatypes=true", plan.repository)
         }
         Output::PushByDigest(PushVia::OciArchive) | Output::Archive => {
-            format!("type=oci,dest={}", oci_archive(&variant.variant))
+            format!(
+                "type=oci,dest={}",
+                files.oci_archive(&variant.variant).display()
+            )
         }
     };
     if policy.rewrite_timestamp {
@@ -218,7 +194,7 @@ fn bake_target(plan: &Plan, variant: &VariantPlan) -> Value {
 }
 
 /// The one buildx invocation that builds every variant of the plan.
-pub fn build(plan: &Plan) -> Invocation {
+pub fn build(plan: &Plan, files: &RunFiles) -> Invocation {
     let mut args: Vec<String> = [
         "buildx",
         "bake",
@@ -230,26 +206,14 @@ pub fn build(plan: &Plan) -> Invocation {
     ]
     .map(String::from)
     .to_vec();
-    args.push(metadata_file(plan));
+    args.push(files.metadata().display().to_string());
     args.extend(plan.variant_names().into_iter().map(String::from));
-    let mut bake = build_file_text(plan);
+    let mut bake = serde_json::to_string_pretty(&bake_file(plan, files)).unwrap_or_default();
     bake.push('\n');
     Invocation {
         stdin: Some(bake),
         ..Invocation::new("docker", args)
     }
-}
-
-fn build_file_text(plan: &Plan) -> String {
-    serde_json::to_string_pretty(&bake_file(plan)).unwrap_or_default()
-}
-
-/// The registry is on this machine (tests, a laptop mirror): cosign must be
-/// allowed to speak plain HTTP to it. Never for any other registry.
-pub fn is_loopback_registry(repository: &str) -> bool {
-    let host = repository.split('/').next().unwrap_or_default();
-    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
-    name == "localhost" || name == "127.0.0.1" || name == "[::1]"
 }
 
 /// `cosign sign` of one variant's pushed digest (none when signing is off).
@@ -272,7 +236,7 @@ pub fn sign_reference(signing: &Signing, repository: &str, reference: &str) -> O
         }
         Signing::Keyless => {}
     }
-    if is_loopback_registry(repository) {
+    if names::is_loopback(repository) {
         args.push("--allow-http-registry=true".to_string());
         args.push("--allow-insecure-registry=true".to_string());
     }
@@ -297,37 +261,48 @@ pub fn tag(plan: &Plan, variant: &VariantPlan) -> Invocation {
     Invocation::new("docker", args)
 }
 
-/// Every command of the plan, in order, as `--dry-run` prints them.
-pub fn all(plan: &Plan) -> Vec<Invocation> {
-    let mut commands = vec![build(plan)];
+/// The registry lookups a run makes before building: each immutable tag
+/// that must not exist yet is looked up.
+pub fn lookups(plan: &Plan) -> Vec<Invocation> {
+    plan.must_not_exist
+        .iter()
+        .map(|reference| registry::inspect_command(reference))
+        .collect()
+}
+
+/// Every command of the plan, in order, as `--dry-run` prints them: the
+/// registry lookups, the build, and for a publish the pushes, signatures
+/// and tag moves.
+pub fn all(plan: &Plan, files: &RunFiles) -> Vec<Invocation> {
+    let mut commands = lookups(plan);
+    commands.push(build(plan, files));
     commands.extend(
         plan.variants
             .iter()
-            .filter_map(|v| push_archive(plan, &v.variant)),
+            .filter_map(|v| push_archive(plan, files, &v.variant)),
     );
     if plan.pushes() {
         commands.extend(plan.variants.iter().filter_map(|v| sign(plan, &v.variant)));
         commands.extend(plan.variants.iter().map(|v| tag(plan, v)));
+        commands.extend(plan.variants.iter().flat_map(|v| read_back(plan, v)));
     }
     commands
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoting() {
-        assert_eq!(shell_quote("type=gha,scope=a"), "type=gha,scope=a");
-        assert_eq!(shell_quote("it's"), "'it'\\''s'");
-        assert_eq!(shell_quote(""), "''");
-    }
-
-    #[test]
-    fn loopback() {
-        assert!(is_loopback_registry("127.0.0.1:5000/beacon"));
-        assert!(is_loopback_registry("localhost/beacon"));
-        assert!(!is_loopback_registry("ghcr.io/acme/beacon"));
-        assert!(!is_loopback_registry("127.0.0.1.evil.example/beacon"));
-    }
+/// What the report reads back from the registry once a variant is pushed:
+/// its index, and each platform's manifest (digest and size).
+pub fn read_back(plan: &Plan, variant: &VariantPlan) -> Vec<Invocation> {
+    let index = format!(
+        "{}@{}",
+        plan.repository,
+        digest_placeholder(&variant.variant)
+    );
+    std::iter::once(registry::inspect_command(&index))
+        .chain(variant.policy.platforms.iter().map(|platform| {
+            registry::inspect_command(&format!(
+                "{}@<digest:{}:{platform}>",
+                plan.repository, variant.variant
+            ))
+        }))
+        .collect()
 }

@@ -15,28 +15,25 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
-use clap::Args;
 use serde::{Deserialize, Serialize};
 use xshell::{cmd, Shell};
 
-use crate::names::Platform;
-use crate::{preflight, project, registry};
+use crate::model::files;
+use crate::model::names::Platform;
+use crate::model::registry;
+use crate::preflight::{self, Requirement};
+use crate::project;
 
 /// Where `.ci/setup-stack` leaves the stand-ins' inputs (busybox, syft).
 pub const DEFAULT_INPUTS: &str = "/var/lib/xtask-stack";
 
-#[derive(Debug, Clone, Args)]
-pub struct StandInsArgs {
+#[derive(Debug, Clone)]
+pub struct StandInsOptions {
     /// Registry to push the stand-ins to (a local one: nothing here is for production).
-    #[arg(long, env = "XTASK_TEST_REGISTRY", default_value = "127.0.0.1:5000")]
     pub registry: String,
-
     /// Directory with busybox/{amd64,arm64}/busybox and syft/syft (as .ci/setup-stack leaves them).
-    #[arg(long, env = "STAND_IN_INPUTS", default_value = DEFAULT_INPUTS)]
     pub inputs: PathBuf,
-
     /// Only build the host binaries.
-    #[arg(long)]
     pub binaries_only: bool,
 }
 
@@ -58,14 +55,17 @@ pub fn binaries_dir(root: &Path) -> PathBuf {
     root.join("target/image-binaries")
 }
 
-pub fn run(args: StandInsArgs) -> Result<()> {
+pub fn run(args: StandInsOptions) -> Result<()> {
     let overrides = build(&args)?;
     println!("{}", serde_json::to_string_pretty(&overrides)?);
     Ok(())
 }
 
-pub fn build(args: &StandInsArgs) -> Result<Overrides> {
+pub fn build(args: &StandInsOptions) -> Result<Overrides> {
     let root = project::project_root();
+    // Several runs may prepare the stand-ins at once (two terminals, make -j):
+    // one does, the others wait and then find them ready (cached builds).
+    let _lock = files::lock(&root.join("target/xtask/stand-ins.lock"), "the stand-ins")?;
     let binaries = binaries_dir(&root);
     for platform in [Platform::linux("amd64"), Platform::linux("arm64")] {
         build_host_binary(&root, &platform, &binaries)?;
@@ -79,9 +79,10 @@ pub fn build(args: &StandInsArgs) -> Result<Overrides> {
         return Ok(overrides);
     }
     preflight::check_all(&[
-        crate::plan::Requirement::Docker,
-        crate::plan::Requirement::Buildx,
-        crate::plan::Requirement::Engine,
+        Requirement::Docker,
+        Requirement::Buildx,
+        Requirement::Engine,
+        Requirement::Skopeo,
     ])?;
     let work = root.join("target/stand-ins");
     for variant in project::discover_variants(&root)? {
@@ -104,7 +105,7 @@ pub fn build(args: &StandInsArgs) -> Result<Overrides> {
         &[&native],
     )?);
     let file = overrides_file(&root);
-    std::fs::write(&file, serde_json::to_string_pretty(&overrides)?)?;
+    files::write_atomically(&file, serde_json::to_string_pretty(&overrides)?)?;
     eprintln!("stand-ins ready; build args written to {}", file.display());
     Ok(overrides)
 }
@@ -148,11 +149,10 @@ fn build_host_binary(root: &Path, platform: &Platform, out: &Path) -> Result<()>
     command
         .run()
         .with_context(|| format!("building the service for {platform} failed"))?;
-    let dest = out.join(platform.slug());
-    std::fs::create_dir_all(&dest)?;
-    std::fs::copy(
-        target_dir.join(triple).join("release/beacon"),
-        dest.join("beacon"),
+    // Atomically: a build of another run may be reading this directory.
+    files::copy_atomically(
+        &target_dir.join(triple).join("release/beacon"),
+        &out.join(platform.slug()).join("beacon"),
     )?;
     Ok(())
 }
@@ -190,12 +190,12 @@ fn write_base_rootfs(inputs: &Path, context: &Path, variant: &str, flavor: &str)
     let _ = std::fs::remove_dir_all(context);
     for arch in ["amd64", "arm64"] {
         let rootfs = context.join(arch);
-        std::fs::create_dir_all(rootfs.join("etc"))?;
-        std::fs::create_dir_all(rootfs.join("tmp"))?;
-        std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n")?;
-        std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnonroot:x:65532:\n")?;
-        std::fs::write(
-            rootfs.join("etc/os-release"),
+        files::create_dir_all(&rootfs.join("etc"))?;
+        files::create_dir_all(&rootfs.join("tmp"))?;
+        files::write(&rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n")?;
+        files::write(&rootfs.join("etc/group"), "root:x:0:\nnonroot:x:65532:\n")?;
+        files::write(
+            &rootfs.join("etc/os-release"),
             format!("ID=stand-in\nNAME=\"stand-in for the {variant} {flavor} base\"\nVARIANT_ID={variant}-{flavor}\n"),
         )?;
         if flavor == "ci" {
@@ -203,8 +203,8 @@ fn write_base_rootfs(inputs: &Path, context: &Path, variant: &str, flavor: &str)
             if !busybox.is_file() {
                 bail!("{} is missing: run .ci/setup-stack (it fetches static busybox for both architectures)", busybox.display());
             }
-            std::fs::create_dir_all(rootfs.join("bin"))?;
-            std::fs::copy(&busybox, rootfs.join("bin/busybox"))?;
+            files::create_dir_all(&rootfs.join("bin"))?;
+            files::copy(&busybox, &rootfs.join("bin/busybox"))?;
             for applet in [
                 "sh", "wget", "nc", "nslookup", "ls", "cat", "ps", "id", "env", "ping", "netstat",
             ] {
@@ -213,8 +213,8 @@ fn write_base_rootfs(inputs: &Path, context: &Path, variant: &str, flavor: &str)
             }
         }
     }
-    std::fs::write(
-        context.join("Dockerfile"),
+    files::write(
+        &context.join("Dockerfile"),
         "FROM scratch\nARG TARGETARCH\nCOPY ${TARGETARCH}/ /\n",
     )?;
     Ok(())
@@ -236,14 +236,14 @@ fn write_sbom_generator(inputs: &Path, context: &Path) -> Result<()> {
         .join("busybox")
         .join(Platform::native().arch)
         .join("busybox");
-    std::fs::create_dir_all(context.join("bin"))?;
-    std::fs::create_dir_all(context.join("tmp"))?;
-    std::fs::copy(&syft, context.join("bin/syft"))?;
-    std::fs::copy(&busybox, context.join("bin/busybox"))?;
+    files::create_dir_all(&context.join("bin"))?;
+    files::create_dir_all(&context.join("tmp"))?;
+    files::copy(&syft, &context.join("bin/syft"))?;
+    files::copy(&busybox, &context.join("bin/busybox"))?;
     #[cfg(unix)]
     std::os::unix::fs::symlink("busybox", context.join("bin/sh"))?;
-    std::fs::write(
-        context.join("bin/scan"),
+    files::write(
+        &context.join("bin/scan"),
         r#"#!/bin/sh
 set -eu
 export HOME=/tmp PATH=/bin
@@ -265,8 +265,8 @@ done
             std::fs::Permissions::from_mode(0o755),
         )?;
     }
-    std::fs::write(
-        context.join("Dockerfile"),
+    files::write(
+        &context.join("Dockerfile"),
         "FROM scratch\nCOPY . /\nENTRYPOINT [\"/bin/scan\"]\n",
     )?;
     Ok(())

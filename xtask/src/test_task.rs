@@ -5,28 +5,26 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
-use clap::Args;
+use anyhow::{bail, Context as _, Result};
 use xshell::{cmd, Shell};
 
-use crate::plan::Requirement;
-use crate::{preflight, project};
+use crate::preflight::{self, Requirement};
+use crate::project;
 
-#[derive(Debug, Clone, Args)]
-pub struct TestArgs {
+#[derive(Debug, Clone)]
+pub struct TestOptions {
     /// Run only the tests that need no engine (unit, CLI, workflow and tidy tests).
-    #[arg(long)]
     pub no_engine: bool,
-
-    /// Extra arguments for `cargo test` (after --), e.g. a test name filter.
-    #[arg(last = true)]
+    /// Extra arguments for `cargo test`, e.g. a test name filter.
     pub cargo_args: Vec<String>,
 }
 
 /// The integration test files of a crate (`tests/NAME.rs`), by name. Those
 /// named `e2e_*` need the real stack: engine, registry, cosign.
 fn integration_tests(crate_dir: &Path) -> Result<Vec<String>> {
-    let mut names: Vec<String> = std::fs::read_dir(crate_dir.join("tests"))?
+    let dir = crate_dir.join("tests");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(|entry| {
             entry
                 .ok()?
@@ -40,7 +38,7 @@ fn integration_tests(crate_dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-pub fn run(args: TestArgs) -> Result<()> {
+pub fn run(args: TestOptions) -> Result<()> {
     let root = project::project_root();
     let sh = Shell::new()?;
     sh.change_dir(&root);
@@ -48,7 +46,11 @@ pub fn run(args: TestArgs) -> Result<()> {
     if args.no_engine {
         // Unit tests of both crates, then every integration test binary but
         // the end-to-end ones, by name.
-        cmd!(sh, "cargo test --workspace --locked --bins {extra...}").run()?;
+        cmd!(
+            sh,
+            "cargo test --workspace --locked --lib --bins {extra...}"
+        )
+        .run()?;
         for (package, dir) in [("beacon", "service"), ("xtask", "xtask")] {
             let (engine, rest): (Vec<String>, Vec<String>) = integration_tests(&root.join(dir))?
                 .into_iter()

@@ -4,49 +4,34 @@
 //! index digest (by key, or by the expected keyless identity). Anything else
 //! fails with every reason found.
 
-use anyhow::{bail, Context as _, Result};
-use clap::Args;
+use anyhow::{bail, Result};
 use serde_json::Value;
 use xshell::{cmd, Shell};
 
-use crate::names::{self, ImageRef};
-use crate::plan::{Requirement, LABEL_NS};
-use crate::render::is_loopback_registry;
-use crate::{preflight, registry, release_image};
+use crate::model::names::{self, ImageRef};
+use crate::model::oci::ImageConfig;
+use crate::model::registry::{self, Attestation};
+use crate::model::tags::CI_PREFIX;
+use crate::plan::LABEL_NS;
+use crate::preflight::{self, Requirement};
 
-#[derive(Debug, Clone, Args)]
-pub struct VerifyArgs {
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
     /// The image to check (tag or digest).
-    #[arg(value_name = "IMAGE")]
     pub image: String,
-
     /// Public key the image must be signed with (file, env://VAR or KMS URI).
-    #[arg(long, env = "COSIGN_PUBLIC_KEY", value_name = "KEY")]
     pub key: Option<String>,
-
-    /// Keyless: the signer identity (regexp), e.g. ^https://github.com/ORG/REPO/.github/workflows/build-push.yml@
-    #[arg(long, value_name = "REGEXP")]
+    /// Keyless: the signer identity (regexp).
     pub certificate_identity_regexp: Option<String>,
-
     /// Keyless: the OIDC issuer of the signer.
-    #[arg(
-        long,
-        value_name = "URL",
-        default_value = "https://token.actions.githubusercontent.com"
-    )]
     pub certificate_oidc_issuer: String,
-
-    /// Platforms the image must provide.
-    #[arg(long, value_name = "OS/ARCH,...", default_value = release_image::DEFAULT_PLATFORMS)]
+    /// Platforms the image must provide, comma-separated.
     pub platform: String,
-
-    /// Key-signed images were signed without the transparency log unless
-    /// released with --tlog; pass --tlog to require a log entry.
-    #[arg(long)]
+    /// Require a transparency log entry for key-based signatures.
     pub tlog: bool,
 }
 
-pub fn run(args: VerifyArgs) -> Result<()> {
+pub fn run(args: VerifyOptions) -> Result<()> {
     let image: ImageRef = args.image.parse()?;
     let platforms = names::parse_platforms(&args.platform)?;
     if args.key.is_none() && args.certificate_identity_regexp.is_none() {
@@ -56,6 +41,7 @@ pub fn run(args: VerifyArgs) -> Result<()> {
         Requirement::Docker,
         Requirement::Buildx,
         Requirement::Cosign,
+        Requirement::Skopeo,
     ];
     if let Some(key) = args.key.as_deref().filter(|k| !k.contains("://")) {
         requirements.push(Requirement::SigningKeyFile(key.to_string()));
@@ -63,14 +49,18 @@ pub fn run(args: VerifyArgs) -> Result<()> {
     preflight::check_all(&requirements)?;
 
     let mut reasons = Vec::new();
-    if image.tag.as_deref().is_some_and(|t| t.starts_with("ci-")) {
+    if image
+        .tag
+        .as_deref()
+        .is_some_and(|t| t.starts_with(CI_PREFIX))
+    {
         reasons.push(format!(
             "it is tagged {:?}, a CI tag (CI images are never deployed)",
             image.tag.as_deref().unwrap_or_default()
         ));
     }
-    let digest = registry::resolve_digest(&image.to_string())?
-        .with_context(|| format!("{image} does not exist in its registry"))?;
+    let fetched = registry::fetch_existing(&image.to_string())?;
+    let digest = fetched.digest.clone();
     if let Some(expected) = &image.digest {
         if expected != &digest {
             reasons.push(format!(
@@ -79,11 +69,22 @@ pub fn run(args: VerifyArgs) -> Result<()> {
         }
     }
     let by_digest = format!("{}@{digest}", image.repository);
-    let manifest = registry::raw_manifest(&by_digest)?;
-    let listed = image_platforms(&manifest);
-    if listed.is_empty() {
-        reasons.push("it is a single-platform image, not a multi-platform index".to_string());
-    }
+    let (listed, configs) = match fetched.document.as_index() {
+        Some(index) => {
+            let mut configs = Vec::new();
+            for entry in index.images() {
+                let config =
+                    registry::config(&image.repository, &entry.digest)?.unwrap_or_default();
+                configs.push((entry.platform_name(), config));
+            }
+            (index.platforms(), configs)
+        }
+        None => {
+            reasons.push("it is a single-platform image, not a multi-platform index".to_string());
+            let config = registry::config(&image.repository, &digest)?.unwrap_or_default();
+            (Vec::new(), vec![("the image".to_string(), config)])
+        }
+    };
     for platform in &platforms {
         if !listed.contains(&platform.to_string()) {
             reasons.push(format!(
@@ -96,11 +97,8 @@ pub fn run(args: VerifyArgs) -> Result<()> {
             ));
         }
     }
-    reasons.extend(label_problems(&registry::inspect_format(
-        &by_digest,
-        "{{json .Image}}",
-    )?));
-    let provenance = registry::inspect_format(&by_digest, "{{json .Provenance}}")?;
+    reasons.extend(label_problems(&configs));
+    let provenance = registry::attestation(&by_digest, Attestation::Provenance)?;
     reasons.extend(provenance_problems(&provenance, &listed));
     if let Err(err) = cosign_verify(&args, &by_digest) {
         reasons.push(format!("its signature does not verify ({err})"));
@@ -115,89 +113,39 @@ pub fn run(args: VerifyArgs) -> Result<()> {
     Ok(())
 }
 
-/// The platforms of an index's images (attestation manifests excluded).
-pub fn image_platforms(manifest: &Value) -> Vec<String> {
-    image_entries(manifest)
-        .into_iter()
-        .map(|(platform, _)| platform)
-        .collect()
-}
-
-/// (platform, digest) of an index's images, attestation manifests excluded.
-pub fn image_entries(manifest: &Value) -> Vec<(String, String)> {
-    let Some(entries) = manifest.get("manifests").and_then(Value::as_array) else {
-        return Vec::new();
-    };
-    entries
-        .iter()
-        .filter(|m| {
-            m.pointer("/annotations/vnd.docker.reference.type")
-                .and_then(Value::as_str)
-                != Some("attestation-manifest")
-        })
-        .filter_map(|m| {
-            let os = m.pointer("/platform/os")?.as_str()?;
-            let arch = m.pointer("/platform/architecture")?.as_str()?;
-            let platform = match m.pointer("/platform/variant").and_then(Value::as_str) {
-                Some(variant) => format!("{os}/{arch}/{variant}"),
-                None => format!("{os}/{arch}"),
-            };
-            Some((
-                platform,
-                m.get("digest")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-            ))
-        })
-        .collect()
-}
-
-/// Which platforms lack SLSA provenance. buildx renders one platform's
-/// provenance unkeyed (a single-platform image, or an index with one image)
-/// and several keyed by platform.
+/// Which platforms lack SLSA provenance (buildx renders one platform's
+/// provenance unkeyed, several keyed by platform).
 pub fn provenance_problems(provenance: &Value, platforms: &[String]) -> Vec<String> {
     let has = |value: Option<&Value>| {
         value
             .and_then(|p| p.get("SLSA"))
             .is_some_and(|s| !s.is_null())
     };
-    if platforms.len() <= 1 && provenance.get("SLSA").is_some() {
+    if platforms.is_empty() {
         return if has(Some(provenance)) {
             Vec::new()
         } else {
             vec!["no provenance attestation".to_string()]
         };
     }
-    if platforms.is_empty() {
-        return vec!["no provenance attestation".to_string()];
-    }
     platforms
         .iter()
-        .filter(|platform| !has(provenance.get(platform.as_str())))
+        .filter(|platform| {
+            !has(registry::for_platform(
+                provenance,
+                platform,
+                platforms.len(),
+            ))
+        })
         .map(|platform| format!("no provenance attestation for {platform}"))
         .collect()
 }
 
 /// Why the image configs' labels say this is not a production image.
-pub fn label_problems(images: &Value) -> Vec<String> {
-    // buildx prints one config for a single-platform image, a map by platform otherwise.
-    let configs: Vec<(String, &Value)> = if images.get("config").is_some() {
-        vec![("the image".to_string(), images)]
-    } else {
-        images
-            .as_object()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v)).collect())
-            .unwrap_or_default()
-    };
+pub fn label_problems(configs: &[(String, ImageConfig)]) -> Vec<String> {
     let mut problems = Vec::new();
     for (platform, config) in configs {
-        let label = |key: &str| {
-            config
-                .pointer(&format!("/config/Labels/{}", key.replace('/', "~1")))
-                .and_then(Value::as_str)
-        };
-        match label(&format!("{LABEL_NS}.flavor")) {
+        match config.label(&format!("{LABEL_NS}.flavor")) {
             Some("production") => {}
             Some(other) => problems.push(format!(
                 "{platform} is labelled {LABEL_NS}.flavor={other}, not production"
@@ -206,7 +154,7 @@ pub fn label_problems(images: &Value) -> Vec<String> {
                 "{platform} has no {LABEL_NS}.flavor label (not built by release-image)"
             )),
         }
-        if label(&format!("{LABEL_NS}.not-for-production")) == Some("true") {
+        if config.label(&format!("{LABEL_NS}.not-for-production")) == Some("true") {
             problems.push(format!(
                 "{platform} is labelled {LABEL_NS}.not-for-production=true"
             ));
@@ -215,7 +163,7 @@ pub fn label_problems(images: &Value) -> Vec<String> {
     problems
 }
 
-fn cosign_verify(args: &VerifyArgs, reference: &str) -> Result<()> {
+fn cosign_verify(args: &VerifyOptions, reference: &str) -> Result<()> {
     let sh = Shell::new()?;
     let mut flags: Vec<String> = Vec::new();
     match (&args.key, &args.certificate_identity_regexp) {
@@ -234,7 +182,7 @@ fn cosign_verify(args: &VerifyArgs, reference: &str) -> Result<()> {
         }
         (None, None) => bail!("no signer given"),
     }
-    if is_loopback_registry(reference) {
+    if names::is_loopback(reference) {
         flags.push("--allow-http-registry=true".to_string());
         flags.push("--allow-insecure-registry=true".to_string());
     }
@@ -258,17 +206,6 @@ fn cosign_verify(args: &VerifyArgs, reference: &str) -> Result<()> {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn platforms_skip_attestations() {
-        let index = json!({"manifests": [
-            {"platform": {"os": "linux", "architecture": "amd64"}},
-            {"platform": {"os": "linux", "architecture": "arm64"}},
-            {"platform": {"os": "unknown", "architecture": "unknown"}, "annotations": {"vnd.docker.reference.type": "attestation-manifest"}},
-        ]});
-        assert_eq!(image_platforms(&index), ["linux/amd64", "linux/arm64"]);
-        assert!(image_platforms(&json!({"config": {}})).is_empty());
-    }
 
     #[test]
     fn provenance_keyed_by_platform_or_not() {
@@ -296,13 +233,21 @@ mod tests {
         );
     }
 
+    fn config(labels: serde_json::Value) -> ImageConfig {
+        ImageConfig::parse(&serde_json::to_vec(&json!({"config": {"Labels": labels}})).unwrap())
+            .unwrap()
+    }
+
     #[test]
     fn labels_tell_ci_from_production() {
-        let ci = json!({"config": {"Labels": {"dev.beacon.image.flavor": "ci", "dev.beacon.image.not-for-production": "true"}}});
-        assert_eq!(label_problems(&ci).len(), 2);
-        let prod = json!({"linux/amd64": {"config": {"Labels": {"dev.beacon.image.flavor": "production"}}}});
-        assert!(label_problems(&prod).is_empty());
-        let foreign = json!({"linux/amd64": {"config": {"Labels": {}}}});
-        assert!(label_problems(&foreign)[0].contains("no dev.beacon.image.flavor label"));
+        let ci = config(
+            json!({"dev.beacon.image.flavor": "ci", "dev.beacon.image.not-for-production": "true"}),
+        );
+        assert_eq!(label_problems(&[("the image".into(), ci)]).len(), 2);
+        let prod = config(json!({"dev.beacon.image.flavor": "production"}));
+        assert!(label_problems(&[("linux/amd64".into(), prod)]).is_empty());
+        let foreign = config(json!({}));
+        assert!(label_problems(&[("linux/amd64".into(), foreign)])[0]
+            .contains("no dev.beacon.image.flavor label"));
     }
 }

@@ -21,7 +21,10 @@ use support::e2e::{
     wait_for_http, xtask,
 };
 
-const VARIANTS: [&str; 3] = ["chainguard", "distroless", "ubi9"];
+/// The variants, as the tool discovers them.
+fn variants() -> Vec<String> {
+    xtask::project::discover_variants(&root()).unwrap()
+}
 
 /// Runs `script` with the image's /bin/sh (CI images have one).
 fn shell_in(image: &str, script: &str) -> Output {
@@ -44,14 +47,14 @@ fn ci_images_of_every_variant_load_run_and_say_what_they_are() {
         .args(["ci-image", "--json", "--registry", "localhost/e2e"])
         .args(fixture.build_options()));
     let result: Value = serde_json::from_str(&text).unwrap();
-    let variants = result["variants"].as_array().unwrap();
-    assert_eq!(variants.len(), 3, "default: every variant under images/");
+    let built = result["variants"].as_array().unwrap();
+    assert_eq!(
+        built.len(),
+        variants().len(),
+        "default: every variant under images/"
+    );
 
-    let metadata: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("target/xtask/ci-image-metadata.json")).unwrap(),
-    )
-    .unwrap();
-    for variant in VARIANTS {
+    for variant in variants() {
         let image = format!("localhost/e2e/beacon:ci-{variant}");
         // Both ci- tags exist in the engine and name the same image.
         let tags = result["variants"]
@@ -87,7 +90,12 @@ fn ci_images_of_every_variant_load_run_and_say_what_they_are() {
         );
 
         // Exactly one platform: buildx exported a single manifest, not an index.
-        let media_type = metadata[variant]["containerimage.descriptor"]["mediaType"]
+        let media_type = result["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["variant"] == variant)
+            .unwrap()["media_type"]
             .as_str()
             .unwrap();
         assert!(
@@ -297,7 +305,7 @@ fn release_publishes_signed_attested_multi_platform_images_and_verify_gates_them
             "bare {tag} for the default variant: {tags:?}"
         );
     }
-    for variant in VARIANTS {
+    for variant in variants() {
         for tag in ["1.2.3", "1.2", "1", "latest"] {
             assert!(
                 tags.contains(&format!("{tag}-{variant}")),
@@ -457,7 +465,7 @@ fn failures_move_no_tag_and_a_rerun_completes() {
     assert_ok(&release(&rel, "refs/tags/v1.2.3", &[], "correct horse"));
     let snapshot = |tags: &[&str]| -> Vec<Option<String>> {
         let mut digests = Vec::new();
-        for variant in VARIANTS {
+        for variant in variants() {
             for tag in tags {
                 digests.push(registry_digest(&name, &format!("{tag}-{variant}")));
             }
@@ -515,7 +523,7 @@ fn failures_move_no_tag_and_a_rerun_completes() {
         .unwrap()
         .split_whitespace()
         .collect();
-    assert_eq!(unsigned.len(), 3, "{last}");
+    assert_eq!(unsigned.len(), variants().len(), "{last}");
     assert_eq!(snapshot(&floating), before);
     assert!(snapshot(&["1.3.0"]).iter().all(Option::is_none));
 
@@ -538,7 +546,7 @@ fn failures_move_no_tag_and_a_rerun_completes() {
     let after = snapshot(&["1.3.0"]);
     assert!(after.iter().all(Option::is_some));
     assert_ne!(snapshot(&floating), before, "latest and 1 moved to 1.3.0");
-    for variant in VARIANTS {
+    for variant in variants() {
         assert_ok(&verify(
             &format!("{}:1.3.0-{variant}", rel.repository),
             &public_key,
@@ -711,7 +719,7 @@ fn a_registry_failing_mid_release_moves_no_tag_and_a_rerun_completes() {
         "only the rest is built: {bake}"
     );
     let tags = registry_tags(&name);
-    for variant in VARIANTS {
+    for variant in variants() {
         assert!(tags.contains(&format!("2.0.0-{variant}")), "{tags:?}");
         assert_ok(&verify(
             &format!("{}/{name}:2.0.0-{variant}", registry()),
@@ -861,4 +869,49 @@ fn verify_refuses_a_missing_platform_and_a_missing_provenance() {
         !message.contains("signature does not verify"),
         "the signature is fine: {message}"
     );
+}
+
+/// Two runs in one checkout, started together (two terminals, `make -j`):
+/// each has its own work files, the shared stand-ins and host binaries are
+/// prepared once under a lock, and both succeed.
+#[test]
+fn two_runs_started_together_in_one_checkout_both_succeed() {
+    let _engine = engine_lock();
+    let all = variants();
+    let (first, second) = (&all[0], &all[all.len() - 1]);
+    let start = |variant: &str| {
+        let mut command = xtask();
+        command
+            .args(["ci-image", "--stand-ins", &registry(), "--variant", variant])
+            .args(["--registry", "localhost/e2e-concurrent"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command.spawn().unwrap()
+    };
+    let runs = [start(first), start(second)];
+    for (run, variant) in runs.into_iter().zip([first, second]) {
+        let output = run.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "the {variant} run failed:\n{}",
+            stderr(&output)
+        );
+        let image = format!("localhost/e2e-concurrent/beacon:ci-{variant}");
+        assert!(
+            docker(&["image", "inspect", &image]).status.success(),
+            "{image} is loaded"
+        );
+    }
+    // Each run's files went with it.
+    let runs_dir = root().join("target/xtask/runs");
+    let left: Vec<String> = std::fs::read_dir(&runs_dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("ci-image-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "run directories left behind: {left:?}");
 }

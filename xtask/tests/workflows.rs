@@ -13,10 +13,8 @@
 //! - build logic stays in `cargo xtask`: no workflow builds, pushes or signs
 //!   with raw docker or cosign commands.
 //!
-//! The workflows are read by a small YAML reader written for the subset they
-//! use (block mappings and sequences, plain and quoted scalars, `|` blocks,
-//! flow sequences); anything else is an error, never a silent misreading.
-//! Where Python has PyYAML, a test checks that both readers agree.
+//! The workflows are read with the yaml-rust2 crate (a dev-dependency), and
+//! the variants and contexts come from the xtask library itself.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -24,459 +22,66 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
+use xtask::context::{BuildContext, CiEnv, GitState};
+use xtask::model::names::Platform;
 
 // ---------------------------------------------------------------------------
-// The YAML subset reader.
+// YAML, read by a well-kept crate (YAML 1.2, so `on:` stays a key).
 
 mod yaml {
     use serde_json::{Map, Number, Value};
+    use yaml_rust2::{Yaml, YamlLoader};
 
-    /// Parses one YAML document of the supported subset into JSON.
+    /// Parses one YAML document into JSON.
     pub fn parse(text: &str) -> Result<Value, String> {
-        let mut parser = Parser {
-            lines: text.lines().map(str::to_string).collect(),
-            pos: 0,
-        };
-        let value = match parser.peek()? {
-            None => Value::Null,
-            Some((indent, _)) => parser.node(indent)?,
-        };
-        if parser.peek()?.is_some() {
-            return Err(parser.error("unexpected content (inconsistent indentation?)"));
-        }
-        Ok(value)
-    }
-
-    struct Parser {
-        lines: Vec<String>,
-        pos: usize,
-    }
-
-    fn is_sequence_item(content: &str) -> bool {
-        content == "-" || content.starts_with("- ")
-    }
-
-    impl Parser {
-        fn error(&self, message: &str) -> String {
-            let line = self
-                .lines
-                .get(self.pos)
-                .map(String::as_str)
-                .unwrap_or("<end of file>");
-            format!("line {}: {message}: {line:?}", self.pos + 1)
-        }
-
-        /// The next line with content, as (indent, content without comment);
-        /// skips blank and comment lines.
-        fn peek(&mut self) -> Result<Option<(usize, String)>, String> {
-            while let Some(raw) = self.lines.get(self.pos) {
-                let trimmed = raw.trim_start_matches(' ');
-                if trimmed.starts_with('\t') {
-                    return Err(self.error("tab in indentation"));
-                }
-                let content = strip_comment(trimmed).trim_end().to_string();
-                if content.is_empty() {
-                    self.pos += 1;
-                    continue;
-                }
-                if content == "---" || content == "..." || content.starts_with('%') {
-                    return Err(self.error("unsupported: document markers and directives"));
-                }
-                return Ok(Some((raw.len() - trimmed.len(), content)));
-            }
-            Ok(None)
-        }
-
-        fn node(&mut self, indent: usize) -> Result<Value, String> {
-            let Some((_, content)) = self.peek()? else {
-                return Ok(Value::Null);
-            };
-            if is_sequence_item(&content) {
-                self.sequence(indent)
-            } else if split_key(&content)?.is_some() {
-                self.mapping(indent)
-            } else {
-                self.pos += 1;
-                let value = inline(&content)?;
-                self.no_continuation(indent)?;
-                Ok(value)
-            }
-        }
-
-        fn no_continuation(&mut self, indent: usize) -> Result<(), String> {
-            match self.peek()? {
-                Some((next, _)) if next > indent => {
-                    Err(self.error("unsupported: a multi-line scalar (or wrong indentation)"))
-                }
-                _ => Ok(()),
-            }
-        }
-
-        fn mapping(&mut self, indent: usize) -> Result<Value, String> {
-            let mut map = Map::new();
-            while let Some((at, content)) = self.peek()? {
-                if at < indent || (at == indent && is_sequence_item(&content)) {
-                    break;
-                }
-                if at > indent {
-                    return Err(self.error("unexpected indentation"));
-                }
-                let Some((key, rest)) = split_key(&content)? else {
-                    return Err(self.error("expected `key: value`"));
-                };
-                self.pos += 1;
-                let value = self.value(indent, &rest)?;
-                if map.insert(key.clone(), value).is_some() {
-                    return Err(format!("duplicate key {key:?} (line {})", self.pos));
-                }
-            }
-            Ok(Value::Object(map))
-        }
-
-        /// The value after `key:` on a line indented by `indent`.
-        fn value(&mut self, indent: usize, rest: &str) -> Result<Value, String> {
-            let rest = rest.trim();
-            if rest.is_empty() {
-                return match self.peek()? {
-                    Some((at, content)) if at == indent && is_sequence_item(&content) => {
-                        self.sequence(indent)
-                    }
-                    Some((at, _)) if at > indent => self.node(at),
-                    _ => Ok(Value::Null),
-                };
-            }
-            if rest.starts_with('|') || rest.starts_with('>') {
-                return self.block_scalar(indent, rest);
-            }
-            let value = inline(rest)?;
-            self.no_continuation(indent)?;
-            Ok(value)
-        }
-
-        fn sequence(&mut self, indent: usize) -> Result<Value, String> {
-            let mut items = Vec::new();
-            while let Some((at, content)) = self.peek()? {
-                if at != indent || !is_sequence_item(&content) {
-                    if at > indent {
-                        return Err(self.error("unexpected indentation in a sequence"));
-                    }
-                    break;
-                }
-                let after_dash = &content[1..];
-                let rest = after_dash.trim_start();
-                let offset = 1 + after_dash.len() - rest.len();
-                if rest.is_empty() {
-                    self.pos += 1;
-                    items.push(match self.peek()? {
-                        Some((next, _)) if next > indent => self.node(next)?,
-                        _ => Value::Null,
-                    });
-                } else if rest.starts_with('|') || rest.starts_with('>') {
-                    self.pos += 1;
-                    items.push(self.block_scalar(indent, rest)?);
-                } else if is_sequence_item(rest) || split_key(rest)?.is_some() {
-                    // `- key: value` starts a mapping indented like `key`:
-                    // blank out the dash and read the line as that mapping's first.
-                    self.lines[self.pos].replace_range(indent..indent + 1, " ");
-                    items.push(self.node(indent + offset)?);
-                } else {
-                    self.pos += 1;
-                    items.push(inline(rest)?);
-                    self.no_continuation(indent)?;
-                }
-            }
-            Ok(Value::Array(items))
-        }
-
-        /// A `|` block (clip, `|-` strip, `|+` keep) under a parent indented by `parent`.
-        fn block_scalar(&mut self, parent: usize, header: &str) -> Result<Value, String> {
-            if header.starts_with('>') {
-                return Err(self.error("unsupported: folded scalars (>); use a literal block (|)"));
-            }
-            let chomp = match &header[1..] {
-                "" => Chomp::Clip,
-                "-" => Chomp::Strip,
-                "+" => Chomp::Keep,
-                _ => return Err(self.error("unsupported block scalar header")),
-            };
-            let mut body: Vec<String> = Vec::new();
-            let mut content_indent = None;
-            while let Some(raw) = self.lines.get(self.pos) {
-                if raw.trim().is_empty() {
-                    body.push(String::new());
-                    self.pos += 1;
-                    continue;
-                }
-                let at = raw.len() - raw.trim_start_matches(' ').len();
-                if at <= parent {
-                    break;
-                }
-                let indent = *content_indent.get_or_insert(at);
-                if at < indent {
-                    return Err(self.error("block scalar line less indented than its first line"));
-                }
-                body.push(raw[indent..].to_string());
-                self.pos += 1;
-            }
-            let trailing = body.iter().rev().take_while(|l| l.is_empty()).count();
-            let content = &body[..body.len() - trailing];
-            let mut text = content.join("\n");
-            if !content.is_empty() {
-                match chomp {
-                    Chomp::Strip => {}
-                    Chomp::Clip => text.push('\n'),
-                    Chomp::Keep => text.push_str(&"\n".repeat(trailing + 1)),
-                }
-            }
-            Ok(Value::String(text))
+        let documents = YamlLoader::load_from_str(text).map_err(|e| e.to_string())?;
+        match documents.as_slice() {
+            [] => Ok(Value::Null),
+            [document] => convert(document),
+            _ => Err("more than one YAML document".to_string()),
         }
     }
 
-    enum Chomp {
-        Clip,
-        Strip,
-        Keep,
-    }
-
-    /// Drops a trailing `# comment` (a `#` at the start or after a space,
-    /// outside a quoted scalar).
-    pub fn strip_comment(line: &str) -> &str {
-        let chars: Vec<(usize, char)> = line.char_indices().collect();
-        let mut quote: Option<char> = None;
-        let mut i = 0;
-        while i < chars.len() {
-            let (at, c) = chars[i];
-            match quote {
-                Some('"') if c == '\\' => i += 1,
-                Some(q) if c == q => {
-                    if q == '\'' && chars.get(i + 1).is_some_and(|&(_, n)| n == '\'') {
-                        i += 1;
-                    } else {
-                        quote = None;
-                    }
+    fn convert(node: &Yaml) -> Result<Value, String> {
+        Ok(match node {
+            Yaml::Null => Value::Null,
+            Yaml::Boolean(b) => Value::Bool(*b),
+            Yaml::Integer(i) => Value::Number((*i).into()),
+            Yaml::Real(text) => text
+                .parse::<f64>()
+                .ok()
+                .and_then(Number::from_f64)
+                .map_or_else(|| Value::String(text.clone()), Value::Number),
+            Yaml::String(text) => Value::String(text.clone()),
+            Yaml::Array(items) => {
+                Value::Array(items.iter().map(convert).collect::<Result<_, _>>()?)
+            }
+            Yaml::Hash(map) => {
+                let mut object = Map::new();
+                for (key, value) in map {
+                    let key = match key {
+                        Yaml::String(text) | Yaml::Real(text) => text.clone(),
+                        Yaml::Integer(i) => i.to_string(),
+                        Yaml::Boolean(b) => b.to_string(),
+                        other => return Err(format!("unsupported mapping key {other:?}")),
+                    };
+                    object.insert(key, convert(value)?);
                 }
-                Some(_) => {}
-                None if c == '#' && (i == 0 || chars[i - 1].1 == ' ') => return &line[..at],
-                None if (c == '"' || c == '\'') && starts_scalar(&line[..at]) => quote = Some(c),
-                None => {}
+                Value::Object(object)
             }
-            i += 1;
-        }
-        line
-    }
-
-    /// Whether a quote after `before` opens a quoted scalar.
-    fn starts_scalar(before: &str) -> bool {
-        let trimmed = before.trim_end();
-        trimmed.is_empty()
-            || (before.len() > trimmed.len() && (trimmed.ends_with(':') || trimmed.ends_with('-')))
-            || trimmed.ends_with('[')
-            || trimmed.ends_with('{')
-            || trimmed.ends_with(',')
-    }
-
-    /// Splits `key: rest`, if the line is a mapping entry.
-    fn split_key(content: &str) -> Result<Option<(String, String)>, String> {
-        if content.starts_with('[') || content.starts_with('{') {
-            return Ok(None);
-        }
-        if content.starts_with('"') || content.starts_with('\'') {
-            let (key, rest) = quoted(content)?;
-            let rest = rest.trim_start();
-            return Ok(match rest.strip_prefix(':') {
-                Some(after) if after.is_empty() || after.starts_with(' ') => Some((
-                    key.as_str().unwrap_or_default().to_string(),
-                    after.to_string(),
-                )),
-                _ => None,
-            });
-        }
-        let bytes = content.as_bytes();
-        for (i, &b) in bytes.iter().enumerate() {
-            if b == b':' && (i + 1 == bytes.len() || bytes[i + 1] == b' ') {
-                let key = content[..i].trim_end();
-                if key.starts_with('?') {
-                    return Err(format!("unsupported: complex keys: {content:?}"));
-                }
-                return Ok(Some((key.to_string(), content[i + 1..].to_string())));
+            Yaml::Alias(_) | Yaml::BadValue => {
+                return Err(format!("unsupported YAML node {node:?}"))
             }
-        }
-        Ok(None)
-    }
-
-    /// A quoted scalar at the start of `text`, and what follows it.
-    fn quoted(text: &str) -> Result<(Value, &str), String> {
-        let mut chars = text.char_indices();
-        let Some((_, q)) = chars.next() else {
-            return Err("empty scalar".into());
-        };
-        let mut out = String::new();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\'' if q == '\'' => {
-                    if text[i + 1..].starts_with('\'') {
-                        out.push('\'');
-                        chars.next();
-                    } else {
-                        return Ok((Value::String(out), &text[i + 1..]));
-                    }
-                }
-                '"' if q == '"' => return Ok((Value::String(out), &text[i + 1..])),
-                '\\' if q == '"' => match chars.next().map(|(_, e)| e) {
-                    Some('n') => out.push('\n'),
-                    Some('t') => out.push('\t'),
-                    Some(e @ ('"' | '\\' | '/' | ' ')) => out.push(e),
-                    other => return Err(format!("unsupported escape \\{other:?} in {text:?}")),
-                },
-                c => out.push(c),
-            }
-        }
-        Err(format!(
-            "unsupported: unterminated or multi-line quoted scalar {text:?}"
-        ))
-    }
-
-    /// A scalar or a flow collection written on one line.
-    pub fn inline(text: &str) -> Result<Value, String> {
-        let text = text.trim();
-        match text.chars().next() {
-            None => Ok(Value::Null),
-            Some('"' | '\'') => {
-                let (value, rest) = quoted(text)?;
-                if !rest.trim().is_empty() {
-                    return Err(format!("text after a quoted scalar: {text:?}"));
-                }
-                Ok(value)
-            }
-            Some('[') => {
-                let inner = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
-                let inner = inner.ok_or_else(|| format!("unsupported flow sequence {text:?}"))?;
-                flow_items(inner)?
-                    .iter()
-                    .map(|item| inline(item))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(Value::Array)
-            }
-            Some('{') => {
-                let inner = text.strip_prefix('{').and_then(|t| t.strip_suffix('}'));
-                let inner = inner.ok_or_else(|| format!("unsupported flow mapping {text:?}"))?;
-                let mut map = Map::new();
-                for item in flow_items(inner)? {
-                    let (key, value) = split_key(&item)?
-                        .ok_or_else(|| format!("expected `key: value` in {text:?}"))?;
-                    map.insert(key, inline(&value)?);
-                }
-                Ok(Value::Object(map))
-            }
-            Some('&' | '*' | '!' | '@' | '`' | '|' | '>' | '%' | '?') => Err(format!(
-                "unsupported: anchors, aliases, tags and reserved indicators: {text:?}"
-            )),
-            Some(_) => {
-                if text.contains(": ") || text.ends_with(':') || text.contains(" #") {
-                    return Err(format!(
-                        "a plain scalar cannot hold `: ` or ` #` (quote it): {text:?}"
-                    ));
-                }
-                Ok(plain(text))
-            }
-        }
-    }
-
-    /// The items of a flow collection's inside, split at top-level commas.
-    fn flow_items(inner: &str) -> Result<Vec<String>, String> {
-        let mut items = Vec::new();
-        let (mut depth, mut quote, mut current) = (0i32, None::<char>, String::new());
-        for c in inner.chars() {
-            match (quote, c) {
-                (Some(q), c) if c == q => quote = None,
-                (Some(_), _) => {}
-                (None, '"' | '\'') if current.trim().is_empty() => quote = Some(c),
-                (None, '[' | '{') => depth += 1,
-                (None, ']' | '}') => depth -= 1,
-                (None, ',') if depth == 0 => {
-                    items.push(std::mem::take(&mut current).trim().to_string());
-                    continue;
-                }
-                _ => {}
-            }
-            current.push(c);
-        }
-        if quote.is_some() || depth != 0 {
-            return Err(format!("unbalanced flow collection {inner:?}"));
-        }
-        if !current.trim().is_empty() {
-            items.push(current.trim().to_string());
-        }
-        Ok(items)
-    }
-
-    /// A plain scalar's value: null, a boolean, an integer, or a string.
-    fn plain(text: &str) -> Value {
-        // `+1` and `010` are not the integers they look like in every YAML version.
-        let odd_integer = text.starts_with('+') || (text.len() > 1 && text.starts_with('0'));
-        match text {
-            "~" | "null" | "Null" | "NULL" => Value::Null,
-            "true" | "True" | "TRUE" => Value::Bool(true),
-            "false" | "False" | "FALSE" => Value::Bool(false),
-            _ => match text.parse::<i64>() {
-                Ok(n) if !odd_integer => Value::Number(Number::from(n)),
-                _ => Value::String(text.to_string()),
-            },
-        }
+        })
     }
 
     #[test]
-    fn reads_the_subset() {
-        let text = r#"# comment
-on:
-  push:
-    branches: [main, 'v*']
-  workflow_dispatch:
-env: {}
-jobs:
-  a:
-    timeout-minutes: 30 # half an hour
-    steps:
-      - uses: x/y@0123 # v1.2.3
-        with:
-          k: "a: b # not a comment"
-      - name: It's plain
-        run: |
-          echo one # stays
-
-          echo two
-      -
-        run: |-
-          last
-    list:
-    - 'it''s'
-    - 1.2.3
-"#;
-        let value = parse(text).unwrap();
-        let expected = serde_json::json!({
-            "on": {"push": {"branches": ["main", "v*"]}, "workflow_dispatch": null},
-            "env": {},
-            "jobs": {"a": {
-                "timeout-minutes": 30,
-                "steps": [
-                    {"uses": "x/y@0123", "with": {"k": "a: b # not a comment"}},
-                    {"name": "It's plain", "run": "echo one # stays\n\necho two\n"},
-                    {"run": "last"}
-                ],
-                "list": ["it's", "1.2.3"]
-            }}
-        });
-        assert_eq!(value, expected);
-        for bad in [
-            "a: b: c\n",
-            "a: &x 1\n",
-            "a: >\n  folded\n",
-            "a:\n  b\n  c\n",
-            "a: 1\na: 2\n",
-            "a: \"open\n",
-        ] {
-            assert!(parse(bad).is_err(), "accepted {bad:?}: {:?}", parse(bad));
-        }
+    fn reads_what_the_workflows_use() {
+        let value = parse("on:\n  push:\n    branches: [main]\njobs:\n  a:\n    timeout-minutes: 30\n    run: |\n      echo 1\n      echo 2\n").unwrap();
+        assert_eq!(value["on"]["push"]["branches"][0], "main");
+        assert_eq!(value["jobs"]["a"]["timeout-minutes"], 30);
+        assert_eq!(value["jobs"]["a"]["run"], "echo 1\necho 2\n");
+        assert!(parse("a: [unclosed").is_err());
     }
 }
 
@@ -616,13 +221,11 @@ fn all_workflows() -> Vec<Workflow> {
     paths.iter().map(|p| Workflow::load(p)).collect()
 }
 
-/// The image variants: every `images/<variant>/Dockerfile`.
+/// The image variants, as the tool discovers them.
 fn variants() -> BTreeSet<String> {
-    std::fs::read_dir(root().join("images"))
+    xtask::project::discover_variants(&root())
         .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| e.path().join("Dockerfile").is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .into_iter()
         .collect()
 }
 
@@ -1326,35 +929,34 @@ fn xtask_lines(wf: &Workflow) -> Vec<XtaskLine> {
     lines
 }
 
-/// BuildContext files (see xtask/src/context.rs) for the situations the
-/// workflows run in, so plans do not depend on this checkout's state.
+/// BuildContext files (the library's own type, as `XTASK_CONTEXT` reads it)
+/// for the situations the workflows run in, so plans do not depend on this
+/// checkout's state.
 fn context_file(situation: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("xtask-workflows-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let git = |branch: Option<&str>, tags_at_head: &[&str]| {
-            json!({
-                "revision": "0123456789abcdef0123456789abcdef01234567",
-                "commit_time": 1_700_000_000,
-                "dirty": false,
-                "branch": branch,
-                "tags_at_head": tags_at_head,
-                "release_tags": ["v1.2.3", "v1.3.0"],
-                "source_url": "https://github.com/acme/beacon",
-            })
+        let git = |branch: Option<&str>, tags_at_head: &[&str]| GitState {
+            revision: "0123456789abcdef0123456789abcdef01234567".into(),
+            commit_time: 1_700_000_000,
+            dirty: false,
+            branch: branch.map(String::from),
+            tags_at_head: tags_at_head.iter().map(|t| t.to_string()).collect(),
+            release_tags: vec!["v1.2.3".into(), "v1.3.0".into()],
+            source_url: "https://github.com/acme/beacon".into(),
         };
-        let ci = |event: &str, git_ref: &str, workflow: &str, oidc: bool| {
-            json!({
-                "github_actions": true,
-                "event_name": event,
-                "git_ref": git_ref,
-                "repository": "acme/beacon",
-                "repository_owner": "Acme",
-                "server_url": "https://github.com",
-                "workflow_ref": format!("acme/beacon/.github/workflows/{workflow}@{git_ref}"),
-                "oidc_available": oidc,
-            })
+        let ci = |event: &str, git_ref: &str, workflow: &str, oidc: bool| CiEnv {
+            github_actions: true,
+            event_name: Some(event.into()),
+            git_ref: Some(git_ref.into()),
+            repository: Some("acme/beacon".into()),
+            repository_owner: Some("Acme".into()),
+            server_url: Some("https://github.com".into()),
+            workflow_ref: Some(format!(
+                "acme/beacon/.github/workflows/{workflow}@{git_ref}"
+            )),
+            oidc_available: oidc,
         };
         let situations = [
             (
@@ -1374,8 +976,16 @@ fn context_file(situation: &str) -> PathBuf {
             ),
         ];
         for (name, git, ci) in situations {
-            let context = json!({"git": git, "ci": ci, "native_platform": "linux/amd64"});
-            std::fs::write(dir.join(format!("{name}.json")), context.to_string()).unwrap();
+            let context = BuildContext {
+                git,
+                ci,
+                native_platform: Platform::linux("amd64"),
+            };
+            std::fs::write(
+                dir.join(format!("{name}.json")),
+                serde_json::to_string(&context).unwrap(),
+            )
+            .unwrap();
         }
         dir
     });
@@ -1571,57 +1181,3 @@ fn shell_words_expand_like_bash() {
 }
 
 // ---------------------------------------------------------------------------
-// The reader against PyYAML, where Python has it.
-
-#[test]
-fn yaml_reader_agrees_with_pyyaml() {
-    let script = "import json, sys, yaml\n\
-        def fix(v):\n\
-        \x20   if isinstance(v, dict):\n\
-        \x20       return {('on' if k is True else str(k)): fix(x) for k, x in v.items()}\n\
-        \x20   if isinstance(v, list):\n\
-        \x20       return [fix(x) for x in v]\n\
-        \x20   return v\n\
-        print(json.dumps(fix(yaml.safe_load(open(sys.argv[1])))))\n";
-    let mut files: Vec<PathBuf> = std::fs::read_dir(workflow_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.push(root().join(".github").join("dependabot.yml"));
-    for file in files {
-        let output = match Command::new("python3")
-            .args(["-c", script])
-            .arg(&file)
-            .output()
-        {
-            Ok(output) if output.status.success() => output,
-            Ok(output)
-                if String::from_utf8_lossy(&output.stderr).contains("No module named 'yaml'") =>
-            {
-                eprintln!(
-                    "PyYAML is not installed: the YAML reader is checked by its own tests only"
-                );
-                return;
-            }
-            Ok(output) => panic!(
-                "PyYAML cannot read {}: {}",
-                file.display(),
-                String::from_utf8_lossy(&output.stderr)
-            ),
-            Err(_) => {
-                eprintln!(
-                    "python3 is not installed: the YAML reader is checked by its own tests only"
-                );
-                return;
-            }
-        };
-        let theirs: Value = serde_json::from_slice(&output.stdout).unwrap();
-        let ours = yaml::parse(&std::fs::read_to_string(&file).unwrap()).unwrap();
-        assert_eq!(
-            ours,
-            theirs,
-            "{}: the YAML reader and PyYAML disagree",
-            file.display()
-        );
-    }
-}

@@ -6,17 +6,17 @@ use std::collections::BTreeSet;
 
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
-use serde_json::Value;
 
 use super::inventory::collect_caches;
 use super::select::{decision, facts_of, keep_children_of_kept_indexes, tags_by_digest};
-use super::time::{format_age, now_seconds, parse_rfc3339};
+use super::time::format_age;
 use super::{
-    plural, prune, refuse_ghcr, split_registry, Decision, ImageFacts, Inventory, Pass, PruneArgs,
-    Report,
+    plural, prune, refuse_ghcr, split_registry, Decision, ImageFacts, Inventory, Pass,
+    PruneOptions, Report,
 };
-use crate::cache::REGISTRY_CACHE_SUFFIX;
-use crate::context::DEFAULT_BRANCH;
+use crate::model::oci::Document;
+use crate::model::tags::{self, CacheScope, DEFAULT_BRANCH, REGISTRY_CACHE_SUFFIX};
+use crate::model::time::{now_seconds, parse_rfc3339};
 
 /// The config media type of a BuildKit registry cache manifest.
 const CACHE_CONFIG_TYPE: &str = "application/vnd.buildkit.cacheconfig.v0";
@@ -26,9 +26,9 @@ const OPEN_PRS_HINT: &str = "expected the open pull request numbers separated by
      (gh pr list --state open --json number --jq 'map(.number) | join(\",\")'), or --open-prs none when no pull request is open";
 
 /// What a tag of the cache repository is, by its name `<variant>-<scope>`
-/// (the scopes of `cache::scope`).
+/// (the grammar of `model::tags::CacheTag`, which the cache policy writes).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CacheTag {
+pub enum CacheKind {
     /// `<variant>-main`: the default branch's cache, which every build reads. Never deleted.
     DefaultBranch { variant: String },
     /// `<variant>-pr-<N>`: a pull request's cache. A candidate.
@@ -41,85 +41,48 @@ pub enum CacheTag {
     Other,
 }
 
-impl CacheTag {
+impl CacheKind {
     fn is_candidate(&self) -> bool {
-        matches!(self, CacheTag::PullRequest { .. } | CacheTag::Branch { .. })
+        matches!(
+            self,
+            CacheKind::PullRequest { .. } | CacheKind::Branch { .. }
+        )
     }
 
     fn variant(&self) -> Option<&str> {
         match self {
-            CacheTag::DefaultBranch { variant }
-            | CacheTag::PullRequest { variant, .. }
-            | CacheTag::Branch { variant }
-            | CacheTag::Local { variant } => Some(variant),
-            CacheTag::Other => None,
+            CacheKind::DefaultBranch { variant }
+            | CacheKind::PullRequest { variant, .. }
+            | CacheKind::Branch { variant }
+            | CacheKind::Local { variant } => Some(variant),
+            CacheKind::Other => None,
         }
     }
 
     /// Why a tag that is not a candidate stays.
     fn protection(&self) -> &'static str {
         match self {
-            CacheTag::DefaultBranch { .. } => "the default branch's cache, never deleted",
-            CacheTag::Local { .. } => "a laptop's cache (scope local), never deleted",
+            CacheKind::DefaultBranch { .. } => "the default branch's cache, never deleted",
+            CacheKind::Local { .. } => "a laptop's cache (scope local), never deleted",
             _ => "not a pull request or branch cache tag, never deleted",
         }
     }
 }
 
-/// Classifies a tag of the cache repository. Where a tag could be read two
-/// ways, the reading that deletes less wins: a `-main` or `-local` suffix
-/// always protects, and a `-branch-` scope (age only) beats a `-pr-` one.
-pub fn classify_cache(tag: &str) -> CacheTag {
-    let variant_ok = |v: &str| {
-        !v.is_empty()
-            && !v.starts_with(['-', '.'])
-            && v.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+/// Classifies a tag of the cache repository by the cache tag grammar.
+/// Where a tag could be read two ways, the reading that deletes less wins
+/// (see `model::tags::CacheTag::parse`).
+pub fn classify_cache(tag: &str) -> CacheKind {
+    let Some(parsed) = tags::CacheTag::parse(tag) else {
+        return CacheKind::Other;
     };
-    if let Some(variant) = tag.strip_suffix(&format!("-{DEFAULT_BRANCH}")) {
-        return if variant_ok(variant) {
-            CacheTag::DefaultBranch {
-                variant: variant.to_string(),
-            }
-        } else {
-            CacheTag::Other
-        };
+    let variant = parsed.variant;
+    match parsed.scope {
+        CacheScope::DefaultBranch => CacheKind::DefaultBranch { variant },
+        CacheScope::PullRequest(number) => CacheKind::PullRequest { variant, number },
+        CacheScope::Branch(_) => CacheKind::Branch { variant },
+        CacheScope::Local => CacheKind::Local { variant },
     }
-    if let Some(variant) = tag.strip_suffix("-local") {
-        return if variant_ok(variant) {
-            CacheTag::Local {
-                variant: variant.to_string(),
-            }
-        } else {
-            CacheTag::Other
-        };
-    }
-    if let Some((variant, slug)) = tag.split_once("-branch-") {
-        let slug_ok = !slug.is_empty()
-            && slug.len() <= 40
-            && !slug.starts_with('-')
-            && !slug.ends_with('-')
-            && slug
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if variant_ok(variant) && slug_ok {
-            return CacheTag::Branch {
-                variant: variant.to_string(),
-            };
-        }
-    }
-    if let Some((variant, number)) = tag.rsplit_once("-pr-") {
-        let digits = !number.is_empty()
-            && !number.starts_with('0')
-            && number.bytes().all(|b| b.is_ascii_digit());
-        if let (true, true, Ok(number)) = (variant_ok(variant), digits, number.parse::<u64>()) {
-            return CacheTag::PullRequest {
-                variant: variant.to_string(),
-                number,
-            };
-        }
-    }
-    CacheTag::Other
 }
 
 /// `12,15` (spaces around the numbers allowed) or `none`. An empty list is
@@ -153,48 +116,45 @@ pub fn parse_open_prs(text: &str) -> Result<BTreeSet<u64>> {
 /// `buildkit/createdat`, and for one with an unreadable one. Both export
 /// formats are read: an image manifest (`image-manifest=true`) and the older
 /// index whose entries are the layers.
-pub fn cache_facts(manifest: &Value) -> ImageFacts {
+pub fn cache_facts(manifest: &Document) -> ImageFacts {
     let unknown = |why: String| ImageFacts {
         unknown_because: Some(why),
         ..ImageFacts::default()
     };
-    fn media_type(descriptor: &Value) -> Option<&str> {
-        descriptor.get("mediaType").and_then(Value::as_str)
-    }
-    let config_type = manifest.get("config").and_then(media_type);
-    let descriptors = if config_type == Some(CACHE_CONFIG_TYPE) {
-        manifest.get("layers").and_then(Value::as_array)
-    } else {
-        manifest
-            .get("manifests")
-            .and_then(Value::as_array)
-            .filter(|list| {
-                list.iter()
-                    .any(|d| media_type(d) == Some(CACHE_CONFIG_TYPE))
-            })
-    };
-    let Some(descriptors) = descriptors else {
-        return unknown(format!(
-            "not a BuildKit cache manifest: config media type {}",
-            config_type.unwrap_or("missing")
-        ));
+    let descriptors = match manifest {
+        Document::Manifest(m) if m.config.media_type == CACHE_CONFIG_TYPE => &m.layers,
+        Document::Index(index)
+            if index
+                .manifests
+                .iter()
+                .any(|d| d.media_type == CACHE_CONFIG_TYPE) =>
+        {
+            &index.manifests
+        }
+        Document::Manifest(m) => {
+            return unknown(format!(
+                "not a BuildKit cache manifest: config media type {}",
+                if m.config.media_type.is_empty() {
+                    "missing"
+                } else {
+                    &m.config.media_type
+                }
+            ))
+        }
+        Document::Index(_) => {
+            return unknown("not a BuildKit cache manifest: config media type missing".to_string())
+        }
     };
     let mut newest: Option<(String, i64)> = None;
     for descriptor in descriptors {
-        let Some(created) = descriptor
-            .get("annotations")
-            .and_then(|a| a.get(CACHE_CREATED))
-        else {
+        let Some(created) = descriptor.annotations.get(CACHE_CREATED) else {
             continue;
         };
-        let parsed = created
-            .as_str()
-            .and_then(|text| parse_rfc3339(text).map(|t| (text, t)));
-        let Some((text, t)) = parsed else {
-            return unknown(format!("unreadable {CACHE_CREATED} {created} on a layer"));
+        let Some(t) = parse_rfc3339(created) else {
+            return unknown(format!("unreadable {CACHE_CREATED} {created:?} on a layer"));
         };
         if newest.as_ref().is_none_or(|(_, n)| t > *n) {
-            newest = Some((text.to_string(), t));
+            newest = Some((created.clone(), t));
         }
     }
     match newest {
@@ -262,7 +222,7 @@ pub fn select_caches(inventory: &Inventory, policy: &CachePolicy) -> CacheSelect
     let mut delete = Vec::new();
     let mut keep = Vec::new();
     for (digest, tags) in &tags_of {
-        let classified: Vec<(&str, CacheTag)> =
+        let classified: Vec<(&str, CacheKind)> =
             tags.iter().map(|tag| (*tag, classify_cache(tag))).collect();
         let variants: Vec<String> = classified
             .iter()
@@ -322,7 +282,7 @@ pub fn select_caches(inventory: &Inventory, policy: &CachePolicy) -> CacheSelect
         let mut spared = Vec::new();
         for (tag, kind) in &candidates {
             let number = match kind {
-                CacheTag::PullRequest { number, .. } => Some(*number),
+                CacheKind::PullRequest { number, .. } => Some(*number),
                 _ => None,
             };
             let open = match (&policy.open_prs, number) {
@@ -377,7 +337,7 @@ pub fn select_caches(inventory: &Inventory, policy: &CachePolicy) -> CacheSelect
     Report::new(limit_text, open_prs, delete, keep, Vec::new())
 }
 
-pub(super) fn run_cache(args: &PruneArgs, older_than_seconds: u64) -> Result<()> {
+pub(super) fn run_cache(args: &PruneOptions, older_than_seconds: u64) -> Result<()> {
     let open_prs = args.open_prs.as_deref().map(parse_open_prs).transpose()?;
     let (host, name) = split_registry(&args.registry)?;
     if name.ends_with(REGISTRY_CACHE_SUFFIX) {
@@ -397,10 +357,9 @@ pub(super) fn run_cache(args: &PruneArgs, older_than_seconds: u64) -> Result<()>
     let repository = format!("{host}/{cache_name}");
     prune(
         args,
-        &host,
-        &cache_name,
-        |client| {
-            collect_caches(client, &cache_name).with_context(|| {
+        &repository,
+        |repository| {
+            collect_caches(repository).with_context(|| {
                 format!(
                     "cannot read the cache repository {repository} (--cache prunes REG/NAME{REGISTRY_CACHE_SUFFIX}, \
                      where builds with --cache registry write)"
@@ -457,6 +416,13 @@ mod tests {
         deleted as cache_deleted, digest, inventory, reason_of as cache_reason, tag, DAY, NOW,
     };
     use crate::prune::TagRecord;
+    use serde_json::Value;
+
+    /// The facts of a manifest written as JSON (shadows the real one, which takes a typed document).
+    fn cache_facts(manifest: &Value) -> ImageFacts {
+        let bytes = serde_json::to_vec(manifest).unwrap();
+        super::cache_facts(&Document::parse(&bytes).unwrap())
+    }
 
     fn cache_policy(older_than_seconds: u64, open: Option<&[u64]>) -> CachePolicy {
         CachePolicy {
@@ -490,7 +456,7 @@ mod tests {
 
     /// `2027-01-15T08:00:00.123456789Z` for an epoch second (tests only, UTC).
     fn format_epoch(t: i64) -> String {
-        let seconds = crate::release_image::rfc3339(t);
+        let seconds = crate::model::time::format_rfc3339(t);
         format!("{}.123456789Z", seconds.trim_end_matches('Z'))
     }
 
@@ -507,45 +473,45 @@ mod tests {
         let v = |s: &str| s.to_string();
         assert_eq!(
             classify_cache("ubi9-main"),
-            CacheTag::DefaultBranch { variant: v("ubi9") }
+            CacheKind::DefaultBranch { variant: v("ubi9") }
         );
         assert_eq!(
             classify_cache("ubi9-pr-42"),
-            CacheTag::PullRequest {
+            CacheKind::PullRequest {
                 variant: v("ubi9"),
                 number: 42
             }
         );
         assert_eq!(
             classify_cache("my-variant-pr-7"),
-            CacheTag::PullRequest {
+            CacheKind::PullRequest {
                 variant: v("my-variant"),
                 number: 7
             }
         );
         assert_eq!(
             classify_cache("ubi9-branch-feature-x-y"),
-            CacheTag::Branch { variant: v("ubi9") }
+            CacheKind::Branch { variant: v("ubi9") }
         );
         assert_eq!(
             classify_cache("ubi9-local"),
-            CacheTag::Local { variant: v("ubi9") }
+            CacheKind::Local { variant: v("ubi9") }
         );
         // Ambiguous readings delete less: a branch called "pr-3" is a branch,
         // a branch whose slug ends in -main or -local is protected.
         assert_eq!(
             classify_cache("ubi9-branch-pr-3"),
-            CacheTag::Branch { variant: v("ubi9") }
+            CacheKind::Branch { variant: v("ubi9") }
         );
         assert_eq!(
             classify_cache("ubi9-branch-x-main"),
-            CacheTag::DefaultBranch {
+            CacheKind::DefaultBranch {
                 variant: v("ubi9-branch-x")
             }
         );
         assert!(matches!(
             classify_cache("ubi9-branch-local"),
-            CacheTag::Local { .. }
+            CacheKind::Local { .. }
         ));
         for other in [
             "main",
@@ -565,7 +531,7 @@ mod tests {
             "ci-ubi9-pr1",
             "sha256-abc.sig",
         ] {
-            assert_eq!(classify_cache(other), CacheTag::Other, "{other}");
+            assert_eq!(classify_cache(other), CacheKind::Other, "{other}");
             assert!(!classify_cache(other).is_candidate(), "{other}");
         }
         assert!(!classify_cache("ubi9-main").is_candidate());
@@ -577,15 +543,19 @@ mod tests {
             (BuildRef::Branch("feature/New_thing".into()), true),
             (BuildRef::Branch(DEFAULT_BRANCH.into()), false),
         ] {
-            let scope = crate::cache::scope(&build_ref, true).unwrap_or_default();
+            let scope = crate::plan::cache::scope(&build_ref, true)
+                .map(|s| s.to_string())
+                .unwrap_or_default();
             let kind = classify_cache(&format!("chainguard-{scope}"));
             assert_eq!(kind.is_candidate(), candidate, "{scope}: {kind:?}");
             assert_eq!(kind.variant(), Some("chainguard"), "{scope}");
         }
-        let local = crate::cache::scope(&BuildRef::Detached, false).unwrap_or_default();
+        let local = crate::plan::cache::scope(&BuildRef::Detached, false)
+            .map(|s| s.to_string())
+            .unwrap_or_default();
         assert!(matches!(
             classify_cache(&format!("ubi9-{local}")),
-            CacheTag::Local { .. }
+            CacheKind::Local { .. }
         ));
     }
 

@@ -1,42 +1,40 @@
-//! Reading a repository through the registry API: its tags, the manifests
-//! they point to, what the configs (or, for a cache, the layers) say; and
-//! the re-check of every tag right before deleting.
+//! Reading a repository through the registry client: its tags, the
+//! manifests they point to, what the configs (or, for a cache, the layers)
+//! say; and the re-check of every tag right before deleting.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Result;
-use serde_json::Value;
 
 use super::cache::cache_facts;
 use super::select::{classify, TagKind};
-use super::time::parse_rfc3339;
 use super::{Decision, ImageFacts, Inventory, TagRecord, FLAVOR_LABEL};
-use crate::distribution::{Client, Manifest};
-
-const ATTESTATION_TYPE: &str = "vnd.docker.reference.type";
+use crate::model::oci::{Document, ImageConfig};
+use crate::model::registry::{self, Fetched};
+use crate::model::time::parse_rfc3339;
 
 /// Reads the repository: every tag's manifest, every index's children, and
 /// the configs of every image a ci- tag points to.
-pub(super) fn collect(client: &mut Client, name: &str) -> Result<Inventory> {
-    let (mut inventory, manifests) = collect_tags(client, name)?;
+pub(super) fn collect(repository: &str, variants: Vec<String>) -> Result<Inventory> {
+    let (mut inventory, manifests) = collect_tags(repository)?;
+    inventory.variants = variants;
     for (digest, manifest) in &manifests {
-        if manifest.is_index() {
-            inventory
-                .children
-                .insert(digest.clone(), child_digests(&manifest.json()?, false));
+        if let Some(index) = manifest.document.as_index() {
+            let children = index.manifests.iter().map(|m| m.digest.clone()).collect();
+            inventory.children.insert(digest.clone(), children);
         }
     }
     let ci_digests: BTreeSet<&str> = inventory
         .tags
         .iter()
-        .filter(|r| matches!(classify(&r.tag), TagKind::Ci { .. }))
+        .filter(|r| matches!(classify(&r.tag, &inventory.variants), TagKind::Ci { .. }))
         .map(|r| r.digest.as_str())
         .collect();
     for digest in ci_digests {
         let Some(manifest) = manifests.get(digest) else {
             continue;
         };
-        let facts = image_facts(client, name, manifest)?;
+        let facts = image_facts(repository, manifest)?;
         inventory.images.insert(digest.to_string(), facts);
     }
     Ok(inventory)
@@ -44,15 +42,12 @@ pub(super) fn collect(client: &mut Client, name: &str) -> Result<Inventory> {
 
 /// Every tag and the manifest it points to (each manifest once, by digest):
 /// an inventory with only its tags, for each pass to complete.
-fn collect_tags(
-    client: &mut Client,
-    name: &str,
-) -> Result<(Inventory, BTreeMap<String, Manifest>)> {
+fn collect_tags(repository: &str) -> Result<(Inventory, BTreeMap<String, Fetched>)> {
     let mut inventory = Inventory::default();
-    let mut manifests: BTreeMap<String, Manifest> = BTreeMap::new();
-    for tag in client.list_tags(name)? {
+    let mut manifests: BTreeMap<String, Fetched> = BTreeMap::new();
+    for tag in registry::list_tags(repository)? {
         // A tag deleted since the listing is simply not there any more.
-        let Some(manifest) = client.get_manifest(name, &tag)? else {
+        let Some(manifest) = registry::fetch(&format!("{repository}:{tag}"))? else {
             continue;
         };
         inventory.tags.push(TagRecord {
@@ -64,87 +59,66 @@ fn collect_tags(
     Ok((inventory, manifests))
 }
 
-/// The digests an index references; without attestation manifests if asked.
-fn child_digests(index: &Value, skip_attestations: bool) -> Vec<String> {
-    let Some(list) = index.get("manifests").and_then(Value::as_array) else {
-        return Vec::new();
-    };
-    list.iter()
-        .filter(|m| {
-            !skip_attestations
-                || m.get("annotations")
-                    .and_then(|a| a.get(ATTESTATION_TYPE))
-                    .and_then(Value::as_str)
-                    != Some("attestation-manifest")
-        })
-        .filter_map(|m| m.get("digest").and_then(Value::as_str).map(String::from))
-        .collect()
-}
-
 /// Creation time and production label of an image (single manifest or index).
-fn image_facts(client: &mut Client, name: &str, manifest: &Manifest) -> Result<ImageFacts> {
-    let json = manifest.json()?;
+fn image_facts(repository: &str, manifest: &Fetched) -> Result<ImageFacts> {
+    let unknown = |why: String| ImageFacts {
+        unknown_because: Some(why),
+        ..ImageFacts::default()
+    };
     let mut images = Vec::new();
-    if manifest.is_index() {
-        let children = child_digests(&json, true);
-        if children.is_empty() {
-            return Ok(ImageFacts {
-                unknown_because: Some("an index without platform images".into()),
-                ..ImageFacts::default()
-            });
+    match &manifest.document {
+        Document::Index(index) => {
+            if index.images().next().is_none() {
+                return Ok(unknown("an index without platform images".into()));
+            }
+            for child in index.images() {
+                let reference = format!("{repository}@{}", child.digest);
+                match registry::fetch(&reference)? {
+                    Some(Fetched {
+                        document: Document::Manifest(_),
+                        ..
+                    }) => images.push(child.digest.clone()),
+                    Some(_) => {
+                        return Ok(unknown(format!(
+                            "its platform entry {} is not an image manifest",
+                            child.digest
+                        )))
+                    }
+                    None => {
+                        return Ok(unknown(format!(
+                            "its platform manifest {} is missing",
+                            child.digest
+                        )))
+                    }
+                }
+            }
         }
-        for child in children {
-            let Some(child_manifest) = client.get_manifest(name, &child)? else {
-                return Ok(ImageFacts {
-                    unknown_because: Some(format!("its platform manifest {child} is missing")),
-                    ..ImageFacts::default()
-                });
-            };
-            images.push(child_manifest.json()?);
-        }
-    } else {
-        images.push(json);
+        Document::Manifest(_) => images.push(manifest.digest.clone()),
     }
     let mut configs = Vec::new();
-    for image in &images {
-        let Some(config_digest) = image
-            .get("config")
-            .and_then(|c| c.get("digest"))
-            .and_then(Value::as_str)
-        else {
-            return Ok(ImageFacts {
-                unknown_because: Some("a manifest without a config".into()),
-                ..ImageFacts::default()
-            });
-        };
-        let Some(bytes) = client.get_blob(name, config_digest)? else {
-            return Ok(ImageFacts {
-                unknown_because: Some(format!("its config blob {config_digest} is missing")),
-                ..ImageFacts::default()
-            });
-        };
-        let config: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        configs.push(config);
+    for digest in &images {
+        match registry::config(repository, digest)? {
+            Some(config) => configs.push(config),
+            None => return Ok(unknown(format!("the config of {digest} is missing"))),
+        }
     }
     Ok(facts_from_configs(&configs))
 }
 
 /// The newest `created` of the configs (unknown if any lacks one) and
 /// whether any is labelled production.
-pub fn facts_from_configs(configs: &[Value]) -> ImageFacts {
+pub fn facts_from_configs(configs: &[ImageConfig]) -> ImageFacts {
     let mut facts = ImageFacts::default();
     let mut newest: Option<(String, i64)> = None;
     for config in configs {
-        let labels = config.get("config").and_then(|c| c.get("Labels"));
-        if labels
-            .and_then(|l| l.get(FLAVOR_LABEL))
-            .and_then(Value::as_str)
-            == Some("production")
-        {
+        if config.label(FLAVOR_LABEL) == Some("production") {
             facts.production = true;
         }
-        let created = config.get("created").and_then(Value::as_str);
-        match created.map(|text| (text, parse_rfc3339(text))) {
+        match config
+            .created
+            .as_deref()
+            .map(|text| (text, parse_rfc3339(text)))
+        {
             Some((text, Some(t))) => {
                 if newest.as_ref().is_none_or(|(_, n)| t > *n) {
                     newest = Some((text.to_string(), t));
@@ -165,20 +139,20 @@ pub fn facts_from_configs(configs: &[Value]) -> ImageFacts {
 /// Resolves every tag again right before deleting: a candidate that any tag
 /// not in its own set now points to is kept, and so is a cosign manifest.
 pub(super) fn recheck(
-    client: &mut Client,
-    name: &str,
-    before: &[TagRecord],
+    repository: &str,
+    inventory: &Inventory,
     delete: &mut Vec<Decision>,
     keep: &mut Vec<Decision>,
     notes: &mut Vec<String>,
 ) -> Result<()> {
-    let before: BTreeMap<&str, &str> = before
+    let before: BTreeMap<&str, &str> = inventory
+        .tags
         .iter()
         .map(|r| (r.tag.as_str(), r.digest.as_str()))
         .collect();
     let mut now: Vec<(String, String)> = Vec::new();
-    for tag in client.list_tags(name)? {
-        if let Some(digest) = client.head_manifest(name, &tag)? {
+    for tag in registry::list_tags(repository)? {
+        if let Some(digest) = registry::resolve_digest(&format!("{repository}:{tag}"))? {
             now.push((tag, digest));
         }
     }
@@ -203,7 +177,8 @@ pub(super) fn recheck(
         let own = &decision.digest;
         decision.cosign_tags.retain(|cosign| {
             let intruder = now.iter().find(|(tag, digest)| {
-                *digest == cosign.digest && classify(tag) != (TagKind::Cosign { target: own.clone() })
+                *digest == cosign.digest
+                    && classify(tag, &inventory.variants) != (TagKind::Cosign { target: own.clone() })
             });
             if let Some((tag, _)) = intruder {
                 notes.push(format!(
@@ -221,24 +196,16 @@ pub(super) fn recheck(
 
 /// Reads the cache repository: every tag's manifest (which carries the
 /// layers' `buildkit/createdat`, so no blob is fetched) and every index's children.
-pub(super) fn collect_caches(client: &mut Client, name: &str) -> Result<Inventory> {
-    let (mut inventory, manifests) = collect_tags(client, name)?;
+pub(super) fn collect_caches(repository: &str) -> Result<Inventory> {
+    let (mut inventory, manifests) = collect_tags(repository)?;
     for (digest, manifest) in &manifests {
-        let facts = match manifest.json() {
-            Ok(json) => {
-                if manifest.is_index() {
-                    inventory
-                        .children
-                        .insert(digest.clone(), child_digests(&json, false));
-                }
-                cache_facts(&json)
-            }
-            Err(_) => ImageFacts {
-                unknown_because: Some("its manifest is not JSON".into()),
-                ..ImageFacts::default()
-            },
-        };
-        inventory.images.insert(digest.clone(), facts);
+        if let Some(index) = manifest.document.as_index() {
+            let children = index.manifests.iter().map(|m| m.digest.clone()).collect();
+            inventory.children.insert(digest.clone(), children);
+        }
+        inventory
+            .images
+            .insert(digest.clone(), cache_facts(&manifest.document));
     }
     Ok(inventory)
 }
@@ -254,7 +221,7 @@ mod tests {
             if let Some(created) = created {
                 c["created"] = created.into();
             }
-            c
+            ImageConfig::parse(&serde_json::to_vec(&c).unwrap()).unwrap()
         };
         let facts = facts_from_configs(&[
             config(Some("2020-01-01T00:00:00Z"), "ci"),

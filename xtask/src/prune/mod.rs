@@ -47,51 +47,36 @@ mod time;
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
-use clap::Args;
 use serde::Serialize;
 
-use crate::cache::REGISTRY_CACHE_SUFFIX;
-use crate::distribution::{self, Client};
+use crate::model::tags::REGISTRY_CACHE_SUFFIX;
+use crate::model::time::now_seconds;
+use crate::model::{names, registry};
+use crate::project;
+
+pub use self::cache::{classify_cache, CacheKind};
+pub use self::select::{classify, TagKind};
 
 use self::cache::run_cache;
 use self::inventory::{collect, recheck};
 use self::select::{select, Policy};
-use self::time::{now_seconds, parse_duration, parse_keep};
+use self::time::{parse_duration, parse_keep};
 
 const FLAVOR_LABEL: &str = "dev.beacon.image.flavor";
 
-#[derive(Debug, Clone, Args)]
-pub struct PruneArgs {
-    /// The repository to prune, REGISTRY/NAME, e.g. 127.0.0.1:5000/beacon (with --cache: its cache repository REGISTRY/NAME-buildcache).
-    #[arg(long, value_name = "REG/NAME")]
+#[derive(Debug, Clone)]
+pub struct PruneOptions {
+    /// The repository to prune, REGISTRY/NAME.
     pub registry: String,
-
-    /// Delete ci- images (with --cache: pull request and branch caches) older than this: 30m, 12h, 7d, 2w, or combined like 1d12h.
-    #[arg(long, value_name = "DURATION")]
+    /// `30m`, `12h`, `7d`, `2w`, ...
     pub older_than: String,
-
-    /// Always keep the newest N ci- images of each variant, however old. Does not apply to --cache: caches are not ranked.
-    #[arg(long, value_name = "N", default_value = "1")]
+    /// The newest N ci- images of each variant always stay.
     pub keep: String,
-
-    /// Prune the registry cache repository REG/NAME-buildcache instead of the ci- images: delete the
-    /// caches of pull requests (<variant>-pr-<N>) and branches (<variant>-branch-<slug>) older than
-    /// --older-than (by their newest layer) and, with --open-prs, those of pull requests that are not open;
-    /// never <variant>-main (the default branch's), <variant>-local or any other tag, nor a digest they point to.
-    #[arg(long)]
+    /// Prune the registry cache repository REG/NAME-buildcache instead.
     pub cache: bool,
-
-    /// With --cache: the pull requests still open, comma-separated (e.g. 12,15, or none); the cache of any
-    /// other pull request is deleted whatever its age. Without it only age counts.
-    #[arg(long, value_name = "N,N,...")]
+    /// With `cache`: the pull requests still open.
     pub open_prs: Option<String>,
-
-    /// Print what would be deleted and why, and delete nothing.
-    #[arg(long)]
     pub dry_run: bool,
-
-    /// Print the selection (and, without --dry-run, what was deleted) as JSON on stdout; logs go to stderr.
-    #[arg(long)]
     pub json: bool,
 }
 
@@ -122,6 +107,8 @@ pub struct Inventory {
     pub images: BTreeMap<String, ImageFacts>,
     /// The manifests every index in the repository references.
     pub children: BTreeMap<String, Vec<String>>,
+    /// The variants of this repository (images/): only their CI tags are CI tags.
+    pub variants: Vec<String>,
 }
 
 /// A cosign tag that goes with a deleted image.
@@ -154,7 +141,7 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-pub fn run(args: PruneArgs) -> Result<()> {
+pub fn run(args: PruneOptions) -> Result<()> {
     let older_than_seconds = parse_duration(&args.older_than)?;
     if args.cache {
         return run_cache(&args, older_than_seconds);
@@ -170,27 +157,27 @@ pub fn run(args: PruneArgs) -> Result<()> {
         keep,
         now: now_seconds()?,
     };
+    let repository = format!("{host}/{name}");
+    let variants = project::discover_variants(&project::project_root())?;
     prune(
         &args,
-        &host,
-        &name,
-        |client| collect(client, &name),
+        &repository,
+        |repository| collect(repository, variants),
         |inventory| select(inventory, &policy),
     )
 }
 
 /// `--registry REG/NAME` as (REG, NAME).
 fn split_registry(registry: &str) -> Result<(String, String)> {
-    distribution::split_repository(registry)
-        .map_err(|err| anyhow::anyhow!("malformed --registry: {err}"))
+    names::split_repository(registry).map_err(|err| anyhow::anyhow!("malformed --registry: {err}"))
 }
 
 /// Each pass calls this itself, right after [`split_registry`], rather than
 /// [`split_registry`] calling it: the cache pass refuses a cache repository
 /// name in between, and that order decides which error a user sees first.
 fn refuse_ghcr(host: &str) -> Result<()> {
-    if distribution::is_ghcr(host) {
-        bail!("{}", distribution::GHCR_UNSUPPORTED);
+    if host.eq_ignore_ascii_case("ghcr.io") {
+        bail!("{}", registry::GHCR_UNSUPPORTED);
     }
     Ok(())
 }
@@ -256,17 +243,14 @@ pub(super) trait Pass: Serialize + Sized {
 /// repository `REG/NAME`, select, print; without `--dry-run`, re-check,
 /// delete and sum up.
 fn prune<P: Pass>(
-    args: &PruneArgs,
-    host: &str,
-    name: &str,
-    collect: impl FnOnce(&mut Client) -> Result<Inventory>,
+    args: &PruneOptions,
+    repository: &str,
+    collect: impl FnOnce(&str) -> Result<Inventory>,
     select: impl FnOnce(&Inventory) -> Report<P>,
 ) -> Result<()> {
-    let mut client = Client::new(host);
-    let repository = format!("{host}/{name}");
-    let inventory = collect(&mut client)?;
+    let inventory = collect(repository)?;
     let mut selection = select(&inventory);
-    selection.repository = repository.clone();
+    selection.repository = repository.to_string();
     selection.older_than = args.older_than.clone();
     selection.dry_run = args.dry_run;
     let log = |line: String| {
@@ -293,9 +277,8 @@ fn prune<P: Pass>(
 
     if !selection.delete.is_empty() {
         recheck(
-            &mut client,
-            name,
-            &inventory.tags,
+            repository,
+            &inventory,
             &mut selection.delete,
             &mut selection.keep,
             &mut selection.notes,
@@ -314,7 +297,7 @@ fn prune<P: Pass>(
     let mut already_gone = 0;
     let total = selection.delete.len();
     for decision in &selection.delete {
-        match client.delete_manifest(name, &decision.digest) {
+        match registry::delete(repository, &decision.digest) {
             Ok(true) => {}
             Ok(false) => already_gone += 1,
             Err(err) => {
@@ -330,7 +313,7 @@ fn prune<P: Pass>(
         ));
         // Only ci- images have cosign tags; a cache decision has none.
         for cosign in &decision.cosign_tags {
-            if let Err(err) = client.delete_manifest(name, &cosign.digest) {
+            if let Err(err) = registry::delete(repository, &cosign.digest) {
                 let what = format!("deleting cosign tag {} of {}", cosign.tag, decision.digest);
                 return Err(deletion_failed(err, what, &deleted, total, P::UNITS));
             }
@@ -430,11 +413,19 @@ mod fixtures {
         }
     }
 
+    /// The variants the fixtures' repository has.
+    pub fn known() -> Vec<String> {
+        ["a", "b", "chainguard", "distroless", "ubi9", "wolfi-base"]
+            .map(String::from)
+            .to_vec()
+    }
+
     pub fn inventory(tags: Vec<TagRecord>, images: Vec<(u8, ImageFacts)>) -> Inventory {
         Inventory {
             tags,
             images: images.into_iter().map(|(n, f)| (digest(n), f)).collect(),
             children: BTreeMap::new(),
+            variants: known(),
         }
     }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::time::format_age;
 use super::{plural, CosignTag, Decision, ImageFacts, Inventory, Pass, Report, FLAVOR_LABEL};
-use crate::names;
+use crate::model::tags::{self, CiTag};
 
 /// The retention policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,48 +30,24 @@ pub enum TagKind {
     Other,
 }
 
-/// Classifies a tag. Only the exact CI shapes count as CI tags: `ci-<variant>`,
-/// `ci-<variant>-pr<N>`, `ci-<variant>-<short sha>` and `ci-<variant>-<short sha>-dirty`.
-pub fn classify(tag: &str) -> TagKind {
-    if let Some(rest) = tag.strip_prefix("sha256-") {
-        for suffix in [".sig", ".att", ".sbom"] {
-            if let Some(hex) = rest.strip_suffix(suffix) {
-                let target = format!("sha256:{hex}");
-                if names::validate_digest(&target).is_ok() {
-                    return TagKind::Cosign { target };
-                }
-            }
-        }
-        return TagKind::Other;
+/// Classifies a tag by the grammars of `model::tags`: only the exact CI
+/// shapes count as CI tags (`ci-<variant>`, `ci-<variant>-pr<N>`,
+/// `ci-<variant>-<short sha>`, `ci-<variant>-<short sha>-dirty`), and only
+/// for a variant the repository has (`variants`, discovered from images/),
+/// whatever dashes it holds: `ci-ubi9-experiment` is not the moving tag of a
+/// variant `ubi9-experiment` that does not exist, so it protects its digest
+/// like any tag of unknown shape.
+pub fn classify(tag: &str, variants: &[String]) -> TagKind {
+    if let Some(cosign) = tags::CosignTag::parse(tag) {
+        return TagKind::Cosign {
+            target: cosign.target,
+        };
     }
-    let Some(rest) = tag.strip_prefix("ci-") else {
-        return TagKind::Other;
-    };
-    let (variant, unique) = match rest.split_once('-') {
-        Some((variant, unique)) => (variant, Some(unique)),
-        None => (rest, None),
-    };
-    let variant_ok = !variant.is_empty()
-        && variant
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.'));
-    let unique_ok = unique.is_none_or(|u| {
-        let sha = u.strip_suffix("-dirty").unwrap_or(u);
-        let pull_request = u
-            .strip_prefix("pr")
-            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
-        let short_sha = (7..=40).contains(&sha.len())
-            && sha
-                .chars()
-                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
-        pull_request || short_sha
-    });
-    if variant_ok && unique_ok {
-        TagKind::Ci {
-            variant: variant.to_string(),
-        }
-    } else {
-        TagKind::Other
+    match CiTag::parse(tag) {
+        Some(ci) if variants.contains(&ci.variant) => TagKind::Ci {
+            variant: ci.variant,
+        },
+        _ => TagKind::Other,
     }
 }
 
@@ -150,7 +126,7 @@ pub fn select(inventory: &Inventory, policy: &Policy) -> Selection {
         let mut variants = BTreeSet::new();
         let mut others = Vec::new();
         for tag in tags {
-            match classify(tag) {
+            match classify(tag, &inventory.variants) {
                 TagKind::Ci { variant } => {
                     ci_tags.push(tag.to_string());
                     variants.insert(variant);
@@ -288,7 +264,7 @@ pub fn select(inventory: &Inventory, policy: &Policy) -> Selection {
     let mut cosign_digests_taken = BTreeSet::new();
     for decision in &mut delete {
         for record in &inventory.tags {
-            if classify(&record.tag)
+            if classify(&record.tag, &inventory.variants)
                 != (TagKind::Cosign {
                     target: decision.digest.clone(),
                 })
@@ -301,7 +277,7 @@ pub fn select(inventory: &Inventory, policy: &Policy) -> Selection {
                     tags.iter()
                         .copied()
                         .filter(|t| {
-                            classify(t)
+                            classify(t, &inventory.variants)
                                 != (TagKind::Cosign {
                                     target: decision.digest.clone(),
                                 })
@@ -439,7 +415,7 @@ pub(super) fn decision(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prune::fixtures::{deleted, digest, inventory, reason_of, tag, DAY, NOW};
+    use crate::prune::fixtures::{deleted, digest, inventory, known, reason_of, tag, DAY, NOW};
 
     fn policy(days: u64, keep: usize) -> Policy {
         Policy {
@@ -459,10 +435,16 @@ mod tests {
     #[test]
     fn classifies_tags() {
         let ci = |v: &str| TagKind::Ci { variant: v.into() };
-        assert_eq!(classify("ci-chainguard"), ci("chainguard"));
-        assert_eq!(classify("ci-ubi9-pr42"), ci("ubi9"));
-        assert_eq!(classify("ci-distroless-abc1234"), ci("distroless"));
-        assert_eq!(classify("ci-distroless-abc1234-dirty"), ci("distroless"));
+        assert_eq!(classify("ci-chainguard", &known()), ci("chainguard"));
+        assert_eq!(classify("ci-ubi9-pr42", &known()), ci("ubi9"));
+        assert_eq!(
+            classify("ci-distroless-abc1234", &known()),
+            ci("distroless")
+        );
+        assert_eq!(
+            classify("ci-distroless-abc1234-dirty", &known()),
+            ci("distroless")
+        );
         for other in [
             "latest",
             "1.2.3",
@@ -476,12 +458,12 @@ mod tests {
             "xci-ubi9",
             "sha256-abc.sig",
         ] {
-            assert_eq!(classify(other), TagKind::Other, "{other}");
+            assert_eq!(classify(other, &known()), TagKind::Other, "{other}");
         }
         let hex = "ab".repeat(32);
         for suffix in ["sig", "att", "sbom"] {
             assert_eq!(
-                classify(&format!("sha256-{hex}.{suffix}")),
+                classify(&format!("sha256-{hex}.{suffix}"), &known()),
                 TagKind::Cosign {
                     target: format!("sha256:{hex}")
                 }

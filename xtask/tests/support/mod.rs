@@ -3,8 +3,8 @@
 //! in a controlled environment, with recording shims in place of docker,
 //! cosign and friends.
 //!
-//! Use from a test file with `mod support;`. Standard library only, but for
-//! [`e2e`], the helpers of the end-to-end tests on the real stack.
+//! Use from a test file with `mod support;`; [`e2e`] holds the helpers of
+//! the end-to-end tests on the real stack.
 
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+
+use xtask::context::{BuildContext, CiEnv, GitState};
 
 /// Held while an executable file is written and while a child is spawned, so
 /// no child forked by another test thread inherits a shim still open for
@@ -328,8 +330,9 @@ pub fn path_with_only_git(dir: &Path) -> PathBuf {
     bin
 }
 
-/// The facts `XTASK_CONTEXT` replaces (see xtask/src/context.rs). The default
-/// is a clean laptop checkout of `main`, outside any CI.
+/// The facts `XTASK_CONTEXT` replaces, flattened for tests to write
+/// `..Context::default()`; written as the library's own `BuildContext`. The
+/// default is a clean laptop checkout of `main`, outside any CI.
 #[derive(Debug, Clone)]
 pub struct Context {
     pub revision: String,
@@ -398,42 +401,37 @@ impl Context {
         }
     }
 
+    /// The library's own context type, which `XTASK_CONTEXT` reads.
+    pub fn build_context(&self) -> BuildContext {
+        BuildContext {
+            git: GitState {
+                revision: self.revision.clone(),
+                commit_time: self.commit_time,
+                dirty: self.dirty,
+                branch: self.branch.clone(),
+                tags_at_head: self.tags_at_head.clone(),
+                release_tags: self.release_tags.clone(),
+                source_url: self.source_url.clone(),
+            },
+            ci: CiEnv {
+                github_actions: self.github_actions,
+                event_name: self.event_name.clone(),
+                git_ref: self.git_ref.clone(),
+                repository: self.repository.clone(),
+                repository_owner: self.repository_owner.clone(),
+                server_url: self.server_url.clone(),
+                workflow_ref: self.workflow_ref.clone(),
+                oidc_available: self.oidc_available,
+            },
+            native_platform: self
+                .native_platform
+                .parse()
+                .expect("a valid native platform"),
+        }
+    }
+
     pub fn to_json(&self) -> String {
-        let list = |items: &[String]| {
-            format!(
-                "[{}]",
-                items
-                    .iter()
-                    .map(|s| json_string(s))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            )
-        };
-        format!(
-            concat!(
-                "{{\"git\":{{\"revision\":{},\"commit_time\":{},\"dirty\":{},\"branch\":{},\"tags_at_head\":{},",
-                "\"release_tags\":{},\"source_url\":{}}},",
-                "\"ci\":{{\"github_actions\":{},\"event_name\":{},\"git_ref\":{},\"repository\":{},",
-                "\"repository_owner\":{},\"server_url\":{},\"workflow_ref\":{},\"oidc_available\":{}}},",
-                "\"native_platform\":{}}}"
-            ),
-            json_string(&self.revision),
-            self.commit_time,
-            self.dirty,
-            json_option(&self.branch),
-            list(&self.tags_at_head),
-            list(&self.release_tags),
-            json_string(&self.source_url),
-            self.github_actions,
-            json_option(&self.event_name),
-            json_option(&self.git_ref),
-            json_option(&self.repository),
-            json_option(&self.repository_owner),
-            json_option(&self.server_url),
-            json_option(&self.workflow_ref),
-            self.oidc_available,
-            json_string(&self.native_platform),
-        )
+        serde_json::to_string(&self.build_context()).expect("a context serializes")
     }
 
     /// Writes the context as `DIR/context.json` and returns its path (for `XTASK_CONTEXT`).
@@ -442,32 +440,6 @@ impl Context {
         std::fs::write(&path, self.to_json()).expect("cannot write the context file");
         path
     }
-}
-
-pub fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn json_option(value: &Option<String>) -> String {
-    value
-        .as_deref()
-        .map_or_else(|| "null".to_string(), json_string)
 }
 
 /// Asserts a refusal: a non-zero exit and a stderr of exactly one line that

@@ -1,6 +1,7 @@
-//! Parsing and validation of the names users type: platforms, image
-//! repositories, tags, image references. Each error says what is wrong and
-//! what a valid value looks like.
+//! Parsing and validation of the names users type and registries hold:
+//! platforms, image repositories, registry hosts, tags, digests, image
+//! references, slugs. Each error says what is wrong and what a valid value
+//! looks like; each format sits beside its parse.
 
 use std::fmt;
 use std::str::FromStr;
@@ -215,6 +216,81 @@ pub fn validate_registry(registry: &str) -> Result<()> {
         .map_err(|_| anyhow::anyhow!("malformed registry {registry:?}: expected HOST[:PORT][/NAMESPACE] in lowercase, such as ghcr.io/acme or 127.0.0.1:5000"))
 }
 
+/// The host part of a repository (`127.0.0.1:5000` of `127.0.0.1:5000/beacon`),
+/// or `None` when the first component is not a host (`acme/beacon`: Docker Hub).
+pub fn registry_host(repository: &str) -> Option<&str> {
+    match repository.split_once('/') {
+        Some((first, _)) if looks_like_host(first) => Some(first),
+        _ => None,
+    }
+}
+
+/// Splits `HOST[:PORT]/NAME` into the host and the repository name on it.
+pub fn split_repository(repository: &str) -> Result<(String, String)> {
+    validate_repository(repository)?;
+    match (registry_host(repository), repository.split_once('/')) {
+        (Some(host), Some((_, name))) => Ok((host.to_string(), name.to_string())),
+        _ => bail!(
+            "{repository:?} names no registry host: expected HOST[:PORT]/NAME such as 127.0.0.1:5000/beacon or ghcr.io/acme/beacon"
+        ),
+    }
+}
+
+/// The registry of `reference` (a repository or image reference) is on this
+/// machine (tests, a laptop mirror): the one case where plain HTTP is
+/// allowed. `127.0.0.1.evil.example` is not loopback.
+pub fn is_loopback(reference: &str) -> bool {
+    let Some(host) = registry_host(reference) else {
+        return false;
+    };
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.to_ascii_lowercase();
+    name == "localhost"
+        || name == "[::1]"
+        || (name.starts_with("127.")
+            && name.split('.').count() == 4
+            && name.split('.').all(|octet| octet.parse::<u8>().is_ok()))
+}
+
+/// GitHub Container Registry, which deletes only through GitHub's packages API.
+pub fn is_ghcr(reference: &str) -> bool {
+    registry_host(reference).is_some_and(|host| host.eq_ignore_ascii_case("ghcr.io"))
+}
+
+/// The longest slug a tag or cache scope carries.
+pub const SLUG_MAX: usize = 63;
+
+/// A ref name (a branch, a tag that is not a release) as a tag-safe slug, the
+/// way docker/metadata-action sanitises refs: lowercase, every run of
+/// characters other than `[a-z0-9.]` one `-`, no leading or trailing `-` or
+/// `.`, at most [`SLUG_MAX`] characters. Empty when nothing usable is left
+/// (a branch named `_`); callers refuse that with their own reason.
+pub fn slug(text: &str) -> String {
+    let mut slug = String::new();
+    for c in text.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' {
+            slug.push(c);
+        } else if !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let trimmed: String = slug
+        .trim_matches(['-', '.'])
+        .chars()
+        .take(SLUG_MAX)
+        .collect();
+    trimmed.trim_end_matches(['-', '.']).to_string()
+}
+
+/// Whether `text` is already a slug (what [`slug`] returns for it).
+pub fn is_slug(text: &str) -> bool {
+    !text.is_empty() && slug(text) == text
+}
+
 /// A parsed image reference: `REPO[:TAG][@DIGEST]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageRef {
@@ -395,6 +471,51 @@ mod tests {
         assert_eq!((r.tag, r.digest), (None, None));
         assert!("beacon@sha256:xyz".parse::<ImageRef>().is_err());
         assert!("beacon:bad tag".parse::<ImageRef>().is_err());
+    }
+
+    #[test]
+    fn hosts_loopback_and_ghcr() {
+        assert_eq!(
+            registry_host("127.0.0.1:5000/beacon"),
+            Some("127.0.0.1:5000")
+        );
+        assert_eq!(registry_host("acme/beacon"), None);
+        assert_eq!(
+            split_repository("127.0.0.1:5000/a/b").unwrap(),
+            ("127.0.0.1:5000".into(), "a/b".into())
+        );
+        assert!(split_repository("acme/beacon").is_err());
+        assert!(split_repository("127.0.0.1:5000/Beacon").is_err());
+        for yes in [
+            "127.0.0.1:5000/beacon",
+            "localhost/beacon",
+            "localhost:5000/a",
+            "127.1.2.3/x",
+            "[::1]:5000/x",
+        ] {
+            assert!(is_loopback(yes), "{yes}");
+        }
+        for no in [
+            "ghcr.io/acme/beacon",
+            "127.0.0.1.evil.example/beacon",
+            "beacon",
+            "acme/localhost",
+        ] {
+            assert!(!is_loopback(no), "{no}");
+        }
+        assert!(is_ghcr("ghcr.io/acme/beacon") && is_ghcr("GHCR.io/acme/beacon"));
+        assert!(!is_ghcr("ghcr.io.example/acme/beacon"));
+    }
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("feature/X_y"), "feature-x-y");
+        assert_eq!(slug("release/1.2"), "release-1.2");
+        assert_eq!(slug("--a..b--"), "a..b");
+        assert_eq!(slug("_"), "");
+        assert_eq!(slug(&"a".repeat(100)).len(), SLUG_MAX);
+        assert_eq!(slug(&format!("{}-b", "a".repeat(62))), "a".repeat(62));
+        assert!(is_slug("feature-x") && !is_slug("Feature") && !is_slug(""));
     }
 
     #[test]

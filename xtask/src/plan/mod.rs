@@ -1,19 +1,52 @@
 //! The typed plan: everything a run will do, as data, before anything runs.
 //!
 //! A plan is computed by a pure function of (mode, variants, git and CI
-//! context, options): `ci_image::plan` and `release_image::plan`. It is
-//! rendered into commands by `render.rs` and run by `exec.rs`.
+//! context, options): [`ci::plan`] and [`release::plan`], with the shared
+//! [`recipe`] and the [`cache`] policy. It is rendered into commands by
+//! `render.rs` and run by `exec.rs`. Nothing here runs a command.
 //!
 //! Each variant's plan is split in two on purpose: the [`Recipe`] says *what*
 //! is built and is identical for the CI and the release path of a variant
 //! (a test checks it); the [`Policy`] says *how* it is built and published,
 //! and is the only place the two paths differ.
 
+pub mod cache;
+pub mod ci;
+pub mod recipe;
+pub mod release;
+
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::names::Platform;
+use crate::model::names::Platform;
+use crate::preflight::{BuilderInfo, Requirement};
+
+use self::cache::{CacheBackend, CacheMode};
+
+/// The platforms of a production image index, and what the deploy gate requires.
+pub const DEFAULT_PLATFORMS: &str = "linux/amd64,linux/arm64";
+
+/// What both `ci-image` and `release-image` are asked to build, as the
+/// user said it (the command line converts its flags into this once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// Variants to build; empty: every directory under images/.
+    pub variants: Vec<String>,
+    /// Registry and namespace, e.g. ghcr.io/acme; `None`: the default.
+    pub registry: Option<String>,
+    pub image_name: String,
+    /// `KEY=VALUE` or `VARIANT:KEY=VALUE`.
+    pub build_args: Vec<String>,
+    /// Host-built binaries instead of the compile stage.
+    pub binaries: Option<PathBuf>,
+    pub cache: Option<CacheBackend>,
+    pub cache_mode: Option<CacheMode>,
+    /// Directory of the `local` cache backend.
+    pub cache_dir: PathBuf,
+    pub no_cache: bool,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -159,7 +192,7 @@ pub enum PushVia {
 
 impl PushVia {
     /// The way the given builder can push by digest (unknown: assume BuildKit's own).
-    pub fn for_builder(builder: Option<&crate::preflight::BuilderInfo>) -> PushVia {
+    pub fn for_builder(builder: Option<&BuilderInfo>) -> PushVia {
         match builder {
             Some(builder) if builder.driver == "docker" => PushVia::OciArchive,
             _ => PushVia::Builder,
@@ -180,20 +213,89 @@ pub enum Signing {
     Keyless,
 }
 
-/// A prerequisite checked before anything is built.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Requirement {
-    Docker,
-    Buildx,
-    Engine,
-    /// The builder can build every one of these platforms.
-    BuilderPlatforms(Vec<Platform>),
-    Cosign,
-    /// Pushes OCI archives by digest for the `docker` driver.
-    Skopeo,
-    /// The signing key exists (a file path).
-    SigningKeyFile(String),
+/// How the user asked to sign: `auto` is keyless in GitHub Actions (OIDC)
+/// and key-based elsewhere; `none` opts out explicitly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignMethod {
+    Auto,
+    Key,
+    Keyless,
+    None,
+}
+
+impl SignMethod {
+    pub const NAMES: &'static [&'static str] = &["auto", "key", "keyless", "none"];
+}
+
+impl std::str::FromStr for SignMethod {
+    type Err = anyhow::Error;
+    fn from_str(text: &str) -> anyhow::Result<SignMethod> {
+        Ok(match text {
+            "auto" => SignMethod::Auto,
+            "key" => SignMethod::Key,
+            "keyless" => SignMethod::Keyless,
+            "none" => SignMethod::None,
+            _ => anyhow::bail!(
+                "unknown signing method {text:?}: expected one of {}",
+                SignMethod::NAMES.join(", ")
+            ),
+        })
+    }
+}
+
+/// The signing part of a request, shared by `release-image` and `sign`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningRequest {
+    pub method: SignMethod,
+    /// A key file, `env://VAR`, or a KMS URI.
+    pub key: Option<String>,
+    /// Upload key-based signatures to the transparency log.
+    pub tlog: bool,
+}
+
+impl SigningRequest {
+    /// The signing identity to use, or why there is none.
+    pub fn resolve(&self, context: &crate::context::BuildContext) -> anyhow::Result<Signing> {
+        let key = || -> anyhow::Result<Signing> {
+            match &self.key {
+                Some(key) => Ok(Signing::Key {
+                    key: key.clone(),
+                    tlog_upload: self.tlog,
+                }),
+                None => anyhow::bail!(
+                    "signing is on but there is no signing identity: pass --key FILE (make one with `cosign generate-key-pair`) \
+                     or set COSIGN_KEY, run in GitHub Actions with `permissions: id-token: write` for keyless signing, or opt out with --sign none"
+                ),
+            }
+        };
+        match self.method {
+            SignMethod::None => Ok(Signing::None),
+            SignMethod::Key => key(),
+            SignMethod::Keyless if context.ci.oidc_available => Ok(Signing::Keyless),
+            SignMethod::Keyless => anyhow::bail!(
+                "--sign keyless needs an OIDC identity, and none is available: in GitHub Actions grant `permissions: id-token: write`; elsewhere use --key"
+            ),
+            SignMethod::Auto if self.key.is_some() => key(),
+            SignMethod::Auto if context.ci.oidc_available => Ok(Signing::Keyless),
+            SignMethod::Auto => key(),
+        }
+    }
+}
+
+impl Signing {
+    /// What must be present before signing this way.
+    pub fn requirements(&self) -> Vec<Requirement> {
+        let mut requirements = Vec::new();
+        if *self != Signing::None {
+            requirements.push(Requirement::Cosign);
+        }
+        if let Signing::Key { key, .. } = self {
+            if !key.contains("://") {
+                requirements.push(Requirement::SigningKeyFile(key.clone()));
+            }
+        }
+        requirements
+    }
 }
 
 impl Plan {

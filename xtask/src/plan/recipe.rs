@@ -4,10 +4,9 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 
-use crate::cli::BuildOptions;
 use crate::context::BuildContext;
-use crate::names;
-use crate::plan::{Recipe, BINARIES_CONTEXT, FLAVOR_ARG};
+use crate::model::names;
+use crate::plan::{BuildOptions, Recipe, BINARIES_CONTEXT, FLAVOR_ARG, PROFILE_ARG};
 use crate::project;
 
 /// `REGISTRY/NAME`. The registry defaults to `ghcr.io/<owner>` in GitHub
@@ -70,7 +69,7 @@ pub fn recipe(options: &BuildOptions, variant: &str, context: &BuildContext) -> 
         if key == FLAVOR_ARG {
             bail!("--build-arg {FLAVOR_ARG} is chosen by the path (ci-image builds ci, release-image production); remove it");
         }
-        if key == crate::plan::PROFILE_ARG {
+        if key == PROFILE_ARG {
             bail!("--build-arg {key} is chosen by the path (ci-image builds ci, release-image release); remove it");
         }
         if key == "SOURCE_DATE_EPOCH" {

@@ -7,15 +7,89 @@
 //! would not warm a pull request anyway; it only reads, and a release never
 //! depends on a cache written by anything but the default branch.
 
+use std::fmt;
 use std::path::Path;
+use std::str::FromStr;
 
-use crate::cli::{CacheBackend, CacheMode};
-use crate::context::{BuildRef, DEFAULT_BRANCH};
+use anyhow::{bail, Result};
+
+use crate::context::BuildRef;
+use crate::model::tags::{CacheScope, CacheTag};
 use crate::plan::{CachePlan, Flavor};
 
-/// The tag suffix under which registry caches live: `REPO-buildcache:VARIANT-SCOPE`,
-/// a separate repository so image retention never mistakes a cache for an image.
-pub const REGISTRY_CACHE_SUFFIX: &str = "-buildcache";
+/// Where build caches are exported to and imported from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CacheBackend {
+    /// GitHub's cache service (GitHub Actions only).
+    Gha,
+    /// A registry repository `<image>-buildcache`.
+    Registry,
+    /// A directory.
+    Local,
+    None,
+}
+
+impl CacheBackend {
+    pub const NAMES: &'static [&'static str] = &["gha", "registry", "local", "none"];
+}
+
+impl FromStr for CacheBackend {
+    type Err = anyhow::Error;
+    fn from_str(text: &str) -> Result<CacheBackend> {
+        Ok(match text {
+            "gha" => CacheBackend::Gha,
+            "registry" => CacheBackend::Registry,
+            "local" => CacheBackend::Local,
+            "none" => CacheBackend::None,
+            _ => bail!(
+                "unknown cache backend {text:?}: expected one of {}",
+                CacheBackend::NAMES.join(", ")
+            ),
+        })
+    }
+}
+
+/// What a build writes to the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CacheMode {
+    /// Export every intermediate layer (best hit rate, slowest export).
+    Max,
+    /// Export only the final image's layers.
+    Min,
+    /// Read the cache, write nothing.
+    ReadOnly,
+}
+
+impl CacheMode {
+    pub const NAMES: &'static [&'static str] = &["max", "min", "read-only"];
+}
+
+impl FromStr for CacheMode {
+    type Err = anyhow::Error;
+    fn from_str(text: &str) -> Result<CacheMode> {
+        Ok(match text {
+            "max" => CacheMode::Max,
+            "min" => CacheMode::Min,
+            "read-only" => CacheMode::ReadOnly,
+            _ => bail!(
+                "unknown cache mode {text:?}: expected one of {}",
+                CacheMode::NAMES.join(", ")
+            ),
+        })
+    }
+}
+
+impl fmt::Display for CacheMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CacheMode::Max => "max",
+            CacheMode::Min => "min",
+            CacheMode::ReadOnly => "read-only",
+        })
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheInputs<'a> {
@@ -30,15 +104,20 @@ pub struct CacheInputs<'a> {
     pub local_dir: &'a Path,
 }
 
-/// The scope a ref writes its cache to: `pr-42`, `main`, `branch-foo`, `local`.
-pub fn scope(build_ref: &BuildRef, github_actions: bool) -> Option<String> {
+/// The scope a ref writes its cache to: `pr-42`, `main`, `branch-foo`,
+/// `local`; none for a release tag.
+pub fn scope(build_ref: &BuildRef, github_actions: bool) -> Option<CacheScope> {
     match build_ref {
-        BuildRef::PullRequest(number) => Some(format!("pr-{number}")),
-        BuildRef::Branch(branch) if branch == DEFAULT_BRANCH => Some(DEFAULT_BRANCH.to_string()),
-        BuildRef::Branch(branch) if github_actions => Some(format!("branch-{}", slug(branch))),
+        BuildRef::PullRequest(number) => Some(CacheScope::PullRequest(*number)),
+        BuildRef::Branch(branch) => match CacheScope::of_branch(branch) {
+            CacheScope::Branch(_) if !github_actions => Some(CacheScope::Local),
+            // A branch whose name leaves no slug (`_`) shares the laptop scope.
+            CacheScope::Branch(slug) if slug.is_empty() => Some(CacheScope::Local),
+            scope => Some(scope),
+        },
         // Release tags write nothing: the default branch holds the same layers.
         BuildRef::Tag(_) => None,
-        _ => Some("local".to_string()),
+        BuildRef::Detached => Some(CacheScope::Local),
     }
 }
 
@@ -56,9 +135,9 @@ pub fn plan(inputs: &CacheInputs<'_>) -> CachePlan {
     let mode = inputs
         .mode_override
         .unwrap_or_else(|| default_mode(inputs.build_ref, inputs.flavor));
-    let mut read_scopes: Vec<String> = own.iter().cloned().collect();
-    if own.as_deref() != Some(DEFAULT_BRANCH) {
-        read_scopes.push(DEFAULT_BRANCH.to_string());
+    let mut read_scopes: Vec<CacheScope> = own.iter().cloned().collect();
+    if own != Some(CacheScope::DefaultBranch) {
+        read_scopes.push(CacheScope::DefaultBranch);
     }
     let write_scope = match mode {
         CacheMode::ReadOnly => None,
@@ -68,7 +147,10 @@ pub fn plan(inputs: &CacheInputs<'_>) -> CachePlan {
         CacheMode::Min => "min",
         _ => "max",
     };
-    let variant = inputs.variant;
+    let tag = |scope: &CacheScope| CacheTag {
+        variant: inputs.variant.to_string(),
+        scope: scope.clone(),
+    };
     let name = inputs
         .repository
         .rsplit('/')
@@ -79,24 +161,37 @@ pub fn plan(inputs: &CacheInputs<'_>) -> CachePlan {
         CacheBackend::Gha => (
             read_scopes
                 .iter()
-                .map(|s| format!("type=gha,scope={name}-{variant}-{s}"))
+                .map(|s| format!("type=gha,scope={}", tag(s).gha_scope(name)))
                 .collect(),
-            write_scope.map(|s| format!("type=gha,scope={name}-{variant}-{s},mode={mode_text}")),
+            write_scope.map(|s| {
+                format!(
+                    "type=gha,scope={},mode={mode_text}",
+                    tag(&s).gha_scope(name)
+                )
+            }),
         ),
-        CacheBackend::Registry => {
-            let cache_repo = format!("{}{REGISTRY_CACHE_SUFFIX}", inputs.repository);
-            (
-                read_scopes.iter().map(|s| format!("type=registry,ref={cache_repo}:{variant}-{s}")).collect(),
-                write_scope.map(|s| {
-                    format!("type=registry,ref={cache_repo}:{variant}-{s},mode={mode_text},image-manifest=true,oci-mediatypes=true")
-                }),
-            )
-        }
+        CacheBackend::Registry => (
+            read_scopes
+                .iter()
+                .map(|s| {
+                    format!(
+                        "type=registry,ref={}",
+                        tag(s).registry_ref(inputs.repository)
+                    )
+                })
+                .collect(),
+            write_scope.map(|s| {
+                format!(
+                    "type=registry,ref={},mode={mode_text},image-manifest=true,oci-mediatypes=true",
+                    tag(&s).registry_ref(inputs.repository)
+                )
+            }),
+        ),
         CacheBackend::Local => {
-            let dir = |s: &str| {
+            let dir = |s: &CacheScope| {
                 inputs
                     .local_dir
-                    .join(format!("{variant}-{s}"))
+                    .join(tag(s).to_string())
                     .display()
                     .to_string()
             };
@@ -123,20 +218,6 @@ pub fn default_backend(github_actions: bool) -> CacheBackend {
     } else {
         CacheBackend::None
     }
-}
-
-fn slug(text: &str) -> String {
-    let slug: String = text
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    slug.trim_matches('-').chars().take(40).collect()
 }
 
 #[cfg(test)]
@@ -259,14 +340,18 @@ mod tests {
     #[test]
     fn other_refs() {
         assert_eq!(
-            scope(&BuildRef::Branch("feature/X_y".into()), true).as_deref(),
-            Some("branch-feature-x-y")
+            scope(&BuildRef::Branch("feature/X_y".into()), true),
+            Some(CacheScope::Branch("feature-x-y".into()))
         );
         assert_eq!(
-            scope(&BuildRef::Branch("feature".into()), false).as_deref(),
-            Some("local")
+            scope(&BuildRef::Branch("feature".into()), false),
+            Some(CacheScope::Local)
         );
-        assert_eq!(scope(&BuildRef::Detached, false).as_deref(), Some("local"));
+        assert_eq!(
+            scope(&BuildRef::Branch("_".into()), true),
+            Some(CacheScope::Local)
+        );
+        assert_eq!(scope(&BuildRef::Detached, false), Some(CacheScope::Local));
         assert_eq!(default_backend(false), CacheBackend::None);
     }
 }

@@ -1,10 +1,61 @@
-//! GitHub Actions integration: step outputs and the job summary.
+//! What a build run reports: the result per variant (how far each got), as
+//! text or JSON, and in GitHub Actions as step outputs and a job summary.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use anyhow::{Context as _, Result};
+use serde::Serialize;
 
-use crate::exec::RunResult;
+use crate::plan::Mode;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantResult {
+    pub variant: String,
+    /// The image by digest (pushed) or by its first tag (loaded).
+    pub image: String,
+    /// Index digest of a pushed image, or the image digest the engine holds.
+    pub digest: String,
+    /// What buildx built: an image manifest (one platform) or an index
+    /// (unknown for a variant an earlier run pushed).
+    pub media_type: Option<String>,
+    pub platforms: Vec<String>,
+    pub tags: Vec<String>,
+    pub pushed: bool,
+    pub signed: bool,
+    pub tagged: bool,
+    /// Per platform: the image manifest's digest (pushed images).
+    pub platform_digests: BTreeMap<String, String>,
+    /// Per platform: compressed size in the registry (pushed), or the engine's
+    /// image size (loaded, in a GitHub job); empty when unknown.
+    pub sizes: BTreeMap<String, u64>,
+    /// The build's wall time: all variants build in one bake, in parallel.
+    pub build_seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub mode: Mode,
+    pub repository: String,
+    pub build_seconds: f64,
+    pub variants: Vec<VariantResult>,
+}
+
+/// Prints the result (JSON on stdout with --json) and, in GitHub Actions,
+/// writes step outputs and a job summary.
+pub fn report(result: &RunResult, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(result)?);
+    } else {
+        for v in &result.variants {
+            println!("{}: {} ({})", v.variant, v.image, v.platforms.join(", "));
+            for tag in &v.tags {
+                println!("    {tag}");
+            }
+        }
+    }
+    write_outputs(result)
+}
 
 fn append(path_var: &str, text: &str) -> Result<()> {
     let Some(path) = std::env::var_os(path_var) else {
@@ -34,8 +85,8 @@ pub fn summary(result: &RunResult) -> String {
     let mut text = format!(
         "### {} images\n\n| variant | tags | digest | platforms | size | build time | pushed | signed | tagged |\n|---|---|---|---|---|---|---|---|---|\n",
         match result.mode {
-            crate::plan::Mode::Ci => "CI",
-            crate::plan::Mode::Release => "Production",
+            Mode::Ci => "CI",
+            Mode::Release => "Production",
         }
     );
     for v in &result.variants {
@@ -89,19 +140,18 @@ fn yes_no(value: bool) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::VariantResult;
-    use std::collections::BTreeMap;
 
     #[test]
     fn summary_says_per_variant_how_far_it_got() {
         let result = RunResult {
-            mode: crate::plan::Mode::Release,
+            mode: Mode::Release,
             repository: "ghcr.io/acme/beacon".into(),
             build_seconds: 42.4,
             variants: vec![VariantResult {
                 variant: "ubi9".into(),
                 image: "ghcr.io/acme/beacon@sha256:ab".into(),
                 digest: "sha256:ab".into(),
+                media_type: None,
                 platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
                 tags: vec!["ghcr.io/acme/beacon:1.2.3-ubi9".into()],
                 pushed: true,

@@ -1,0 +1,80 @@
+//! A command line as data: what the renderer produces, `--dry-run` prints
+//! and the executor (or the registry client) runs. Never a shell string:
+//! arguments stay separate words; quoting exists only for display.
+
+use serde::Serialize;
+
+/// One command to run: program, arguments, optional stdin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Invocation {
+    pub program: String,
+    pub args: Vec<String>,
+    pub stdin: Option<String>,
+}
+
+impl Invocation {
+    pub fn new(program: &str, args: Vec<String>) -> Invocation {
+        Invocation {
+            program: program.to_string(),
+            args,
+            stdin: None,
+        }
+    }
+
+    /// Copy with every occurrence of `placeholder` in the arguments replaced.
+    pub fn replacing(&self, placeholder: &str, value: &str) -> Invocation {
+        Invocation {
+            args: self
+                .args
+                .iter()
+                .map(|a| a.replace(placeholder, value))
+                .collect(),
+            ..self.clone()
+        }
+    }
+
+    /// Shell-quoted, for `--dry-run` and logs (stdin shown as a heredoc).
+    pub fn display(&self) -> String {
+        let mut line = std::iter::once(&self.program)
+            .chain(&self.args)
+            .map(|w| shell_quote(w))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if let Some(stdin) = &self.stdin {
+            line.push_str(" <<'EOF'\n");
+            line.push_str(stdin.trim_end());
+            line.push_str("\nEOF");
+        }
+        line
+    }
+}
+
+/// One word as a POSIX shell would need it quoted.
+pub fn shell_quote(word: &str) -> String {
+    let safe = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c));
+    if safe {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_and_display() {
+        assert_eq!(shell_quote("type=gha,scope=a"), "type=gha,scope=a");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+        let mut invocation = Invocation::new("docker", vec!["a b".into(), "<d>".into()]);
+        assert_eq!(invocation.display(), "docker 'a b' '<d>'");
+        assert_eq!(invocation.replacing("<d>", "x").display(), "docker 'a b' x");
+        invocation.stdin = Some("{}\n".into());
+        assert_eq!(invocation.display(), "docker 'a b' '<d>' <<'EOF'\n{}\nEOF");
+    }
+}

@@ -1,0 +1,14 @@
+//! The bottom layer: the vocabulary every other module speaks, with no
+//! knowledge of tasks, plans or the command line. Names and their grammars
+//! (each format beside its parse), versions, times, typed OCI documents,
+//! commands as data, file operations that name their paths, and the one
+//! registry client.
+
+pub mod command;
+pub mod files;
+pub mod names;
+pub mod oci;
+pub mod registry;
+pub mod tags;
+pub mod time;
+pub mod version;

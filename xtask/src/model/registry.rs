@@ -1,0 +1,578 @@
+//! The one registry client. Every read, listing and deletion of this
+//! project goes through here, on top of two tools the stack already needs
+//! rather than hand-written HTTP:
+//!
+//! - `skopeo` (`inspect --raw`, `inspect --config --raw`, `list-tags`,
+//!   `delete`, `copy`, `manifest-digest`): token auth, the docker credential
+//!   store and credential helpers (`~/.docker/config.json`, or
+//!   `$DOCKER_CONFIG/config.json`) come with it, and no secret ever appears on
+//!   a command line or in an error;
+//! - `docker buildx imagetools inspect --format`, only for what BuildKit
+//!   itself attaches and renders best: provenance and SBOM attestations.
+//!
+//! Plain HTTP is allowed for loopback registries only (`--tls-verify=false`).
+//! Each operation also exists as [`Invocation`]s, so `--dry-run` can print
+//! the registry lookups a run would make.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use serde_json::Value;
+use xshell::{cmd, Shell};
+
+use super::command::Invocation;
+use super::files;
+use super::names;
+use super::oci::{Document, ImageConfig};
+
+/// Why ghcr.io cannot be pruned here.
+pub const GHCR_UNSUPPORTED: &str = "deleting images from GitHub Container Registry (ghcr.io) is not supported: \
+     ghcr.io refuses DELETE through the registry API and needs the GitHub packages API; \
+     delete package versions with actions/delete-package-versions or `gh api -X DELETE /orgs/OWNER/packages/container/NAME/versions/ID`";
+
+/// A manifest as the registry stores it: its digest, bytes and parsed form.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub digest: String,
+    pub bytes: Vec<u8>,
+    pub document: Document,
+}
+
+/// skopeo's flags for the registry of `reference` that do not depend on
+/// the machine: plain HTTP for loopback only.
+fn skopeo_flags(reference: &str) -> Vec<String> {
+    if names::is_loopback(reference) {
+        vec!["--tls-verify=false".to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
+fn skopeo(verb: &[&str], reference: &str, extra: &[String]) -> Invocation {
+    let mut args: Vec<String> = verb.iter().map(|s| s.to_string()).collect();
+    args.extend(skopeo_flags(reference));
+    args.extend(extra.iter().cloned());
+    args.push(format!("docker://{reference}"));
+    Invocation::new("skopeo", args)
+}
+
+/// The docker config credentials come from: `$DOCKER_CONFIG/config.json`,
+/// else `~/.docker/config.json`.
+fn docker_config_file() -> Option<PathBuf> {
+    match std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+        Some(dir) => Some(Path::new(&dir).join("config.json")),
+        None => std::env::var_os("HOME").map(|home| Path::new(&home).join(".docker/config.json")),
+    }
+}
+
+fn docker_config() -> Option<Value> {
+    let text = std::fs::read_to_string(docker_config_file()?).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The auth file skopeo reads for `host`, when it must be given: the docker
+/// config of `DOCKER_CONFIG` (skopeo reads `~/.docker/config.json` by
+/// itself), or, where the config names a `credsStore`, a private copy of it
+/// that also names that store as the host's `credHelpers` entry (skopeo
+/// asks credential helpers, but not a `credsStore`). The secret stays
+/// between skopeo and the helper; only the helper's name is copied.
+struct AuthFile {
+    path: PathBuf,
+    temporary: bool,
+}
+
+impl Drop for AuthFile {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn auth_file(host: &str) -> Result<Option<AuthFile>> {
+    let given = std::env::var_os("DOCKER_CONFIG").is_some_and(|d| !d.is_empty());
+    let Some(mut config) = docker_config() else {
+        return Ok(None);
+    };
+    let store = config["credsStore"].as_str().map(String::from);
+    let helper_named = config["credHelpers"].get(host).is_some();
+    let auth_named = config["auths"]
+        .as_object()
+        .is_some_and(|auths| auths.keys().any(|k| auth_key_host(k) == host));
+    match store {
+        Some(store) if !helper_named && !auth_named => {
+            if !config["credHelpers"].is_object() {
+                config["credHelpers"] = Value::Object(serde_json::Map::new());
+            }
+            config["credHelpers"][host] = Value::String(store);
+            let path =
+                std::env::temp_dir().join(format!("xtask-auth-{}.json", files::unique_suffix()));
+            write_private(&path, &serde_json::to_vec(&config)?)?;
+            Ok(Some(AuthFile {
+                path,
+                temporary: true,
+            }))
+        }
+        _ if given => Ok(docker_config_file().map(|path| AuthFile {
+            path,
+            temporary: false,
+        })),
+        _ => Ok(None),
+    }
+}
+
+/// `https://r.example/v1/` or `r.example`: the host of an `auths` key.
+fn auth_key_host(key: &str) -> &str {
+    key.trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or(key)
+}
+
+/// Writes a file only its owner may read.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    std::io::Write::write_all(&mut file, bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The command that reads the manifest `reference` resolves to.
+pub fn inspect_command(reference: &str) -> Invocation {
+    skopeo(&["inspect", "--raw"], reference, &[])
+}
+
+/// The command that lists a repository's tags.
+pub fn list_tags_command(repository: &str) -> Invocation {
+    skopeo(&["list-tags"], repository, &[])
+}
+
+/// The command that deletes a manifest by digest (every tag on it goes too).
+pub fn delete_command(repository: &str, digest: &str) -> Invocation {
+    skopeo(&["delete"], &format!("{repository}@{digest}"), &[])
+}
+
+/// How a tool failed, in one line.
+#[derive(Debug)]
+enum Failure {
+    /// The manifest, tag or repository does not exist.
+    NotFound,
+    Other(String),
+}
+
+/// skopeo logs `time=... level=fatal msg="..."`; the message is what matters.
+fn skopeo_message(stderr: &str) -> String {
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no output")
+        .trim();
+    let message = match line.split_once("msg=\"") {
+        Some((_, rest)) => rest
+            .strip_suffix('"')
+            .unwrap_or(rest)
+            .replace("\\\"", "\"")
+            .replace("\\n", " "),
+        None => line.to_string(),
+    };
+    // "Error parsing image name \"docker://x\": reading manifest ..." says the
+    // name twice; keep what went wrong.
+    match message.split_once("\": ") {
+        Some((head, tail)) if head.starts_with("Error parsing image name") => tail.to_string(),
+        _ => message,
+    }
+}
+
+fn classify(message: String) -> Failure {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("manifest unknown")
+        || lower.contains("name unknown")
+        || lower.contains("404 (not found)")
+        || lower.contains("repository name not known")
+    {
+        Failure::NotFound
+    } else {
+        Failure::Other(message)
+    }
+}
+
+/// Runs a skopeo invocation against the registry of `reference`, with the
+/// credentials the docker config names: its stdout, or why it failed.
+fn run(invocation: &Invocation, reference: &str) -> Result<std::result::Result<Vec<u8>, Failure>> {
+    let host = names::registry_host(reference).unwrap_or("docker.io");
+    let auth = auth_file(host)?;
+    let mut invocation = invocation.clone();
+    if let Some(auth) = &auth {
+        // `copy` reads from the registry: its source authfile.
+        let flag = if invocation.args.first().map(String::as_str) == Some("copy") {
+            "--src-authfile"
+        } else {
+            "--authfile"
+        };
+        invocation
+            .args
+            .insert(1, format!("{flag}={}", auth.path.display()));
+    }
+    let sh = Shell::new()?;
+    let (program, args) = (&invocation.program, &invocation.args);
+    let output = cmd!(sh, "{program} {args...}")
+        .quiet()
+        .ignore_status()
+        .output()
+        .with_context(|| {
+            format!("cannot run {program}: install it (Debian: apt install {program}; macOS: brew install {program})")
+        })?;
+    if output.status.success() {
+        return Ok(Ok(output.stdout));
+    }
+    drop(auth);
+    Ok(Err(classify(skopeo_message(&String::from_utf8_lossy(
+        &output.stderr,
+    )))))
+}
+
+/// Says what a failure means for the user: a registry that cannot be
+/// reached, missing or refused credentials, or what the registry said.
+fn explain(reference: &str, what: &str, message: &str) -> anyhow::Error {
+    let host = names::registry_host(reference).unwrap_or("docker.io");
+    explain_for(host, what, message, || configured_credentials(host))
+}
+
+/// [`explain`], with the question whether credentials are configured for
+/// the host asked only when it matters.
+fn explain_for(
+    host: &str,
+    what: &str,
+    message: &str,
+    credentials_configured: impl FnOnce() -> bool,
+) -> anyhow::Error {
+    // skopeo frames its messages ("Error listing repository tags: ..."); the rest says what happened.
+    let message = message
+        .strip_prefix("Error listing repository tags: ")
+        .or_else(|| message.strip_prefix("Error deleting image: "))
+        .unwrap_or(message);
+    let lower = message.to_ascii_lowercase();
+    let unreachable = [
+        "connection refused",
+        "no such host",
+        "i/o timeout",
+        "network is unreachable",
+        "no route to host",
+    ]
+    .iter()
+    .find(|m| lower.contains(*m));
+    if let Some(reason) = unreachable {
+        return anyhow!("cannot reach registry {host} ({reason}) for {what}: check --registry and that the registry is running");
+    }
+    if lower.contains("unauthorized")
+        || lower.contains("authentication required")
+        || lower.contains("invalid username/password")
+    {
+        // skopeo says the same whether no credentials or wrong ones were
+        // sent; the docker config tells which (no secret is read for it).
+        return if credentials_configured() {
+            anyhow!("registry {host} refused the credentials for {what} ({message}): run `docker login {host}` with the right account")
+        } else {
+            anyhow!("registry {host} requires credentials for {what} ({message}): run `docker login {host}`")
+        };
+    }
+    if lower.contains("denied") || lower.contains("forbidden") {
+        return anyhow!("registry {host} denied {what} ({message}): the credentials lack permission; run `docker login {host}` with an account that may do this");
+    }
+    anyhow!("registry {host} failed {what}: {message}")
+}
+
+/// Whether the docker config names credentials for `host` (an `auths`
+/// entry, a `credHelpers` entry, or a `credsStore` for every host). Only
+/// the keys are looked at, never a secret.
+fn configured_credentials(host: &str) -> bool {
+    let Some(config) = docker_config() else {
+        return false;
+    };
+    let names_host = |section: &str| {
+        config[section]
+            .as_object()
+            .is_some_and(|entries| entries.keys().any(|key| auth_key_host(key) == host))
+    };
+    names_host("auths") || names_host("credHelpers") || config["credsStore"].is_string()
+}
+
+/// The manifest `reference` (tag or digest) resolves to, with its digest;
+/// `None` when there is none.
+pub fn fetch(reference: &str) -> Result<Option<Fetched>> {
+    let bytes = match run(&inspect_command(reference), reference)? {
+        Ok(bytes) => bytes,
+        Err(Failure::NotFound) => return Ok(None),
+        Err(Failure::Other(message)) => {
+            return Err(explain(
+                reference,
+                &format!("reading {reference}"),
+                &message,
+            ))
+        }
+    };
+    let digest = manifest_digest(&bytes)?;
+    if let Some((_, expected)) = reference.split_once('@') {
+        if expected != digest {
+            bail!("registry returned a manifest for {reference} whose content hashes to {digest}; refusing to trust it");
+        }
+    }
+    let document = Document::parse(&bytes).with_context(|| format!("{reference} is {digest}"))?;
+    Ok(Some(Fetched {
+        digest,
+        bytes,
+        document,
+    }))
+}
+
+/// The manifest `reference` resolves to; an error when it does not exist.
+pub fn fetch_existing(reference: &str) -> Result<Fetched> {
+    fetch(reference)?.with_context(|| format!("{reference} does not exist in its registry"))
+}
+
+/// The digest a reference resolves to, or `None` if it does not exist.
+pub fn resolve_digest(reference: &str) -> Result<Option<String>> {
+    Ok(fetch(reference)?.map(|f| f.digest))
+}
+
+/// The digest of a manifest's bytes, as skopeo computes it.
+fn manifest_digest(bytes: &[u8]) -> Result<String> {
+    let sh = Shell::new()?;
+    let digest = cmd!(sh, "skopeo manifest-digest /dev/stdin")
+        .quiet()
+        .stdin(bytes)
+        .read()
+        .context("skopeo manifest-digest failed")?;
+    let digest = digest.trim().to_string();
+    names::validate_digest(&digest)?;
+    Ok(digest)
+}
+
+/// The config of the image manifest `repository@digest`.
+pub fn config(repository: &str, digest: &str) -> Result<Option<ImageConfig>> {
+    let reference = format!("{repository}@{digest}");
+    match run(
+        &skopeo(&["inspect", "--config", "--raw"], &reference, &[]),
+        &reference,
+    )? {
+        Ok(bytes) => Ok(Some(
+            ImageConfig::parse(&bytes).with_context(|| format!("the config of {reference}"))?,
+        )),
+        Err(Failure::NotFound) => Ok(None),
+        Err(Failure::Other(message)) => Err(explain(
+            &reference,
+            &format!("reading the config of {reference}"),
+            &message,
+        )),
+    }
+}
+
+/// Every tag of a repository.
+pub fn list_tags(repository: &str) -> Result<Vec<String>> {
+    match run(&list_tags_command(repository), repository)? {
+        Ok(bytes) => {
+            let listing: Value = serde_json::from_slice(&bytes)
+                .with_context(|| format!("unreadable tag list of {repository}"))?;
+            Ok(listing["Tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect())
+        }
+        Err(Failure::NotFound) => {
+            bail!("repository {repository} does not exist in its registry: check --registry")
+        }
+        Err(Failure::Other(message)) => Err(explain(
+            repository,
+            &format!("listing the tags of {repository}"),
+            &message,
+        )),
+    }
+}
+
+/// Deletes a manifest by digest; false if it was already gone.
+pub fn delete(repository: &str, digest: &str) -> Result<bool> {
+    names::validate_digest(digest)?;
+    if names::is_ghcr(repository) {
+        bail!("{GHCR_UNSUPPORTED}");
+    }
+    match run(&delete_command(repository, digest), repository)? {
+        Ok(_) => Ok(true),
+        Err(Failure::NotFound) => Ok(false),
+        Err(Failure::Other(message)) => {
+            let lower = message.to_ascii_lowercase();
+            if lower.contains("unsupported") || lower.contains("405 method not allowed") {
+                let host = names::registry_host(repository).unwrap_or(repository);
+                bail!(
+                    "registry {host} does not allow deletion (405 Method Not Allowed: the operation is unsupported): \
+                     enable storage.delete.enabled in the registry's configuration \
+                     (REGISTRY_STORAGE_DELETE_ENABLED=true for distribution), or delete through the registry's own API"
+                );
+            }
+            Err(explain(
+                repository,
+                &format!("deleting {repository}@{digest}"),
+                &message,
+            ))
+        }
+    }
+}
+
+/// Copies one image manifest (`repository@digest`, a single platform) into
+/// `dir` as skopeo's `dir:` layout: one file per blob, named by its hex digest.
+pub fn copy_to_dir(repository: &str, digest: &str, dir: &Path) -> Result<()> {
+    let reference = format!("{repository}@{digest}");
+    let mut invocation = skopeo(&["copy", "--quiet"], &reference, &[]);
+    // The source's flags fit the source; the destination is a directory.
+    for arg in invocation.args.iter_mut() {
+        if arg == "--tls-verify=false" {
+            *arg = "--src-tls-verify=false".to_string();
+        }
+    }
+    invocation.args.insert(1, "--insecure-policy".to_string());
+    invocation.args.push(format!("dir:{}", dir.display()));
+    match run(&invocation, &reference)? {
+        Ok(_) => Ok(()),
+        Err(Failure::NotFound) => bail!("{reference} does not exist in its registry"),
+        Err(Failure::Other(message)) => Err(explain(
+            &reference,
+            &format!("copying {reference}"),
+            &message,
+        )),
+    }
+}
+
+/// The attestations buildx renders for a reference by digest: `.Provenance`
+/// or `.SBOM` (keyed by platform for an index of several images, unkeyed for
+/// one); `Null` when there is none.
+pub fn attestation(reference: &str, which: Attestation) -> Result<Value> {
+    let format = match which {
+        Attestation::Provenance => "{{json .Provenance}}",
+        Attestation::Sbom => "{{json .SBOM}}",
+    };
+    let sh = Shell::new()?;
+    let output = cmd!(
+        sh,
+        "docker buildx imagetools inspect {reference} --format {format}"
+    )
+    .quiet()
+    .ignore_status()
+    .output()?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let message = stderr.lines().last().unwrap_or("no output").trim();
+        return Err(explain(
+            reference,
+            &format!("reading the attestations of {reference}"),
+            message,
+        ));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    if text.trim().is_empty() || text.trim() == "null" {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(&text)
+        .with_context(|| format!("unreadable attestations of {reference} from imagetools inspect"))
+}
+
+/// Which attestation [`attestation`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attestation {
+    Provenance,
+    Sbom,
+}
+
+/// One platform's entry of what [`attestation`] returns: buildx keys the
+/// attestations by platform for several images and not at all for one.
+pub fn for_platform<'a>(
+    rendered: &'a Value,
+    platform: &str,
+    platforms: usize,
+) -> Option<&'a Value> {
+    match rendered.get(platform) {
+        Some(entry) => Some(entry),
+        None if platforms <= 1 && !rendered.is_null() => Some(rendered),
+        None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn skopeo_messages_are_one_line() {
+        let stderr = "time=\"2026-12-01T18:52:20Z\" level=fatal msg=\"Error parsing image name \\\"docker://127.0.0.1:5000/x:nope\\\": reading manifest nope in 127.0.0.1:5000/x: manifest unknown: manifest unknown\"\n";
+        let message = skopeo_message(stderr);
+        assert_eq!(
+            message,
+            "reading manifest nope in 127.0.0.1:5000/x: manifest unknown: manifest unknown"
+        );
+        assert!(matches!(classify(message), Failure::NotFound));
+        let refused = skopeo_message("time=\"t\" level=fatal msg=\"Error listing repository tags: pinging container registry 127.0.0.1:4011: Get \\\"http://127.0.0.1:4011/v2/\\\": dial tcp 127.0.0.1:4011: connect: connection refused\"");
+        let err = explain_for(
+            "127.0.0.1:4011",
+            "listing the tags of 127.0.0.1:4011/x",
+            &refused,
+            || true,
+        )
+        .to_string();
+        assert!(
+            err.starts_with("cannot reach registry 127.0.0.1:4011 (connection refused)"),
+            "{err}"
+        );
+        let denied = "unable to retrieve auth token: invalid username/password: unauthorized";
+        let anonymous =
+            explain_for("r.example", "reading r.example/x", denied, || false).to_string();
+        assert!(
+            anonymous.starts_with("registry r.example requires credentials")
+                && anonymous.ends_with("run `docker login r.example`"),
+            "{anonymous}"
+        );
+        let wrong = explain_for("r.example:4010", "reading r.example:4010/x", denied, || {
+            true
+        })
+        .to_string();
+        assert!(
+            wrong.starts_with("registry r.example:4010 refused the credentials")
+                && wrong.ends_with("with the right account"),
+            "{wrong}"
+        );
+    }
+
+    #[test]
+    fn loopback_registries_alone_get_plain_http() {
+        let local = inspect_command("127.0.0.1:5000/beacon:1");
+        assert!(local.args.contains(&"--tls-verify=false".to_string()));
+        assert_eq!(
+            local.args.last().unwrap(),
+            "docker://127.0.0.1:5000/beacon:1"
+        );
+        let remote = inspect_command("ghcr.io/acme/beacon:1");
+        assert!(!remote.args.iter().any(|a| a.contains("tls-verify")));
+    }
+
+    #[test]
+    fn attestations_keyed_or_not() {
+        let keyed = json!({"linux/amd64": {"SLSA": {}}, "linux/arm64": {"SLSA": {}}});
+        assert!(for_platform(&keyed, "linux/arm64", 2).is_some());
+        assert!(for_platform(&keyed, "linux/s390x", 2).is_none());
+        let unkeyed = json!({"SLSA": {}});
+        assert_eq!(for_platform(&unkeyed, "linux/amd64", 1), Some(&unkeyed));
+        assert!(for_platform(&unkeyed, "linux/amd64", 2).is_none());
+        assert!(for_platform(&Value::Null, "linux/amd64", 1).is_none());
+    }
+}

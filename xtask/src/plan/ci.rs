@@ -1,0 +1,177 @@
+//! The CI plan: fast CI images. One platform, debug tools inside, loaded
+//! into the local engine (or pushed to ephemeral `ci-` tags only), no
+//! signing, no SBOM, no provenance, cached per variant.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Result};
+
+use crate::context::{BuildContext, BuildRef};
+use crate::model::names::{self, Platform};
+use crate::model::tags::{CiTag, CiUnique};
+use crate::plan::{
+    cache, recipe, Attestations, BuildOptions, Flavor, Mode, Output, Plan, Policy, PushVia,
+    Signing, VariantPlan, LABEL_NS,
+};
+use crate::preflight::{BuilderInfo, Requirement};
+
+/// What `ci-image` is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CiRequest {
+    pub build: BuildOptions,
+    /// `None`: this machine's native Linux platform.
+    pub platform: Option<String>,
+    /// Push to the ephemeral ci- tags instead of loading.
+    pub push: bool,
+    /// Built against local stand-ins of the bases (said in a label).
+    pub stand_ins: bool,
+}
+
+/// The CI plan: a pure function of the arguments, the variants and the context.
+pub fn plan(
+    args: &CiRequest,
+    variants: &[String],
+    context: &BuildContext,
+    builder: Option<&BuilderInfo>,
+) -> Result<Plan> {
+    let platform: Platform = match &args.platform {
+        Some(text) => {
+            let platforms = names::parse_platforms(text)?;
+            if platforms.len() != 1 {
+                bail!("ci-image builds exactly one platform, got {text:?}: pass one, e.g. --platform linux/amd64 (release-image builds several)");
+            }
+            platforms[0].clone()
+        }
+        None => context.native_platform.clone(),
+    };
+    let repository = recipe::repository(&args.build, context, args.push)?;
+    let build_ref = context.build_ref();
+    let unique = match &build_ref {
+        BuildRef::PullRequest(number) => Some(CiUnique::PullRequest(*number)),
+        // Not a git checkout (a source tarball): only the moving tag.
+        _ if context.git.revision == "unknown" => None,
+        _ => Some(CiUnique::Commit {
+            sha: context.short_revision(),
+            dirty: context.git.dirty,
+        }),
+    };
+    let output = if args.push {
+        Output::PushByDigest(PushVia::for_builder(builder))
+    } else {
+        Output::Load
+    };
+    let backend = args
+        .build
+        .cache
+        .unwrap_or_else(|| cache::default_backend(context.ci.github_actions));
+    let mut plans = Vec::new();
+    for variant in variants {
+        let recipe = recipe::recipe(&args.build, variant, context)?;
+        let mut tags = Vec::new();
+        for unique in std::iter::once(None).chain(unique.clone().map(Some)) {
+            let tag = CiTag {
+                variant: variant.clone(),
+                unique,
+            }
+            .to_string();
+            names::validate_tag(&tag)?;
+            tags.push(format!("{repository}:{tag}"));
+        }
+        let policy = Policy {
+            flavor: Flavor::Ci,
+            platforms: vec![platform.clone()],
+            tags,
+            labels: {
+                let mut labels = labels(variant, context, &build_ref);
+                if args.stand_ins {
+                    // Say so: these bases are not the vendor's.
+                    labels.insert(format!("{LABEL_NS}.bases"), "stand-ins".to_string());
+                }
+                labels
+            },
+            annotations: BTreeMap::new(),
+            // Explicitly off: a CI image carries no attestations at all.
+            attestations: Attestations {
+                provenance: None,
+                sbom: None,
+            },
+            cache: cache::plan(&cache::CacheInputs {
+                backend,
+                mode_override: args.build.cache_mode,
+                build_ref: &build_ref,
+                flavor: Flavor::Ci,
+                github_actions: context.ci.github_actions,
+                repository: &repository,
+                variant,
+                local_dir: &args.build.cache_dir,
+            }),
+            source_date_epoch: None,
+            rewrite_timestamp: false,
+            no_cache: args.build.no_cache,
+            no_cache_stages: Vec::new(),
+            // Built for turnaround: no LTO, incremental (see Cargo.toml).
+            cargo_profile: "ci".to_string(),
+        };
+        plans.push(VariantPlan {
+            variant: variant.clone(),
+            recipe,
+            policy,
+        });
+    }
+    let mut preflight = vec![
+        Requirement::Docker,
+        Requirement::Buildx,
+        Requirement::Engine,
+    ];
+    if output == Output::PushByDigest(PushVia::OciArchive) {
+        preflight.push(Requirement::Skopeo);
+    }
+    if platform != context.native_platform {
+        preflight.push(Requirement::BuilderPlatforms(vec![platform]));
+    }
+    Ok(Plan {
+        mode: Mode::Ci,
+        repository,
+        output,
+        variants: plans,
+        signing: Signing::None,
+        must_not_exist: Vec::new(),
+        preflight,
+        warnings: Vec::new(),
+    })
+}
+
+/// Labels that mark an image as a CI image, unfit for production, in our
+/// own namespace, and a description that says so to anyone who looks.
+fn labels(variant: &str, context: &BuildContext, build_ref: &BuildRef) -> BTreeMap<String, String> {
+    let built_from = match build_ref {
+        BuildRef::PullRequest(number) => format!("pull request #{number}"),
+        BuildRef::Branch(branch) => format!("branch {branch}"),
+        BuildRef::Tag(tag) => format!("tag {tag}"),
+        BuildRef::Detached => "a detached checkout".to_string(),
+    };
+    BTreeMap::from([
+        (
+            "org.opencontainers.image.title".into(),
+            format!("beacon ({variant}, CI build)"),
+        ),
+        (
+            "org.opencontainers.image.description".into(),
+            format!(
+                "CI image of beacon on {variant} with debug tools, built from {built_from}. \
+                 NOT FOR PRODUCTION: unsigned, single-platform, no SBOM, ephemeral tag."
+            ),
+        ),
+        (
+            "org.opencontainers.image.revision".into(),
+            context.git.revision.clone(),
+        ),
+        (
+            "org.opencontainers.image.source".into(),
+            context.git.source_url.clone(),
+        ),
+        (format!("{LABEL_NS}.flavor"), Flavor::Ci.as_str().into()),
+        (format!("{LABEL_NS}.variant"), variant.into()),
+        (format!("{LABEL_NS}.not-for-production"), "true".into()),
+    ])
+}
