@@ -1,4 +1,7 @@
-//! Hand-parsed command line: the surface is tiny and we want no dependencies.
+//! Hand-parsed command line. The surface is two subcommands and two flags, and
+//! the rules that matter (an explicit `--port` beats `$BEACON_PORT`, a usage
+//! error is one line and exit 2) are easier to state here than to coax out of
+//! an argument-parsing crate.
 
 use std::slice;
 
@@ -6,7 +9,7 @@ const DEFAULT_PORT: u16 = 8080;
 const DEFAULT_HEALTH_PATH: &str = "/healthz";
 
 pub const USAGE: &str = "\
-beacon - small HTTP service with /healthz and /version
+beacon - HTTP service with /healthz and /version
 
 Usage:
   beacon [serve] [--port N]                   serve HTTP on 0.0.0.0:N
@@ -18,8 +21,16 @@ Options:
              a free port and logs it.
   --path P   healthcheck path (default: /healthz)
 
-Environment (reported by GET /version):
+Environment:
+  BEACON_PORT                    default port (see --port)
   BEACON_REVISION, BEACON_VARIANT, BEACON_BUILD_TARGET (ci | production)
+                                 reported by GET /version
+  RUST_LOG                       log filter, e.g. `debug` or `info,hyper=debug`
+                                 (default: info); logs are JSON lines on stdout
+
+Responses carry an x-request-id header (the client's, else a new UUID), also
+logged with the request. SIGTERM or SIGINT stops accepting, lets in-flight
+requests finish (up to 8 s), then exits 0.
 
 Docker, no shell needed:
   HEALTHCHECK CMD [\"/beacon\", \"healthcheck\"]";

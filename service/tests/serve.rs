@@ -1,5 +1,6 @@
 //! Runs the real binary the way a container does: serve on a free port, talk
 //! HTTP to it, run `healthcheck` against it, then stop it with a signal.
+//! Logs are JSON lines on stdout; the tests read them as such.
 #![cfg(unix)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -7,6 +8,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_beacon");
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -16,38 +19,74 @@ struct Server {
     child: Child,
     port: u16,
     /// Everything logged after the "listening" line, collected until exit.
-    log: Option<JoinHandle<String>>,
+    log: Option<JoinHandle<Vec<Value>>>,
+}
+
+/// One log line, which must be a JSON object with the fields every line has.
+fn parse_log_line(line: &str) -> Value {
+    let value: Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
+    for field in ["timestamp", "level", "message", "target"] {
+        assert!(value[field].is_string(), "no {field:?} in {line}");
+    }
+    value
 }
 
 impl Server {
     fn start() -> Server {
-        let mut child = Command::new(BIN)
+        Server::start_with(&[])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Server {
+        let child = Command::new(BIN)
             // Port 0 plus reading the logged address avoids racing for a free port.
             .args(["serve", "--port", "0"])
             .env_remove("BEACON_PORT")
+            .env_remove("RUST_LOG")
             .env("BEACON_REVISION", "abc\"123")
             .env("BEACON_VARIANT", "distroless")
             .env("BEACON_BUILD_TARGET", "ci")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn beacon");
-        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        let first = lines
-            .next()
-            .expect("beacon exited before listening")
-            .expect("read beacon stdout");
-        let port = first
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
-        // Keep draining stdout so request logging never blocks on a full pipe.
-        let log = thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
-        Server {
+        // Owned by a `Server` from the start, so a failed check below still
+        // kills it (an orphan would hold the test's stderr open).
+        let mut server = Server {
             child,
-            port,
-            log: Some(log),
-        }
+            port: 0,
+            log: None,
+        };
+        let stdout = server.child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        // Lines before "listening" (a RUST_LOG warning, say) are checked too.
+        let mut before = Vec::new();
+        server.port = loop {
+            let line = lines
+                .next()
+                .expect("beacon exited before listening")
+                .expect("read beacon stdout");
+            let line = parse_log_line(&line);
+            if line["message"] == "listening" {
+                assert_eq!(line["level"], "INFO");
+                assert_eq!(line["version"], VERSION);
+                let addr = line["addr"].as_str().expect("addr");
+                assert!(addr.starts_with("0.0.0.0:"), "binds all interfaces: {addr}");
+                break addr
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or_else(|| panic!("unexpected listening line {line}"));
+            }
+            before.push(line);
+        };
+        // Keep draining stdout so request logging never blocks on a full pipe.
+        server.log = Some(thread::spawn(move || {
+            let mut log = before;
+            log.extend(lines.map_while(Result::ok).map(|l| parse_log_line(&l)));
+            log
+        }));
+        server
     }
 
     fn signal(&self, name: &str) {
@@ -58,7 +97,7 @@ impl Server {
         assert!(status.success(), "kill -{name} failed");
     }
 
-    fn wait(&mut self, timeout: Duration) -> (ExitStatus, String) {
+    fn wait(&mut self, timeout: Duration) -> (ExitStatus, Vec<Value>) {
         let deadline = Instant::now() + timeout;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -85,6 +124,21 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The messages of `log`, in order.
+fn messages(log: &[Value]) -> Vec<&str> {
+    log.iter()
+        .map(|l| l["message"].as_str().unwrap_or_default())
+        .collect()
+}
+
+/// The value of header `name` (any case, as HTTP has it) in `headers`.
+fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
+    headers.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
 }
 
 /// Sends `raw` and returns (status line, headers, body) of the response.
@@ -131,15 +185,12 @@ fn serves_passes_healthcheck_and_stops_on_sigterm() {
     let (status, headers, body) = get(port, "/healthz");
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert_eq!(body, r#"{"status":"ok"}"#);
-    for header in [
-        "Content-Type: application/json",
-        "Content-Length: 15",
-        "Connection: close",
+    for (name, value) in [
+        ("Content-Type", "application/json"),
+        ("Content-Length", "15"),
+        ("Connection", "close"),
     ] {
-        assert!(
-            headers.lines().any(|h| h == header),
-            "missing {header:?} in {headers:?}"
-        );
+        assert_eq!(header(&headers, name), Some(value), "{name} in {headers:?}");
     }
 
     let (status, _, body) = get(port, "/version?verbose=1");
@@ -151,10 +202,19 @@ fn serves_passes_healthcheck_and_stops_on_sigterm() {
         )
     );
 
-    assert_eq!(get(port, "/nope").0, "HTTP/1.1 404 Not Found");
-    let (status, headers, _) = request(port, "POST /healthz HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    let (status, headers, body) = get(port, "/nope");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    assert_eq!(header(&headers, "Content-Type"), Some("application/json"));
+    assert_eq!(body, r#"{"error":"not found"}"#);
+    let (status, headers, body) =
+        request(port, "POST /healthz HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
     assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
-    assert!(headers.contains("Allow: GET, HEAD"));
+    assert_eq!(header(&headers, "Allow"), Some("GET, HEAD"));
+    assert_eq!(body, r#"{"error":"method not allowed"}"#);
+    let (status, headers, body) = request(port, "HEAD /healthz HTTP/1.1\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(header(&headers, "Content-Length"), Some("15"));
+    assert_eq!(body, "");
     assert_eq!(
         request(port, "nonsense\r\n\r\n").0,
         "HTTP/1.1 400 Bad Request"
@@ -181,11 +241,38 @@ fn serves_passes_healthcheck_and_stops_on_sigterm() {
     let not_found = healthcheck(&["--port", &port_arg, "--path", "/nope"]);
     assert_eq!(not_found.status.code(), Some(1));
 
+    // The stalled client is still connected: it must not hold up the exit.
     server.signal("TERM");
     let (status, log) = server.wait(Duration::from_secs(2));
     assert_eq!(status.code(), Some(0), "exit status {status:?}");
-    assert!(log.lines().any(|l| l == "shutting down"), "log: {log}");
-    assert!(log.contains("\"GET /healthz\" 200"), "log: {log}");
+    let shutting_down = log
+        .iter()
+        .find(|l| l["message"] == "shutting down")
+        .unwrap_or_else(|| panic!("no shutdown line: {log:?}"));
+    assert_eq!(shutting_down["signal"], "SIGTERM");
+    assert_eq!(messages(&log).last(), Some(&"stopped"), "{log:?}");
+
+    // One access-log line per request, with its span: GET /healthz answered 200.
+    let healthz = log
+        .iter()
+        .find(|l| {
+            l["target"] == "beacon::access"
+                && l["status"] == 200
+                && l["spans"][1]["method"] == "GET"
+                && l["spans"][1]["path"] == "/healthz"
+        })
+        .unwrap_or_else(|| panic!("no GET /healthz 200 line: {log:?}"));
+    assert_eq!(healthz["level"], "INFO");
+    assert_eq!(healthz["spans"][0]["name"], "connection");
+    assert!(healthz["spans"][0]["peer"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("127.0.0.1:")));
+    assert!(log.iter().any(|l| l["message"] == "bad request"), "{log:?}");
+    // The query string stays out of the logs.
+    assert!(
+        !serde_json::to_string(&log).unwrap().contains("verbose=1"),
+        "{log:?}"
+    );
     drop(slow);
 }
 
@@ -195,7 +282,62 @@ fn stops_on_sigint() {
     server.signal("INT");
     let (status, log) = server.wait(Duration::from_secs(2));
     assert_eq!(status.code(), Some(0), "exit status {status:?}");
-    assert_eq!(log, "shutting down");
+    assert_eq!(messages(&log), ["shutting down", "stopped"], "{log:?}");
+    assert_eq!(log[0]["signal"], "SIGINT");
+}
+
+#[test]
+fn refuses_connections_once_stopped() {
+    let mut server = Server::start();
+    let port = server.port;
+    server.signal("TERM");
+    let (status, _) = server.wait(Duration::from_secs(2));
+    assert_eq!(status.code(), Some(0));
+    assert!(TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).is_err());
+}
+
+#[test]
+fn request_ids_are_answered_and_logged() {
+    let mut server = Server::start();
+    let port = server.port;
+    let (_, headers, _) = get(port, "/healthz");
+    let made = header(&headers, "X-Request-Id").expect("a request id");
+    assert_eq!(made.len(), 36, "a UUID: {made}");
+    let (_, headers, _) = request(
+        port,
+        "GET /version HTTP/1.1\r\nX-Request-Id: upstream-7\r\n\r\n",
+    );
+    assert_eq!(header(&headers, "X-Request-Id"), Some("upstream-7"));
+
+    server.signal("TERM");
+    let (_, log) = server.wait(Duration::from_secs(2));
+    let ids: Vec<&str> = log
+        .iter()
+        .filter(|l| l["target"] == "beacon::access")
+        .filter_map(|l| l["spans"][1]["request_id"].as_str())
+        .collect();
+    assert_eq!(ids, [made, "upstream-7"], "{log:?}");
+}
+
+#[test]
+fn rust_log_filters_and_a_bad_value_falls_back_to_info() {
+    // Access lines silenced by target, the rest still at info.
+    let mut server = Server::start_with(&[("RUST_LOG", "info,beacon::access=warn")]);
+    assert_eq!(get(server.port, "/healthz").0, "HTTP/1.1 200 OK");
+    server.signal("TERM");
+    let (_, log) = server.wait(Duration::from_secs(2));
+    assert_eq!(messages(&log), ["shutting down", "stopped"], "{log:?}");
+
+    let mut server = Server::start_with(&[("RUST_LOG", "info,beacon=loud")]);
+    assert_eq!(get(server.port, "/healthz").0, "HTTP/1.1 200 OK");
+    server.signal("TERM");
+    let (_, log) = server.wait(Duration::from_secs(2));
+    assert_eq!(log[0]["level"], "WARN", "{log:?}");
+    assert!(log[0]["message"].as_str().unwrap().contains("RUST_LOG"));
+    assert!(
+        log.iter().any(|l| l["target"] == "beacon::access"),
+        "{log:?}"
+    );
 }
 
 #[test]
