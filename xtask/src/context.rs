@@ -65,6 +65,32 @@ pub enum BuildRef {
 }
 
 impl BuildContext {
+    /// A fixed context for tests and examples: a clean checkout of `main`
+    /// at a fixed commit, in GitHub Actions (acme/beacon) when `git_ref` is
+    /// given, on a laptop otherwise.
+    pub fn example(git_ref: Option<&str>) -> BuildContext {
+        BuildContext {
+            git: GitState {
+                revision: "0123456789abcdef0123456789abcdef01234567".into(),
+                commit_time: 1_700_000_000,
+                dirty: false,
+                branch: Some("main".into()),
+                tags_at_head: Vec::new(),
+                release_tags: vec!["v0.9.0".into(), "v1.2.3".into()],
+                source_url: "https://github.com/acme/beacon".into(),
+            },
+            ci: CiEnv {
+                github_actions: git_ref.is_some(),
+                git_ref: git_ref.map(String::from),
+                repository: git_ref.map(|_| "acme/beacon".into()),
+                repository_owner: git_ref.map(|_| "Acme".into()),
+                server_url: git_ref.map(|_| "https://github.com".into()),
+                ..CiEnv::default()
+            },
+            native_platform: Platform::linux("amd64"),
+        }
+    }
+
     pub fn short_revision(&self) -> String {
         self.git.revision.chars().take(7).collect()
     }
@@ -254,30 +280,11 @@ fn browsable_url(remote: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-pub mod tests {
+mod tests {
     use super::*;
 
-    pub fn sample(git_ref: Option<&str>) -> BuildContext {
-        BuildContext {
-            git: GitState {
-                revision: "0123456789abcdef0123456789abcdef01234567".into(),
-                commit_time: 1_700_000_000,
-                dirty: false,
-                branch: Some("main".into()),
-                tags_at_head: Vec::new(),
-                release_tags: vec!["v0.9.0".into(), "v1.2.3".into()],
-                source_url: "https://github.com/acme/beacon".into(),
-            },
-            ci: CiEnv {
-                github_actions: git_ref.is_some(),
-                git_ref: git_ref.map(String::from),
-                repository: git_ref.map(|_| "acme/beacon".into()),
-                repository_owner: git_ref.map(|_| "Acme".into()),
-                server_url: git_ref.map(|_| "https://github.com".into()),
-                ..CiEnv::default()
-            },
-            native_platform: Platform::linux("amd64"),
-        }
+    fn sample(git_ref: Option<&str>) -> BuildContext {
+        BuildContext::example(git_ref)
     }
 
     #[test]

@@ -238,6 +238,10 @@ pub fn run(args: RebuildCheckOptions) -> Result<()> {
         }
         results.push(result);
     }
+    // The rebuilt archive lived beside the (removed) checkout; it goes too.
+    if let Some(dir) = archive.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     let attestation_manifests = index.attestations().count();
     let report = Report {
         image: image.to_string(),

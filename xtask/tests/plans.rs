@@ -9,8 +9,7 @@ use std::path::Path;
 use clap::Parser;
 
 use xtask::cli::{Cli, Command};
-use xtask::context::{BuildContext, CiEnv, GitState};
-use xtask::model::names::Platform;
+use xtask::context::BuildContext;
 use xtask::plan::release::{self, ReleaseInputs};
 use xtask::plan::{ci, Attestations, Plan, Signing};
 use xtask::preflight::BuilderInfo;
@@ -19,26 +18,7 @@ use xtask::render::{self, RunFiles};
 
 /// A checkout at a fixed commit on main; in GitHub Actions when `git_ref` is given.
 fn sample(git_ref: Option<&str>) -> BuildContext {
-    BuildContext {
-        git: GitState {
-            revision: "0123456789abcdef0123456789abcdef01234567".into(),
-            commit_time: 1_700_000_000,
-            dirty: false,
-            branch: Some("main".into()),
-            tags_at_head: Vec::new(),
-            release_tags: vec!["v0.9.0".into(), "v1.2.3".into()],
-            source_url: "https://github.com/acme/beacon".into(),
-        },
-        ci: CiEnv {
-            github_actions: git_ref.is_some(),
-            git_ref: git_ref.map(String::from),
-            repository: git_ref.map(|_| "acme/beacon".into()),
-            repository_owner: git_ref.map(|_| "Acme".into()),
-            server_url: git_ref.map(|_| "https://github.com".into()),
-            ..CiEnv::default()
-        },
-        native_platform: Platform::linux("amd64"),
-    }
+    BuildContext::example(git_ref)
 }
 
 fn variants() -> Vec<String> {

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use xtask::context::{BuildContext, CiEnv, GitState};
-use xtask::model::names::{self, Platform};
+use xtask::context::BuildContext;
+use xtask::model::names;
 use xtask::model::tags::{self, CacheScope, CacheTag, CiTag, CiUnique};
 use xtask::plan::ci::{self, CiRequest};
 use xtask::plan::release::{self, ReleaseInputs, ReleaseRequest, DEFAULT_SBOM_GENERATOR};
@@ -21,26 +21,7 @@ fn root() -> PathBuf {
 }
 
 fn context(git_ref: &str) -> BuildContext {
-    BuildContext {
-        git: GitState {
-            revision: "0123456789abcdef0123456789abcdef01234567".into(),
-            commit_time: 1_700_000_000,
-            dirty: false,
-            branch: None,
-            tags_at_head: Vec::new(),
-            release_tags: vec!["v1.2.3".into()],
-            source_url: "https://github.com/acme/beacon".into(),
-        },
-        ci: CiEnv {
-            github_actions: true,
-            git_ref: Some(git_ref.into()),
-            repository: Some("acme/beacon".into()),
-            repository_owner: Some("acme".into()),
-            server_url: Some("https://github.com".into()),
-            ..CiEnv::default()
-        },
-        native_platform: Platform::linux("amd64"),
-    }
+    BuildContext::example(Some(git_ref))
 }
 
 fn options() -> BuildOptions {
