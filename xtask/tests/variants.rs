@@ -33,6 +33,7 @@ fn context(git_ref: &str) -> BuildContext {
         },
         ci: CiEnv {
             github_actions: true,
+            event_name: Some("push".into()),
             git_ref: Some(git_ref.into()),
             repository: Some("acme/beacon".into()),
             repository_owner: Some("acme".into()),
