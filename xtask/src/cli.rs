@@ -18,7 +18,8 @@ use crate::plan::ci::CiRequest;
 use crate::plan::release::{ReleaseRequest, DEFAULT_SBOM_GENERATOR};
 use crate::plan::{BuildOptions, SignMethod, SigningRequest, DEFAULT_PLATFORMS};
 use crate::{
-    bench, ci_image, lint, prune, rebuild_check, release_image, sign, stand_ins, test_task, verify,
+    bench, ci_image, lint, prune, rebuild_check, release_image, sign, stand_ins, test_task,
+    update_bases, verify,
 };
 
 #[derive(Debug, Parser)]
@@ -48,6 +49,8 @@ pub enum Command {
     PruneCiImages(PruneArgs),
     /// Build stand-in base images into a local registry, and static host binaries.
     StandIns(StandInsArgs),
+    /// Re-resolve every pinned image (ARG NAME=IMAGE:TAG@sha256:... in images/*/Dockerfile) and rewrite the pins whose tag moved.
+    UpdateBases(UpdateBasesArgs),
     /// Measure the split's promises side by side on this machine (see README: Performance).
     Bench(BenchArgs),
     /// Run the linters: clippy, rustfmt, actionlint, zizmor, hadolint, shellcheck.
@@ -64,6 +67,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Verify(args) => verify::run(args.into_options()),
         Command::PruneCiImages(args) => prune::run(args.into_options()),
         Command::StandIns(args) => stand_ins::run(args.into_options()),
+        Command::UpdateBases(args) => update_bases::run(args.into_options()),
         Command::Lint(args) => lint::run(args.into_options()),
         Command::RebuildCheck(args) => rebuild_check::run(args.into_options()),
         Command::Bench(args) => bench::run(args.into_options()),
@@ -438,6 +442,38 @@ impl StandInsArgs {
             registry: self.registry,
             inputs: self.inputs,
             binaries_only: self.binaries_only,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpdateBasesArgs {
+    /// Change nothing: list every pin whose tag now names another digest, and fail if there is one.
+    #[arg(long)]
+    pub check: bool,
+
+    /// Look images under PREFIX up in MIRROR instead (repeatable; whole path components, the longest
+    /// prefix wins), e.g. docker.io/library=registry.example/hub; the pins keep their names, so the
+    /// mirror must hold the images by their own digests.
+    #[arg(
+        long = "mirror",
+        env = "BASE_IMAGE_MIRRORS",
+        value_delimiter = ',',
+        value_name = "PREFIX=MIRROR"
+    )]
+    pub mirrors: Vec<String>,
+
+    /// Print the registry lookups that would run, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl UpdateBasesArgs {
+    pub fn into_options(self) -> update_bases::UpdateBasesOptions {
+        update_bases::UpdateBasesOptions {
+            check: self.check,
+            dry_run: self.dry_run,
+            mirrors: self.mirrors,
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
 use xshell::{cmd, Shell};
 
@@ -64,6 +64,14 @@ pub enum BuildRef {
     Detached,
 }
 
+/// The GitHub Actions events a release may be published from: the ones
+/// build-push.yml runs on (`tests/workflows.rs` keeps the two equal). On a
+/// push, `GITHUB_REF` is the branch or tag that was pushed and the checkout
+/// is its commit; on other events it is not what was pushed
+/// (`pull_request_target`, `workflow_run`, `schedule` and the dispatches say
+/// the default branch, whatever code the job checks out).
+pub const RELEASE_EVENTS: &[&str] = &["push"];
+
 impl BuildContext {
     /// A fixed context for tests and examples: a clean checkout of `main`
     /// at a fixed commit, in GitHub Actions (acme/beacon) when `git_ref` is
@@ -85,10 +93,53 @@ impl BuildContext {
                 repository: git_ref.map(|_| "acme/beacon".into()),
                 repository_owner: git_ref.map(|_| "Acme".into()),
                 server_url: git_ref.map(|_| "https://github.com".into()),
+                // What build-push.yml and ci-build.yml run on.
+                event_name: git_ref.map(|r| {
+                    if r.starts_with("refs/pull/") {
+                        "pull_request".into()
+                    } else {
+                        "push".into()
+                    }
+                }),
                 ..CiEnv::default()
             },
             native_platform: Platform::linux("amd64"),
         }
+    }
+
+    /// Refuses to publish from a GitHub Actions event other than
+    /// [`RELEASE_EVENTS`], naming why that event's ref cannot be trusted.
+    /// `--allow-any-ref` does not lift this: it widens the refs, not the events.
+    pub fn check_release_event(&self) -> Result<()> {
+        let event = match (&self.ci.event_name, self.ci.github_actions) {
+            (Some(event), _) => event.as_str(),
+            (None, false) => return Ok(()),
+            (None, true) => bail!(
+                "this is a GitHub Actions job (GITHUB_ACTIONS=true) without GITHUB_EVENT_NAME, so what started it is unknown: \
+                 release-image publishes only from {}; run it from build-push.yml",
+                RELEASE_EVENTS.join(", ")
+            ),
+        };
+        if RELEASE_EVENTS.contains(&event) {
+            return Ok(());
+        }
+        let git_ref = self.ci.git_ref.as_deref().unwrap_or("unset");
+        let why = match event {
+            "pull_request" => "a pull request is built as CI images by ci-build.yml, never released".to_string(),
+            "pull_request_target" => format!(
+                "its GITHUB_REF ({git_ref}) is the base branch, while the code may be the pull request's"
+            ),
+            "workflow_dispatch" => format!(
+                "a manual run releases whatever ref was picked ({git_ref}), which nobody pushed as a release"
+            ),
+            "release" => "a GitHub release is made from a tag: pushing that vX.Y.Z tag already releases it".to_string(),
+            _ => format!("its GITHUB_REF ({git_ref}) names no branch or tag that was pushed"),
+        };
+        bail!(
+            "release-image publishes only from a {} event (what build-push.yml runs on), and this job was started by \
+             {event}: {why}; push to main or push a vX.Y.Z tag instead (--allow-any-ref does not change this)",
+            RELEASE_EVENTS.join(" or ")
+        )
     }
 
     pub fn short_revision(&self) -> String {
@@ -314,6 +365,81 @@ mod tests {
         local.git.tags_at_head.clear();
         local.git.branch = None;
         assert_eq!(local.build_ref(), BuildRef::Detached);
+    }
+
+    #[test]
+    fn two_release_tags_on_head_release_the_highest() {
+        let mut local = sample(None);
+        for (tags, highest) in [
+            (&["v1.9.0", "v1.10.0"][..], "v1.10.0"),
+            (&["v1.10.0", "v1.9.0"][..], "v1.10.0"),
+            (&["v2.0.0-rc.1", "v2.0.0"][..], "v2.0.0"),
+            (&["v2.0.0", "v2.0.0-rc.1"][..], "v2.0.0"),
+            (&["v2.0.0-rc.9", "v2.0.0-rc.10"][..], "v2.0.0-rc.10"),
+            (&["latest", "1.2.3", "v1.2", "v3.0.0"][..], "v3.0.0"),
+        ] {
+            local.git.tags_at_head = tags.iter().map(|t| t.to_string()).collect();
+            assert_eq!(local.build_ref(), BuildRef::Tag(highest.into()), "{tags:?}");
+        }
+        // Tags that are not releases leave the branch as the ref.
+        local.git.tags_at_head = vec!["latest".into(), "1.2.3".into(), "v1.2".into()];
+        assert_eq!(local.build_ref(), BuildRef::Branch("main".into()));
+        // In GitHub Actions the pushed tag is the one released, as pushed.
+        let mut pushed = sample(Some("refs/tags/v1.9.0"));
+        pushed.git.tags_at_head = vec!["v1.9.0".into(), "v1.10.0".into()];
+        assert_eq!(pushed.build_ref(), BuildRef::Tag("v1.9.0".into()));
+    }
+
+    #[test]
+    fn releases_run_only_from_a_push() {
+        let with_event = |event: Option<&str>, git_ref: &str| {
+            let mut context = sample(Some(git_ref));
+            context.ci.event_name = event.map(String::from);
+            context.check_release_event()
+        };
+        with_event(Some("push"), "refs/heads/main").unwrap();
+        with_event(Some("push"), "refs/tags/v1.2.3").unwrap();
+        sample(None).check_release_event().unwrap();
+        for (event, git_ref, reason) in [
+            (
+                "pull_request_target",
+                "refs/heads/main",
+                "is the base branch",
+            ),
+            ("pull_request", "refs/pull/3/merge", "never released"),
+            (
+                "workflow_run",
+                "refs/heads/main",
+                "names no branch or tag that was pushed",
+            ),
+            (
+                "schedule",
+                "refs/heads/main",
+                "names no branch or tag that was pushed",
+            ),
+            (
+                "repository_dispatch",
+                "refs/heads/main",
+                "names no branch or tag that was pushed",
+            ),
+            (
+                "issue_comment",
+                "refs/heads/main",
+                "names no branch or tag that was pushed",
+            ),
+            ("workflow_dispatch", "refs/heads/main", "a manual run"),
+            ("release", "refs/tags/v1.2.3", "pushing that vX.Y.Z tag"),
+        ] {
+            let err = with_event(Some(event), git_ref).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("started by {event}: "))
+                    && err.contains(reason)
+                    && err.contains("push to main or push a vX.Y.Z tag"),
+                "{event}: {err}"
+            );
+        }
+        let err = with_event(None, "refs/heads/main").unwrap_err().to_string();
+        assert!(err.contains("without GITHUB_EVENT_NAME"), "{err}");
     }
 
     #[test]

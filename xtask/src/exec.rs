@@ -76,10 +76,11 @@ pub fn run_plan(plan: &Plan, options: &RunOptions, archives: Option<PathBuf>) ->
         return print_dry_run(plan, &run_files, options.json);
     }
     preflight::check_all(&plan.preflight)?;
+    // A refusal is one line: it comes before the warnings about the run it stops.
+    refuse_existing_tags(plan)?;
     for warning in &plan.warnings {
         eprintln!("warning: {warning}");
     }
-    refuse_existing_tags(plan)?;
     let dir = root.join(&run_files.dir);
     files::create_dir_all(&dir.join("oci"))?;
     let outcome = execute(plan, &run_files);
@@ -583,11 +584,15 @@ fn tag_all(plan: &Plan, results: &mut [VariantResult]) -> Result<()> {
     Ok(())
 }
 
-/// Refuses to overwrite an immutable tag that already exists in the registry.
+/// Refuses to overwrite a tag the plan says must not exist yet (a version's
+/// own tag, any tag of an `--allow-any-ref` run), saying why and the way out.
 fn refuse_existing_tags(plan: &Plan) -> Result<()> {
     for reference in &plan.must_not_exist {
         if let Some(digest) = registry::resolve_digest(reference)? {
-            bail!("{reference} already exists ({digest}): release tags are immutable; bump the version, or pass --force to overwrite it");
+            bail!(
+                "{reference} already exists ({digest}): {}",
+                plan.must_not_exist_because
+            );
         }
     }
     Ok(())

@@ -13,7 +13,8 @@
 //! 4. `render` (plan -> commands) and `report` (results, step outputs);
 //! 5. `exec`: runs a plan and reads the results back;
 //! 6. tasks, one file each: `ci_image`, `release_image`, `sign`, `verify`,
-//!    `rebuild_check`, `prune`, `stand_ins`, `bench`, `lint`, `test_task`;
+//!    `rebuild_check`, `prune`, `stand_ins`, `bench`, `lint`, `test_task`,
+//!    `update_bases`;
 //! 7. `cli`: clap types, converted once into the tasks' own options.
 
 pub mod model;
@@ -38,6 +39,7 @@ pub mod release_image;
 pub mod sign;
 pub mod stand_ins;
 pub mod test_task;
+pub mod update_bases;
 pub mod verify;
 
 pub mod cli;

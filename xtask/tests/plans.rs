@@ -252,7 +252,14 @@ fn release_tags_follow_metadata_action_conventions() {
     let tags = |git_ref: Option<&str>, release_tags: &[&str], allow: bool| {
         let mut context = sample(git_ref);
         context.git.release_tags = release_tags.iter().map(|t| t.to_string()).collect();
-        release::base_tags(&context, allow)
+        release::base_tags(
+            &context,
+            release::TagRules {
+                allow_any_ref: allow,
+                variants: &variants(),
+                writes_tags: true,
+            },
+        )
     };
     let (all, immutable) = tags(Some("refs/tags/v1.2.3"), &["v1.2.3", "v1.1.0"], false).unwrap();
     assert_eq!(all, ["1.2.3", "1.2", "1", "latest"]);

@@ -258,6 +258,7 @@ const LAYERS: &[&[&str]] = &[
         "bench",
         "lint",
         "test_task",
+        "update_bases",
     ],
     &["cli"],
     &["lib", "main"],

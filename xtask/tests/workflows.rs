@@ -2,7 +2,11 @@
 //! real CLI:
 //!
 //! - ci-build.yml runs on pull requests only and build-push.yml on pushes to
-//!   main and release tags only, so no event runs both;
+//!   main and release tags only, so no event runs both; the events
+//!   build-push.yml runs on are the ones `release-image` publishes from;
+//! - update-bases.yml runs `cargo xtask update-bases` on a schedule and
+//!   proposes the bumped pins as a pull request, with no more permission
+//!   than that takes;
 //! - permissions are the least each job needs;
 //! - every third-party action is pinned to a full commit SHA, with its
 //!   version in a comment;
@@ -295,6 +299,20 @@ fn triggers_are_mutually_exclusive() {
         retention.keys().collect::<Vec<_>>(),
         ["schedule", "workflow_dispatch"]
     );
+    let bases = workflow("update-bases.yml").triggers();
+    assert_eq!(
+        bases.keys().collect::<Vec<_>>(),
+        ["schedule", "workflow_dispatch"]
+    );
+}
+
+/// release-image refuses every event but the ones build-push.yml runs on: a
+/// trigger added there without the tool knowing (or the reverse) fails here.
+#[test]
+fn releases_publish_from_exactly_the_events_build_push_runs_on() {
+    let release = workflow("build-push.yml").triggers();
+    let events: Vec<&str> = release.keys().map(String::as_str).collect();
+    assert_eq!(events, xtask::context::RELEASE_EVENTS);
 }
 
 #[test]
@@ -352,6 +370,20 @@ fn permissions_are_the_least_each_job_needs() {
                 ("pull-requests".to_string(), "read".to_string())
             ],
             "prune-ci-images.yml job {job}: contents and pull-requests: read only"
+        );
+    }
+
+    // Pushing the branch and opening the pull request, nothing else (no
+    // packages, no id-token: it reads public registries only).
+    let bases = workflow("update-bases.yml");
+    for job in bases.jobs().keys() {
+        assert_eq!(
+            bases.permissions(job).into_iter().collect::<Vec<_>>(),
+            [
+                ("contents".to_string(), "write".to_string()),
+                ("pull-requests".to_string(), "write".to_string())
+            ],
+            "update-bases.yml job {job}: contents and pull-requests: write only"
         );
     }
 
@@ -669,6 +701,56 @@ fn retention_runs_the_pruner() {
     assert!(
         lines.iter().any(|l| l.words[0] == "prune-ci-images"),
         "prune-ci-images.yml runs `cargo xtask prune-ci-images`"
+    );
+}
+
+#[test]
+fn update_bases_proposes_the_bumped_pins_as_a_pull_request() {
+    let wf = workflow("update-bases.yml");
+    let lines = xtask_lines(&wf);
+    assert_eq!(
+        lines.iter().map(|l| l.words.clone()).collect::<Vec<_>>(),
+        [vec!["update-bases".to_string()]],
+        "update-bases.yml rewrites the pins (no --check, no --dry-run)"
+    );
+    let steps = wf.all_steps();
+    let position = |needle: &str| {
+        steps
+            .iter()
+            .position(|(_, s)| {
+                s["uses"].as_str().is_some_and(|u| u.starts_with(needle))
+                    || s["run"].as_str().is_some_and(|r| r.contains(needle))
+            })
+            .unwrap_or_else(|| panic!("update-bases.yml: no step with {needle}"))
+    };
+    let (update, propose) = (
+        position("cargo xtask update-bases"),
+        position("peter-evans/create-pull-request@"),
+    );
+    assert!(
+        update < propose,
+        "the pins move before the pull request is opened"
+    );
+    let with = &steps[propose].1["with"];
+    assert_eq!(
+        with["add-paths"],
+        json!("images/*/Dockerfile"),
+        "the pull request holds the Dockerfiles' pins and nothing else"
+    );
+    assert!(with["branch"].as_str().is_some_and(|b| !b.is_empty()));
+    assert_eq!(with["delete-branch"], json!(true));
+    // The App token, when configured, is the one that opens the pull
+    // request (so ci-build.yml runs on it); else the job's own token.
+    let app = position("actions/create-github-app-token@");
+    assert!(app < propose);
+    assert_eq!(
+        with["token"],
+        json!("${{ steps.app-token.outputs.token || github.token }}")
+    );
+    assert_eq!(steps[app].1["with"]["permission-contents"], json!("write"));
+    assert_eq!(
+        steps[app].1["with"]["permission-pull-requests"],
+        json!("write")
     );
 }
 
@@ -1080,6 +1162,7 @@ fn every_xtask_line_is_accepted_by_the_cli() {
         "release-image",
         "verify",
         "prune-ci-images",
+        "update-bases",
     ] {
         assert!(
             seen.contains(expected),

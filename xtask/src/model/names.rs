@@ -116,6 +116,9 @@ pub fn parse_platforms(text: &str) -> Result<Vec<Platform>> {
     Ok(platforms)
 }
 
+/// The longest tag the distribution spec allows.
+pub const TAG_MAX: usize = 128;
+
 /// Checks a tag against the distribution spec: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
 pub fn validate_tag(tag: &str) -> Result<()> {
     let mut chars = tag.chars();
@@ -123,7 +126,7 @@ pub fn validate_tag(tag: &str) -> Result<()> {
         .next()
         .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
     let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if !first_ok || !rest_ok || tag.len() > 128 {
+    if !first_ok || !rest_ok || tag.len() > TAG_MAX {
         bail!(
             "malformed tag {tag:?}: a tag is 1-128 characters of letters, digits, '_', '.' and '-', \
              and does not start with '.' or '-'"

@@ -241,11 +241,28 @@ fn run(invocation: &Invocation, reference: &str) -> Result<std::result::Result<V
     )))))
 }
 
+/// What to check when a registry cannot be reached, for the commands whose
+/// registry comes from `--registry`.
+const REGISTRY_FLAG_HINT: &str = "check --registry and that the registry is running";
+
 /// Says what a failure means for the user: a registry that cannot be
 /// reached, missing or refused credentials, or what the registry said.
 fn explain(reference: &str, what: &str, message: &str) -> anyhow::Error {
+    explain_reaching(reference, what, message, REGISTRY_FLAG_HINT)
+}
+
+/// [`explain`] for a registry whose address came from elsewhere than
+/// `--registry`: `unreachable_hint` says what to check when it cannot be reached.
+fn explain_reaching(
+    reference: &str,
+    what: &str,
+    message: &str,
+    unreachable_hint: &str,
+) -> anyhow::Error {
     let host = names::registry_host(reference).unwrap_or("docker.io");
-    explain_for(host, what, message, || configured_credentials(host))
+    explain_for(host, what, message, unreachable_hint, || {
+        configured_credentials(host)
+    })
 }
 
 /// [`explain`], with the question whether credentials are configured for
@@ -254,6 +271,7 @@ fn explain_for(
     host: &str,
     what: &str,
     message: &str,
+    unreachable_hint: &str,
     credentials_configured: impl FnOnce() -> bool,
 ) -> anyhow::Error {
     // skopeo frames its messages ("Error listing repository tags: ..."); the rest says what happened.
@@ -272,7 +290,7 @@ fn explain_for(
     .iter()
     .find(|m| lower.contains(*m));
     if let Some(reason) = unreachable {
-        return anyhow!("cannot reach registry {host} ({reason}) for {what}: check --registry and that the registry is running");
+        return anyhow!("cannot reach registry {host} ({reason}) for {what}: {unreachable_hint}");
     }
     if lower.contains("unauthorized")
         || lower.contains("authentication required")
@@ -310,14 +328,22 @@ fn configured_credentials(host: &str) -> bool {
 /// The manifest `reference` (tag or digest) resolves to, with its digest;
 /// `None` when there is none.
 pub fn fetch(reference: &str) -> Result<Option<Fetched>> {
+    fetch_reaching(reference, REGISTRY_FLAG_HINT)
+}
+
+/// [`fetch`] from a registry whose address did not come from `--registry`
+/// (a Dockerfile's pin, a mirror): `unreachable_hint` says what to check
+/// when it cannot be reached.
+pub fn fetch_reaching(reference: &str, unreachable_hint: &str) -> Result<Option<Fetched>> {
     let bytes = match run(&inspect_command(reference), reference)? {
         Ok(bytes) => bytes,
         Err(Failure::NotFound) => return Ok(None),
         Err(Failure::Other(message)) => {
-            return Err(explain(
+            return Err(explain_reaching(
                 reference,
                 &format!("reading {reference}"),
                 &message,
+                unreachable_hint,
             ))
         }
     };
@@ -527,6 +553,7 @@ mod tests {
             "127.0.0.1:4011",
             "listing the tags of 127.0.0.1:4011/x",
             &refused,
+            REGISTRY_FLAG_HINT,
             || true,
         )
         .to_string();
@@ -535,16 +562,26 @@ mod tests {
             "{err}"
         );
         let denied = "unable to retrieve auth token: invalid username/password: unauthorized";
-        let anonymous =
-            explain_for("r.example", "reading r.example/x", denied, || false).to_string();
+        let anonymous = explain_for(
+            "r.example",
+            "reading r.example/x",
+            denied,
+            REGISTRY_FLAG_HINT,
+            || false,
+        )
+        .to_string();
         assert!(
             anonymous.starts_with("registry r.example requires credentials")
                 && anonymous.ends_with("run `docker login r.example`"),
             "{anonymous}"
         );
-        let wrong = explain_for("r.example:4010", "reading r.example:4010/x", denied, || {
-            true
-        })
+        let wrong = explain_for(
+            "r.example:4010",
+            "reading r.example:4010/x",
+            denied,
+            REGISTRY_FLAG_HINT,
+            || true,
+        )
         .to_string();
         assert!(
             wrong.starts_with("registry r.example:4010 refused the credentials")

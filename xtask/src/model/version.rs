@@ -212,6 +212,25 @@ mod tests {
             "1.2.3----RC-SNAPSHOT.12.9.1--.12+788",
             "1.0.0+0.build.1-rc.10000aaa-kk-0.1",
             "1.0.0-0A.is.legal",
+            // The rest of semver.org's list of valid versions.
+            "1.0.0-beta",
+            "1.0.0-alpha.beta",
+            "1.0.0-alpha.1",
+            "1.0.0-alpha0.valid",
+            "1.0.0-alpha-a.b-c-somethinglong+build.1-aef.1-its-okay",
+            "1.2.3-SNAPSHOT-123",
+            "1.0.0",
+            "2.0.0",
+            "1.1.7",
+            "2.0.0+build.1848",
+            "2.0.1-alpha.1227",
+            "1.0.0-alpha+beta",
+            "1.2.3----R-S.12.9.1--.12+meta",
+            "1.2.3----RC-SNAPSHOT.12.9.1--.12",
+            // A lone zero is a number without a leading zero.
+            "1.2.3-0",
+            "1.2.3-rc.0",
+            "0.0.0",
         ] {
             assert_eq!(v(good).to_string(), good, "round trip of {good}");
         }
@@ -235,7 +254,57 @@ mod tests {
             "1.2.3-ü",
             "",
             "v1.2.3",
+            // Valid SemVer, but a number this tool cannot hold: refused, not misread.
             "99999999999999999999999.999999999999999999.99999999999999999",
+            // The rest of semver.org's list of invalid versions.
+            "-invalid+invalid",
+            "-invalid.01",
+            "alpha",
+            "alpha.beta",
+            "alpha.beta.1",
+            "alpha.1",
+            "alpha+beta",
+            "alpha_beta",
+            "alpha.",
+            "alpha..",
+            "beta",
+            "-alpha.",
+            "1.0.0-alpha..",
+            "1.0.0-alpha..1",
+            "1.0.0-alpha...1",
+            "1.0.0-alpha....1",
+            "1.0.0-alpha.....1",
+            "1.2.31.2.3----RC-SNAPSHOT.12.09.1--..12+788",
+            "1.2-RC-SNAPSHOT",
+            "-1.0.3-gamma+b7718",
+            "+justmeta",
+            "9.8.7+meta+meta",
+            "9.8.7-whatever+meta+meta",
+            "99999999999999999999999.999999999999999999.99999999999999999----RC-SNAPSHOT.12.09.1--------------------------------..12",
+            // Leading zeros in numeric pre-release identifiers, empty build
+            // metadata or identifiers, and other near misses.
+            "1.2.3-01",
+            "1.2.3-rc.01",
+            "1.2.3-rc.1.00",
+            "1.2.3+",
+            "1.2.3-rc.1+",
+            "1.2.3+build.",
+            "1.2.3+.build",
+            "1.2.3+build..1",
+            "1.2.3-+build",
+            " 1.2.3",
+            "1.2.3 ",
+            "1.2.3\n",
+            "1.2.3-rc 1",
+            "1.2.3-rc/1",
+            "1.2.3-r\u{e9}",
+            "\u{661}.2.3",
+            "1.2.3rc2",
+            "1.2.3.4",
+            "1..3",
+            "1.2.-3",
+            "+1.2.3",
+            "1.2.+3",
         ] {
             assert!(bad.parse::<Version>().is_err(), "{bad} should be refused");
         }
@@ -260,6 +329,26 @@ mod tests {
             assert!(v(pair[0]) < v(pair[1]), "{} < {}", pair[0], pair[1]);
         }
         assert_eq!(v("1.0.0+a").cmp(&v("1.0.0+b")), Ordering::Equal);
+        // Two release tags on one commit: the highest wins, whatever git lists first.
+        let highest = |tags: &[&str]| {
+            tags.iter()
+                .filter_map(|t| Version::from_git_tag(t))
+                .max()
+                .map(|v| v.git_tag())
+        };
+        assert_eq!(highest(&["v1.9.0", "v1.10.0"]).as_deref(), Some("v1.10.0"));
+        assert_eq!(
+            highest(&["v2.0.0", "v2.0.0-rc.2"]).as_deref(),
+            Some("v2.0.0")
+        );
+        assert_eq!(
+            highest(&["v2.0.0-rc.10", "v2.0.0-rc.9"]).as_deref(),
+            Some("v2.0.0-rc.10")
+        );
+        assert_eq!(
+            highest(&["v1.0.0-alpha.beta", "v1.0.0-alpha.1"]).as_deref(),
+            Some("v1.0.0-alpha.beta")
+        );
     }
 
     #[test]
@@ -272,5 +361,20 @@ mod tests {
         assert_eq!(v("1.2.3").git_tag(), "v1.2.3");
         assert_eq!(Version::from_git_tag("1.2.3"), None);
         assert_eq!(Version::from_git_tag("v1.2"), None);
+        for not_a_release in [
+            "V1.2.3",
+            "vv1.2.3",
+            "v 1.2.3",
+            "v01.2.3",
+            "v1.2.3-01",
+            "v1.2.3+",
+            "v1.2.3rc2",
+        ] {
+            assert_eq!(
+                Version::from_git_tag(not_a_release),
+                None,
+                "{not_a_release}"
+            );
+        }
     }
 }

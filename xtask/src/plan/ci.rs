@@ -136,6 +136,7 @@ pub fn plan(
         variants: plans,
         signing: Signing::None,
         must_not_exist: Vec::new(),
+        must_not_exist_because: String::new(),
         preflight,
         warnings: Vec::new(),
     })

@@ -94,8 +94,13 @@ pub struct Plan {
     pub variants: Vec<VariantPlan>,
     /// Release only: how pushed digests are signed.
     pub signing: Signing,
-    /// Tags that must not exist yet in the registry (immutable version tags).
+    /// Tags that must not exist yet in the registry: a version's own tag,
+    /// and every tag of an `--allow-any-ref` run. Looked up before anything
+    /// is built.
     pub must_not_exist: Vec<String>,
+    /// Why those tags must not exist and the way out, said when one does.
+    #[serde(default)]
+    pub must_not_exist_because: String,
     /// What is checked before anything is built.
     pub preflight: Vec<Requirement>,
     /// What this plan cannot guarantee on this machine, said up front.

@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 
 use crate::context::{BuildContext, BuildRef};
 use crate::model::names;
-use crate::model::tags::{CI_PREFIX, DEFAULT_BRANCH};
+use crate::model::tags::{ReleaseTag, ReleaseTagKind, CI_PREFIX, DEFAULT_BRANCH};
 use crate::model::time::format_rfc3339;
 use crate::model::version::Version;
 use crate::plan::{
@@ -55,56 +55,98 @@ pub struct ReleaseInputs<'a> {
     pub dockerfile_args: &'a BTreeMap<String, BTreeMap<String, String>>,
 }
 
-/// Tags before variant qualification: (all tags, the immutable ones among them).
+/// How a run's tags are decided and checked.
+#[derive(Debug, Clone, Copy)]
+pub struct TagRules<'a> {
+    /// Release from a ref that is neither main nor a release tag.
+    pub allow_any_ref: bool,
+    /// Every variant under images/ (not only those released): the release
+    /// tags of each belong to releases, whichever variants this run builds.
+    pub variants: &'a [String],
+    /// The run writes tags. An archive for rebuild-check writes none, so no
+    /// ref is refused for the tags it would have written.
+    pub writes_tags: bool,
+}
+
+/// The tags of a run before variant qualification: (every tag, those that
+/// must not exist yet). A version's own tag is immutable; `main` and
+/// `sha-<commit>` of main, and the floating version tags, move by design;
+/// every tag of an `--allow-any-ref` run must be new (so it can never
+/// overwrite a release's). Refusals name the ref, the tag and the reason.
 pub fn base_tags(
     context: &BuildContext,
-    allow_any_ref: bool,
+    rules: TagRules<'_>,
 ) -> Result<(Vec<String>, Vec<String>)> {
-    let sha = format!("sha-{}", context.short_revision());
+    let commit = ReleaseTagKind::Commit(context.short_revision());
     match context.build_ref() {
         BuildRef::Tag(tag) => match Version::from_git_tag(&tag) {
             Some(version) => {
-                let full = version.tag();
-                let mut tags = vec![full.clone()];
-                // Pre-releases get only their full version; floating tags follow stable releases.
+                // A tag cannot hold build metadata (`+...`); precedence ignores it.
+                let tagged = Version {
+                    build: Vec::new(),
+                    ..version.clone()
+                };
+                let mut kinds = vec![ReleaseTagKind::Version(tagged)];
+                // Pre-releases get only their full version; floating tags
+                // follow stable releases, and only forwards: a backport
+                // (v1.1.9 after v1.2.0) moves `1.1` but neither `1` nor `latest`.
                 if !version.is_prerelease() {
-                    tags.push(format!("{}.{}", version.major, version.minor));
-                    // `0` would float across breaking changes (semver: 0.x is unstable).
-                    if version.major > 0 {
-                        tags.push(version.major.to_string());
-                    }
-                    let newest = context
+                    let stable: Vec<Version> = context
                         .git
                         .release_tags
                         .iter()
                         .filter_map(|t| Version::from_git_tag(t))
                         .filter(|v| !v.is_prerelease())
-                        .all(|other| other <= version);
-                    if newest {
-                        tags.push("latest".to_string());
+                        .collect();
+                    let newest_of = |same_series: &dyn Fn(&Version) -> bool| {
+                        stable
+                            .iter()
+                            .filter(|v| same_series(v))
+                            .all(|other| *other <= version)
+                    };
+                    if newest_of(&|v| (v.major, v.minor) == (version.major, version.minor)) {
+                        kinds.push(ReleaseTagKind::Minor {
+                            major: version.major,
+                            minor: version.minor,
+                        });
+                    }
+                    // `0` would float across breaking changes (semver: 0.x is unstable).
+                    if version.major > 0 && newest_of(&|v| v.major == version.major) {
+                        kinds.push(ReleaseTagKind::Major(version.major));
+                    }
+                    if newest_of(&|_| true) {
+                        kinds.push(ReleaseTagKind::Latest);
                     }
                 }
-                Ok((tags, vec![full]))
+                if rules.writes_tags {
+                    check_reads_back(&format!("the release {tag}"), &kinds, rules.variants)?;
+                }
+                let tags = kinds.iter().map(ToString::to_string).collect();
+                Ok((tags, vec![version.tag()]))
             }
-            None if allow_any_ref => Ok((vec![names::slug(&tag), sha], Vec::new())),
-            None => bail!("{tag:?} is not a release tag (vMAJOR.MINOR.PATCH[-PRERELEASE]): tag a release, or pass --allow-any-ref"),
+            None if rules.allow_any_ref => {
+                let tags = vec![ref_tag(RefKind::Tag, &tag, rules)?, commit.to_string()];
+                Ok((tags.clone(), tags))
+            }
+            None => bail!("{tag:?} is not a release tag (vMAJOR.MINOR.PATCH[-PRERELEASE], strict SemVer 2.0): tag a release, or pass --allow-any-ref"),
         },
-        BuildRef::Branch(branch) if branch == DEFAULT_BRANCH => Ok((vec![DEFAULT_BRANCH.to_string(), sha], Vec::new())),
-        other if allow_any_ref => {
+        BuildRef::Branch(branch) if branch == DEFAULT_BRANCH => {
+            let kinds = [ReleaseTagKind::DefaultBranch, commit];
+            if rules.writes_tags {
+                check_reads_back(&format!("the build of {DEFAULT_BRANCH}"), &kinds, rules.variants)?;
+            }
+            Ok((kinds.iter().map(ToString::to_string).collect(), Vec::new()))
+        }
+        other if rules.allow_any_ref => {
             let mut tags = match other {
-                BuildRef::Branch(branch) => {
-                    let tag = names::slug(&branch);
-                    // A branch must not move a version or `latest` tag.
-                    if tag == "latest" || tag.chars().all(|c| c.is_ascii_digit() || c == '.') {
-                        bail!("branch {branch:?} would be tagged {tag:?}, which looks like a release tag: rename the branch");
-                    }
-                    vec![tag]
-                }
+                BuildRef::Branch(branch) => vec![ref_tag(RefKind::Branch, &branch, rules)?],
                 BuildRef::PullRequest(number) => vec![format!("pr-{number}")],
                 _ => Vec::new(),
             };
-            tags.push(sha);
-            Ok((tags, Vec::new()))
+            // The commit's tag: main's build of the same commit may have
+            // written it, so, like every tag of this run, it must be new.
+            tags.push(commit.to_string());
+            Ok((tags.clone(), tags))
         }
         other => bail!(
             "release-image builds {DEFAULT_BRANCH} or a release tag vX.Y.Z, and this checkout is {}: \
@@ -116,6 +158,95 @@ pub fn base_tags(
             }
         ),
     }
+}
+
+/// A ref that is neither main nor a release tag, released with `--allow-any-ref`.
+#[derive(Debug, Clone, Copy)]
+enum RefKind {
+    Branch,
+    Tag,
+}
+
+impl RefKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            RefKind::Branch => "branch",
+            RefKind::Tag => "tag",
+        }
+    }
+}
+
+/// The tag of a ref released with `--allow-any-ref`: its slug (the way
+/// docker/metadata-action sanitises refs), refused when it, or the slug
+/// qualified by any variant, is a tag that releases or CI images own (a slug
+/// is at most 63 characters, too short for a cosign tag).
+fn ref_tag(kind: RefKind, name: &str, rules: TagRules<'_>) -> Result<String> {
+    let what = kind.as_str();
+    let tag = names::slug(name);
+    if tag.is_empty() {
+        bail!(
+            "{what} {name:?} has no character an image tag can hold (a ref's tag is made of its letters, digits and '.'): \
+             rename the {what}"
+        );
+    }
+    if !rules.writes_tags {
+        return Ok(tag);
+    }
+    if tag.starts_with(CI_PREFIX) {
+        bail!("{what} {name:?} would be tagged {tag:?}, and tags starting with ci- are reserved for CI images: rename the {what}");
+    }
+    let qualified = rules.variants.iter().map(|v| format!("{tag}-{v}"));
+    for written in std::iter::once(tag.clone()).chain(qualified) {
+        if let Some(owned) = ReleaseTag::parse(&written, rules.variants) {
+            let way_out = match (&owned.kind, kind) {
+                (ReleaseTagKind::Version(version), RefKind::Tag) => {
+                    format!(
+                        "to release {version}, tag the commit v{version}; otherwise rename the tag"
+                    )
+                }
+                _ => format!("rename the {what}"),
+            };
+            bail!(
+                "{what} {name:?} would be tagged {written:?}, which is {}: a run with --allow-any-ref never writes \
+                 a tag that releases own (versions, their series, latest, {DEFAULT_BRANCH}, sha-<commit>, bare or \
+                 -<variant>); {way_out}",
+                owned.describe()
+            );
+        }
+    }
+    Ok(tag)
+}
+
+/// Checks that every tag a release writes reads back as that release's own
+/// tag of that variant (bare for the default variant): a pre-release named
+/// like a variant (`v1.2.3-ubi9`) would write `1.2.3-ubi9`, which is the ubi9
+/// image of v1.2.3.
+fn check_reads_back(release: &str, kinds: &[ReleaseTagKind], variants: &[String]) -> Result<()> {
+    for kind in kinds {
+        for variant in std::iter::once(None).chain(variants.iter().map(Some)) {
+            let own = ReleaseTag {
+                kind: kind.clone(),
+                variant: variant.cloned(),
+            };
+            let text = own.to_string();
+            if text.len() > names::TAG_MAX {
+                bail!(
+                    "{release} would write the tag {text:?}, longer than the {} characters a tag may hold: shorten its pre-release",
+                    names::TAG_MAX
+                );
+            }
+            let read = ReleaseTag::parse(&text, variants);
+            if read.as_ref() != Some(&own) {
+                let other = read.map_or_else(|| "no release's tag".to_string(), |r| r.describe());
+                bail!(
+                    "{release} would write the tag {text:?}, which is {other}: a pre-release must not end in \
+                     -<variant> ({}); tag the release otherwise, e.g. v1.2.3-rc.1",
+                    variants.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every tag qualified by variant (`1.2.3-ubi9`); the default variant also gets the bare ones.
@@ -150,7 +281,19 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
             inputs.available.join(", ")
         );
     }
-    let (tags, immutable) = base_tags(context, args.allow_any_ref)?;
+    // Only a push publishes (a job of another event may say `main` while it
+    // checks out other code); an archive for rebuild-check publishes nothing.
+    if !args.output_archive {
+        context.check_release_event()?;
+    }
+    let (tags, must_be_new) = base_tags(
+        context,
+        TagRules {
+            allow_any_ref: args.allow_any_ref,
+            variants: inputs.available,
+            writes_tags: !args.output_archive,
+        },
+    )?;
     let signing = if args.output_archive {
         Signing::None
     } else {
@@ -226,7 +369,7 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
             }
         }
         must_not_exist.extend(
-            qualify(&immutable, variant, &args.default_variant)
+            qualify(&must_be_new, variant, &args.default_variant)
                 .into_iter()
                 .map(|t| format!("{repository}:{t}")),
         );
@@ -305,6 +448,15 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
     if args.force || args.output_archive {
         must_not_exist.clear();
     }
+    let must_not_exist_because = if matches!(build_ref, BuildRef::Tag(ref tag) if Version::from_git_tag(tag).is_some())
+    {
+        "a release's version tag is immutable: bump the version, or pass --force to overwrite it"
+            .to_string()
+    } else {
+        "a run with --allow-any-ref writes only tags that do not exist yet, so it can never move a release's: \
+         delete that tag or release another ref, or pass --force to overwrite it"
+            .to_string()
+    };
     let mut preflight = vec![
         Requirement::Docker,
         Requirement::Buildx,
@@ -326,6 +478,7 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
         variants: plans,
         signing,
         must_not_exist,
+        must_not_exist_because,
         preflight,
         warnings,
     })
