@@ -17,7 +17,7 @@ use anyhow::{bail, Result};
 
 use crate::exec::{self, RecordExpectation};
 use crate::model::names::{self, Platform};
-use crate::model::{files, registry};
+use crate::model::registry;
 use crate::plan::gate::{ExpectedSigner, SignerRequest};
 use crate::plan::record::ReleaseRecord;
 use crate::preflight::{self, Requirement};
@@ -58,7 +58,7 @@ pub fn run(args: PromoteOptions) -> Result<()> {
     }
     preflight::check_all(&requirements)?;
     let rerun = format!(
-        "fix the cause, then re-run `cargo xtask promote --record {origin}` (the record stays valid)"
+        "fix the cause, then re-run `cargo xtask promote --record {origin}` (in the release workflow: Re-run failed jobs; the record stays valid)"
     );
     promote(
         &record,
@@ -158,9 +158,4 @@ pub fn promote(
     let moved = exec::move_tags(record, rerun)?;
     report::write_step_summary(&report::promotion_summary(record, &moved))?;
     Ok(moved)
-}
-
-/// The record a release writes, at `path`, atomically.
-pub fn write_record(record: &ReleaseRecord, path: &Path) -> Result<()> {
-    files::write_atomically(path, record.to_json())
 }

@@ -242,7 +242,8 @@ impl Stages<'_> {
                 ));
             }
         }
-        promote::write_record(&record, self.path)?;
+        // Written whole or not at all, also when a push failed: a re-run resumes from it.
+        files::write_atomically(self.path, record.to_json())?;
         if let Some(err) = failure {
             return Ok((
                 result,

@@ -288,6 +288,12 @@ fn a_staged_release_tags_nothing_before_the_gate_and_resumes_from_its_record() {
         original,
         "the record is kept as it was"
     );
+    // The workflow's verify job says the same, per variant.
+    let gate = run(&mut release.xtask(&["verify", "--record", &record_arg, &release.public_key()]));
+    one_line_error(
+        &gate,
+        &["the gate refused 2 of 2", "signature does not verify"],
+    );
 
     // The scan: every platform image by digest; a fixable CRITICAL fails it, an unfixed HIGH does not.
     let (finding, finding_log) = stand_in_scanner(scratch.path(), true);
@@ -351,9 +357,19 @@ fn a_staged_release_tags_nothing_before_the_gate_and_resumes_from_its_record() {
         .arg(&clone));
     let copied = scratch.path().join("downloaded-record.json");
     std::fs::copy(&record, &copied).unwrap();
+    let (clean_again, clean_log) = (
+        clean.display().to_string(),
+        scratch.path().join("scanner-false.log"),
+    );
     let mut resumed = release.release_image(
         &variants,
-        &["--record", &copied.display().to_string(), &release.key()],
+        &[
+            "--record",
+            &copied.display().to_string(),
+            &release.key(),
+            "--scanner",
+            &clean_again,
+        ],
     );
     resumed
         .current_dir(&clone)
@@ -370,6 +386,13 @@ fn a_staged_release_tags_nothing_before_the_gate_and_resumes_from_its_record() {
         "the resumed release rebuilt:\n{log}"
     );
     assert!(!log.contains("--force"), "{log}");
+    let scans = std::fs::read_to_string(&clean_log).unwrap();
+    assert_eq!(
+        scans.lines().count(),
+        2 * 2 * 2,
+        "the release's own gate scanned every platform image too:\n{scans}"
+    );
+    ok(&mut release.xtask(&["verify", "--record", &record_arg, &release.public_key()]));
     // Every tag now points at its recorded digest, latest included; the deploy gate agrees.
     let tags = release.tags();
     for (variant, entry) in variants
