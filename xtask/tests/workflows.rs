@@ -3,7 +3,11 @@
 //!
 //! - ci-build.yml runs on pull requests only and build-push.yml on pushes to
 //!   main and release tags only, so no event runs both;
-//! - permissions are the least each job needs;
+//! - permissions are the least each job needs: in build-push.yml the job
+//!   that runs BuildKit holds no OIDC token, the signing job builds nothing,
+//!   only the promotion (in the protected environment `release`) moves tags,
+//!   after every part of the gate, and the Actions runtime token reaches only
+//!   the job that writes a gha cache;
 //! - every third-party action is pinned to a full commit SHA, with its
 //!   version in a comment;
 //! - every `cargo xtask ...` line is accepted by the real binary: build
