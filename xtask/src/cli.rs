@@ -15,11 +15,12 @@ use crate::exec::RunOptions;
 use crate::lint::Linter;
 use crate::plan::cache::{CacheBackend, CacheMode};
 use crate::plan::ci::CiRequest;
+use crate::plan::gate::SignerRequest;
 use crate::plan::release::{ReleaseRequest, DEFAULT_SBOM_GENERATOR};
 use crate::plan::{BuildOptions, SignMethod, SigningRequest, DEFAULT_PLATFORMS};
 use crate::{
-    bench, ci_image, lint, prune, rebuild_check, release_image, sign, stand_ins, test_task,
-    update_bases, verify,
+    bench, ci_image, lint, promote, prune, rebuild_check, release_image, scan, sign, stand_ins,
+    test_task, update_bases, verify,
 };
 
 #[derive(Debug, Parser)]
@@ -39,10 +40,14 @@ pub enum Command {
     CiImage(CiImageArgs),
     /// Build, push, sign and attest multi-platform production images.
     ReleaseImage(ReleaseImageArgs),
-    /// Sign pushed digests (completes a release whose signing step failed).
+    /// Sign pushed digests: every variant of a release record, or IMAGE@DIGEST arguments.
     Sign(SignArgs),
-    /// Deploy gate: fail unless IMAGE is a signed, attested, multi-platform production image.
+    /// Deploy gate: fail unless IMAGE (or every variant of a release record) is a signed, attested, multi-platform production image.
     Verify(VerifyArgs),
+    /// Scan every platform image of a release record (or one image) by digest; fail on fixable HIGH/CRITICAL vulnerabilities.
+    Scan(ScanArgs),
+    /// Move a release record's tags (latest last), after running the gate on every digest itself.
+    Promote(PromoteArgs),
     /// Rebuild a published release from its commit and compare the digests, per platform.
     RebuildCheck(RebuildCheckArgs),
     /// Delete expired ci- images (never anything a non-ci tag points to); --cache: closed or expired PR caches.
@@ -65,6 +70,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::ReleaseImage(args) => release_image::run(args.into_options()),
         Command::Sign(args) => sign::run(args.into_options()),
         Command::Verify(args) => verify::run(args.into_options()),
+        Command::Scan(args) => scan::run(args.into_options()),
+        Command::Promote(args) => promote::run(args.into_options()),
         Command::PruneCiImages(args) => prune::run(args.into_options()),
         Command::StandIns(args) => stand_ins::run(args.into_options()),
         Command::UpdateBases(args) => update_bases::run(args.into_options()),
@@ -262,6 +269,21 @@ pub struct ReleaseImageArgs {
     /// SBOM generator image (BuildKit's SBOM scanning protocol), e.g. a mirror of the default.
     #[arg(long, env = "SBOM_GENERATOR", default_value = DEFAULT_SBOM_GENERATOR, value_name = "IMAGE")]
     pub sbom_generator: String,
+
+    /// The release record: resumed from when it holds this release, written once the
+    /// variants are pushed. Default: target/xtask/releases/<repository>-<version>-<commit>.json.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    /// Stop once every variant is pushed by digest and recorded (sign, verify,
+    /// scan and promote then run from the record, as the release workflow's jobs do).
+    #[arg(long)]
+    pub build_only: bool,
+
+    /// Also scan every platform image before the tags move, with this scanner
+    /// (trivy, or a program that takes its arguments and writes its JSON).
+    #[arg(long, value_name = "PROGRAM")]
+    pub scanner: Option<String>,
 }
 
 impl ReleaseImageArgs {
@@ -275,19 +297,47 @@ impl ReleaseImageArgs {
                 allow_any_ref: self.allow_any_ref,
                 signing: self.signing.request(),
                 output_archive: self.output_archive.is_some(),
+                build_only: self.build_only,
                 sbom_generator: self.sbom_generator,
             },
             archive_dir: self.output_archive,
             run: self.build.run_options(),
+            record: self.record,
+            scanner: self.scanner,
         }
     }
 }
 
+/// The release record a stage reads, and the repository it must be a release to.
+#[derive(Debug, Clone, Args)]
+pub struct RecordArgs {
+    /// The release record the build stage wrote (release-image --build-only --record FILE).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    /// With --record: the registry and namespace the release must be to (as release-image's
+    /// --registry). Default: ghcr.io/<owner> in GitHub Actions.
+    #[arg(long, env = "IMAGE_REGISTRY", value_name = "REGISTRY")]
+    pub registry: Option<String>,
+
+    /// With --record: the image name under the registry.
+    #[arg(
+        long,
+        env = "IMAGE_NAME",
+        default_value = "beacon",
+        value_name = "NAME"
+    )]
+    pub image_name: String,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct SignArgs {
-    /// Images to sign, by digest (REPO@sha256:...), as a failed release prints them.
-    #[arg(required = true, value_name = "IMAGE@DIGEST")]
+    /// Images to sign, by digest (REPO@sha256:...), as a failed release prints them; or --record.
+    #[arg(value_name = "IMAGE@DIGEST", required_unless_present = "record")]
     pub images: Vec<String>,
+
+    #[command(flatten)]
+    pub record: RecordArgs,
 
     #[command(flatten)]
     pub signing: SigningArgs,
@@ -302,22 +352,27 @@ impl SignArgs {
         sign::SignOptions {
             signing: self.signing.request(),
             images: self.images,
+            record: self.record.record,
+            registry: self.record.registry,
+            image_name: self.record.image_name,
             dry_run: self.dry_run,
         }
     }
 }
 
+/// Who must have signed an image: one of --repository, --key, --certificate-identity-regexp.
 #[derive(Debug, Clone, Args)]
-pub struct VerifyArgs {
-    /// The image to check (tag or digest).
-    #[arg(value_name = "IMAGE")]
-    pub image: String,
+pub struct SignerArgs {
+    /// Keyless: the images must be signed by this repository's release workflow
+    /// (.github/workflows/build-push.yml) on main or a release tag vX.Y.Z, triggered by a push.
+    #[arg(long, value_name = "OWNER/REPO")]
+    pub repository: Option<String>,
 
-    /// Public key the image must be signed with (file, env://VAR or KMS URI).
+    /// The public key the images must be signed with (file, env://VAR or KMS URI).
     #[arg(long, env = "COSIGN_PUBLIC_KEY", value_name = "KEY")]
     pub key: Option<String>,
 
-    /// Keyless: the signer identity (regexp), e.g. ^https://github\.com/ORG/REPO/\.github/workflows/build-push\.yml@refs/heads/main$
+    /// Keyless, another signer: its identity as an anchored regexp (prefer --repository).
     #[arg(long, value_name = "REGEXP")]
     pub certificate_identity_regexp: Option<String>,
 
@@ -329,25 +384,131 @@ pub struct VerifyArgs {
     )]
     pub certificate_oidc_issuer: String,
 
-    /// Platforms the image must provide.
-    #[arg(long, value_name = "OS/ARCH,...", default_value = DEFAULT_PLATFORMS)]
-    pub platform: String,
-
     /// Key-signed images were signed without the transparency log unless
     /// released with --tlog; pass --tlog to require a log entry.
     #[arg(long)]
     pub tlog: bool,
 }
 
+impl SignerArgs {
+    fn request(&self) -> SignerRequest {
+        SignerRequest {
+            key: self.key.clone(),
+            repository: self.repository.clone(),
+            certificate_identity_regexp: self.certificate_identity_regexp.clone(),
+            certificate_oidc_issuer: Some(self.certificate_oidc_issuer.clone()),
+            tlog: self.tlog,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// The image to check (tag or digest); or --record.
+    #[arg(value_name = "IMAGE", required_unless_present = "record")]
+    pub image: Option<String>,
+
+    #[command(flatten)]
+    pub record: RecordArgs,
+
+    #[command(flatten)]
+    pub signer: SignerArgs,
+
+    /// Platforms the image must provide.
+    #[arg(long, value_name = "OS/ARCH,...", default_value = DEFAULT_PLATFORMS)]
+    pub platform: String,
+}
+
 impl VerifyArgs {
     pub fn into_options(self) -> verify::VerifyOptions {
         verify::VerifyOptions {
             image: self.image,
-            key: self.key,
-            certificate_identity_regexp: self.certificate_identity_regexp,
-            certificate_oidc_issuer: self.certificate_oidc_issuer,
+            record: self.record.record,
+            registry: self.record.registry,
+            image_name: self.record.image_name,
+            signer: self.signer.request(),
             platform: self.platform,
-            tlog: self.tlog,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScanArgs {
+    /// One image to scan, by digest; or --record.
+    #[arg(value_name = "IMAGE@DIGEST", required_unless_present = "record")]
+    pub image: Option<String>,
+
+    #[command(flatten)]
+    pub record: RecordArgs,
+
+    /// With --record: scan only this variant (repeatable); default: every variant.
+    #[arg(long = "variant", value_name = "NAME")]
+    pub variants: Vec<String>,
+
+    /// The scanner: trivy, or a program that takes trivy's arguments and writes its JSON report.
+    #[arg(long, value_name = "PROGRAM", default_value = scan::DEFAULT_SCANNER)]
+    pub scanner: String,
+
+    /// Print the scanner's command lines, and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl ScanArgs {
+    pub fn into_options(self) -> scan::ScanOptions {
+        scan::ScanOptions {
+            image: self.image,
+            record: self.record.record,
+            variants: self.variants,
+            registry: self.record.registry,
+            image_name: self.record.image_name,
+            scanner: self.scanner,
+            dry_run: self.dry_run,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PromoteArgs {
+    /// The release record the build stage wrote.
+    #[arg(long, value_name = "FILE")]
+    pub record: PathBuf,
+
+    /// The registry and namespace the release must be to (as release-image's --registry).
+    /// Default: ghcr.io/<owner> in GitHub Actions.
+    #[arg(long, env = "IMAGE_REGISTRY", value_name = "REGISTRY")]
+    pub registry: Option<String>,
+
+    /// The image name under the registry.
+    #[arg(
+        long,
+        env = "IMAGE_NAME",
+        default_value = "beacon",
+        value_name = "NAME"
+    )]
+    pub image_name: String,
+
+    #[command(flatten)]
+    pub signer: SignerArgs,
+
+    /// Platforms every image must provide.
+    #[arg(long, value_name = "OS/ARCH,...", default_value = DEFAULT_PLATFORMS)]
+    pub platform: String,
+
+    /// Print the gate's checks and the tag moves, and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl PromoteArgs {
+    pub fn into_options(self) -> promote::PromoteOptions {
+        promote::PromoteOptions {
+            record: self.record,
+            registry: self.registry,
+            image_name: self.image_name,
+            signer: self.signer.request(),
+            platform: self.platform,
+            dry_run: self.dry_run,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The executor: runs a rendered plan and reads the results back from
-//! buildx's metadata file. Publishing is all-or-nothing: images are pushed by
-//! digest, untagged; they are signed by digest; only when every variant has
-//! got that far do the tags move.
+//! buildx's metadata file and the registry, and the mechanics the release
+//! stages share: checking a release record against the registry, signing
+//! by digest, moving tags. A release is published in stages over one
+//! record (`release_image.rs`): build and push by digest, sign, the gate,
+//! and only then the tag moves, `latest` last.
 //!
 //! Every run keeps its files in a directory of its own (`render::RunFiles`),
 //! so two runs in one checkout (two terminals, `make -j`) never share one.
@@ -12,11 +14,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
-use serde::Serialize;
 use serde_json::Value;
 
+use crate::model::oci::{blob_path, Index, Layout};
 use crate::model::{files, registry};
-use crate::plan::{Output, Plan, Signing};
+use crate::plan::record::ReleaseRecord;
+use crate::plan::{Mode, Output, Plan, Signing};
 use crate::render::{self, Invocation, RunFiles};
 use crate::report::{report, RunResult, VariantResult};
 use crate::{preflight, project};
@@ -35,6 +38,15 @@ pub fn print_dry_run(plan: &Plan, files: &RunFiles, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
+    print_dry_run_head(plan);
+    for command in render::all(plan, files) {
+        println!("{}", command.display());
+    }
+    Ok(())
+}
+
+/// The warnings, checks and refusals a dry run states before the commands.
+pub fn print_dry_run_head(plan: &Plan) {
     for warning in &plan.warnings {
         println!("# warning: {warning}");
     }
@@ -42,53 +54,56 @@ pub fn print_dry_run(plan: &Plan, files: &RunFiles, json: bool) -> Result<()> {
     println!("# checks first: {}", checks.join(", "));
     if !plan.must_not_exist.is_empty() {
         println!(
-            "# refuses if any of these tags exists: {}",
+            "# refuses if any of these tags exists (on another digest than the release record's): {}",
             plan.must_not_exist.join(" ")
         );
     }
-    let resumable = remembered(plan);
-    if !resumable.is_empty() {
-        println!("# an earlier run of this same plan pushed some variants; they are looked up first and, if present, not rebuilt:");
-        for published in resumable.values() {
-            let reference = format!("{}@{}", plan.repository, published.digest);
-            println!("{}", registry::inspect_command(&reference).display());
-        }
-    }
-    for command in render::all(plan, files) {
-        println!("{}", command.display());
-    }
-    Ok(())
 }
 
-/// Runs a plan (or prints it, for a dry run). `archives`: where OCI archives
-/// go when they are the result (`Output::Archive`).
-pub fn run_plan(plan: &Plan, options: &RunOptions, archives: Option<PathBuf>) -> Result<()> {
-    let root = project::project_root();
-    // A dry run names the directory a run would get; its id is chosen when it runs.
-    let id = if options.dry_run {
+/// The run files of a plan: a directory of its own (named, not created, for a dry run).
+pub fn run_files(plan: &Plan, dry_run: bool, archives: Option<PathBuf>) -> RunFiles {
+    let id = if dry_run {
         "<run>".to_string()
     } else {
         files::unique_suffix()
     };
     let mut run_files = RunFiles::new(plan, &id);
     run_files.archives = archives;
+    run_files
+}
+
+/// Runs a CI plan (load, or push to `ci-` tags) or an archive-only release
+/// plan (`rebuild-check`), or prints it for a dry run. Published releases go
+/// through their stages instead (`release_image.rs`).
+pub fn run_plan(plan: &Plan, options: &RunOptions, archives: Option<PathBuf>) -> Result<()> {
+    if plan.mode == Mode::Release && plan.pushes() {
+        bail!("a published release runs in stages (build, sign, gate, promote): use release-image");
+    }
+    let root = project::project_root();
+    let run_files = run_files(plan, options.dry_run, archives);
     if options.dry_run {
         return print_dry_run(plan, &run_files, options.json);
     }
     preflight::check_all(&plan.preflight)?;
     // A refusal is one line: it comes before the warnings about the run it stops.
-    refuse_existing_tags(plan)?;
+    refuse_existing_tags(plan, None)?;
     for warning in &plan.warnings {
         eprintln!("warning: {warning}");
     }
     let dir = root.join(&run_files.dir);
     files::create_dir_all(&dir.join("oci"))?;
-    let outcome = execute(plan, &run_files);
+    let outcome = execute(plan, &run_files, &BTreeMap::new());
     // The run's files are its own and go with it (archives asked for stay).
     let _ = std::fs::remove_dir_all(&dir);
-    let (result, failure) = outcome?;
+    let (mut result, failure) = outcome?;
+    if failure.is_none() && plan.mode == Mode::Ci && plan.pushes() {
+        // CI images have no gate: their ci- tags move as soon as they are pushed.
+        let failure = tag_ci(plan, &mut result.variants).err();
+        report(&result, options.json)?;
+        return failure.map_or(Ok(()), Err);
+    }
     // The result is reported even when a step after the build failed, so the
-    // JSON and the job summary say what was pushed, signed and tagged.
+    // JSON and the job summary say what was pushed and tagged.
     report(&result, options.json)?;
     match failure {
         Some(err) => Err(err),
@@ -96,28 +111,27 @@ pub fn run_plan(plan: &Plan, options: &RunOptions, archives: Option<PathBuf>) ->
     }
 }
 
-/// Runs the build and, for pushed plans, pushing, signing and tagging.
-/// A build failure is an error; a failure after it comes back beside the
-/// result, which then says how far each variant got.
-pub fn execute(plan: &Plan, files: &RunFiles) -> Result<(RunResult, Option<anyhow::Error>)> {
-    // A re-run of a publish that failed half-way does not rebuild what the
-    // earlier run already pushed (and signed): it picks up from there.
-    let resumed = if plan.pushes() {
-        resumable(plan)
-    } else {
-        BTreeMap::new()
-    };
+/// A variant an earlier run pushed, that this run does not build again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resumed {
+    pub digest: String,
+    pub platform_digests: BTreeMap<String, String>,
+}
+
+/// Builds every variant of the plan but the `resumed` ones and, for pushed
+/// plans, pushes them by digest and reads each index back from the registry
+/// (its per-platform digests). Nothing is signed or tagged here. A build
+/// failure is an error; a failure after it comes back beside the result,
+/// which then says how far each variant got.
+pub fn execute(
+    plan: &Plan,
+    files: &RunFiles,
+    resumed: &BTreeMap<String, Resumed>,
+) -> Result<(RunResult, Option<anyhow::Error>)> {
     let mut to_build = plan.clone();
     to_build
         .variants
         .retain(|v| !resumed.contains_key(&v.variant));
-    if !resumed.is_empty() {
-        let names: Vec<&str> = resumed.keys().map(String::as_str).collect();
-        eprintln!(
-            "resuming: {} already pushed by an earlier run of this same plan; not rebuilt",
-            names.join(", ")
-        );
-    }
     let started = Instant::now();
     let mut built = if to_build.variants.is_empty() {
         BTreeMap::new()
@@ -125,11 +139,11 @@ pub fn execute(plan: &Plan, files: &RunFiles) -> Result<(RunResult, Option<anyho
         build(&to_build, files)?
     };
     let build_seconds = started.elapsed().as_secs_f64();
-    for (variant, published) in &resumed {
+    for (variant, earlier) in resumed {
         built.insert(
             variant.clone(),
             Built {
-                digest: published.digest.clone(),
+                digest: earlier.digest.clone(),
                 media_type: None,
             },
         );
@@ -154,9 +168,12 @@ pub fn execute(plan: &Plan, files: &RunFiles) -> Result<(RunResult, Option<anyho
                 platforms: v.policy.platforms.iter().map(ToString::to_string).collect(),
                 tags: v.policy.tags.clone(),
                 pushed: resumed.contains_key(&v.variant),
-                signed: resumed.get(&v.variant).is_some_and(|p| p.signed),
+                signed: false,
                 tagged: plan.output == Output::Load,
-                platform_digests: BTreeMap::new(),
+                platform_digests: resumed
+                    .get(&v.variant)
+                    .map(|r| r.platform_digests.clone())
+                    .unwrap_or_default(),
                 sizes: BTreeMap::new(),
                 build_seconds,
             }
@@ -164,13 +181,7 @@ pub fn execute(plan: &Plan, files: &RunFiles) -> Result<(RunResult, Option<anyho
         .collect();
     let mut failure = None;
     if plan.pushes() {
-        failure = push_archives(plan, files, &mut results)
-            .and_then(|()| sign_all(plan, &mut results))
-            .and_then(|()| tag_all(plan, &mut results))
-            .err();
-    }
-    if plan.pushes() {
-        remember(plan, &results, failure.is_none());
+        failure = push_archives(plan, files, &mut results).err();
     }
     for result in results.iter_mut() {
         platform_details(plan, result);
@@ -182,87 +193,6 @@ pub fn execute(plan: &Plan, files: &RunFiles) -> Result<(RunResult, Option<anyho
         variants: results,
     };
     Ok((result, failure))
-}
-
-/// What an unfinished publish left in the registry, per variant.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-struct Published {
-    digest: String,
-    signed: bool,
-}
-
-/// Kept between runs while a publish is unfinished: which variants of which
-/// plan are pushed and signed. The plan itself is the key, so a different
-/// commit, variant set, tag or option never resumes anything.
-#[derive(Debug, Serialize, serde::Deserialize)]
-struct PublishState {
-    plan: Value,
-    variants: BTreeMap<String, Published>,
-}
-
-/// Shared by the runs of one checkout on purpose (a re-run resumes from it);
-/// written atomically, and keyed by the whole plan.
-fn state_file(plan: &Plan) -> PathBuf {
-    let command = match plan.mode {
-        crate::plan::Mode::Ci => "ci-image",
-        crate::plan::Mode::Release => "release-image",
-    };
-    project::project_root().join(format!("target/xtask/{command}-unfinished.json"))
-}
-
-/// What an earlier, unfinished run of this exact plan says it pushed.
-fn remembered(plan: &Plan) -> BTreeMap<String, Published> {
-    let Ok(text) = std::fs::read_to_string(state_file(plan)) else {
-        return BTreeMap::new();
-    };
-    let Ok(state) = serde_json::from_str::<PublishState>(&text) else {
-        return BTreeMap::new();
-    };
-    if serde_json::to_value(plan).ok().as_ref() != Some(&state.plan) {
-        return BTreeMap::new();
-    }
-    state.variants
-}
-
-/// The variants an earlier, unfinished run of this exact plan pushed, that
-/// are still in the registry.
-fn resumable(plan: &Plan) -> BTreeMap<String, Published> {
-    remembered(plan)
-        .into_iter()
-        .filter(|(_, published)| {
-            let reference = format!("{}@{}", plan.repository, published.digest);
-            matches!(registry::resolve_digest(&reference), Ok(Some(digest)) if digest == published.digest)
-        })
-        .collect()
-}
-
-/// Records an unfinished publish for the next run, or forgets a finished one.
-fn remember(plan: &Plan, results: &[VariantResult], finished: bool) {
-    let path = state_file(plan);
-    if finished {
-        let _ = std::fs::remove_file(&path);
-        return;
-    }
-    let variants = results
-        .iter()
-        .filter(|r| r.pushed)
-        .map(|r| {
-            (
-                r.variant.clone(),
-                Published {
-                    digest: r.digest.clone(),
-                    signed: r.signed,
-                },
-            )
-        })
-        .collect();
-    if let Ok(plan) = serde_json::to_value(plan) {
-        if let Ok(text) = serde_json::to_string_pretty(&PublishState { plan, variants }) {
-            if let Err(err) = files::write_atomically(&path, &text) {
-                eprintln!("warning: a re-run cannot resume this publish: {err:#}");
-            }
-        }
-    }
 }
 
 /// Per-platform image digests and sizes, for the report. Best effort: a
@@ -290,7 +220,8 @@ fn platform_details(plan: &Plan, result: &mut VariantResult) {
                 }
                 result
                     .platform_digests
-                    .insert(platform, image.digest.clone());
+                    .entry(platform)
+                    .or_insert_with(|| image.digest.clone());
             }
         }
         Output::Load if std::env::var_os("GITHUB_STEP_SUMMARY").is_some() => {
@@ -505,90 +436,76 @@ fn push_archives(plan: &Plan, files: &RunFiles, results: &mut [VariantResult]) -
                     if pushed.is_empty() { "none".to_string() } else { pushed.join(" ") }
                 );
             }
+            // What was pushed is known from the archive (digests preserved),
+            // even if the registry fails right after.
+            if let Ok(platforms) = archive_platforms(&root.join(files.oci_archive(&variant))) {
+                results[index].platform_digests = platforms;
+            }
         }
         results[index].pushed = true;
     }
     Ok(())
 }
 
-fn sign_all(plan: &Plan, results: &mut [VariantResult]) -> Result<()> {
-    if plan.signing == Signing::None {
-        return Ok(());
+/// The platform images of the index an OCI archive holds: platform -> digest.
+fn archive_platforms(archive: &std::path::Path) -> Result<BTreeMap<String, String>> {
+    let member = |name: &str| -> Result<Vec<u8>> {
+        let output = duct::cmd!("tar", "-xOf", archive, name)
+            .stdout_capture()
+            .stderr_null()
+            .unchecked()
+            .run()?;
+        if !output.status.success() {
+            bail!("{} has no {name}", archive.display());
+        }
+        Ok(output.stdout)
+    };
+    let layout: Layout = serde_json::from_slice(&member("index.json")?)
+        .with_context(|| format!("{} holds no OCI layout", archive.display()))?;
+    let top = layout.manifests.first().context("an empty OCI layout")?;
+    let index: Index = serde_json::from_slice(&member(&blob_path(&top.digest))?)
+        .with_context(|| format!("{} holds no image index", archive.display()))?;
+    Ok(index
+        .images()
+        .map(|image| (image.platform_name(), image.digest.clone()))
+        .collect())
+}
+
+/// Moves the `ci-` tags of a pushed CI plan (no signature, no gate: CI
+/// images are never deployed).
+fn tag_ci(plan: &Plan, results: &mut [VariantResult]) -> Result<()> {
+    for (variant, result) in plan.variants.iter().zip(results.iter_mut()) {
+        let invocation = render::with_digest(
+            &render::tag(plan, variant),
+            &variant.variant,
+            &result.digest,
+        );
+        run_one(&invocation).map_err(|err| {
+            anyhow::anyhow!(
+                "tagging {} failed ({err}); re-run to retry",
+                variant.variant
+            )
+        })?;
+        result.tagged = true;
     }
-    let mut failure = None;
-    for result in results.iter_mut().filter(|r| !r.signed) {
-        let Some(invocation) = render::sign(plan, &result.variant) else {
+    Ok(())
+}
+
+/// Refuses to overwrite an immutable tag that already exists in the
+/// registry, unless it already points at the digest the release record
+/// holds for it (an earlier, interrupted promotion of this same release).
+pub fn refuse_existing_tags(plan: &Plan, record: Option<&ReleaseRecord>) -> Result<()> {
+    for reference in &plan.must_not_exist {
+        let Some(digest) = registry::resolve_digest(reference)? else {
             continue;
         };
-        match run_one(&render::with_digest(
-            &invocation,
-            &result.variant,
-            &result.digest,
-        )) {
-            Ok(()) => result.signed = true,
-            Err(err) => {
-                failure = Some(err);
-                break;
-            }
-        }
-    }
-    if let Some(err) = failure {
-        let unsigned: Vec<String> = results
-            .iter()
-            .filter(|r| !r.signed)
-            .map(|r| r.image.clone())
-            .collect();
-        bail!(
-            "signing failed ({err}); no tag was moved; pushed but unsigned: {}; fix the cause and re-run `cargo xtask sign` on them (or the same release)",
-            unsigned.join(" ")
-        );
-    }
-    Ok(())
-}
-
-fn tag_all(plan: &Plan, results: &mut [VariantResult]) -> Result<()> {
-    // The one step a registry cannot make atomic across variants: it runs last,
-    // after everything that can fail slowly, and a failure says exactly how
-    // to finish (the digests are pushed and signed already).
-    let invocations: Vec<Invocation> = plan
-        .variants
-        .iter()
-        .zip(results.iter())
-        .map(|(variant, result)| {
-            render::with_digest(
-                &render::tag(plan, variant),
-                &variant.variant,
-                &result.digest,
-            )
-        })
-        .collect();
-    for (index, invocation) in invocations.iter().enumerate() {
-        if let Err(err) = run_one(invocation) {
-            let done: Vec<&str> = results[..index]
-                .iter()
-                .map(|r| r.variant.as_str())
-                .collect();
-            let remaining: Vec<String> = invocations[index..]
-                .iter()
-                .map(Invocation::display)
-                .collect();
-            bail!(
-                "tagging {} failed ({err}); tagged already: {}; every digest is pushed and signed, so finish with: {}",
-                results[index].variant,
-                if done.is_empty() { "none".to_string() } else { done.join(", ") },
-                remaining.join(" && ")
-            );
-        }
-        results[index].tagged = true;
-    }
-    Ok(())
-}
-
-/// Refuses to overwrite a tag the plan says must not exist yet (a version's
-/// own tag, any tag of an `--allow-any-ref` run), saying why and the way out.
-fn refuse_existing_tags(plan: &Plan) -> Result<()> {
-    for reference in &plan.must_not_exist {
-        if let Some(digest) = registry::resolve_digest(reference)? {
+        let ours = record.is_some_and(|record| {
+            record.variants.iter().any(|v| {
+                v.digest == digest
+                    && (v.tags.contains(reference) || v.immutable.contains(reference))
+            })
+        });
+        if !ours {
             bail!(
                 "{reference} already exists ({digest}): {}",
                 plan.must_not_exist_because
@@ -596,4 +513,118 @@ fn refuse_existing_tags(plan: &Plan) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What the stages that read a record expect of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordExpectation {
+    /// The repository the release publishes to (`--registry`, `--image-name`).
+    pub repository: String,
+    /// The commit of this checkout: the record must be a release of it.
+    pub commit: Option<String>,
+    /// Whether every planned variant must be recorded (signing and
+    /// promotion of a release happen for all of its variants or none).
+    pub complete: bool,
+}
+
+/// Refuses, in one line, a record that is not a release of this repository
+/// (and commit), is incomplete, or does not match the registry: a digest
+/// missing, or an index whose platform images are not the recorded ones.
+pub fn check_record(
+    record: &ReleaseRecord,
+    origin: &str,
+    expect: &RecordExpectation,
+) -> Result<()> {
+    let refuse = |why: String| -> Result<()> {
+        bail!("the release record {origin} does not match: {why}; nothing was signed or tagged (use the record of this release's build stage, or re-run release-image to build it again)")
+    };
+    if record.repository != expect.repository {
+        return refuse(format!(
+            "it is a release to {}, not to {} (--registry, --image-name)",
+            record.repository, expect.repository
+        ));
+    }
+    if let Some(commit) = &expect.commit {
+        if &record.commit != commit {
+            return refuse(format!(
+                "it is a release of commit {}, and this checkout is at {commit}",
+                record.commit
+            ));
+        }
+    }
+    let missing = record.missing();
+    if expect.complete && !missing.is_empty() {
+        return refuse(format!(
+            "variant(s) {} were never pushed (their build failed)",
+            missing.join(", ")
+        ));
+    }
+    for variant in &record.variants {
+        let reference = variant.image(&record.repository);
+        let Some(fetched) = registry::fetch(&reference)? else {
+            return refuse(format!(
+                "{} is recorded as {reference}, which is not in the registry",
+                variant.variant
+            ));
+        };
+        let listed: BTreeMap<String, String> = fetched
+            .document
+            .as_index()
+            .map(|index| {
+                index
+                    .images()
+                    .map(|image| (image.platform_name(), image.digest.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if listed != variant.platform_digests {
+            return refuse(format!(
+                "{reference} ({}) holds the platform images {listed:?}, the record says {:?}",
+                variant.variant, variant.platform_digests
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Signs each reference (by digest) in turn; on a failure, says which are
+/// still unsigned.
+pub fn sign_references(signing: &Signing, repository: &str, references: &[String]) -> Result<()> {
+    for (index, reference) in references.iter().enumerate() {
+        let Some(invocation) = render::sign_reference(signing, repository, reference) else {
+            return Ok(());
+        };
+        if let Err(err) = run_one(&invocation) {
+            bail!(
+                "signing failed ({err}); no tag was moved; still unsigned: {}",
+                references[index..].join(" ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Moves every tag of a (gated) release record onto its digest, `latest`
+/// last. A failure says exactly how to finish: every digest is pushed,
+/// signed and has passed the gate.
+pub fn move_tags(record: &ReleaseRecord, finish: &str) -> Result<Vec<String>> {
+    let moves = record.tag_moves();
+    let mut moved = Vec::new();
+    for (index, (variant, tags)) in moves.iter().enumerate() {
+        let invocation = render::tag_digest(tags, &variant.image(&record.repository));
+        if let Err(err) = run_one(&invocation) {
+            let remaining: Vec<String> = moves[index..]
+                .iter()
+                .flat_map(|(_, tags)| tags.iter().cloned())
+                .collect();
+            bail!(
+                "moving the tags of {} failed ({err}); moved already: {}; not yet: {}; every digest passed the gate, so finish with: {finish}",
+                variant.variant,
+                if moved.is_empty() { "none".to_string() } else { moved.join(" ") },
+                remaining.join(" ")
+            );
+        }
+        moved.extend(tags.iter().cloned());
+    }
+    Ok(moved)
 }

@@ -13,8 +13,8 @@
 //! 4. `render` (plan -> commands) and `report` (results, step outputs);
 //! 5. `exec`: runs a plan and reads the results back;
 //! 6. tasks, one file each: `ci_image`, `release_image`, `sign`, `verify`,
-//!    `rebuild_check`, `prune`, `stand_ins`, `bench`, `lint`, `test_task`,
-//!    `update_bases`;
+//!    `scan`, `promote`, `rebuild_check`, `prune`, `stand_ins`, `bench`,
+//!    `lint`, `test_task`, `update_bases`;
 //! 7. `cli`: clap types, converted once into the tasks' own options.
 
 pub mod model;
@@ -33,9 +33,11 @@ pub mod exec;
 pub mod bench;
 pub mod ci_image;
 pub mod lint;
+pub mod promote;
 pub mod prune;
 pub mod rebuild_check;
 pub mod release_image;
+pub mod scan;
 pub mod sign;
 pub mod stand_ins;
 pub mod test_task;

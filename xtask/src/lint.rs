@@ -4,8 +4,8 @@
 //! linter that failed or is missing.
 //!
 //! - clippy and rustfmt on the workspace;
-//! - actionlint and zizmor on the GitHub workflows (zizmor offline, at its
-//!   default settings: any finding fails);
+//! - actionlint and zizmor on the GitHub workflows (zizmor offline, once at
+//!   its default settings and once with `--pedantic`: any finding fails);
 //! - hadolint on every Dockerfile;
 //! - shellcheck on every shell script (found by shebang or extension).
 //!
@@ -281,21 +281,41 @@ fn run_one(linter: Linter, root: &Path, search_path: &OsString, files: &Files) -
             (program.into_os_string(), inputs)
         }
     };
+    // zizmor runs twice: at its default settings and with --pedantic (code
+    // smells too); the workflows must be clean at both.
+    let runs: Vec<Vec<OsString>> = if linter == Linter::Zizmor {
+        let mut pedantic = args.clone();
+        pedantic.insert(0, OsString::from("--pedantic"));
+        vec![args, pedantic]
+    } else {
+        vec![args]
+    };
     let sh = Shell::new()?;
     sh.change_dir(root);
-    // actionlint finds shellcheck on PATH: the same one as ours.
-    let ran = cmd!(sh, "{program} {args...}")
-        .env("PATH", search_path)
-        .ignore_status()
-        .output();
-    let output = ran.with_context(|| format!("cannot run {}", program.to_string_lossy()))?;
-    // The linters' findings are for the user: passed through as they are.
-    std::io::Write::write_all(&mut std::io::stderr(), &output.stdout)?;
-    std::io::Write::write_all(&mut std::io::stderr(), &output.stderr)?;
-    Ok(if output.status.success() {
+    let mut failures = Vec::new();
+    for args in runs {
+        let pedantic = args.first().is_some_and(|a| a == "--pedantic");
+        // actionlint finds shellcheck on PATH: the same one as ours.
+        let ran = cmd!(sh, "{program} {args...}")
+            .env("PATH", search_path)
+            .ignore_status()
+            .output();
+        let output = ran.with_context(|| format!("cannot run {}", program.to_string_lossy()))?;
+        // The linters' findings are for the user: passed through as they are.
+        std::io::Write::write_all(&mut std::io::stderr(), &output.stdout)?;
+        std::io::Write::write_all(&mut std::io::stderr(), &output.stderr)?;
+        if !output.status.success() {
+            failures.push(format!(
+                "{}{}",
+                output.status,
+                if pedantic { " (with --pedantic)" } else { "" }
+            ));
+        }
+    }
+    Ok(if failures.is_empty() {
         Outcome::Passed
     } else {
-        Outcome::Failed(output.status.to_string())
+        Outcome::Failed(failures.join(", "))
     })
 }
 

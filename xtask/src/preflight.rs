@@ -7,6 +7,7 @@ use anyhow::{bail, Result};
 use xshell::{cmd, Shell};
 
 use crate::model::names::Platform;
+use crate::model::registry;
 
 /// A prerequisite checked before anything is built.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -22,6 +23,11 @@ pub enum Requirement {
     Skopeo,
     /// The signing key exists (a file path).
     SigningKeyFile(String),
+    /// The registry of this repository answers and accepts the credentials
+    /// a push would use (a lookup, nothing written).
+    PushTarget(String),
+    /// A vulnerability scanner (trivy, or a program that writes its JSON).
+    Scanner(String),
 }
 
 /// The builder buildx would use, as `docker buildx inspect` describes it.
@@ -152,9 +158,26 @@ pub fn check(requirement: &Requirement) -> Result<()> {
         Requirement::Skopeo => {
             if find_program("skopeo").is_none() {
                 bail!(
-                    "skopeo not found on PATH, and the docker driver cannot push by digest without it: install skopeo \
-                     (apt install skopeo, brew install skopeo) or use a docker-container builder (docker buildx create --use)"
+                    "skopeo not found on PATH: it probes the push target before the build, reads pushed digests back and, \
+                     with the docker driver, pushes by digest: install skopeo (apt install skopeo, brew install skopeo)"
                 );
+            }
+        }
+        Requirement::Scanner(program) => {
+            let found = if program.contains('/') {
+                is_executable(Path::new(program))
+            } else {
+                find_program(program).is_some()
+            };
+            if !found {
+                bail!("the vulnerability scanner {program:?} is not installed: install trivy (https://trivy.dev/latest/getting-started/installation/; in GitHub Actions aquasecurity/setup-trivy), or pass --scanner PROGRAM (a program that takes trivy's arguments and writes its JSON)");
+            }
+        }
+        Requirement::PushTarget(repository) => {
+            // Without skopeo the Skopeo requirement reports it, with its hint.
+            if find_program("skopeo").is_some() {
+                registry::probe(repository)
+                    .map_err(|e| anyhow::anyhow!("{e:#}; nothing was built or pushed"))?;
             }
         }
         Requirement::SigningKeyFile(path) => {

@@ -1,17 +1,35 @@
 //! `cargo xtask release-image`: gathers the facts (the git checkout, the
 //! Dockerfiles' pinned bases, the builder), plans ([`crate::plan::release`])
-//! and runs the plan: build, push by digest, sign, then tag.
+//! and publishes in stages over one release record
+//! ([`crate::plan::record`]):
+//!
+//! 1. build and push every variant by digest, untagged, and write the record;
+//! 2. sign every digest;
+//! 3. the gate: `verify` of every digest (and, with `--scanner`, the
+//!    vulnerability scan of every platform);
+//! 4. promote: the tags move, `latest` last, only when every variant passed
+//!    (`promote.rs`, which runs the gate itself).
+//!
+//! `--build-only` stops after the first stage (the release workflow runs
+//! the others in jobs of their own, from the record). A re-run resumes from
+//! the record: what it holds, unchanged and still in the registry, is not
+//! built again, and version tags an interrupted promotion moved onto its
+//! digests are not refused.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
-use crate::exec::{self, RunOptions};
-use crate::plan::recipe;
+use crate::exec::{self, RecordExpectation, Resumed, RunOptions};
+use crate::model::vulnerabilities::Policy;
+use crate::model::{files, names, registry};
+use crate::plan::record::ReleaseRecord;
 use crate::plan::release::{self, ReleaseInputs, ReleaseRequest};
+use crate::plan::{recipe, Plan, Signing};
 use crate::preflight::{self, Requirement};
-use crate::{context, project};
+use crate::report::{self, RunResult};
+use crate::{context, project, promote, render, scan, verify};
 
 #[derive(Debug, Clone)]
 pub struct ReleaseImageOptions {
@@ -19,6 +37,11 @@ pub struct ReleaseImageOptions {
     /// With `request.output_archive`: the directory the OCI archives go to.
     pub archive_dir: Option<PathBuf>,
     pub run: RunOptions,
+    /// The release record to resume from and write; default: one per
+    /// repository, version and commit under `target/xtask/releases/`.
+    pub record: Option<PathBuf>,
+    /// Also scan every platform image before the tags move, with this scanner.
+    pub scanner: Option<String>,
 }
 
 pub fn run(options: ReleaseImageOptions) -> Result<()> {
@@ -55,5 +78,367 @@ pub fn run(options: ReleaseImageOptions) -> Result<()> {
         builder: builder.as_ref(),
         dockerfile_args: &dockerfile_args,
     })?;
-    exec::run_plan(&plan, &options.run, options.archive_dir.clone())
+    if !plan.pushes() {
+        // An archive for rebuild-check: no record, no stages.
+        return exec::run_plan(&plan, &options.run, options.archive_dir.clone());
+    }
+    if let Some(scanner) = &options.scanner {
+        if options.request.build_only {
+            bail!("--scanner belongs to the gate, which --build-only does not run: scan with `cargo xtask scan --record FILE`");
+        }
+        if !options.run.dry_run {
+            preflight::check(&Requirement::Scanner(scanner.clone()))?;
+        }
+    }
+    let explicit = options.record.is_some();
+    let path = options
+        .record
+        .clone()
+        .unwrap_or_else(|| default_record_path(&root, &plan, &context.git.revision));
+    let record = earlier_record(&plan, &path, explicit)?;
+    let resumed = resumable(&plan, record.as_ref(), options.run.dry_run)?;
+    Stages {
+        plan: &plan,
+        options: &options,
+        path: &path,
+        revision: &context.git.revision,
+    }
+    .run(record, resumed)
+}
+
+/// `target/xtask/releases/<repository>-<version>-<commit>.json`: a re-run
+/// of the same release finds it, another release never does.
+fn default_record_path(root: &Path, plan: &Plan, revision: &str) -> PathBuf {
+    let version = ReleaseRecord::for_plan(plan)
+        .map(|r| r.version)
+        .unwrap_or_default();
+    let short: String = revision.chars().take(12).collect();
+    root.join("target/xtask/releases").join(format!(
+        "{}-{}-{short}.json",
+        names::slug(&plan.repository),
+        names::slug(&version)
+    ))
+}
+
+/// The record an earlier run of this release left, if any. A record that
+/// cannot be read is refused; one of another release is refused when it was
+/// named (`--record`), and started over when it is the default file.
+fn earlier_record(plan: &Plan, path: &Path, explicit: bool) -> Result<Option<ReleaseRecord>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let record = ReleaseRecord::read(path)?;
+    match record.mismatch_with(plan) {
+        None => Ok(Some(record)),
+        Some(why) if explicit => bail!(
+            "the release record {} does not belong to this release: {why}; nothing was built or tagged: pass the record of this release, or remove the file to start over",
+            path.display()
+        ),
+        Some(_) => Ok(None),
+    }
+}
+
+/// The recorded variants this run does not build again: the same recipe
+/// and tags, and still in the registry with the recorded platform images.
+/// A dry run trusts the record (it looks nothing up beyond what it prints).
+fn resumable(
+    plan: &Plan,
+    record: Option<&ReleaseRecord>,
+    dry_run: bool,
+) -> Result<BTreeMap<String, Resumed>> {
+    let mut resumed = BTreeMap::new();
+    for recorded in record.map(|r| r.resumable(plan)).unwrap_or_default() {
+        let present = dry_run || {
+            let reference = recorded.image(&plan.repository);
+            registry::fetch(&reference)?.is_some_and(|fetched| {
+                fetched.document.as_index().is_some_and(|index| {
+                    let listed: BTreeMap<String, String> = index
+                        .images()
+                        .map(|i| (i.platform_name(), i.digest.clone()))
+                        .collect();
+                    listed == recorded.platform_digests
+                })
+            })
+        };
+        if present {
+            resumed.insert(
+                recorded.variant.clone(),
+                Resumed {
+                    digest: recorded.digest.clone(),
+                    platform_digests: recorded.platform_digests.clone(),
+                },
+            );
+        } else {
+            eprintln!(
+                "note: the release record names {} for {}, which is not in the registry as recorded: it is built again",
+                recorded.image(&plan.repository),
+                recorded.variant
+            );
+        }
+    }
+    Ok(resumed)
+}
+
+/// One run of the stages, in order.
+struct Stages<'a> {
+    plan: &'a Plan,
+    options: &'a ReleaseImageOptions,
+    path: &'a Path,
+    revision: &'a str,
+}
+
+impl Stages<'_> {
+    fn run(&self, record: Option<ReleaseRecord>, resumed: BTreeMap<String, Resumed>) -> Result<()> {
+        let plan = self.plan;
+        let run_files = exec::run_files(plan, self.options.run.dry_run, None);
+        if self.options.run.dry_run {
+            return self.print_dry_run(&run_files, &resumed);
+        }
+        preflight::check_all(&plan.preflight)?;
+        for warning in &plan.warnings {
+            eprintln!("warning: {warning}");
+        }
+        exec::refuse_existing_tags(plan, record.as_ref())?;
+        if !resumed.is_empty() {
+            let names: Vec<&str> = resumed.keys().map(String::as_str).collect();
+            eprintln!(
+                "resuming from the release record {}: {} already pushed; not rebuilt",
+                self.path.display(),
+                names.join(", ")
+            );
+        }
+        let root = project::project_root();
+        let dir = root.join(&run_files.dir);
+        files::create_dir_all(&dir.join("oci"))?;
+        let outcome = self.stages(&run_files, record, &resumed);
+        let _ = std::fs::remove_dir_all(&dir);
+        let (result, failure) = outcome?;
+        report::report(&result, self.options.run.json)?;
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Build, sign, gate, promote; the result says how far each variant
+    /// got, also when a stage failed.
+    fn stages(
+        &self,
+        run_files: &render::RunFiles,
+        record: Option<ReleaseRecord>,
+        resumed: &BTreeMap<String, Resumed>,
+    ) -> Result<(RunResult, Option<anyhow::Error>)> {
+        let plan = self.plan;
+        let path = self.path.display().to_string();
+        let (mut result, failure) = exec::execute(plan, run_files, resumed)?;
+        let mut record = match record {
+            Some(record) => record,
+            None => ReleaseRecord::for_plan(plan)?,
+        };
+        for (variant, pushed) in plan.variants.iter().zip(&result.variants) {
+            if pushed.pushed && !pushed.platform_digests.is_empty() {
+                record.record(ReleaseRecord::entry(
+                    plan,
+                    variant,
+                    &pushed.digest,
+                    pushed.platform_digests.clone(),
+                ));
+            }
+        }
+        // Written whole or not at all, also when a push failed: a re-run resumes from it.
+        files::write_atomically(self.path, record.to_json())?;
+        if let Some(err) = failure {
+            return Ok((
+                result,
+                Some(anyhow::anyhow!(
+                "{err:#}; the release record {path} keeps what was pushed: a re-run resumes from it"
+            )),
+            ));
+        }
+        let unread: Vec<&str> = result
+            .variants
+            .iter()
+            .filter(|v| v.platform_digests.is_empty())
+            .map(|v| v.variant.as_str())
+            .collect();
+        if !unread.is_empty() {
+            let err = anyhow::anyhow!(
+                "{} pushed, but could not be read back from the registry; no tag was moved; re-run to resume from {path}",
+                unread.join(", ")
+            );
+            return Ok((result, Some(err)));
+        }
+        if self.options.request.build_only {
+            eprintln!("release record written to {path}: sign, gate and promote from it");
+            return Ok((result, None));
+        }
+        let references: Vec<String> = record
+            .variants
+            .iter()
+            .map(|v| v.image(&record.repository))
+            .collect();
+        if plan.signing != Signing::None {
+            if let Err(err) = exec::sign_references(&plan.signing, &plan.repository, &references) {
+                let err = anyhow::anyhow!(
+                    "{err:#}; re-run release-image (it resumes from {path}, nothing is rebuilt) or `cargo xtask sign --record {path}`"
+                );
+                return Ok((result, Some(err)));
+            }
+            for variant in result.variants.iter_mut() {
+                variant.signed = true;
+            }
+        }
+        let rerun = format!(
+            "fix the cause, then re-run release-image (it resumes from the record {path}; nothing is rebuilt)"
+        );
+        if let Some(scanner) = &self.options.scanner {
+            let targets = scan::record_targets(&record, &[]);
+            if let Err(err) = scan::scan_all(scanner, &targets, &Policy::production()) {
+                return Ok((
+                    result,
+                    Some(anyhow::anyhow!(
+                        "{err:#}; the record {path} is kept: {rerun}"
+                    )),
+                ));
+            }
+        }
+        let gate = plan
+            .gate
+            .clone()
+            .unwrap_or_else(|| crate::plan::gate::Gate {
+                signer: None,
+                platforms: Vec::new(),
+            });
+        let public_key = match verify::prepare_signer(
+            gate.signer.as_ref(),
+            &project::project_root().join(&run_files.dir),
+        ) {
+            Ok(file) => file,
+            Err(err) => return Ok((result, Some(err))),
+        };
+        let promoted = promote::promote(
+            &record,
+            &path,
+            &RecordExpectation {
+                repository: plan.repository.clone(),
+                commit: Some(self.revision.to_string()),
+                complete: true,
+            },
+            gate.signer.as_ref(),
+            &public_key,
+            &gate.platforms,
+            &rerun,
+        );
+        match promoted {
+            Ok(_) => {
+                for variant in result.variants.iter_mut() {
+                    variant.tagged = true;
+                }
+                Ok((result, None))
+            }
+            Err(err) => Ok((result, Some(err))),
+        }
+    }
+
+    /// Every stage as `--dry-run` prints it: the checks, the build of what
+    /// the record does not hold, the signatures, the gate, and only then
+    /// the tag moves, `latest` last.
+    fn print_dry_run(
+        &self,
+        files: &render::RunFiles,
+        resumed: &BTreeMap<String, Resumed>,
+    ) -> Result<()> {
+        let plan = self.plan;
+        let mut to_build = plan.clone();
+        to_build
+            .variants
+            .retain(|v| !resumed.contains_key(&v.variant));
+        let mut stages: Vec<(&str, Vec<render::Invocation>)> = Vec::new();
+        let mut build: Vec<render::Invocation> = resumed
+            .values()
+            .map(|earlier| {
+                registry::inspect_command(&format!("{}@{}", plan.repository, earlier.digest))
+            })
+            .collect();
+        if to_build.variants.is_empty() {
+            build.extend(render::lookups(plan));
+        } else {
+            build.extend(render::build_stage(&to_build, files));
+        }
+        stages.push((
+            "build and push by digest, then write the release record",
+            build,
+        ));
+        if !self.options.request.build_only {
+            stages.push((
+                "sign every digest",
+                plan.variants
+                    .iter()
+                    .filter_map(|v| render::sign(plan, &v.variant))
+                    .collect(),
+            ));
+            let mut gate = render::gate(plan, files);
+            if let Some(scanner) = &self.options.scanner {
+                for variant in &plan.variants {
+                    for platform in &variant.policy.platforms {
+                        gate.push(scan::command(
+                            scanner,
+                            &Policy::production(),
+                            &format!(
+                                "{}@<digest:{}:{platform}>",
+                                plan.repository, variant.variant
+                            ),
+                        ));
+                    }
+                }
+            }
+            stages.push((
+                "the gate: nothing is tagged unless every variant passes",
+                gate,
+            ));
+            stages.push((
+                "promote: the tags move, latest last",
+                render::tag_moves(plan),
+            ));
+        }
+        // What the record holds is known: its digests replace the placeholders.
+        for (_, commands) in stages.iter_mut() {
+            for command in commands.iter_mut() {
+                for (variant, earlier) in resumed {
+                    *command = render::with_digest(command, variant, &earlier.digest);
+                    for (platform, digest) in &earlier.platform_digests {
+                        *command =
+                            command.replacing(&format!("<digest:{variant}:{platform}>"), digest);
+                    }
+                }
+            }
+        }
+        if self.options.run.json {
+            let stages: Vec<serde_json::Value> = stages
+                .iter()
+                .map(|(stage, commands)| serde_json::json!({"stage": stage, "commands": commands}))
+                .collect();
+            let value = serde_json::json!({
+                "plan": plan,
+                "record": self.path.display().to_string(),
+                "resumed": resumed.keys().collect::<Vec<_>>(),
+                "stages": stages,
+            });
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            return Ok(());
+        }
+        exec::print_dry_run_head(plan);
+        println!("# release record: {}", self.path.display());
+        if !resumed.is_empty() {
+            let names: Vec<&str> = resumed.keys().map(String::as_str).collect();
+            println!(
+                "# resumes from it: {} already pushed (looked up, not rebuilt)",
+                names.join(", ")
+            );
+        }
+        for (stage, commands) in &stages {
+            println!("# stage: {stage}");
+            for command in commands {
+                println!("{}", command.display());
+            }
+        }
+        Ok(())
+    }
 }

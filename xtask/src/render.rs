@@ -12,6 +12,8 @@ use serde_json::{json, Map, Value};
 
 pub use crate::model::command::Invocation;
 use crate::model::{names, registry};
+use crate::plan::gate::ExpectedSigner;
+use crate::plan::record::is_latest;
 use crate::plan::{Mode, Output, Plan, PushVia, Signing, VariantPlan, FLAVOR_ARG, PROFILE_ARG};
 
 /// Quotes one field of buildx's comma-separated output spec when needed.
@@ -58,6 +60,11 @@ impl RunFiles {
     /// Where buildx writes its metadata file.
     pub fn metadata(&self) -> PathBuf {
         self.dir.join("metadata.json")
+    }
+
+    /// Where the public half of a signing key is written for the gate.
+    pub fn public_key(&self) -> PathBuf {
+        self.dir.join("cosign.pub")
     }
 
     /// Where a variant's OCI archive goes.
@@ -244,36 +251,164 @@ pub fn sign_reference(signing: &Signing, repository: &str, reference: &str) -> O
     Some(Invocation::new("cosign", args))
 }
 
-/// Points a variant's tags at its pushed digest (the last, all-or-nothing step).
+/// Points a CI variant's tags at its pushed digest.
 pub fn tag(plan: &Plan, variant: &VariantPlan) -> Invocation {
+    tag_digest(
+        &variant.policy.tags,
+        &format!(
+            "{}@{}",
+            plan.repository,
+            digest_placeholder(&variant.variant)
+        ),
+    )
+}
+
+/// Points `tags` (full references) at `reference` (by digest), keeping the
+/// digest: `docker buildx imagetools create`.
+pub fn tag_digest(tags: &[String], reference: &str) -> Invocation {
     let mut args: Vec<String> = ["buildx", "imagetools", "create"]
         .map(String::from)
         .to_vec();
-    for tag in &variant.policy.tags {
+    for tag in tags {
         args.push("--tag".to_string());
         args.push(tag.clone());
     }
-    args.push(format!(
-        "{}@{}",
-        plan.repository,
-        digest_placeholder(&variant.variant)
-    ));
+    args.push(reference.to_string());
     Invocation::new("docker", args)
 }
 
-/// The registry lookups a run makes before building: each immutable tag
-/// that must not exist yet is looked up.
+/// The promotion's tag moves of a release plan, in order: every tag but the
+/// `latest` ones per variant, then the `latest` ones.
+pub fn tag_moves(plan: &Plan) -> Vec<Invocation> {
+    let mut moves = Vec::new();
+    for last in [false, true] {
+        for variant in &plan.variants {
+            let tags: Vec<String> = variant
+                .policy
+                .tags
+                .iter()
+                .filter(|t| is_latest(t) == last)
+                .cloned()
+                .collect();
+            if !tags.is_empty() {
+                moves.push(tag_digest(
+                    &tags,
+                    &format!(
+                        "{}@{}",
+                        plan.repository,
+                        digest_placeholder(&variant.variant)
+                    ),
+                ));
+            }
+        }
+    }
+    moves
+}
+
+/// Writes the public half of a signing key where the gate reads it.
+pub fn public_key(key: &str, out: &Path) -> Invocation {
+    Invocation::new(
+        "cosign",
+        vec![
+            "public-key".to_string(),
+            format!("--key={key}"),
+            format!("--outfile={}", out.display()),
+        ],
+    )
+}
+
+/// `cosign verify` of `reference` (by digest) against the expected signer.
+pub fn cosign_verify(signer: &ExpectedSigner, public_key: &Path, reference: &str) -> Invocation {
+    let mut args = vec!["verify".to_string()];
+    args.extend(signer.cosign_flags(&public_key.display().to_string()));
+    if names::is_loopback(reference) {
+        args.push("--allow-http-registry=true".to_string());
+        args.push("--allow-insecure-registry=true".to_string());
+    }
+    args.push(reference.to_string());
+    Invocation::new("cosign", args)
+}
+
+/// What the gate reads of one image index (by digest) with `platforms`:
+/// the index, each platform's config, the provenance and SBOM BuildKit
+/// attached, and the signature.
+pub fn gate_image(
+    signer: Option<&ExpectedSigner>,
+    public_key: &Path,
+    index: &str,
+    platforms: &[String],
+) -> Vec<Invocation> {
+    let repository = index.split('@').next().unwrap_or(index);
+    let mut commands = vec![registry::inspect_command(index)];
+    commands.extend(
+        platforms
+            .iter()
+            .map(|platform| registry::config_command(&format!("{repository}@{platform}"))),
+    );
+    commands.push(registry::attestation_command(
+        index,
+        registry::Attestation::Provenance,
+    ));
+    commands.push(registry::attestation_command(
+        index,
+        registry::Attestation::Sbom,
+    ));
+    if let Some(signer) = signer {
+        commands.push(cosign_verify(signer, public_key, index));
+    }
+    commands
+}
+
+/// The gate of a release plan, before any tag moves: the public key first
+/// (key-signed releases), then every variant's image as [`gate_image`] reads it.
+pub fn gate(plan: &Plan, files: &RunFiles) -> Vec<Invocation> {
+    let Some(gate) = &plan.gate else {
+        return Vec::new();
+    };
+    let mut commands = Vec::new();
+    if let Some(ExpectedSigner::SigningKey { key, .. }) = &gate.signer {
+        commands.push(public_key(key, &files.public_key()));
+    }
+    for variant in &plan.variants {
+        let platforms: Vec<String> = variant
+            .policy
+            .platforms
+            .iter()
+            .map(|p| format!("<digest:{}:{p}>", variant.variant))
+            .collect();
+        commands.extend(gate_image(
+            gate.signer.as_ref(),
+            &files.public_key(),
+            &format!(
+                "{}@{}",
+                plan.repository,
+                digest_placeholder(&variant.variant)
+            ),
+            &platforms,
+        ));
+    }
+    commands
+}
+
+/// The registry lookups a run makes before building: the push target is
+/// probed, and each immutable tag that must not exist yet is looked up.
 pub fn lookups(plan: &Plan) -> Vec<Invocation> {
-    plan.must_not_exist
-        .iter()
-        .map(|reference| registry::inspect_command(reference))
+    let probe = plan
+        .pushes()
+        .then(|| registry::probe_command(&plan.repository));
+    probe
+        .into_iter()
+        .chain(
+            plan.must_not_exist
+                .iter()
+                .map(|reference| registry::inspect_command(reference)),
+        )
         .collect()
 }
 
-/// Every command of the plan, in order, as `--dry-run` prints them: the
-/// registry lookups, the build, and for a publish the pushes, signatures
-/// and tag moves.
-pub fn all(plan: &Plan, files: &RunFiles) -> Vec<Invocation> {
+/// The build stage's commands: the lookups, the build, the pushes and, for
+/// a pushed plan, reading each pushed index back (its platform digests).
+pub fn build_stage(plan: &Plan, files: &RunFiles) -> Vec<Invocation> {
     let mut commands = lookups(plan);
     commands.push(build(plan, files));
     commands.extend(
@@ -282,9 +417,24 @@ pub fn all(plan: &Plan, files: &RunFiles) -> Vec<Invocation> {
             .filter_map(|v| push_archive(plan, files, &v.variant)),
     );
     if plan.pushes() {
-        commands.extend(plan.variants.iter().filter_map(|v| sign(plan, &v.variant)));
-        commands.extend(plan.variants.iter().map(|v| tag(plan, v)));
         commands.extend(plan.variants.iter().flat_map(|v| read_back(plan, v)));
+    }
+    commands
+}
+
+/// Every command of the plan, in order, as `--dry-run` prints them: the
+/// build stage; for a CI push the tag moves; for a release the signatures,
+/// the gate and only then the tag moves, `latest` last.
+pub fn all(plan: &Plan, files: &RunFiles) -> Vec<Invocation> {
+    let mut commands = build_stage(plan, files);
+    match (plan.mode, plan.pushes()) {
+        (Mode::Ci, true) => commands.extend(plan.variants.iter().map(|v| tag(plan, v))),
+        (Mode::Release, true) => {
+            commands.extend(plan.variants.iter().filter_map(|v| sign(plan, &v.variant)));
+            commands.extend(gate(plan, files));
+            commands.extend(tag_moves(plan));
+        }
+        _ => {}
     }
     commands
 }

@@ -7,6 +7,7 @@ use std::io::Write;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+use crate::plan::record::ReleaseRecord;
 use crate::plan::Mode;
 
 #[derive(Debug, Clone, Serialize)]
@@ -70,15 +71,65 @@ fn append(path_var: &str, text: &str) -> Result<()> {
     Ok(())
 }
 
-/// Writes `result` (the whole JSON) and `digest-<variant>` step outputs, and a
-/// summary table, when running in GitHub Actions (no-op elsewhere).
+/// Writes `result` (the whole JSON), `digest-<variant>` and, for pushed
+/// images, `platform-images` (one `{variant, platform, image}` per platform
+/// image by digest: the matrix of the release workflow's scans and smoke
+/// runs) step outputs, and a summary table, when running in GitHub Actions
+/// (no-op elsewhere).
 pub fn write_outputs(result: &RunResult) -> Result<()> {
     let mut outputs = format!("result={}\n", serde_json::to_string(result)?);
     for v in &result.variants {
         outputs.push_str(&format!("digest-{}={}\n", v.variant, v.digest));
     }
+    outputs.push_str(&format!(
+        "platform-images={}\n",
+        serde_json::to_string(&platform_images(result))?
+    ));
     append("GITHUB_OUTPUT", &outputs)?;
     append("GITHUB_STEP_SUMMARY", &summary(result))
+}
+
+/// One entry per pushed platform image, by digest.
+pub fn platform_images(result: &RunResult) -> Vec<serde_json::Value> {
+    let mut images = Vec::new();
+    for v in &result.variants {
+        for (platform, digest) in &v.platform_digests {
+            images.push(serde_json::json!({
+                "variant": v.variant,
+                "platform": platform,
+                "image": format!("{}@{digest}", result.repository),
+            }));
+        }
+    }
+    images
+}
+
+/// Appends to the GitHub job summary (no-op outside GitHub Actions).
+pub fn write_step_summary(text: &str) -> Result<()> {
+    append("GITHUB_STEP_SUMMARY", text)
+}
+
+/// The job summary of a promotion: per variant its digest and the tags now on it.
+pub fn promotion_summary(record: &ReleaseRecord, moved: &[String]) -> String {
+    let mut text = format!(
+        "### Promoted {} {}\n\nEvery digest passed the gate before any tag moved (`latest` last).\n\n| variant | digest | tags |\n|---|---|---|\n",
+        record.repository, record.version
+    );
+    for variant in &record.variants {
+        let tags: Vec<&str> = variant
+            .tags
+            .iter()
+            .filter(|t| moved.contains(t))
+            .map(|t| t.rsplit(':').next().unwrap_or(t))
+            .collect();
+        text.push_str(&format!(
+            "| {} | `{}` | {} |\n",
+            variant.variant,
+            variant.digest,
+            tags.join(", ")
+        ));
+    }
+    text
 }
 
 pub fn summary(result: &RunResult) -> String {

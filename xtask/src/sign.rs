@@ -1,58 +1,127 @@
-//! Signing with cosign, by digest only. `cargo xtask sign` completes a
-//! release whose signing step failed, without rebuilding anything.
+//! `cargo xtask sign`: signs pushed images with cosign, by digest only:
+//! every variant of a release record (`--record FILE`, the release
+//! workflow's signing job, which builds nothing), or digests named on the
+//! command line (completing a release whose signing step failed).
+//!
+//! A record is checked first: a release to this repository, of this
+//! checkout's commit, complete, and matching the registry; each image's
+//! annotations must name that commit. The job that holds the OIDC token
+//! signs only this commit's production images, whatever the record says.
+
+use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
+use crate::exec::{self, RecordExpectation};
 use crate::model::names::ImageRef;
+use crate::model::registry;
+use crate::plan::record::ReleaseRecord;
 use crate::plan::{Signing, SigningRequest};
-use crate::{context, exec, preflight, project, render};
+use crate::preflight::{self, Requirement};
+use crate::{context, project, render, verify};
 
 #[derive(Debug, Clone)]
 pub struct SignOptions {
-    /// Images to sign, by digest.
+    /// Images to sign, by digest (empty with `record`).
     pub images: Vec<String>,
+    /// Sign every variant of this release record instead.
+    pub record: Option<PathBuf>,
+    /// With `record`: the repository it must be a release to.
+    pub registry: Option<String>,
+    pub image_name: String,
     pub signing: SigningRequest,
     /// Print the cosign commands instead of running them.
     pub dry_run: bool,
 }
 
 pub fn run(args: SignOptions) -> Result<()> {
-    let mut references = Vec::new();
-    for text in &args.images {
-        let image: ImageRef = text.parse()?;
-        if image.digest.is_none() {
-            bail!("{text} is not a reference by digest: sign by digest, never by tag (REPO@sha256:...; `docker buildx imagetools inspect {text}` shows it)");
-        }
-        references.push(image);
-    }
     let context = context::gather(&project::project_root())?;
+    let (repository, references) = match (&args.record, args.images.is_empty()) {
+        (Some(path), true) => {
+            let record = ReleaseRecord::read(path)?;
+            let repository =
+                verify::expected_repository(&args.registry, &args.image_name, &context)?;
+            if !args.dry_run {
+                preflight::check_all(&[Requirement::Skopeo])?;
+                exec::check_record(
+                    &record,
+                    &path.display().to_string(),
+                    &RecordExpectation {
+                        repository: repository.clone(),
+                        commit: Some(context.git.revision.clone()),
+                        complete: true,
+                    },
+                )?;
+                refuse_other_commits(&record)?;
+            }
+            let references: Vec<String> = record
+                .variants
+                .iter()
+                .map(|v| v.image(&record.repository))
+                .collect();
+            (repository, references)
+        }
+        (None, false) => {
+            let mut references = Vec::new();
+            let mut repository = String::new();
+            for text in &args.images {
+                let image: ImageRef = text.parse()?;
+                if image.digest.is_none() {
+                    bail!("{text} is not a reference by digest: sign by digest, never by tag (REPO@sha256:...; `docker buildx imagetools inspect {text}` shows it)");
+                }
+                repository = image.repository.clone();
+                references.push(image.pinned());
+            }
+            (repository, references)
+        }
+        _ => {
+            bail!("sign needs IMAGE@DIGEST arguments or a release record (--record FILE), not both")
+        }
+    };
     let signing = args.signing.resolve(&context)?;
     if signing == Signing::None {
         bail!("--sign none: nothing to do");
     }
-    let invocations: Vec<_> = references
-        .iter()
-        .filter_map(|r| render::sign_reference(&signing, &r.repository, &r.pinned()))
-        .collect();
     if args.dry_run {
-        for invocation in &invocations {
-            println!("{}", invocation.display());
+        for reference in &references {
+            if let Some(invocation) = render::sign_reference(&signing, &repository, reference) {
+                println!("{}", invocation.display());
+            }
         }
         return Ok(());
     }
     preflight::check_all(&signing.requirements())?;
-    let mut signed = Vec::new();
-    for (invocation, reference) in invocations.iter().zip(&references) {
-        if let Err(err) = exec::run_one(invocation) {
-            let unsigned: Vec<String> = references
-                .iter()
-                .skip(signed.len())
-                .map(ImageRef::pinned)
-                .collect();
-            bail!("{err}; still unsigned: {}", unsigned.join(" "));
+    exec::sign_references(&signing, &repository, &references)?;
+    for reference in &references {
+        println!("signed {reference}");
+    }
+    Ok(())
+}
+
+/// Signs nothing the record names that its annotations do not say is a
+/// production image of the recorded commit (a record whose digest was
+/// swapped for another image of the repository).
+fn refuse_other_commits(record: &ReleaseRecord) -> Result<()> {
+    for variant in &record.variants {
+        let reference = variant.image(&record.repository);
+        let fetched = registry::fetch_existing(&reference)?;
+        let revision = fetched
+            .document
+            .as_index()
+            .and_then(|i| {
+                i.annotations
+                    .get("org.opencontainers.image.revision")
+                    .cloned()
+            })
+            .unwrap_or_default();
+        if revision != record.commit {
+            bail!(
+                "the release record says {} is {reference}, but that image was built from {:?}, not {}: nothing was signed; use the record of this release's build stage",
+                variant.variant,
+                revision,
+                record.commit
+            );
         }
-        signed.push(reference.pinned());
-        println!("signed {}", reference.pinned());
     }
     Ok(())
 }

@@ -119,18 +119,28 @@ fn tags_in(text: &str, repository: &str) -> BTreeSet<String> {
     tags
 }
 
-/// The `--tag` values of the `imagetools create` line that tags `variant`'s digest.
+/// The `--tag` values of the `imagetools create` lines that tag `variant`'s
+/// digest (a release moves its `latest` tags in a line of their own, last).
 fn tags_moved_for(text: &str, variant: &str) -> BTreeSet<String> {
     let placeholder = format!("<digest:{variant}>");
-    let line = text
+    let lines: Vec<&str> = text
         .lines()
-        .find(|l| l.starts_with("docker buildx imagetools create") && l.contains(&placeholder))
-        .unwrap_or_else(|| panic!("no imagetools create line for {variant} in:\n{text}"));
-    let words: Vec<&str> = line.split_whitespace().collect();
-    words
-        .windows(2)
-        .filter(|w| w[0] == "--tag")
-        .map(|w| w[1].to_string())
+        .filter(|l| l.starts_with("docker buildx imagetools create") && l.contains(&placeholder))
+        .collect();
+    assert!(
+        !lines.is_empty(),
+        "no imagetools create line for {variant} in:\n{text}"
+    );
+    lines
+        .iter()
+        .flat_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            words
+                .windows(2)
+                .filter(|w| w[0] == "--tag")
+                .map(|w| w[1].to_string())
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -844,7 +854,10 @@ fn release_image_of_a_version_tag_in_github_actions() {
     }
 
     // Keyless signing of each digest, with no key.
-    let signs: Vec<&str> = text.lines().filter(|l| l.starts_with("cosign ")).collect();
+    let signs: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("cosign sign "))
+        .collect();
     assert_eq!(signs.len(), variants().len(), "{text}");
     for (line, variant) in signs.iter().zip(variants()) {
         assert_eq!(
@@ -855,6 +868,30 @@ fn release_image_of_a_version_tag_in_github_actions() {
     assert!(
         !text.contains("--key"),
         "keyless signing passes no key:\n{text}"
+    );
+    // The gate runs before the first tag moves, and requires this workflow's exact identity.
+    let first_tag_move = text
+        .find("docker buildx imagetools create")
+        .expect("tag moves");
+    let verifies: Vec<&str> = text[..first_tag_move]
+        .lines()
+        .filter(|l| l.starts_with("cosign verify "))
+        .collect();
+    assert_eq!(verifies.len(), variants().len(), "{text}");
+    for line in verifies {
+        assert!(
+            line.contains(r"--certificate-identity-regexp=^https://github\.com/Acme/beacon/\.github/workflows/build-push\.yml@refs/(?:heads/main|tags/v")
+                && line.contains("--certificate-github-workflow-trigger=push")
+                && line.contains("--certificate-github-workflow-repository=Acme/beacon"),
+            "{line}"
+        );
+    }
+    let latest = text
+        .find(&format!("--tag {repository}:latest-"))
+        .expect("latest moves");
+    assert!(
+        text[first_tag_move..latest].contains(&format!("--tag {repository}:1.2.3-ubi9")),
+        "latest moves last:\n{text}"
     );
 
     // The registry is ghcr.io/<owner, lowercased>; no ci- tag anywhere.
@@ -952,7 +989,8 @@ fn verify_without_an_expected_signer_names_both_options() {
     refuses(
         &["verify", "127.0.0.1:5000/beacon:1.2.3"],
         &[
-            "verify needs the expected signer",
+            "the gate needs the expected signer",
+            "--repository OWNER/REPO",
             "--key",
             "--certificate-identity-regexp",
         ],
@@ -1118,5 +1156,257 @@ fn argument_errors_are_one_line_too() {
     refuses(
         &["ci-image", "--bogus", "--dry-run"],
         &["--bogus", "--help"],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 11. The staged release: its record, the gate, the stage commands
+
+/// A release record as the build stage writes it, of acme's repository on a
+/// registry nothing listens on (nothing can be read, signed or tagged).
+fn record_text(repository: &str) -> String {
+    let digest = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+    serde_json::json!({
+        "format": "beacon-release-record/v1",
+        "repository": repository,
+        "commit": "0123456789abcdef0123456789abcdef01234567",
+        "version": "1.2.3",
+        "source": "https://github.com/acme/beacon",
+        "platforms": ["linux/amd64", "linux/arm64"],
+        "planned": ["ubi9"],
+        "variants": [{
+            "variant": "ubi9",
+            "digest": digest('a'),
+            "platform_digests": {"linux/amd64": digest('b'), "linux/arm64": digest('c')},
+            "tags": [format!("{repository}:1.2.3-ubi9"), format!("{repository}:latest-ubi9")],
+            "immutable": [format!("{repository}:1.2.3-ubi9")],
+            "recipe": {"dockerfile": "images/ubi9/Dockerfile", "context": ".", "build_args": {}, "named_contexts": {}}
+        }]
+    })
+    .to_string()
+}
+
+#[test]
+fn promote_refuses_an_edited_record_in_one_line() {
+    let shims = healthy_shims("promote-edited");
+    let record = shims.scratch().join("record.json");
+    let text = record_text("127.0.0.1:1/beacon");
+    for (edit, keywords) in [
+        (
+            text[..text.len() / 2].to_string(),
+            &[
+                "is not a release record",
+                "use the file the release's build stage wrote",
+            ][..],
+        ),
+        (
+            text.replace("\"version\"", "\"extra\": 1, \"version\""),
+            &["unknown field `extra`"][..],
+        ),
+        (
+            text.replace(":1.2.3-ubi9", ":ci-ubi9"),
+            &["is a CI tag"][..],
+        ),
+        (
+            text.replace("127.0.0.1:1/beacon:latest-ubi9", "127.0.0.1:1/other:latest"),
+            &["is not a tag of 127.0.0.1:1/beacon"][..],
+        ),
+    ] {
+        std::fs::write(&record, edit).unwrap();
+        let record = record.display().to_string();
+        refused_by(
+            &shims,
+            &Context::default(),
+            &[
+                "promote",
+                "--record",
+                &record,
+                "--key",
+                "cosign.pub",
+                "--registry",
+                "127.0.0.1:1",
+            ],
+            keywords,
+        );
+    }
+}
+
+#[test]
+fn promote_refuses_a_record_of_another_repository_before_any_lookup() {
+    let shims = healthy_shims("promote-elsewhere");
+    let record = shims.scratch().join("record.json");
+    std::fs::write(&record, record_text("127.0.0.1:1/beacon")).unwrap();
+    let key = shims.scratch().join("cosign.pub");
+    std::fs::write(&key, "not used").unwrap();
+    let record = record.display().to_string();
+    let key = format!("--key={}", key.display());
+    let line = refused_by(
+        &shims,
+        &Context::default(),
+        &[
+            "promote",
+            "--record",
+            &record,
+            &key,
+            "--registry",
+            "127.0.0.1:1",
+            "--image-name",
+            "other",
+        ],
+        &[
+            "does not match",
+            "it is a release to 127.0.0.1:1/beacon, not to 127.0.0.1:1/other",
+            "nothing was signed or tagged",
+        ],
+    );
+    assert!(!shims.log().contains("imagetools"), "{line}");
+}
+
+#[test]
+fn promote_dry_run_shows_the_gate_then_the_tags_latest_last() {
+    let shims = healthy_shims("promote-dry-run");
+    let record = shims.scratch().join("record.json");
+    std::fs::write(&record, record_text("127.0.0.1:1/beacon")).unwrap();
+    let record = record.display().to_string();
+    let text = plans(
+        &Context::default(),
+        &[
+            "promote",
+            "--record",
+            &record,
+            "--repository",
+            "acme/beacon",
+            "--registry",
+            "127.0.0.1:1",
+            "--dry-run",
+        ],
+    );
+    let gate = text.find("# the gate").expect("the gate");
+    let verify = text.find("cosign verify").expect("cosign verify");
+    let first_tag = text.find("imagetools create").expect("tag moves");
+    let latest = text.find(":latest-ubi9").expect("latest");
+    assert!(
+        gate < verify && verify < first_tag && first_tag < latest,
+        "{text}"
+    );
+    assert!(text.contains(r"--certificate-identity-regexp=^https://github\.com/acme/beacon/\.github/workflows/build-push\.yml@refs/(?:heads/main|tags/v"), "{text}");
+}
+
+#[test]
+fn the_expected_signer_is_exact_or_refused() {
+    refuses(
+        &[
+            "verify",
+            "127.0.0.1:5000/beacon:1.2.3",
+            "--certificate-identity-regexp",
+            "https://github.com/acme/",
+        ],
+        &["not anchored", "--repository OWNER/REPO"],
+    );
+    refuses(
+        &[
+            "verify",
+            "127.0.0.1:5000/beacon:1.2.3",
+            "--repository",
+            "acme",
+        ],
+        &["malformed GitHub repository \"acme\"", "OWNER/REPO"],
+    );
+    refuses(
+        &[
+            "verify",
+            "127.0.0.1:5000/beacon:1.2.3",
+            "--repository",
+            "acme/beacon",
+            "--key",
+            "k.pub",
+        ],
+        &["name the expected signer once"],
+    );
+}
+
+#[test]
+fn release_image_refuses_a_build_cache() {
+    for args in [&["--cache", "registry"][..], &["--cache-mode", "max"][..]] {
+        let mut argv = vec![
+            "release-image",
+            "--registry",
+            "127.0.0.1:5000",
+            "--sign",
+            "none",
+            "--dry-run",
+        ];
+        argv.extend(args);
+        refuses(
+            &argv,
+            &[
+                "release builds read and write no build cache",
+                "remove --cache and --cache-mode",
+            ],
+        );
+    }
+}
+
+#[test]
+fn release_image_build_only_signs_gates_and_tags_nothing() {
+    let text = plans(
+        &Context::github("refs/tags/v1.2.3"),
+        &[
+            "release-image",
+            "--build-only",
+            "--record",
+            "r.json",
+            "--dry-run",
+        ],
+    );
+    assert!(text.contains("# release record: r.json"), "{text}");
+    for absent in ["cosign", "imagetools create"] {
+        assert!(!text.contains(absent), "--build-only: no {absent}:\n{text}");
+    }
+    refuses_in(
+        &Context::github("refs/tags/v1.2.3"),
+        &[
+            "release-image",
+            "--build-only",
+            "--scanner",
+            "trivy",
+            "--dry-run",
+        ],
+        &[
+            "--scanner belongs to the gate",
+            "cargo xtask scan --record FILE",
+        ],
+    );
+}
+
+#[test]
+fn the_stage_commands_need_their_inputs() {
+    refuses(
+        &["scan", "127.0.0.1:5000/beacon:1.2.3"],
+        &["not a reference by digest", "REPO@sha256:"],
+    );
+    refuses(
+        &[
+            "sign",
+            "--record",
+            "/nonexistent/record.json",
+            "--key",
+            "k",
+            "--registry",
+            "127.0.0.1:1",
+        ],
+        &["cannot read the release record /nonexistent/record.json"],
+    );
+    refuses(
+        &[
+            "verify",
+            "--record",
+            "/nonexistent/record.json",
+            "--key",
+            "k.pub",
+            "--registry",
+            "127.0.0.1:1",
+        ],
+        &["cannot read the release record"],
     );
 }

@@ -439,14 +439,39 @@ fn release_publishes_signed_attested_multi_platform_images_and_verify_gates_them
         stderr(&out)
     );
 
-    // A second release of the same version is refused before anything is built.
+    // Another release of the same version (not the one its record holds) is
+    // refused before anything is built.
     let before = registry_digest(&name, "1.2.3-ubi9");
-    let again = release(&rel, "refs/tags/v1.2.3", &[], "");
+    let fresh = root().join(format!(
+        "target/e2e/{}-fresh-record.json",
+        name.replace('/', "-")
+    ));
+    let _ = std::fs::remove_file(&fresh);
+    let again = release(
+        &rel,
+        "refs/tags/v1.2.3",
+        &["--record", &fresh.display().to_string()],
+        "",
+    );
     assert!(!again.status.success());
     assert!(
         stderr(&again).contains("already exists") && stderr(&again).contains("--force"),
         "{}",
         stderr(&again)
+    );
+    assert!(
+        !stderr(&again).contains("buildx bake"),
+        "refused before building"
+    );
+    assert_eq!(registry_digest(&name, "1.2.3-ubi9"), before);
+    // A re-run of the finished release itself resumes from its record: nothing is
+    // rebuilt, and every tag stays on its digest.
+    let rerun = release(&rel, "refs/tags/v1.2.3", &[], "");
+    assert_ok(&rerun);
+    assert!(
+        !stderr(&rerun).contains("buildx bake"),
+        "{}",
+        stderr(&rerun)
     );
     assert_eq!(registry_digest(&name, "1.2.3-ubi9"), before);
 }
@@ -511,11 +536,11 @@ fn failures_move_no_tag_and_a_rerun_completes() {
     let message = stderr(&failed);
     let last = message.lines().last().unwrap().to_string();
     assert!(
-        last.contains("pushed but unsigned:") && last.contains("no tag was moved"),
+        last.contains("still unsigned:") && last.contains("no tag was moved"),
         "{last}"
     );
     let unsigned: Vec<&str> = last
-        .rsplit("pushed but unsigned: ")
+        .rsplit("still unsigned: ")
         .next()
         .unwrap()
         .split(';')
@@ -539,7 +564,7 @@ fn failures_move_no_tag_and_a_rerun_completes() {
     // It did not rebuild what the failed run had pushed: no bake ran at all.
     let log = stderr(&rerun);
     assert!(
-        log.contains("resuming: chainguard, distroless, ubi9 already pushed"),
+        log.contains(": chainguard, distroless, ubi9 already pushed; not rebuilt"),
         "{log}"
     );
     assert!(!log.contains("buildx bake"), "the re-run rebuilt: {log}");
@@ -709,7 +734,10 @@ fn a_registry_failing_mid_release_moves_no_tag_and_a_rerun_completes() {
     assert_ok(&again);
     // The variant pushed before the registry failed is not built again.
     let log = stderr(&again);
-    assert!(log.contains("resuming: chainguard already pushed"), "{log}");
+    assert!(
+        log.contains(": chainguard already pushed; not rebuilt"),
+        "{log}"
+    );
     let bake = log
         .lines()
         .find(|l| l.contains("buildx bake"))

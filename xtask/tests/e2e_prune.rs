@@ -16,22 +16,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use support::e2e::{
     curl, one_line_error, prune_ci_images as xtask, registry, require_registry, resolve,
-    resolve_as, succeeded, tag_map, text, tiny_context, unique_label,
+    resolve_as, succeeded, tag_map, text, tiny_context, unique_label, AuthRegistry, SECRET,
 };
 use support::TempDir;
 
 const OLD: i64 = 1_577_836_800; // 2020-01-01
 const OLDER: i64 = 1_546_300_800; // 2019-01-01
 const LESS_OLD: i64 = 1_609_459_200; // 2021-01-01
-/// bcrypt (cost 4) of "s3cret", for the htpasswd registry.
-const HTPASSWD: &str = "alice:$2b$04$JBaFZhsCi4/Z7Z1QI6vu8Ou4YoguKucKOPRyGS234WiMwcgXpAb4e";
-const SECRET: &str = "s3cret";
 /// base64("alice:s3cret")
 const BASIC_GOOD: &str = "YWxpY2U6czNjcmV0";
 
@@ -579,60 +576,6 @@ fn ghcr_is_refused_with_the_packages_api_pointer() {
     assert!(err.contains("names no registry host"), "{err}");
 }
 
-/// A distribution registry with htpasswd (Basic) auth and deletion disabled.
-struct AuthRegistry {
-    child: Child,
-    addr: String,
-    /// Dropped after `child` is killed (fields drop after `Drop::drop`).
-    _dir: TempDir,
-}
-
-impl AuthRegistry {
-    fn start() -> AuthRegistry {
-        let dir = scratch("authreg");
-        let addr = format!("127.0.0.1:{}", free_port());
-        std::fs::write(dir.path().join("htpasswd"), format!("{HTPASSWD}\n")).unwrap();
-        let config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: false\n\
-             http:\n  addr: {addr}\nauth:\n  htpasswd:\n    realm: xtask-test\n    path: {}\n",
-            dir.path().join("data").display(),
-            dir.path().join("htpasswd").display()
-        );
-        std::fs::write(dir.path().join("config.yml"), config).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(dir.path().join("config.yml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start docker-registry ({e}): run `.ci/setup-stack` to install the test stack"));
-        let registry = AuthRegistry {
-            child,
-            addr,
-            _dir: dir,
-        };
-        for _ in 0..100 {
-            let probe = Command::new("curl")
-                .args(["-s", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}"])
-                .arg(format!("http://{}/v2/", registry.addr))
-                .output()
-                .unwrap();
-            if probe.stdout == b"401" {
-                return registry;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("the htpasswd registry on {} did not start", registry.addr);
-    }
-}
-
-impl Drop for AuthRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn docker_config(dir: &Path, json: &serde_json::Value) -> String {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("config.json"), json.to_string()).unwrap();
@@ -669,7 +612,7 @@ fn assert_credentials_refused(dir: &Path, host: &str, repo: &str, args: &[&str])
 fn basic_auth_from_docker_config_and_a_registry_that_refuses_deletion() {
     let registry = registry();
     require_registry(&registry);
-    let auth = AuthRegistry::start();
+    let auth = AuthRegistry::start(scratch("authreg"));
     let repo = unique("auth");
     let dir = scratch("auth");
     let mut pushed = Vec::new();

@@ -471,10 +471,18 @@ fn every_tag_of_an_any_ref_run_must_be_new_unless_forced() {
         "{}",
         plan.must_not_exist_because
     );
-    // They are looked up before the build, in the order a dry run prints.
+    // They are looked up before the build, in the order a dry run prints
+    // (after the probe of the push target).
     let lookups = xtask::render::lookups(&plan);
-    assert_eq!(lookups.len(), checked.len());
+    assert_eq!(
+        lookups.len(),
+        checked.len() + 1,
+        "the push-target probe, then each tag"
+    );
     assert!(lookups.iter().all(|l| l.program == "skopeo"));
+    for (lookup, tag) in lookups[1..].iter().zip(&plan.must_not_exist) {
+        assert_eq!(lookup.args.last(), Some(&format!("docker://{tag}")));
+    }
     let forced = self::plan(&["--allow-any-ref", "--force"], &context).unwrap();
     assert!(forced.must_not_exist.is_empty());
     // A detached HEAD writes its commit's tags only, all new.

@@ -252,6 +252,8 @@ const LAYERS: &[&[&str]] = &[
         "release_image",
         "sign",
         "verify",
+        "scan",
+        "promote",
         "rebuild_check",
         "prune",
         "stand_ins",

@@ -189,6 +189,7 @@ fn a_variant_with_a_dash_is_a_directory_away() {
             tlog: false,
         },
         output_archive: false,
+        build_only: false,
         sbom_generator: DEFAULT_SBOM_GENERATOR.into(),
     };
     let plan = release::plan(&ReleaseInputs {

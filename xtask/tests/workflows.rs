@@ -7,7 +7,11 @@
 //! - update-bases.yml runs `cargo xtask update-bases` on a schedule and
 //!   proposes the bumped pins as a pull request, with no more permission
 //!   than that takes;
-//! - permissions are the least each job needs;
+//! - permissions are the least each job needs: in build-push.yml the job
+//!   that runs BuildKit holds no OIDC token, the signing job builds nothing,
+//!   only the promotion (in the protected environment `release`) moves tags,
+//!   after every part of the gate, and the Actions runtime token reaches only
+//!   the job that writes a gha cache;
 //! - every third-party action is pinned to a full commit SHA, with its
 //!   version in a comment;
 //! - every `cargo xtask ...` line is accepted by the real binary: build
@@ -337,7 +341,7 @@ fn permissions_are_the_least_each_job_needs() {
         "packages:write",
         "packages:read",
         "id-token:write",
-        "attestations:write",
+        "actions:read",
     ];
     for job in release.jobs().keys() {
         for (scope, level) in release.permissions(job) {
@@ -347,13 +351,61 @@ fn permissions_are_the_least_each_job_needs() {
             );
         }
     }
-    let publisher = release.permissions("release");
-    for needed in ["contents:read", "packages:write", "id-token:write"] {
-        let (scope, level) = needed.split_once(':').unwrap();
+    let grants = |job: &str| -> Vec<String> {
+        release
+            .permissions(job)
+            .into_iter()
+            .map(|(scope, level)| format!("{scope}:{level}"))
+            .collect()
+    };
+    // The job that compiles and runs BuildKit holds no OIDC token; the one
+    // that signs builds nothing; only the promotion may move tags, from a
+    // protected environment.
+    assert_eq!(
+        grants("build"),
+        ["actions:read", "contents:read", "packages:write"],
+        "build-push.yml job build"
+    );
+    assert_eq!(
+        grants("sign"),
+        [
+            "actions:read",
+            "contents:read",
+            "id-token:write",
+            "packages:write"
+        ],
+        "build-push.yml job sign"
+    );
+    assert_eq!(
+        grants("promote"),
+        ["actions:read", "contents:read", "packages:write"]
+    );
+    for job in release.jobs().keys() {
+        let token = grants(job).contains(&"id-token:write".to_string());
         assert_eq!(
-            publisher.get(scope).map(String::as_str),
-            Some(level),
-            "build-push.yml job release needs {needed}"
+            token,
+            job == "sign",
+            "build-push.yml job {job}: only the signing job holds id-token: write"
+        );
+    }
+    for (job, step) in release.all_steps() {
+        let uses = step["uses"].as_str().unwrap_or_default();
+        let run = step["run"].as_str().unwrap_or_default();
+        let builds = uses.starts_with("docker/setup-buildx-action@")
+            || run.contains("release-image")
+            || run.contains("ci-image")
+            || run.contains("rebuild-check");
+        assert!(
+            !(builds && job == "sign"),
+            "build-push.yml job sign builds nothing: {step}"
+        );
+    }
+    for (id, job) in release.jobs() {
+        let environment = as_text(&job["environment"]);
+        assert_eq!(
+            environment == "release",
+            id == "promote",
+            "build-push.yml job {id}: only promote runs in the protected environment `release`"
         );
     }
 
@@ -593,7 +645,7 @@ fn ci_build_builds_smoke_tests_and_scans_every_variant() {
 }
 
 #[test]
-fn build_push_releases_verifies_scans_and_keeps_sboms() {
+fn build_push_publishes_in_stages_and_tags_only_after_the_gate() {
     let wf = workflow("build-push.yml");
     for (id, job) in wf.jobs() {
         let minutes = job["timeout-minutes"]
@@ -604,31 +656,37 @@ fn build_push_releases_verifies_scans_and_keeps_sboms() {
             "build-push.yml job {id}: timeout {minutes} > 60 minutes"
         );
     }
-    assert_eq!(wf.job("release")["timeout-minutes"], json!(60));
     assert_eq!(
         wf.value["concurrency"]["cancel-in-progress"],
         json!(false),
         "never cancel a release half-way"
     );
+    let needs = |job: &str| -> BTreeSet<String> {
+        match &wf.job(job)["needs"] {
+            Value::String(one) => BTreeSet::from([one.clone()]),
+            Value::Array(many) => many.iter().map(as_text).collect(),
+            _ => BTreeSet::new(),
+        }
+    };
+    // build -> sign -> verify; scan and smoke on the pushed digests; promote
+    // after every part of the gate.
+    assert_eq!(needs("sign"), BTreeSet::from(["build".to_string()]));
+    assert_eq!(needs("verify"), BTreeSet::from(["sign".to_string()]));
+    assert_eq!(needs("scan"), BTreeSet::from(["build".to_string()]));
+    assert_eq!(needs("smoke"), BTreeSet::from(["build".to_string()]));
+    let gate: BTreeSet<String> = ["build", "verify", "scan", "smoke"]
+        .map(String::from)
+        .into();
+    assert_eq!(needs("promote"), gate, "promote waits for the whole gate");
 
     let checkout = wf
-        .step_using("release", "actions/checkout")
+        .step_using("build", "actions/checkout")
         .expect("a checkout");
     assert_eq!(
         checkout["with"]["fetch-depth"],
         json!(0),
         "full history and tags, to compute `latest`"
     );
-    for action in [
-        "docker/setup-buildx-action",
-        "docker/login-action",
-        "sigstore/cosign-installer",
-    ] {
-        assert!(
-            wf.step_using("release", action).is_some(),
-            "build-push.yml job release: {action}"
-        );
-    }
     // The Dockerfiles cross-compile on the build platform and their
     // production stages run no command: nothing runs under emulation.
     assert!(
@@ -642,15 +700,87 @@ fn build_push_releases_verifies_scans_and_keeps_sboms() {
             "build-push.yml: no {cache} in the release workflow (cache poisoning)"
         );
     }
+    // The Actions runtime token reaches only jobs that write a gha cache.
+    for (id, _) in wf.jobs() {
+        let exports = wf
+            .step_using(id, "crazy-max/ghaction-github-runtime")
+            .is_some();
+        let writes_gha = xtask_lines(&wf).iter().any(|l| {
+            l.job == *id && l.words[0] == "ci-image" && l.words.contains(&"gha".to_string())
+        });
+        assert_eq!(
+            exports, writes_gha,
+            "build-push.yml job {id}: the runtime-token export belongs only to jobs that write a gha cache"
+        );
+    }
+    // cosign is pinned explicitly (cosign-installer's next major installs
+    // cosign 3, whose signature layout differs).
+    for (job, step) in wf.all_steps() {
+        if step["uses"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("sigstore/cosign-installer@"))
+        {
+            let version = as_text(&step["with"]["cosign-release"]);
+            assert!(
+                version.starts_with("v2."),
+                "build-push.yml job {job}: cosign-release pinned to a 2.x release, got {version:?}"
+            );
+        }
+    }
+    // The scan: the real trivy, pinned, on every platform of every variant by digest.
     let trivy = wf
-        .step_using("scan", "aquasecurity/trivy-action")
-        .expect("a vulnerability scan");
-    assert_eq!(as_text(&trivy["with"]["severity"]), "HIGH,CRITICAL");
-    assert_eq!(as_text(&trivy["with"]["exit-code"]), "1");
+        .step_using("scan", "aquasecurity/setup-trivy")
+        .expect("trivy is installed in the scan job");
+    assert!(
+        as_text(&trivy["with"]["version"]).starts_with("v0."),
+        "trivy version pinned"
+    );
+    let variants_scanned: BTreeSet<String> = wf.job("scan")["strategy"]["matrix"]["variant"]
+        .as_array()
+        .expect("a matrix over variants")
+        .iter()
+        .map(as_text)
+        .collect();
+    assert_eq!(variants_scanned, variants(), "every variant is scanned");
     assert!(
         wf.step_using("scan", "actions/upload-artifact").is_some(),
         "SBOMs uploaded as artifacts"
     );
+    // Smoke runs of every platform image, each on a native runner.
+    let smoke = wf.job("smoke");
+    assert_eq!(
+        as_text(&smoke["strategy"]["matrix"]["include"]),
+        "${{ fromJSON(needs.build.outputs.platform-images) }}"
+    );
+    let runner = as_text(&smoke["runs-on"]);
+    for native in [
+        "'ubuntu-24.04-arm'",
+        "'ubuntu-24.04'",
+        "matrix.platform == 'linux/arm64'",
+    ] {
+        assert!(runner.contains(native), "smoke runs-on {runner}: {native}");
+    }
+    let smoke_script = wf
+        .steps("smoke")
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .collect::<String>();
+    for step in ["docker run", "/healthz", "/version", "docker stop"] {
+        assert!(smoke_script.contains(step), "the smoke run: {step}");
+    }
+    // The record travels as an artifact; every later stage reads it, also
+    // from an earlier attempt (re-runs resume from it).
+    assert!(wf.step_using("build", "actions/upload-artifact").is_some());
+    for job in ["build", "sign", "verify", "scan", "promote"] {
+        let download = wf
+            .step_using(job, "actions/download-artifact")
+            .unwrap_or_else(|| panic!("build-push.yml job {job} downloads the release record"));
+        assert_eq!(
+            as_text(&download["with"]["run-id"]),
+            "${{ github.run_id }}",
+            "{job}"
+        );
+    }
     assert!(
         wf.scripts().join("\n").contains("GITHUB_STEP_SUMMARY"),
         "a job summary"
@@ -663,34 +793,76 @@ fn build_push_releases_verifies_scans_and_keeps_sboms() {
             .filter(|l| l.words[0] == name)
             .collect::<Vec<_>>()
     };
+    let flag = |line: &XtaskLine, name: &str| {
+        line.words
+            .iter()
+            .position(|w| w == name)
+            .map(|i| line.words[i + 1].clone())
+    };
+    let release = command("release-image");
     assert_eq!(
-        command("release-image").len(),
+        release.len(),
         1,
         "build-push.yml runs `cargo xtask release-image` once"
     );
-    let verify = command("verify");
-    assert_eq!(
-        verify.len(),
-        1,
-        "build-push.yml runs `cargo xtask verify` on what it pushed"
-    );
-    let words = &verify[0].words;
-    let flag = |name: &str| {
-        words
-            .iter()
-            .position(|w| w == name)
-            .map(|i| words[i + 1].clone())
-    };
-    let identity =
-        flag("--certificate-identity-regexp").expect("keyless verification pins the signer");
-    let signer = "https://github.com/acme/beacon/.github/workflows/build-push.yml@refs/tags/v1.3.0";
+    assert_eq!(release[0].job, "build");
     assert!(
-        signer.starts_with(identity.trim_start_matches('^')),
-        "{identity} must match the signer {signer}"
+        release[0].words.contains(&"--build-only".to_string()),
+        "the build job stops after the push"
     );
+    let record = flag(release[0], "--record").expect("the build job writes the record");
+    for (name, job) in [
+        ("sign", "sign"),
+        ("verify", "verify"),
+        ("scan", "scan"),
+        ("promote", "promote"),
+    ] {
+        let found = command(name);
+        assert_eq!(
+            found.len(),
+            1,
+            "build-push.yml runs `cargo xtask {name}` once"
+        );
+        assert_eq!(found[0].job, job, "cargo xtask {name}");
+        assert_eq!(
+            flag(found[0], "--record"),
+            Some(record.clone()),
+            "{name} reads the record"
+        );
+    }
     assert_eq!(
-        flag("--certificate-oidc-issuer").as_deref(),
-        Some("https://token.actions.githubusercontent.com")
+        flag(command("sign")[0], "--sign").as_deref(),
+        Some("keyless")
+    );
+    // The gate's signer is this repository's release workflow, derived by the
+    // tool from the repository: no hand-written regexp.
+    for name in ["verify", "promote"] {
+        let line = command(name)[0];
+        assert_eq!(
+            flag(line, "--repository").as_deref(),
+            Some("acme/beacon"),
+            "{name}"
+        );
+        assert!(
+            !line
+                .words
+                .iter()
+                .any(|w| w.starts_with("--certificate-identity")),
+            "{name}: the identity is derived, not written"
+        );
+    }
+    let identity =
+        xtask::model::identity::SignerIdentity::release_workflow("acme/beacon".parse().unwrap());
+    assert_eq!(
+        identity.workflow,
+        format!(".github/workflows/{}", wf.file),
+        "the identity names this workflow"
+    );
+    let triggers = wf.triggers();
+    assert_eq!(
+        triggers.keys().collect::<Vec<_>>(),
+        [&identity.trigger],
+        "the identity's trigger is this workflow's"
     );
 }
 
@@ -1160,7 +1332,10 @@ fn every_xtask_line_is_accepted_by_the_cli() {
         "lint",
         "ci-image",
         "release-image",
+        "sign",
         "verify",
+        "scan",
+        "promote",
         "prune-ci-images",
         "update-bases",
     ] {
@@ -1204,14 +1379,21 @@ fn check_ci_plan(line: &XtaskLine, plan: &Value) {
     }
 }
 
-/// A release: every variant for amd64 and arm64, pushed by digest, signed keyless.
+/// A release's build stage: every variant for amd64 and arm64, pushed by
+/// digest, reading and writing no cache; signing and the gate come later,
+/// from the record (the build job holds no signing identity).
 fn check_release_plan(line: &XtaskLine, plan: &Value) {
-    assert_eq!(
-        plan["signing"]["method"],
-        json!("keyless"),
-        "{}: releases are signed keyless",
+    assert!(
+        line.words.contains(&"--build-only".to_string()),
+        "{}: the release workflow builds in a job of its own",
         line.line.trim()
     );
+    assert_eq!(
+        plan["signing"]["method"],
+        json!("none"),
+        "the build job signs nothing"
+    );
+    assert_eq!(plan["gate"], Value::Null);
     assert_eq!(plan["output"]["kind"], json!("push-by-digest"));
     let built: BTreeSet<String> = plan["variants"]
         .as_array()
@@ -1227,6 +1409,11 @@ fn check_release_plan(line: &XtaskLine, plan: &Value) {
             &json!(["linux/amd64", "linux/arm64"]),
             "{}",
             variant["variant"]
+        );
+        assert_eq!(
+            variant["policy"]["cache"],
+            json!({"from": [], "to": []}),
+            "a release reads and writes no cache"
         );
     }
 }

@@ -6,9 +6,11 @@
 
 pub mod command;
 pub mod files;
+pub mod identity;
 pub mod names;
 pub mod oci;
 pub mod registry;
 pub mod tags;
 pub mod time;
 pub mod version;
+pub mod vulnerabilities;

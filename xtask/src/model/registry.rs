@@ -151,6 +151,37 @@ pub fn inspect_command(reference: &str) -> Invocation {
     skopeo(&["inspect", "--raw"], reference, &[])
 }
 
+/// The command that reads the config of the image manifest `reference`.
+pub fn config_command(reference: &str) -> Invocation {
+    skopeo(&["inspect", "--config", "--raw"], reference, &[])
+}
+
+/// The tag the push probe looks up: one nobody pushes, so the registry
+/// answers "unknown" when it is reachable and accepts the credentials.
+pub const PROBE_TAG: &str = "xtask-push-probe";
+
+/// The command that probes a push target before anything is built.
+pub fn probe_command(repository: &str) -> Invocation {
+    inspect_command(&format!("{repository}:{PROBE_TAG}"))
+}
+
+/// Finds, before anything is built, a push target that cannot be reached or
+/// refuses the credentials: a lookup in the repository (a tag nobody
+/// pushes), with the credentials a push would use. A registry that lets the
+/// account read but not write is only found by the first push, which moves
+/// no tag.
+pub fn probe(repository: &str) -> Result<()> {
+    let reference = format!("{repository}:{PROBE_TAG}");
+    match run(&probe_command(repository), &reference)? {
+        Ok(_) | Err(Failure::NotFound) => Ok(()),
+        Err(Failure::Other(message)) => Err(explain(
+            &reference,
+            &format!("pushing to {repository}"),
+            &message,
+        )),
+    }
+}
+
 /// The command that lists a repository's tags.
 pub fn list_tags_command(repository: &str) -> Invocation {
     skopeo(&["list-tags"], repository, &[])
@@ -387,10 +418,7 @@ fn manifest_digest(bytes: &[u8]) -> Result<String> {
 /// The config of the image manifest `repository@digest`.
 pub fn config(repository: &str, digest: &str) -> Result<Option<ImageConfig>> {
     let reference = format!("{repository}@{digest}");
-    match run(
-        &skopeo(&["inspect", "--config", "--raw"], &reference, &[]),
-        &reference,
-    )? {
+    match run(&config_command(&reference), &reference)? {
         Ok(bytes) => Ok(Some(
             ImageConfig::parse(&bytes).with_context(|| format!("the config of {reference}"))?,
         )),
@@ -484,18 +512,13 @@ pub fn copy_to_dir(repository: &str, digest: &str, dir: &Path) -> Result<()> {
 /// or `.SBOM` (keyed by platform for an index of several images, unkeyed for
 /// one); `Null` when there is none.
 pub fn attestation(reference: &str, which: Attestation) -> Result<Value> {
-    let format = match which {
-        Attestation::Provenance => "{{json .Provenance}}",
-        Attestation::Sbom => "{{json .SBOM}}",
-    };
+    let invocation = attestation_command(reference, which);
     let sh = Shell::new()?;
-    let output = cmd!(
-        sh,
-        "docker buildx imagetools inspect {reference} --format {format}"
-    )
-    .quiet()
-    .ignore_status()
-    .output()?;
+    let (program, args) = (&invocation.program, &invocation.args);
+    let output = cmd!(sh, "{program} {args...}")
+        .quiet()
+        .ignore_status()
+        .output()?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let message = stderr.lines().last().unwrap_or("no output").trim();
@@ -511,6 +534,27 @@ pub fn attestation(reference: &str, which: Attestation) -> Result<Value> {
     }
     serde_json::from_str(&text)
         .with_context(|| format!("unreadable attestations of {reference} from imagetools inspect"))
+}
+
+/// The command that renders a reference's provenance or SBOM.
+pub fn attestation_command(reference: &str, which: Attestation) -> Invocation {
+    let format = match which {
+        Attestation::Provenance => "{{json .Provenance}}",
+        Attestation::Sbom => "{{json .SBOM}}",
+    };
+    Invocation::new(
+        "docker",
+        [
+            "buildx",
+            "imagetools",
+            "inspect",
+            reference,
+            "--format",
+            format,
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
 }
 
 /// Which attestation [`attestation`] reads.

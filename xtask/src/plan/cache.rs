@@ -1,11 +1,12 @@
-//! The cache policy: every build reads its own scope and then the default
-//! branch's (so a pull request's first build is warm), and writes only its
+//! The cache policy. CI builds read their own scope and then the default
+//! branch's (so a pull request's first build is warm), and write only their
 //! own scope, in a mode that follows the path: CI builds of the default
 //! branch write `max` (they feed every pull request), pull requests `min`
-//! (cheap to export, small), and production builds nothing. A production
-//! build compiles with another cargo profile than a CI build, so its layers
-//! would not warm a pull request anyway; it only reads, and a release never
-//! depends on a cache written by anything but the default branch.
+//! (cheap to export, small). Production builds read and write no cache at
+//! all: a release then depends on no cache entry anyone wrote (a poisoned
+//! entry of a less trusted build cannot reach it), and its `release` cargo
+//! profile differs from the CI builds' anyway, so their layers would not
+//! warm it.
 
 use std::fmt;
 use std::path::Path;
@@ -131,6 +132,9 @@ pub fn default_mode(build_ref: &BuildRef, flavor: Flavor) -> CacheMode {
 }
 
 pub fn plan(inputs: &CacheInputs<'_>) -> CachePlan {
+    if inputs.flavor == Flavor::Production {
+        return CachePlan::default();
+    }
     let own = scope(inputs.build_ref, inputs.github_actions);
     let mode = inputs
         .mode_override
@@ -313,27 +317,26 @@ mod tests {
     }
 
     #[test]
-    fn production_builds_read_main_and_write_nothing_unless_told() {
+    fn production_builds_read_and_write_no_cache_at_all() {
         for build_ref in [
             BuildRef::Branch("main".into()),
             BuildRef::Tag("v1.2.3".into()),
         ] {
-            let mut release = inputs(CacheBackend::Gha, &build_ref, None);
-            release.flavor = Flavor::Production;
-            let cache = plan(&release);
-            assert!(cache.to.is_empty(), "{build_ref:?}");
-            assert!(
-                cache
-                    .from
-                    .contains(&"type=gha,scope=beacon-ubi9-main".to_string()),
-                "{build_ref:?}"
-            );
-            release.mode_override = Some(CacheMode::Max);
-            assert_eq!(
-                plan(&release).to.is_empty(),
-                matches!(build_ref, BuildRef::Tag(_)),
-                "an override writes the ref's own scope"
-            );
+            for backend in [
+                CacheBackend::Gha,
+                CacheBackend::Registry,
+                CacheBackend::Local,
+            ] {
+                for mode in [None, Some(CacheMode::Max), Some(CacheMode::ReadOnly)] {
+                    let mut release = inputs(backend, &build_ref, mode);
+                    release.flavor = Flavor::Production;
+                    assert_eq!(
+                        plan(&release),
+                        CachePlan::default(),
+                        "{build_ref:?} {backend:?} {mode:?}"
+                    );
+                }
+            }
         }
     }
 

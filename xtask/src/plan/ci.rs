@@ -123,11 +123,16 @@ pub fn plan(
         Requirement::Buildx,
         Requirement::Engine,
     ];
-    if output == Output::PushByDigest(PushVia::OciArchive) {
+    if args.push {
+        // skopeo probes the push target (and pushes, with the docker driver).
         preflight.push(Requirement::Skopeo);
     }
     if platform != context.native_platform {
         preflight.push(Requirement::BuilderPlatforms(vec![platform]));
+    }
+    if args.push {
+        // An unreachable registry or refused credentials, before the build.
+        preflight.push(Requirement::PushTarget(repository.clone()));
     }
     Ok(Plan {
         mode: Mode::Ci,
@@ -139,6 +144,7 @@ pub fn plan(
         must_not_exist_because: String::new(),
         preflight,
         warnings: Vec::new(),
+        gate: None,
     })
 }
 

@@ -12,7 +12,9 @@
 
 pub mod cache;
 pub mod ci;
+pub mod gate;
 pub mod recipe;
+pub mod record;
 pub mod release;
 
 use std::collections::BTreeMap;
@@ -105,6 +107,8 @@ pub struct Plan {
     pub preflight: Vec<Requirement>,
     /// What this plan cannot guarantee on this machine, said up front.
     pub warnings: Vec<String>,
+    /// A published release: what its images must pass before any tag moves.
+    pub gate: Option<gate::Gate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,6 +13,7 @@ use crate::model::names;
 use crate::model::tags::{ReleaseTag, ReleaseTagKind, CI_PREFIX, DEFAULT_BRANCH};
 use crate::model::time::format_rfc3339;
 use crate::model::version::Version;
+use crate::plan::gate::Gate;
 use crate::plan::{
     cache, recipe, Attestations, BuildOptions, Flavor, Mode, Output, Plan, Policy, PushVia,
     SbomRequest, Signing, SigningRequest, VariantPlan, LABEL_NS,
@@ -39,6 +40,10 @@ pub struct ReleaseRequest {
     pub signing: SigningRequest,
     /// Export OCI archives and publish nothing (what rebuild-check compares).
     pub output_archive: bool,
+    /// Build and push by digest only: signing, the gate and the tag moves
+    /// run later, from the release record (the release workflow's build job,
+    /// which holds no signing identity).
+    pub build_only: bool,
     /// SBOM generator image (BuildKit's SBOM scanning protocol).
     pub sbom_generator: String,
 }
@@ -294,7 +299,7 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
             writes_tags: !args.output_archive,
         },
     )?;
-    let signing = if args.output_archive {
+    let signing = if args.output_archive || args.build_only {
         Signing::None
     } else {
         args.signing.resolve(context)?
@@ -305,6 +310,15 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
         recipe::recipe(&args.build, variant, context)?;
     }
     let repository = recipe::repository(&args.build, context, !args.output_archive)?;
+    // A release depends on no cache entry anyone wrote (see plan/cache.rs).
+    if args
+        .build
+        .cache
+        .is_some_and(|b| b != cache::CacheBackend::None)
+        || args.build.cache_mode.is_some()
+    {
+        bail!("release builds read and write no build cache (a release must not depend on a cache entry another build wrote): remove --cache and --cache-mode");
+    }
     let build_ref = context.build_ref();
     let backend = args
         .build
@@ -463,10 +477,31 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
         Requirement::Engine,
         Requirement::BuilderPlatforms(platforms.to_vec()),
     ];
-    if push_via == PushVia::OciArchive && !args.output_archive {
+    if !args.output_archive {
+        // skopeo probes the push target, reads the pushed digests back and,
+        // with the docker driver, pushes.
         preflight.push(Requirement::Skopeo);
     }
     preflight.extend(signing.requirements());
+    if !args.output_archive {
+        preflight.push(Requirement::PushTarget(repository.clone()));
+    }
+    if signing == Signing::None && !args.output_archive && !args.build_only {
+        warnings.push(
+            "--sign none: the images are not signed; the gate before the tags move checks everything but the signature, \
+             and `cargo xtask verify` (the deploy gate) refuses them"
+                .to_string(),
+        );
+    }
+    let gate = if args.output_archive || args.build_only {
+        None
+    } else {
+        Some(Gate::for_release(
+            &signing,
+            context.ci.repository.as_deref(),
+            &platforms,
+        )?)
+    };
     Ok(Plan {
         mode: Mode::Release,
         repository,
@@ -481,5 +516,6 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
         must_not_exist_because,
         preflight,
         warnings,
+        gate,
     })
 }

@@ -601,3 +601,68 @@ pub fn tiny_context(dir: &Path, key: &str, payload: &str) -> PathBuf {
     .unwrap();
     context
 }
+
+/// bcrypt (cost 4) of [`SECRET`], for the htpasswd registry.
+pub const HTPASSWD: &str = "alice:$2b$04$JBaFZhsCi4/Z7Z1QI6vu8Ou4YoguKucKOPRyGS234WiMwcgXpAb4e";
+/// alice's password on the htpasswd registry.
+pub const SECRET: &str = "s3cret";
+
+/// A distribution registry with htpasswd (Basic) auth (user alice,
+/// [`SECRET`]) and deletion disabled, on a free port; stopped when dropped.
+pub struct AuthRegistry {
+    child: std::process::Child,
+    pub addr: String,
+    /// Dropped after `child` is killed (fields drop after `Drop::drop`).
+    _dir: super::TempDir,
+}
+
+impl AuthRegistry {
+    /// Starts it with its files in `dir`.
+    pub fn start(dir: super::TempDir) -> AuthRegistry {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        std::fs::write(dir.path().join("htpasswd"), format!("{HTPASSWD}\n")).unwrap();
+        let config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: false\n\
+             http:\n  addr: {addr}\nauth:\n  htpasswd:\n    realm: xtask-test\n    path: {}\n",
+            dir.path().join("data").display(),
+            dir.path().join("htpasswd").display()
+        );
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start docker-registry ({e}): run `.ci/setup-stack` to install the test stack"));
+        let registry = AuthRegistry {
+            child,
+            addr,
+            _dir: dir,
+        };
+        for _ in 0..100 {
+            let probe = Command::new("curl")
+                .args(["-s", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}"])
+                .arg(format!("http://{}/v2/", registry.addr))
+                .output()
+                .unwrap();
+            if probe.stdout == b"401" {
+                return registry;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the htpasswd registry on {} did not start", registry.addr);
+    }
+}
+
+impl Drop for AuthRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

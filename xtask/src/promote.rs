@@ -1,0 +1,161 @@
+//! `cargo xtask promote --record FILE`: the last stage of a release, the
+//! only one that moves tags. It trusts no earlier stage or job order: it
+//! checks the record against the registry and this checkout, runs the
+//! deploy gate itself on every digest (signature of the expected signer,
+//! every platform, production labels, provenance and an SBOM for every
+//! platform, provenance agreeing with the labels and with the record), and
+//! refuses a version tag that exists on another digest. Only when every
+//! variant passed do the tags move, `latest` last. A failure moves no tag,
+//! names each variant and check that failed, and says how to finish or
+//! abandon; a re-run (say, on a fresh runner) resumes from the same record:
+//! version tags an interrupted run already moved onto the recorded digests
+//! are not refused.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+use crate::exec::{self, RecordExpectation};
+use crate::model::names::{self, Platform};
+use crate::model::registry;
+use crate::plan::gate::{ExpectedSigner, SignerRequest};
+use crate::plan::record::ReleaseRecord;
+use crate::preflight::{self, Requirement};
+use crate::{context, project, render, report, verify};
+
+#[derive(Debug, Clone)]
+pub struct PromoteOptions {
+    pub record: PathBuf,
+    /// The repository the record must be a release to.
+    pub registry: Option<String>,
+    pub image_name: String,
+    pub signer: SignerRequest,
+    /// Platforms every image must provide, comma-separated.
+    pub platform: String,
+    /// Print what would be checked and moved, and run nothing.
+    pub dry_run: bool,
+}
+
+pub fn run(args: PromoteOptions) -> Result<()> {
+    let platforms = names::parse_platforms(&args.platform)?;
+    let record = ReleaseRecord::read(&args.record)?;
+    let signer = args.signer.resolve()?;
+    let context = context::gather(&project::project_root())?;
+    let repository = verify::expected_repository(&args.registry, &args.image_name, &context)?;
+    let origin = args.record.display().to_string();
+    if args.dry_run {
+        print_dry_run(&record, Some(&signer), Path::new(""), &platforms);
+        return Ok(());
+    }
+    let mut requirements = vec![
+        Requirement::Docker,
+        Requirement::Buildx,
+        Requirement::Cosign,
+        Requirement::Skopeo,
+    ];
+    if let Some(key) = signer.key_file() {
+        requirements.push(Requirement::SigningKeyFile(key.to_string()));
+    }
+    preflight::check_all(&requirements)?;
+    let rerun = format!(
+        "fix the cause, then re-run `cargo xtask promote --record {origin}` (in the release workflow: Re-run failed jobs; the record stays valid)"
+    );
+    promote(
+        &record,
+        &origin,
+        &RecordExpectation {
+            repository,
+            commit: Some(context.git.revision.clone()),
+            complete: true,
+        },
+        Some(&signer),
+        Path::new(""),
+        &platforms,
+        &rerun,
+    )?;
+    for (variant, tags) in record.tag_moves() {
+        for tag in tags {
+            println!("tagged {tag} -> {}", variant.image(&record.repository));
+        }
+    }
+    Ok(())
+}
+
+/// What `--dry-run` promises: the gate of every recorded digest, then the
+/// tag moves, `latest` last.
+pub fn print_dry_run(
+    record: &ReleaseRecord,
+    signer: Option<&ExpectedSigner>,
+    public_key: &Path,
+    platforms: &[Platform],
+) {
+    println!("# the record is checked against the registry first:");
+    for variant in &record.variants {
+        println!(
+            "{}",
+            registry::inspect_command(&variant.image(&record.repository)).display()
+        );
+    }
+    println!("# the gate: nothing is tagged unless every variant passes");
+    for variant in &record.variants {
+        let references: Vec<String> = variant.platform_digests.values().cloned().collect();
+        for command in render::gate_image(
+            signer,
+            public_key,
+            &variant.image(&record.repository),
+            &references,
+        ) {
+            println!("{}", command.display());
+        }
+    }
+    let wanted: Vec<String> = platforms.iter().map(ToString::to_string).collect();
+    println!("# every index must hold {}", wanted.join(", "));
+    for variant in &record.variants {
+        for tag in &variant.immutable {
+            println!("{}", registry::inspect_command(tag).display());
+        }
+    }
+    println!("# then the tags move, latest last:");
+    for (variant, tags) in record.tag_moves() {
+        println!(
+            "{}",
+            render::tag_digest(&tags, &variant.image(&record.repository)).display()
+        );
+    }
+}
+
+/// Checks the record, gates every digest and moves the tags (see the
+/// module comment). Returns the tags moved.
+pub fn promote(
+    record: &ReleaseRecord,
+    origin: &str,
+    expect: &RecordExpectation,
+    signer: Option<&ExpectedSigner>,
+    public_key: &Path,
+    platforms: &[Platform],
+    rerun: &str,
+) -> Result<Vec<String>> {
+    exec::check_record(record, origin, expect)?;
+    eprintln!(
+        "gate: checking {} variant(s) of {} {} before any tag moves",
+        record.variants.len(),
+        record.repository,
+        record.version
+    );
+    let verdicts = verify::gate_record(record, signer, public_key, platforms)?;
+    if let Some(failure) = verify::gate_failure(record, &verdicts, rerun) {
+        return Err(failure);
+    }
+    for variant in &record.variants {
+        for reference in &variant.immutable {
+            if let Some(digest) = registry::resolve_digest(reference)? {
+                if digest != variant.digest {
+                    bail!("{reference} already exists ({digest}), and the release record puts it on {}: release tags are immutable, so no tag moved; bump the version and release again", variant.digest);
+                }
+            }
+        }
+    }
+    let moved = exec::move_tags(record, rerun)?;
+    report::write_step_summary(&report::promotion_summary(record, &moved))?;
+    Ok(moved)
+}
