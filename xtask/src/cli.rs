@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::exec::RunOptions;
 use crate::lint::Linter;
+use crate::plan::admission::PolicyKind;
 use crate::plan::cache::{CacheBackend, CacheMode};
 use crate::plan::ci::CiRequest;
 use crate::plan::gate::SignerRequest;
@@ -404,9 +405,15 @@ impl SignerArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct VerifyArgs {
-    /// The image to check (tag or digest); or --record.
-    #[arg(value_name = "IMAGE", required_unless_present = "record")]
+    /// The image to check (tag or digest); or --record, or --policy.
+    #[arg(value_name = "IMAGE", required_unless_present_any = ["record", "policy"])]
     pub image: Option<String>,
+
+    /// Print an admission policy instead: a Kyverno ClusterPolicy or a sigstore policy-controller
+    /// ClusterImagePolicy admitting only images of the repository (--registry/--image-name; default
+    /// ghcr.io/<owner>/beacon with --repository) signed by the expected signer, by digest.
+    #[arg(long, value_name = "KIND", conflicts_with_all = ["image", "record"], value_parser = one_of::<PolicyKind>(PolicyKind::NAMES))]
+    pub policy: Option<PolicyKind>,
 
     #[command(flatten)]
     pub record: RecordArgs,
@@ -423,6 +430,7 @@ impl VerifyArgs {
     pub fn into_options(self) -> verify::VerifyOptions {
         verify::VerifyOptions {
             image: self.image,
+            policy: self.policy,
             record: self.record.record,
             registry: self.record.registry,
             image_name: self.record.image_name,

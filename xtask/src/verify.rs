@@ -20,11 +20,12 @@ use anyhow::{bail, Context as _, Result};
 use serde_json::Value;
 
 use crate::exec::{self, RecordExpectation};
-use crate::model::files;
 use crate::model::names::{self, ImageRef, Platform};
 use crate::model::oci::ImageConfig;
 use crate::model::registry::{self, Attestation};
 use crate::model::tags::CI_PREFIX;
+use crate::model::{files, yaml};
+use crate::plan::admission::{self, AdmittedSigner, PolicyKind};
 use crate::plan::gate::{ExpectedSigner, SignerRequest};
 use crate::plan::record::{RecordedVariant, ReleaseRecord};
 use crate::plan::{recipe, BuildOptions, LABEL_NS};
@@ -37,8 +38,11 @@ const VERSION: &str = "org.opencontainers.image.version";
 
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
-    /// The image to check (tag or digest); `None` with `record`.
+    /// The image to check (tag or digest); `None` with `record` or `policy`.
     pub image: Option<String>,
+    /// Print this admission policy for the repository, admitting the
+    /// expected signer, instead of checking an image.
+    pub policy: Option<PolicyKind>,
     /// Check every variant of a release record instead.
     pub record: Option<PathBuf>,
     /// With `record`: the repository it must be a release to.
@@ -83,6 +87,9 @@ pub struct Verdict {
 }
 
 pub fn run(args: VerifyOptions) -> Result<()> {
+    if let Some(kind) = args.policy {
+        return print_policy(kind, &args);
+    }
     let platforms = names::parse_platforms(&args.platform)?;
     let signer = args.signer.resolve()?;
     let mut requirements = vec![
@@ -173,6 +180,60 @@ pub fn expected_repository(
     recipe::repository(&options, context, true).map_err(|_| {
         anyhow::anyhow!("name the repository the release record must be for: pass --registry (e.g. ghcr.io/acme or 127.0.0.1:5000) or set IMAGE_REGISTRY")
     })
+}
+
+/// `--policy KIND`: the admission policy for the image repository,
+/// admitting exactly the signer this gate requires, on stdout.
+fn print_policy(kind: PolicyKind, args: &VerifyOptions) -> Result<()> {
+    let named = args.signer.key.is_some()
+        || args.signer.repository.is_some()
+        || args.signer.certificate_identity_regexp.is_some();
+    if !named {
+        bail!(
+            "verify --policy {kind} needs the signer the policy admits: --repository OWNER/REPO (keyless: that repository's \
+             release workflow) or --key PUBLIC_KEY (a file, env://VAR or a KMS URI); valid kinds are {}",
+            PolicyKind::NAMES.join(", ")
+        );
+    }
+    let signer = args.signer.resolve()?;
+    let repository = match (&args.registry, &signer) {
+        (Some(registry), _) => format!("{}/{}", registry.trim_end_matches('/'), args.image_name),
+        // The release workflow publishes to ghcr.io/<owner>/<name> by default.
+        (None, ExpectedSigner::Workflow { identity }) => format!(
+            "ghcr.io/{}/{}",
+            identity.repository.owner.to_lowercase(),
+            args.image_name
+        ),
+        (None, _) => bail!(
+            "verify --policy {kind} needs the image repository the policy guards: pass --registry (e.g. ghcr.io/acme) and --image-name if not {}",
+            args.image_name
+        ),
+    };
+    names::validate_repository(&repository)?;
+    let admitted = match &signer {
+        ExpectedSigner::Key { key, tlog } if key.starts_with("env://") => {
+            let var = key.trim_start_matches("env://");
+            let pem = std::env::var(var).map_err(|_| {
+                anyhow::anyhow!("--key {key}: the environment variable {var} is not set (it must hold the public key PEM)")
+            })?;
+            AdmittedSigner::PublicKey { pem, tlog: *tlog }
+        }
+        ExpectedSigner::Key { key, tlog } if key.contains("://") => AdmittedSigner::Kms {
+            uri: key.clone(),
+            tlog: *tlog,
+        },
+        ExpectedSigner::Key { key, tlog } => {
+            let pem = files::read_to_string(Path::new(key))?;
+            if !pem.contains("-----BEGIN PUBLIC KEY-----") {
+                bail!("--key {key} holds no PEM public key (-----BEGIN PUBLIC KEY-----): pass the .pub half of the key pair (`cosign public-key --key cosign.key` prints it)");
+            }
+            AdmittedSigner::PublicKey { pem, tlog: *tlog }
+        }
+        other => AdmittedSigner::Keyless(other.clone()),
+    };
+    let document = admission::policy(kind, &repository, &admitted)?;
+    print!("{}", yaml::to_yaml(&document));
+    Ok(())
 }
 
 /// Writes the public half of a signing key for the gate into `dir` (a

@@ -26,7 +26,12 @@ pub fn create_dir_all(path: &Path) -> Result<()> {
 }
 
 pub fn read_to_string(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read {}: {HINT}", path.display()))
+    std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read {}: check that it exists and you may read it",
+            path.display()
+        )
+    })
 }
 
 pub fn write(path: &Path, contents: impl AsRef<[u8]>) -> Result<()> {

@@ -14,3 +14,4 @@ pub mod tags;
 pub mod time;
 pub mod version;
 pub mod vulnerabilities;
+pub mod yaml;

@@ -10,6 +10,7 @@
 //! (a test checks it); the [`Policy`] says *how* it is built and published,
 //! and is the only place the two paths differ.
 
+pub mod admission;
 pub mod cache;
 pub mod ci;
 pub mod gate;
