@@ -53,12 +53,20 @@ fn argument_error(err: clap::Error) -> ExitCode {
         .unwrap_or("invalid arguments")
         .trim_start_matches("error: ")
         .to_string();
+    // The missing arguments clap lists under its first line (`  --record
+    // <FILE>`), the possible values and its tip; not the usage and help lines.
     let details: Vec<&str> = lines
-        .filter(|l| l.starts_with("[possible values") || l.starts_with("tip:"))
+        .take_while(|l| !l.starts_with("Usage:"))
+        .filter(|l| {
+            l.starts_with("[possible values")
+                || l.starts_with("tip:")
+                || l.starts_with('<')
+                || l.starts_with("--")
+        })
         .collect();
     let mut line = first;
     for detail in details {
-        line.push_str("; ");
+        line.push_str(if line.ends_with(':') { " " } else { "; " });
         line.push_str(detail);
     }
     eprintln!("error: {line}; see `cargo xtask --help` or `cargo xtask <command> --help`");

@@ -1328,6 +1328,31 @@ fn every_xtask_line_is_accepted_by_the_cli() {
             }
         }
     }
+    // The documents that tell people what to run: every command they show
+    // must be one the CLI accepts.
+    let mut documented = 0;
+    for (file, line, whole) in documented_lines() {
+        let mut words = shell_words(line.trim_start_matches("cargo xtask "), &|_| {
+            Ok("sample".to_string())
+        })
+        .unwrap_or_else(|e| panic!("{file}: `{line}`: {e}"));
+        // A span in prose may name a command without its arguments
+        // (`cargo xtask scan`): its subcommand and flags must exist.
+        if !whole {
+            words.push("--help".to_string());
+        }
+        let output = run_xtask(&words, None, true);
+        assert!(
+            output.status.success(),
+            "{file}: `{line}` is rejected by cargo xtask:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        documented += 1;
+    }
+    assert!(
+        documented >= 30,
+        "only {documented} documented commands found"
+    );
     for expected in [
         "lint",
         "ci-image",
@@ -1344,6 +1369,50 @@ fn every_xtask_line_is_accepted_by_the_cli() {
             "no workflow runs `cargo xtask {expected}` (found: {seen:?})"
         );
     }
+}
+
+/// Every `cargo xtask` command the documents show: lines of code blocks
+/// (whole commands: `true`), and inline code spans without a
+/// `<placeholder>` (a command named in prose: `false`).
+fn documented_lines() -> Vec<(String, String, bool)> {
+    let mut lines = Vec::new();
+    for file in [
+        "README.md",
+        "CONTRIBUTING.md",
+        "docs/deploying.md",
+        ".github/pull_request_template.md",
+    ] {
+        let text = std::fs::read_to_string(root().join(file))
+            .unwrap_or_else(|e| panic!("cannot read {file}: {e}"));
+        let mut in_code = false;
+        for line in text.lines() {
+            let trimmed = line.trim();
+            if trimmed.starts_with("```") {
+                in_code = !in_code;
+                continue;
+            }
+            if in_code {
+                if trimmed.starts_with("cargo xtask ") {
+                    lines.push((file.to_string(), trimmed.to_string(), true));
+                }
+                continue;
+            }
+            for (index, span) in trimmed.split('`').enumerate() {
+                if index % 2 == 1
+                    && span.starts_with("cargo xtask ")
+                    && !span.contains('<')
+                    && !span.contains("...")
+                {
+                    lines.push((file.to_string(), span.to_string(), false));
+                }
+            }
+        }
+        assert!(
+            lines.iter().any(|(f, _, _)| f == file),
+            "{file} shows no cargo xtask command"
+        );
+    }
+    lines
 }
 
 /// A pull request's CI image: loaded, not pushed or signed, cached in the
