@@ -76,7 +76,7 @@ case "$command" in
     write_stubs
     if ! cargo fetch --locked 2>/tmp/fetch.log; then
       cat /tmp/fetch.log >&2
-      if grep -q 'needs to be updated but --locked was passed' /tmp/fetch.log; then
+      if grep -q -- '--locked was passed to prevent this' /tmp/fetch.log; then
         echo "$error_marker Cargo.lock is out of date with the Cargo.toml files (images build with --locked): run \`cargo update --workspace\` (or \`cargo generate-lockfile\`) and commit Cargo.lock" >&2
       fi
       exit 1
