@@ -14,11 +14,14 @@
 #
 # `fetch` and `deps` see only the manifests and Cargo.lock, with stub sources,
 # so a change to the service's code reuses their layers from any exported
-# cache (gha, registry, local; cache mounts never are). `build` compiles in a
-# cache mount (incremental, for local rebuilds) that it first seeds from the
-# `deps` layer when the mount does not hold those dependencies yet. Nothing
-# takes a lock shared by the architectures: the two of a release compile side
-# by side.
+# cache (gha, registry, local; cache mounts never are). `deps` leaves the
+# compiled dependencies in its layer (/deps-target); `build` compiles in a
+# cache mount (incremental, for local rebuilds) that it first seeds from that
+# layer when the mount does not hold those dependencies yet. Both compile in
+# cache mounts of their own architecture and profile (a local re-run with
+# --no-cache, as rebuild-check does, recompiles only the service); nothing
+# takes a lock shared by the architectures: the two of a release compile
+# side by side.
 #
 # Build args read here: CARGO_PROFILE (`release` for production images, `ci`
 # for CI images), SOURCE_DATE_EPOCH (the binary's modification time), and for
@@ -114,25 +117,36 @@ case "$command" in
 
   deps)
     set_build_env "$(triple_of "${2:?usage: compile-service.sh deps ARCH}")"
+    # What these dependencies are built from; `build` reseeds its cache
+    # mount when the mount's stamp differs from the layer's.
+    stamp=$({ cat Cargo.lock Cargo.toml service/Cargo.toml xtask/Cargo.toml; rustc -vV; echo "$profile $triple $RUSTFLAGS"; } | sha256sum)
+    # target/ is this step's cache mount, holding one set of dependencies:
+    # a re-run of the same inputs (--no-cache, rebuild-check) recompiles
+    # nothing; other inputs start afresh, so no stale crate ever reaches the
+    # layer.
+    if [ "$(cat target/beacon-deps.stamp 2>/dev/null || true)" != "$stamp" ]; then
+      find target -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+    fi
     cargo_build
+    echo "$stamp" > target/beacon-deps.stamp
+    # The result goes into the layer, which every exported cache carries.
+    rm -rf /deps-target
+    cp -a target /deps-target
     # Keep only the dependencies: the service's own artifacts and
     # fingerprints go, so `build` always compiles the real source (a stub
     # compiled later than the real files' mtimes would otherwise look fresh).
-    dir="target/$triple/$profile"
+    dir="/deps-target/$triple/$profile"
     rm -rf "$dir/beacon" "$dir/beacon.d" "$dir"/deps/beacon-* "$dir"/.fingerprint/beacon-* "$dir"/incremental/beacon-*
-    # What these dependencies were built from; `build` reseeds its cache
-    # mount when the mount's stamp differs.
-    { cat Cargo.lock Cargo.toml service/Cargo.toml xtask/Cargo.toml; rustc -vV; echo "$profile $triple $RUSTFLAGS"; } |
-      sha256sum > target/beacon-deps.stamp
     ;;
 
   build)
     arch="${2:?usage: compile-service.sh build ARCH OUTDIR}"
     out="${3:?usage: compile-service.sh build ARCH OUTDIR}"
     set_build_env "$(triple_of "$arch")"
-    # target/ is a cache mount; /deps-target the deps layer. A mount that
-    # holds other dependencies (a new Cargo.lock, or empty on a fresh runner)
-    # starts again from the layer: no dependency is ever compiled here.
+    # target/ is this step's cache mount (incremental, for local rebuilds);
+    # /deps-target the deps layer. A mount that holds other dependencies (a
+    # new Cargo.lock, or empty on a fresh runner) starts again from the
+    # layer: no dependency is ever compiled here.
     if ! cmp -s /deps-target/beacon-deps.stamp target/beacon-deps.stamp; then
       find target -mindepth 1 -maxdepth 1 -exec rm -rf {} +
       cp -a /deps-target/. target/

@@ -219,11 +219,16 @@ fn the_compile_stages_are_identical_across_variants() {
 }
 
 /// The dependency layers are keyed only by what determines them: `fetch`
-/// copies only the manifests and Cargo.lock, `deps` compiles into its layer
-/// (no cache mount: cache mounts are in no exported cache), and only
-/// `compile` sees the service's sources.
+/// copies only the manifests and Cargo.lock, `deps` leaves the compiled
+/// dependencies in its layer (`/deps-target`: cache mounts are in no
+/// exported cache), and only `compile` sees the service's sources.
 #[test]
 fn dependencies_compile_in_layers_of_their_own() {
+    let script = read("images/compile-service.sh");
+    assert!(
+        script.contains("cp -a target /deps-target") && script.contains("cp -a /deps-target/. target/"),
+        "deps copies its result into the layer, build seeds its cache mount from it"
+    );
     for variant in variants() {
         let stages = stages(&read(format!("images/{variant}/Dockerfile")));
         let copies = |stage: &str| -> Vec<String> {
@@ -249,26 +254,34 @@ fn dependencies_compile_in_layers_of_their_own() {
             "{variant}"
         );
         for stage in ["cargo-tools", "toolchain", "fetch", "deps"] {
+            let text = stages[stage].join("\n");
+            assert!(
+                !text.contains("SOURCE_DATE_EPOCH"),
+                "{variant}: stage {stage} must not depend on the commit time"
+            );
+            assert!(
+                !text.contains("target=/deps-target"),
+                "{variant}: stage {stage} must leave /deps-target in its layer, not in a mount"
+            );
+        }
+        for stage in ["cargo-tools", "toolchain", "fetch"] {
             assert!(
                 !stages[stage].iter().any(|l| l.contains("type=cache")),
                 "{variant}: stage {stage} must leave its result in its layer, not a cache mount"
             );
-            assert!(
-                !stages[stage].iter().any(|l| l.contains("SOURCE_DATE_EPOCH")),
-                "{variant}: stage {stage} must not depend on the commit time"
-            );
         }
-        let compile = stages["compile"].join("\n");
-        assert!(
-            compile.contains("--mount=type=cache,id=beacon-target-${TARGETARCH}-${CARGO_PROFILE}")
-                && compile.contains("--mount=type=bind,from=deps,source=/src/target"),
-            "{variant}: the service compiles in a cache mount seeded from the deps layer"
-        );
         let fetch = stages["fetch"].join("\n");
         assert!(
             !fetch.contains("TARGET"),
             "{variant}: fetch is the same step for every target platform"
         );
+        for (stage, id) in [("deps", "beacon-deps"), ("compile", "beacon-target")] {
+            let text = stages[stage].join("\n");
+            assert!(
+                text.contains(&format!("--mount=type=cache,id={id}-${{TARGETARCH}}-${{CARGO_PROFILE}},target=/src/target")),
+                "{variant}: {stage} compiles in a cache mount of its own per architecture and profile"
+            );
+        }
     }
 }
 
