@@ -478,10 +478,12 @@ impl Bench {
         Ok(())
     }
 
+    /// A change to the service's source no earlier run made (the engine
+    /// may still hold records of those: images loaded from them keep them).
     fn one_line_change(&self, n: usize) -> Result<()> {
         let path = self.tree.join("service/src/main.rs");
         let mut text = files::read_to_string(&path)?;
-        text.push_str(&format!("// benchmark edit {n}\n"));
+        text.push_str(&format!("// benchmark edit {n} of {}\n", self.name));
         files::write(&path, text)?;
         Ok(())
     }

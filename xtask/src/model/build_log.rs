@@ -28,10 +28,22 @@ pub struct Step {
     pub instruction: String,
     /// Answered from the cache (`#12 CACHED`).
     pub cached: bool,
+    /// Layer blobs were fetched for it (`#12 sha256:... 55MB / 55MB done`,
+    /// `#12 extracting sha256:...`): how a result found in an imported cache
+    /// shows when a later step needs its files.
+    pub pulled: bool,
     /// Seconds from `#12 DONE 1.5s`, when it finished.
     pub done: Option<f64>,
     /// Its output, without the `#12 0.123 ` prefix.
     pub output: Vec<String>,
+}
+
+impl Step {
+    /// The step's result came from a cache: it is `CACHED`, or its layers
+    /// were pulled from an imported cache and it ran nothing (no output).
+    pub fn from_cache(&self) -> bool {
+        self.cached || (self.pulled && self.output.is_empty())
+    }
 }
 
 /// The steps of a log in the order their headers first appear, each label
@@ -66,6 +78,8 @@ pub fn steps(log: &str) -> Vec<Step> {
             }
         } else if rest == "CACHED" {
             step.cached = true;
+        } else if rest.starts_with("sha256:") || rest.starts_with("extracting sha256:") {
+            step.pulled = true;
         } else if let Some(seconds) = rest.strip_prefix("DONE ") {
             step.done = seconds.trim_end_matches('s').parse().ok();
         } else if let Some((time, text)) = rest.split_once(' ') {
@@ -95,7 +109,7 @@ pub fn steps(log: &str) -> Vec<Step> {
 pub fn compiled_crates(log: &str) -> Vec<(String, String)> {
     steps(log)
         .into_iter()
-        .filter(|step| !step.cached)
+        .filter(|step| !step.from_cache())
         .flat_map(|step| {
             let label = step.label.clone();
             step.output
@@ -140,6 +154,10 @@ mod tests {
 #5 DONE 150.0s
 #9 [fetch 6/6] RUN sh compile-service.sh fetch
 #9 CACHED
+#11 [linux/amd64 toolchain 1/1] RUN sh compile-service.sh toolchain amd64
+#11 sha256:8511a2210b10029a1051944ad87dfa4c578c2b5548c7897e7942c4584004aa5d 55.74MB / 55.74MB 0.6s done
+#11 extracting sha256:8511a2210b10029a1051944ad87dfa4c578c2b5548c7897e7942c4584004aa5d 2.9s done
+#11 DONE 3.7s
 #10 [linux/amd64 compile 2/2] RUN sh compile-service.sh build amd64 /out
 #10 0.791    Compiling beacon v0.1.0 (/src/service)
 #10 DONE 16.7s
@@ -156,12 +174,16 @@ mod tests {
                 "linux/amd64 deps 3/3",
                 "linux/amd64->arm64 deps 3/3",
                 "fetch 6/6",
+                "linux/amd64 toolchain 1/1",
                 "linux/amd64 compile 2/2"
             ]
         );
         assert_eq!(steps[1].done, Some(145.6));
         assert_eq!(steps[1].output.len(), 2);
         assert!(steps[3].cached && steps[3].id == "#9");
+        // Pulled from an imported cache, nothing run: from the cache too.
+        assert!(steps[4].pulled && !steps[4].cached && steps[4].from_cache());
+        assert!(!steps[5].from_cache());
     }
 
     #[test]
