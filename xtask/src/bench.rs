@@ -232,7 +232,7 @@ pub fn arch_compiles(lines: &[(f64, String)]) -> Vec<ArchCompile> {
             continue;
         }
         if let Some(arch) = rest
-            .split_once("compile-service.sh ")
+            .rsplit_once("compile-service.sh ")
             .and_then(|(_, r)| {
                 let mut words = r.split_whitespace();
                 matches!(words.next(), Some("deps" | "build")).then(|| words.next())?
@@ -780,6 +780,71 @@ fn measure(
         compiled == 0,
     ));
 
+    // 4. Warm local rebuild after a one-line change vs cold CI (the engine
+    // and its cache mounts as the fresh-runner builds left them).
+    eprintln!("bench: 4. warm local rebuild after a one-line change");
+    bench.ci_image(&pr, &["--cache", "none"])?;
+    let mut warm = Vec::new();
+    for n in 0..reps {
+        bench.one_line_change(100 + n)?;
+        warm.push(bench.ci_image(&pr, &["--cache", "none"])?.seconds);
+    }
+    let warm_median = median(&warm);
+    scenarios.push(scenario(
+        "4 warm local CI rebuild after a one-line change",
+        warm,
+    ));
+    ratios.push(ratio(
+        "warm local CI rebuild / cold CI",
+        warm_median / ci,
+        "<= 0.15",
+        warm_median / ci <= 0.15,
+    ));
+
+    // 5. No-op CI rebuild.
+    eprintln!("bench: 5. no-op CI rebuild");
+    let mut noop = Vec::new();
+    for _ in 0..reps {
+        noop.push(bench.ci_image(&pr, &["--cache", "none"])?.seconds);
+    }
+    let noop_median = median(&noop);
+    scenarios.push(scenario("5 no-op CI rebuild", noop));
+    ratios.push(ratio(
+        "no-op CI rebuild, seconds",
+        noop_median,
+        "< 5 s",
+        noop_median < 5.0,
+    ));
+
+    // 6. The tool's overhead: the same bake by hand, interleaved.
+    eprintln!("bench: 6. cargo xtask ci-image vs the same buildx bake by hand");
+    measure_overhead(bench, &pr, &mut scenarios, &mut ratios)?;
+
+    // 8. The share of a warm CI build spent exporting cache, per mode.
+    eprintln!("bench: 8. cache export share per mode (registry backend)");
+    for (mode, target, limit) in [
+        ("min", "< 10 % (pull-request policy)", Some(0.10)),
+        ("max", "reported", None),
+    ] {
+        let mut shares = Vec::new();
+        for n in 0..reps {
+            bench.one_line_change(300 + n)?;
+            let run = bench.ci_image(&pr, &["--cache", "registry", "--cache-mode", mode])?;
+            shares.push(cache_export_seconds(&run.log) / run.seconds);
+        }
+        let share = median(&shares);
+        scenarios.push(scenario(
+            &format!("8 cache export share of a warm CI build (a fraction), mode={mode}"),
+            shares,
+        ));
+        ratios.push(ratio(
+            &format!("cache export / warm CI build, mode={mode}"),
+            share,
+            target,
+            limit.is_none_or(|l| share < l),
+        ));
+    }
+
     // 3b. The same change through the host-built path: cargo on the runner
     // with its target directory restored the way Swatinem/rust-cache
     // restores it (the dependencies, not the workspace's own crates), then
@@ -839,45 +904,6 @@ fn measure(
         host.restore_seconds()
     ));
 
-    // 4. Warm local rebuild after a one-line change vs cold CI.
-    eprintln!("bench: 4. warm local rebuild after a one-line change");
-    bench.ci_image(&pr, &["--cache", "none"])?;
-    let mut warm = Vec::new();
-    for n in 0..reps {
-        bench.one_line_change(100 + n)?;
-        warm.push(bench.ci_image(&pr, &["--cache", "none"])?.seconds);
-    }
-    let warm_median = median(&warm);
-    scenarios.push(scenario(
-        "4 warm local CI rebuild after a one-line change",
-        warm,
-    ));
-    ratios.push(ratio(
-        "warm local CI rebuild / cold CI",
-        warm_median / ci,
-        "<= 0.15",
-        warm_median / ci <= 0.15,
-    ));
-
-    // 5. No-op CI rebuild.
-    eprintln!("bench: 5. no-op CI rebuild");
-    let mut noop = Vec::new();
-    for _ in 0..reps {
-        noop.push(bench.ci_image(&pr, &["--cache", "none"])?.seconds);
-    }
-    let noop_median = median(&noop);
-    scenarios.push(scenario("5 no-op CI rebuild", noop));
-    ratios.push(ratio(
-        "no-op CI rebuild, seconds",
-        noop_median,
-        "< 5 s",
-        noop_median < 5.0,
-    ));
-
-    // 6. The tool's overhead: the same bake by hand, interleaved.
-    eprintln!("bench: 6. cargo xtask ci-image vs the same buildx bake by hand");
-    measure_overhead(bench, &pr, &mut scenarios, &mut ratios)?;
-
     // 7. The xtask's own cold compile and start-up.
     if bench.smoke {
         notes.push("7a (xtask cold compile) skipped in --smoke".to_string());
@@ -914,39 +940,13 @@ fn measure(
     }
     scenarios.push(scenario("7b cargo xtask --help start-up", startup));
 
-    // 8. The share of a warm CI build spent exporting cache, per mode.
-    eprintln!("bench: 8. cache export share per mode (registry backend)");
-    for (mode, target, limit) in [
-        ("min", "< 10 % (pull-request policy)", Some(0.10)),
-        ("max", "reported", None),
-    ] {
-        let mut shares = Vec::new();
-        for n in 0..reps {
-            bench.one_line_change(300 + n)?;
-            let run = bench.ci_image(&pr, &["--cache", "registry", "--cache-mode", mode])?;
-            shares.push(cache_export_seconds(&run.log) / run.seconds);
-        }
-        let share = median(&shares);
-        scenarios.push(scenario(
-            &format!("8 cache export share of a warm CI build (a fraction), mode={mode}"),
-            shares,
-        ));
-        ratios.push(ratio(
-            &format!("cache export / warm CI build, mode={mode}"),
-            share,
-            target,
-            limit.is_none_or(|l| share < l),
-        ));
-    }
-
     // The proposal's cost claim: a pull request's build against what every
     // pull request used to build (a production release).
     if let (Some(pr_cost), Some(release_cost)) = (
         costs.iter().find(|c| c.build.starts_with("pull request")),
         costs.iter().find(|c| c.build.starts_with("production")),
     ) {
-        if let (Some(pr_cpu), Some(release_cpu)) = (pr_cost.cpu_seconds, release_cost.cpu_seconds)
-        {
+        if let (Some(pr_cpu), Some(release_cpu)) = (pr_cost.cpu_seconds, release_cost.cpu_seconds) {
             let saved = 1.0 - pr_cpu / release_cpu;
             ratios.push(ratio(
                 "CPU seconds a PR build saves against a production build",
@@ -984,27 +984,29 @@ fn measure_overhead(
     ratios: &mut Vec<Ratio>,
 ) -> Result<()> {
     let reps = bench.reps();
-    let (_, plan_text) = timed(bench.xtask(
-        pr,
-        [
-            vec!["ci-image".to_string()],
-            bench.variant_args(),
-            bench.build_args.clone(),
+    let (_, plan_text) = timed(
+        bench.xtask(
+            pr,
             [
-                "--registry",
-                &bench.registry,
-                "--image-name",
-                &bench.name,
-                "--cache",
-                "none",
-                "--dry-run",
-                "--json",
+                vec!["ci-image".to_string()],
+                bench.variant_args(),
+                bench.build_args.clone(),
+                [
+                    "--registry",
+                    &bench.registry,
+                    "--image-name",
+                    &bench.name,
+                    "--cache",
+                    "none",
+                    "--dry-run",
+                    "--json",
+                ]
+                .map(String::from)
+                .to_vec(),
             ]
-            .map(String::from)
-            .to_vec(),
-        ]
-        .concat(),
-    ))?;
+            .concat(),
+        ),
+    )?;
     let plan: Value = serde_json::from_str(plan_text.trim_start_matches(|c| c != '{'))
         .context("unreadable --dry-run --json output")?;
     let bake = plan["commands"]
@@ -1133,7 +1135,11 @@ impl HostPath {
             for profile in ["ci", "release", "debug"] {
                 let profile_dir = dir.join(profile);
                 for sub in ["deps", ".fingerprint", "incremental"] {
-                    for entry in std::fs::read_dir(profile_dir.join(sub)).into_iter().flatten().flatten() {
+                    for entry in std::fs::read_dir(profile_dir.join(sub))
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                    {
                         let name = entry.file_name().to_string_lossy().into_owned();
                         if name.starts_with("beacon-") || name.starts_with("xtask-") {
                             let path = entry.path();
@@ -1220,7 +1226,8 @@ fn print_table(report: &Report) {
             "{:<84} {:>9.1} {:>9} {:>12.1} {:>12.1}",
             c.build,
             c.seconds,
-            c.cpu_seconds.map_or("n/a".to_string(), |v| format!("{v:.1}")),
+            c.cpu_seconds
+                .map_or("n/a".to_string(), |v| format!("{v:.1}")),
             c.bytes_written as f64 / 1e6,
             c.bytes_read as f64 / 1e6
         );
@@ -1261,7 +1268,9 @@ mod tests {
 #7 [compile 2/2] RUN sh /usr/local/lib/compile-service.sh build \"amd64\" /out\n#7 0.4    Compiling beacon v0.1.0 (/src/service)\n#7 DONE 9.0s\n";
         assert_eq!(dependencies_compiled(log), ["tokio"]);
         assert_eq!(
-            host_dependencies_compiled("   Compiling beacon v0.1.0 (/x)\n    Finished `ci` profile\n"),
+            host_dependencies_compiled(
+                "   Compiling beacon v0.1.0 (/x)\n    Finished `ci` profile\n"
+            ),
             Vec::<String>::new()
         );
     }
@@ -1269,7 +1278,7 @@ mod tests {
     #[test]
     fn reads_when_each_architecture_compiled() {
         let lines: Vec<(f64, String)> = [
-            (1.0, "#10 [linux/amd64 deps 3/3] RUN sh compile-service.sh deps \"amd64\""),
+            (1.0, "#10 [linux/amd64 deps 3/3] RUN --mount=type=bind,source=images/compile-service.sh,target=/usr/local/lib/compile-service.sh     sh /usr/local/lib/compile-service.sh deps \"amd64\""),
             (1.5, "#11 [linux/amd64->arm64 deps 3/3] RUN sh compile-service.sh deps \"arm64\""),
             (2.0, "#10 5.0    Compiling tokio v1"),
             (50.0, "#10 DONE 49.0s"),
@@ -1284,13 +1293,27 @@ mod tests {
         .collect();
         let spans = arch_compiles(&lines);
         assert_eq!(spans.len(), 2);
-        assert_eq!((spans[0].arch.as_str(), spans[0].start, spans[0].end), ("amd64", 1.0, 120.0));
-        assert_eq!((spans[1].arch.as_str(), spans[1].start, spans[1].end), ("arm64", 1.5, 121.0));
+        assert_eq!(
+            (spans[0].arch.as_str(), spans[0].start, spans[0].end),
+            ("amd64", 1.0, 120.0)
+        );
+        assert_eq!(
+            (spans[1].arch.as_str(), spans[1].start, spans[1].end),
+            ("arm64", 1.5, 121.0)
+        );
         let share = overlap(&spans).unwrap();
         assert!((share - 118.5 / 119.0).abs() < 1e-9, "{share}");
         let serial = [
-            ArchCompile { arch: "amd64".into(), start: 0.0, end: 10.0 },
-            ArchCompile { arch: "arm64".into(), start: 10.0, end: 30.0 },
+            ArchCompile {
+                arch: "amd64".into(),
+                start: 0.0,
+                end: 10.0,
+            },
+            ArchCompile {
+                arch: "arm64".into(),
+                start: 10.0,
+                end: 30.0,
+            },
         ];
         assert_eq!(overlap(&serial), Some(0.0));
     }

@@ -144,7 +144,10 @@ pub fn cargo_auditable(root: &Path) -> Result<PathBuf> {
     {
         return Ok(bin);
     }
-    eprintln!("installing cargo-auditable {CARGO_AUDITABLE_VERSION} into {} (once)", tools.display());
+    eprintln!(
+        "installing cargo-auditable {CARGO_AUDITABLE_VERSION} into {} (once)",
+        tools.display()
+    );
     let sh = Shell::new()?;
     cmd!(sh, "cargo install --quiet --locked --root {tools} cargo-auditable --version {CARGO_AUDITABLE_VERSION}")
         .run()
@@ -175,11 +178,9 @@ pub fn host_build_command<'a>(
     }
     let rustc = toolchain_for(triple)?;
     let auditable = cargo_auditable(root)?;
-    let path = std::env::join_paths(
-        std::iter::once(auditable).chain(std::env::split_paths(
-            &std::env::var_os("PATH").unwrap_or_default(),
-        )),
-    )?;
+    let path = std::env::join_paths(std::iter::once(auditable).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))?;
     let linker_var = format!(
         "CARGO_TARGET_{}_LINKER",
         triple.to_uppercase().replace('-', "_")
@@ -199,7 +200,10 @@ pub fn host_build_command<'a>(
         }
         command = command.env(linker_var, gcc);
     }
-    Ok((command, target_dir.join(triple).join(profile).join("beacon")))
+    Ok((
+        command,
+        target_dir.join(triple).join(profile).join("beacon"),
+    ))
 }
 
 /// Builds a static binary of the service on the host into

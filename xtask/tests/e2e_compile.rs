@@ -268,31 +268,29 @@ fn the_cross_linker_is_installed_at_its_pinned_versions_when_missing() {
     let digest = registry_digest("e2e/builder-without-cross-linker", "bookworm").unwrap();
     let mirror = debian_mirror();
     let toolchain = |gcc_version: &str| {
-        run(Command::new("docker")
-            .current_dir(root())
-            .args([
-                "buildx",
-                "build",
-                "--progress",
-                "plain",
-                "--platform",
-                "linux/arm64",
-                "--file",
-                &format!("images/{VARIANT}/Dockerfile"),
-                "--target",
-                "toolchain",
-                "--no-cache-filter",
-                "toolchain",
-                "--build-context",
-                &format!("cargo-tools=docker-image://{image}@{digest}"),
-                "--build-arg",
-                &format!("CROSS_APT_MIRROR={mirror}"),
-                "--build-arg",
-                &format!("CROSS_GCC_VERSION={gcc_version}"),
-                "--output",
-                "type=cacheonly",
-                ".",
-            ]))
+        run(Command::new("docker").current_dir(root()).args([
+            "buildx",
+            "build",
+            "--progress",
+            "plain",
+            "--platform",
+            "linux/arm64",
+            "--file",
+            &format!("images/{VARIANT}/Dockerfile"),
+            "--target",
+            "toolchain",
+            "--no-cache-filter",
+            "toolchain",
+            "--build-context",
+            &format!("cargo-tools=docker-image://{image}@{digest}"),
+            "--build-arg",
+            &format!("CROSS_APT_MIRROR={mirror}"),
+            "--build-arg",
+            &format!("CROSS_GCC_VERSION={gcc_version}"),
+            "--output",
+            "type=cacheonly",
+            ".",
+        ]))
     };
     let args = xtask::project::global_arg_defaults(
         &std::fs::read_to_string(root().join(format!("images/{VARIANT}/Dockerfile"))).unwrap(),
@@ -324,9 +322,18 @@ fn debian_mirror() -> String {
         .expect("the test machine is Debian with deb822 apt sources (.ci/setup-stack)");
     sources
         .split("\n\n")
-        .filter(|entry| entry.lines().any(|l| l.starts_with("Suites:") && l.contains(" bookworm")))
+        .filter(|entry| {
+            entry
+                .lines()
+                .any(|l| l.starts_with("Suites:") && l.contains(" bookworm"))
+        })
         .find_map(|entry| entry.lines().find_map(|l| l.strip_prefix("URIs:")))
-        .map(|uris| uris.split_whitespace().next().unwrap_or_default().to_string())
+        .map(|uris| {
+            uris.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
         .expect("an apt source for bookworm")
 }
 
@@ -436,7 +443,10 @@ fn release_cross_compiles_lists_its_crates_and_rebuilds_identically() {
     let binary = file_from_image(&reference, "linux/arm64", "/usr/local/bin/beacon");
     let (machine, interp) = elf_machine_and_interp(&binary);
     assert_eq!(machine, 183, "EM_AARCH64");
-    assert!(!interp, "the arm64 binary is static (no program interpreter)");
+    assert!(
+        !interp,
+        "the arm64 binary is static (no program interpreter)"
+    );
     let arm = arm64_version(&reference);
     docker(&["image", "rm", &reference]);
     assert!(
@@ -482,9 +492,13 @@ fn release_cross_compiles_lists_its_crates_and_rebuilds_identically() {
     for platform in ["linux-amd64", "linux-arm64"] {
         let dir = tampered.join(platform);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut binary =
-            std::fs::read(root().join("target/image-binaries").join(platform).join("beacon"))
-                .unwrap();
+        let mut binary = std::fs::read(
+            root()
+                .join("target/image-binaries")
+                .join(platform)
+                .join("beacon"),
+        )
+        .unwrap();
         binary.push(0);
         std::fs::write(dir.join("beacon"), binary).unwrap();
     }
@@ -563,7 +577,11 @@ fn with_only_mains_registry_cache_a_one_line_change_compiles_no_dependency() {
     let main = ci_image("refs/heads/main", "main");
     let log = stderr(&main);
     let steps = compile_steps(&log);
-    assert_eq!(steps.len(), 1, "the compile stage ran once: {steps:?}\n{log}");
+    assert_eq!(
+        steps.len(),
+        1,
+        "the compile stage ran once: {steps:?}\n{log}"
+    );
     assert!(
         !steps[0].label.contains("->"),
         "a native single-platform build compiles natively: {steps:?}"
@@ -573,10 +591,17 @@ fn with_only_mains_registry_cache_a_one_line_change_compiles_no_dependency() {
         .as_str()
         .unwrap_or_else(|| panic!("no image in {result}"))
         .to_string();
-    let binary = file_from_image(&image, &format!("linux/{}", native_arch()), "/usr/local/bin/beacon");
+    let binary = file_from_image(
+        &image,
+        &format!("linux/{}", native_arch()),
+        "/usr/local/bin/beacon",
+    );
     let (machine, interp) = elf_machine_and_interp(&binary);
     let expected_machine = if native_arch() == "arm64" { 183 } else { 62 };
-    assert_eq!(machine, expected_machine, "ELF machine of the native binary");
+    assert_eq!(
+        machine, expected_machine,
+        "ELF machine of the native binary"
+    );
     assert!(!interp, "the binary is static (no program interpreter)");
     let container = format!("e2e-fresh-runner-{}", std::process::id());
     let port_text = start_service(&container, &image);
@@ -603,7 +628,11 @@ fn with_only_mains_registry_cache_a_one_line_change_compiles_no_dependency() {
     // a fresh runner: the compile stage comes from main's cache.
     append(&tree, "xtask/src/lib.rs", "// e2e: an xtask-only change");
     append(&tree, "README.md", "<!-- e2e: a README change -->");
-    append(&tree, ".github/workflows/ci-build.yml", "# e2e: a workflow change");
+    append(
+        &tree,
+        ".github/workflows/ci-build.yml",
+        "# e2e: a workflow change",
+    );
     empty_the_engine();
     let log = stderr(&ci_image("refs/pull/41/merge", "pr-41"));
     let steps = compile_steps(&log);
@@ -621,7 +650,11 @@ fn with_only_mains_registry_cache_a_one_line_change_compiles_no_dependency() {
     // compiled, and no dependency.
     // Unique to this run: the engine may still hold records of an earlier
     // run's change (images loaded from it keep them), a fresh runner never.
-    append(&tree, "service/src/main.rs", &format!("// e2e: a one-line change, {name}"));
+    append(
+        &tree,
+        "service/src/main.rs",
+        &format!("// e2e: a one-line change, {name}"),
+    );
     empty_the_engine();
     let output = ci_image("refs/pull/42/merge", "pr-42");
     remove_checkout(&tree);

@@ -226,7 +226,8 @@ fn the_compile_stages_are_identical_across_variants() {
 fn dependencies_compile_in_layers_of_their_own() {
     let script = read("images/compile-service.sh");
     assert!(
-        script.contains("cp -a target /deps-target") && script.contains("cp -a /deps-target/. target/"),
+        script.contains("cp -a target /deps-target")
+            && script.contains("cp -a /deps-target/. target/"),
         "deps copies its result into the layer, build seeds its cache mount from it"
     );
     for variant in variants() {
@@ -247,7 +248,11 @@ fn dependencies_compile_in_layers_of_their_own() {
             ],
             "{variant}: fetch sees only the manifests and Cargo.lock"
         );
-        assert_eq!(copies("deps"), ["COPY --from=fetch /src/ /src/"], "{variant}");
+        assert_eq!(
+            copies("deps"),
+            ["COPY --from=fetch /src/ /src/"],
+            "{variant}"
+        );
         assert_eq!(
             copies("compile"),
             ["COPY service/src/ /src/service/src/"],
@@ -318,8 +323,11 @@ fn the_build_context_is_only_what_the_compile_stages_read() {
             if let Some(copy) = line.strip_prefix("COPY ") {
                 let words: Vec<&str> = copy.split_whitespace().collect();
                 if !words.iter().any(|w| w.starts_with("--from=")) {
-                    let paths: Vec<&str> =
-                        words.iter().filter(|w| !w.starts_with("--")).copied().collect();
+                    let paths: Vec<&str> = words
+                        .iter()
+                        .filter(|w| !w.starts_with("--"))
+                        .copied()
+                        .collect();
                     sources.extend(paths[..paths.len() - 1].iter().map(|p| p.to_string()));
                 }
             }
@@ -336,7 +344,9 @@ fn the_build_context_is_only_what_the_compile_stages_read() {
             for source in sources {
                 let source = source.trim_end_matches('/');
                 assert!(
-                    included.iter().any(|i| source == *i || source.starts_with(&format!("{i}/"))),
+                    included
+                        .iter()
+                        .any(|i| source == *i || source.starts_with(&format!("{i}/"))),
                     "{variant}: {source} is read by the build but not in .dockerignore's list"
                 );
             }
@@ -357,20 +367,34 @@ fn the_compile_stages_install_only_pinned_versions() {
         .filter(|l| l.contains("apt-get") && l.contains(" install"))
         .collect();
     assert_eq!(installs.len(), 1, "{installs:?}");
-    assert!(installs[0].trim_end().ends_with("$packages"), "{}", installs[0]);
+    assert!(
+        installs[0].trim_end().ends_with("$packages"),
+        "{}",
+        installs[0]
+    );
     let packages: Vec<&str> = script
         .lines()
         .filter_map(|l| l.trim().split_once(") packages=\"").map(|(_, p)| p))
-        .flat_map(|p| p.trim_end_matches(" ;;").trim_end_matches('"').split_whitespace())
+        .flat_map(|p| {
+            p.trim_end_matches(" ;;")
+                .trim_end_matches('"')
+                .split_whitespace()
+        })
         .collect();
     assert!(packages.len() >= 4, "{packages:?}");
     for package in packages {
         let (_, version) = package
             .split_once('=')
             .unwrap_or_else(|| panic!("{package} is installed without a version"));
-        assert!(version.starts_with("${CROSS_") && version.ends_with("_VERSION:?}"), "{package}");
+        assert!(
+            version.starts_with("${CROSS_") && version.ends_with("_VERSION:?}"),
+            "{package}"
+        );
     }
-    assert!(script.contains("-o Dir::Etc::SourceParts=-"), "only the pinned source is read");
+    assert!(
+        script.contains("-o Dir::Etc::SourceParts=-"),
+        "only the pinned source is read"
+    );
     for variant in variants() {
         let text = read(format!("images/{variant}/Dockerfile"));
         let args = xtask::project::global_arg_defaults(&text);
@@ -384,7 +408,10 @@ fn the_compile_stages_install_only_pinned_versions() {
                 "{variant}: {arg} is an exact version"
             );
         }
-        assert!(!text.contains("apt-get"), "{variant}: no apt-get in the Dockerfile");
+        assert!(
+            !text.contains("apt-get"),
+            "{variant}: no apt-get in the Dockerfile"
+        );
         assert!(
             text.contains(&format!(
                 "ARG CARGO_AUDITABLE_VERSION={}",

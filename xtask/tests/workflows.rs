@@ -555,7 +555,9 @@ fn ci_build_builds_smoke_tests_and_scans_every_variant() {
         "${{ fromJSON(needs.images.outputs.result).variants }}",
         "one check per variant the build produced (so every images/<variant>)"
     );
-    assert!(wf.step_using("check", "actions/download-artifact").is_some());
+    assert!(wf
+        .step_using("check", "actions/download-artifact")
+        .is_some());
     assert!(
         wf.steps("check")
             .iter()

@@ -53,9 +53,7 @@ pub fn steps(log: &str) -> Vec<Step> {
     let mut order: Vec<String> = Vec::new();
     let own = log
         .lines()
-        .position(|line| {
-            line.starts_with('#') && line.contains("internal] load build definition")
-        })
+        .position(|line| line.starts_with('#') && line.contains("internal] load build definition"))
         .unwrap_or(0);
     for line in log.lines().skip(own) {
         let Some((id, rest)) = line.split_once(' ') else {
