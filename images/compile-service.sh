@@ -1,45 +1,171 @@
 #!/bin/sh
-# Cross-compiles the service for one target architecture, on the build
-# platform (never under emulation), as a static binary so one build runs on
-# every base. Used by the compile stage of every images/<variant>/Dockerfile.
-#   compile-service.sh TARGETARCH OUTDIR   ->  OUTDIR/linux-TARGETARCH/beacon
-# CARGO_PROFILE (a build arg) picks the cargo profile: `release` for
-# production images, `ci` (no LTO, incremental) for CI images.
+# The compile stages of every images/<variant>/Dockerfile: the service as a
+# static binary per target architecture, cross-compiled on the build platform
+# (never under emulation). One step per subcommand, each keyed (by BuildKit's
+# cache) only by what determines its result:
+#
+#   compile-service.sh fetch              every dependency's source, once for
+#                                         every target (manifests + Cargo.lock)
+#   compile-service.sh toolchain ARCH     the target's Rust std and linker
+#                                         (pinned; nothing if already there)
+#   compile-service.sh deps ARCH          the dependencies, compiled offline
+#                                         for the target and the cargo profile
+#   compile-service.sh build ARCH OUTDIR  the service itself -> OUTDIR/linux-ARCH/beacon
+#
+# `fetch` and `deps` see only the manifests and Cargo.lock, with stub sources,
+# so a change to the service's code reuses their layers from any exported
+# cache (gha, registry, local; cache mounts never are). `deps` leaves the
+# compiled dependencies in its layer (/deps-target); `build` compiles in a
+# cache mount (incremental, for local rebuilds) that it first seeds from that
+# layer when the mount does not hold those dependencies yet. Both compile in
+# cache mounts of their own architecture and profile (a local re-run with
+# --no-cache, as rebuild-check does, recompiles only the service); nothing
+# takes a lock shared by the architectures: the two of a release compile
+# side by side.
+#
+# Build args read here: CARGO_PROFILE (`release` for production images, `ci`
+# for CI images), SOURCE_DATE_EPOCH (the binary's modification time), and for
+# `toolchain` CROSS_APT_MIRROR / CROSS_GCC_VERSION / CROSS_LIBC_VERSION.
 set -eu
+
+# Lines with this prefix are read back by `cargo xtask` into its one-line error.
+error_marker="beacon-build-error:"
+
 profile="${CARGO_PROFILE:-release}"
+command="${1:-}"
 
-arch="$1"
-out="$2"
-case "$arch" in
-  amd64) triple=x86_64-unknown-linux-gnu; gcc_prefix=x86_64-linux-gnu; cross_pkgs="gcc-x86-64-linux-gnu libc6-dev-amd64-cross" ;;
-  arm64) triple=aarch64-unknown-linux-gnu; gcc_prefix=aarch64-linux-gnu; cross_pkgs="gcc-aarch64-linux-gnu libc6-dev-arm64-cross" ;;
-  *) echo "compile-service.sh: unsupported TARGETARCH '$arch' (supported: amd64, arm64)" >&2; exit 1 ;;
-esac
+triple_of() {
+  case "$1" in
+    amd64) echo x86_64-unknown-linux-gnu ;;
+    arm64) echo aarch64-unknown-linux-gnu ;;
+    *) echo "$error_marker unsupported target architecture '$1' (supported: amd64, arm64)" >&2; exit 1 ;;
+  esac
+}
 
-# The official rust images install targets with rustup; a Debian-packaged
-# toolchain ships them as libstd-rust-dev:<arch> packages.
-if command -v rustup >/dev/null 2>&1; then
-  rustup target add "$triple"
-fi
+host_triple() { rustc -vV | sed -n 's/^host: //p'; }
 
-# Link with the target's gcc unless it is the build machine's own.
-host_triple=$(rustc -vV | sed -n 's/^host: //p')
-if [ "$host_triple" != "$triple" ]; then
-  if ! command -v "$gcc_prefix-gcc" >/dev/null 2>&1; then
-    # shellcheck disable=SC2086 # a space-separated package list, split on purpose
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends $cross_pkgs
+# The target's gcc: x86_64-linux-gnu-gcc, aarch64-linux-gnu-gcc.
+gcc_of() { echo "$1" | sed 's/-unknown-/-/; s/$/-gcc/'; }
+
+# The same environment for `deps` and `build`, or cargo would compile
+# everything twice: static, free of build-machine paths (reproducible), and a
+# cross target linked by its gcc.
+set_build_env() {
+  triple="$1"
+  export RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=$PWD=/src --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
+  if [ "$(host_triple)" != "$triple" ]; then
+    linker_var="CARGO_TARGET_$(echo "$triple" | tr 'a-z-' 'A-Z_')_LINKER"
+    export "$linker_var=$(gcc_of "$triple")"
   fi
-  linker_var="CARGO_TARGET_$(echo "$triple" | tr 'a-z-' 'A-Z_')_LINKER"
-  export "$linker_var=$gcc_prefix-gcc"
-fi
+}
 
-# Static, and free of build-machine paths (reproducible).
-export RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=$PWD=/src --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
-cargo build --locked --profile "$profile" --package beacon --target "$triple"
-mkdir -p "$out/linux-$arch"
-cp "target/$triple/$profile/beacon" "$out/linux-$arch/beacon"
-# A fixed modification time (the commit's, for a release), so the image's
-# binary layer is the same whether this stage ran now or came from a cache
-# written by an older build: BuildKit's rewrite-timestamp only clamps
-# timestamps newer than SOURCE_DATE_EPOCH.
-touch -d "@${SOURCE_DATE_EPOCH:-0}" "$out/linux-$arch/beacon"
+# cargo-auditable (installed in the cargo-tools stage) embeds the crate list
+# in the binary, so SBOM scanners (syft, trivy) list what ships. --frozen:
+# exactly Cargo.lock, and nothing downloaded after `fetch`.
+cargo_build() {
+  cargo auditable build --frozen --profile "$profile" --package beacon --target "$triple"
+}
+
+# Workspace members' sources the dependency steps must not see: cargo needs a
+# target per member to read the workspace; their contents do not matter.
+write_stubs() {
+  mkdir -p service/src xtask/src
+  echo 'fn main() {}' > service/src/main.rs
+  : > xtask/src/lib.rs
+}
+
+case "$command" in
+  fetch)
+    write_stubs
+    if ! cargo fetch --locked 2>/tmp/fetch.log; then
+      cat /tmp/fetch.log >&2
+      if grep -q -- '--locked was passed to prevent this' /tmp/fetch.log; then
+        echo "$error_marker Cargo.lock is out of date with the Cargo.toml files (images build with --locked): run \`cargo update --workspace\` (or \`cargo generate-lockfile\`) and commit Cargo.lock" >&2
+      fi
+      exit 1
+    fi
+    cat /tmp/fetch.log >&2
+    rm -f /tmp/fetch.log
+    ;;
+
+  toolchain)
+    arch="${2:?usage: compile-service.sh toolchain ARCH}"
+    triple=$(triple_of "$arch")
+    # The official rust images install targets with rustup; a Debian-packaged
+    # toolchain ships them as libstd-rust-dev:<arch> packages.
+    if command -v rustup >/dev/null 2>&1; then
+      rustup target add "$triple"
+    fi
+    [ "$(host_triple)" = "$triple" ] && exit 0
+    command -v "$(gcc_of "$triple")" >/dev/null 2>&1 && exit 0
+    # The target's gcc, for linking: exact versions from a pinned Debian
+    # snapshot (a mirror can override all three build args), never "latest";
+    # apt reads no other source, so their dependencies come from it too.
+    case "$arch" in
+      amd64) packages="gcc-x86-64-linux-gnu=${CROSS_GCC_VERSION:?} libc6-dev-amd64-cross=${CROSS_LIBC_VERSION:?}" ;;
+      arm64) packages="gcc-aarch64-linux-gnu=${CROSS_GCC_VERSION:?} libc6-dev-arm64-cross=${CROSS_LIBC_VERSION:?}" ;;
+    esac
+    codename=$(sed -n 's/^VERSION_CODENAME=//p' /etc/os-release)
+    echo "deb [check-valid-until=no] ${CROSS_APT_MIRROR:?} $codename main" > /etc/apt/sources.list.d/cross-pinned.list
+    apt_only_pinned="-o Dir::Etc::SourceList=/etc/apt/sources.list.d/cross-pinned.list -o Dir::Etc::SourceParts=-"
+    # shellcheck disable=SC2086 # option and package lists, split on purpose
+    apt-get $apt_only_pinned update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get $apt_only_pinned install -y -qq --no-install-recommends $packages
+    rm -rf /var/lib/apt/lists/* /etc/apt/sources.list.d/cross-pinned.list
+    ;;
+
+  deps)
+    set_build_env "$(triple_of "${2:?usage: compile-service.sh deps ARCH}")"
+    # What these dependencies are built from; `build` reseeds its cache
+    # mount when the mount's stamp differs from the layer's.
+    stamp=$({ cat Cargo.lock Cargo.toml service/Cargo.toml xtask/Cargo.toml; rustc -vV; echo "$profile $triple $RUSTFLAGS"; } | sha256sum)
+    # target/ is this step's cache mount, holding one set of dependencies:
+    # a re-run of the same inputs (--no-cache, rebuild-check) recompiles
+    # nothing; other inputs start afresh, so no stale crate ever reaches the
+    # layer.
+    if [ "$(cat target/beacon-deps.stamp 2>/dev/null || true)" != "$stamp" ]; then
+      find target -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+    fi
+    cargo_build
+    echo "$stamp" > target/beacon-deps.stamp
+    # The result goes into the layer, which every exported cache carries.
+    rm -rf /deps-target
+    cp -a target /deps-target
+    # Keep only the dependencies: the service's own artifacts and
+    # fingerprints go, so `build` always compiles the real source (a stub
+    # compiled later than the real files' mtimes would otherwise look fresh).
+    dir="/deps-target/$triple/$profile"
+    rm -rf "$dir/beacon" "$dir/beacon.d" "$dir"/deps/beacon-* "$dir"/.fingerprint/beacon-* "$dir"/incremental/beacon-*
+    ;;
+
+  build)
+    arch="${2:?usage: compile-service.sh build ARCH OUTDIR}"
+    out="${3:?usage: compile-service.sh build ARCH OUTDIR}"
+    set_build_env "$(triple_of "$arch")"
+    # target/ is this step's cache mount (incremental, for local rebuilds);
+    # /deps-target the deps layer. A mount that holds other dependencies (a
+    # new Cargo.lock, or empty on a fresh runner) starts again from the
+    # layer: no dependency is ever compiled here.
+    if ! cmp -s /deps-target/beacon-deps.stamp target/beacon-deps.stamp; then
+      find target -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+      cp -a /deps-target/. target/
+    fi
+    # The service is always compiled (cargo trusts mtimes; the copied sources
+    # may be older than what the mount last built).
+    find service/src -type f -exec touch {} +
+    cargo_build
+    mkdir -p "$out/linux-$arch"
+    cp "target/$triple/$profile/beacon" "$out/linux-$arch/beacon"
+    # A fixed modification time (the commit's, for a release), so the image's
+    # binary layer is the same whether this stage ran now or came from a cache
+    # written by an older build: BuildKit's rewrite-timestamp only clamps
+    # timestamps newer than SOURCE_DATE_EPOCH.
+    touch -d "@${SOURCE_DATE_EPOCH:-0}" "$out/linux-$arch/beacon"
+    ;;
+
+  *)
+    echo "usage: compile-service.sh fetch|toolchain|deps|build ... (see its header)" >&2
+    exit 1
+    ;;
+esac

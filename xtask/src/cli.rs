@@ -654,7 +654,8 @@ pub struct BenchArgs {
     pub repeat: usize,
 
     /// One repetition of every scenario on one variant, without the xtask cold
-    /// compile: proves the benchmark still works (the test suite runs it).
+    /// compile and without emptying the engine (cold figures are then warm):
+    /// proves the benchmark still works (the test suite runs it).
     #[arg(long)]
     pub smoke: bool,
 

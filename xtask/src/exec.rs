@@ -17,7 +17,7 @@ use anyhow::{bail, Context as _, Result};
 use serde_json::Value;
 
 use crate::model::oci::{blob_path, Index, Layout};
-use crate::model::{files, registry};
+use crate::model::{build_log, files, registry};
 use crate::plan::record::ReleaseRecord;
 use crate::plan::{Mode, Output, Plan, Signing};
 use crate::render::{self, Invocation, RunFiles};
@@ -278,14 +278,17 @@ fn build(plan: &Plan, files: &RunFiles) -> Result<BTreeMap<String, Built>> {
             Output::PushByDigest(_) => "no tag of any variant was moved",
             Output::Archive => "nothing was published",
         };
-        // The commonest cause on an offline machine or behind a mirror: say how to fix it.
-        let hint = if log.contains("failed to resolve source metadata")
+        // What the compile stage itself said is wrong (an out-of-date Cargo.lock), or
+        // the commonest cause on an offline machine or behind a mirror: say how to fix it.
+        let hint = if let Some(message) = build_log::user_error(&log) {
+            format!("; {message}")
+        } else if log.contains("failed to resolve source metadata")
             || log.contains("failed to do request")
         {
             "; a base image could not be pulled: on an offline machine or behind a mirror, override the bases \
-             (--build-arg [VARIANT:]PRODUCTION_BASE=..., CI_BASE=..., BUILDER_IMAGE=...), or build CI images on local stand-ins (ci-image --stand-ins)"
+             (--build-arg [VARIANT:]PRODUCTION_BASE=..., CI_BASE=..., BUILDER_IMAGE=...), or build CI images on local stand-ins (ci-image --stand-ins)".to_string()
         } else {
-            ""
+            String::new()
         };
         bail!("the build failed for {which} (see the buildx output above); {consequence}{hint}");
     }

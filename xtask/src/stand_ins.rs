@@ -6,7 +6,10 @@
 //! - an SBOM generator image following BuildKit's scanning protocol, made
 //!   from a real syft binary;
 //! - static service binaries for linux/amd64 and linux/arm64, built on the
-//!   host, for `--binaries` (so no builder image is needed).
+//!   host for `--binaries` (so no builder image is needed): with the `ci`
+//!   cargo profile (they are for CI images and tests; production images
+//!   compile in their compile stage), and with cargo-auditable like the
+//!   compile stage's, so an image made from them lists its crates too.
 //!
 //! It prints (and writes to `target/stand-ins/overrides.json`) the pinned
 //! build args that point the Dockerfiles at the stand-ins.
@@ -26,6 +29,10 @@ use crate::project;
 
 /// Where `.ci/setup-stack` leaves the stand-ins' inputs (busybox, syft).
 pub const DEFAULT_INPUTS: &str = "/var/lib/xtask-stack";
+
+/// The cargo-auditable every service binary is built with, host or compile
+/// stage (the Dockerfiles' `CARGO_AUDITABLE_VERSION`; a tidy test keeps them equal).
+pub const CARGO_AUDITABLE_VERSION: &str = "0.7.7";
 
 #[derive(Debug, Clone)]
 pub struct StandInsOptions {
@@ -68,7 +75,15 @@ pub fn build(args: &StandInsOptions) -> Result<Overrides> {
     let _lock = files::lock(&root.join("target/xtask/stand-ins.lock"), "the stand-ins")?;
     let binaries = binaries_dir(&root);
     for platform in [Platform::linux("amd64"), Platform::linux("arm64")] {
-        build_host_binary(&root, &platform, &binaries)?;
+        build_host_binary(
+            &root,
+            &HostBuild {
+                platform: &platform,
+                profile: "ci",
+                target_dir: &root.join("target/stand-ins/cargo"),
+            },
+            &binaries,
+        )?;
     }
     let mut overrides = Overrides {
         build_args: BTreeMap::new(),
@@ -110,12 +125,46 @@ pub fn build(args: &StandInsOptions) -> Result<Overrides> {
     Ok(overrides)
 }
 
-/// Builds a static binary of the service for `platform` on the host, with the
-/// Rust toolchain's own target library or Debian's packaged one.
-fn build_host_binary(root: &Path, platform: &Platform, out: &Path) -> Result<()> {
+/// One host build of the service.
+pub struct HostBuild<'a> {
+    pub platform: &'a Platform,
+    /// A cargo profile of the workspace (`release`, `ci`).
+    pub profile: &'a str,
+    pub target_dir: &'a Path,
+}
+
+/// The directory holding a pinned `cargo-auditable`, installed into
+/// `target/xtask/tools` on first use (about 30 s, once per checkout).
+pub fn cargo_auditable(root: &Path) -> Result<PathBuf> {
+    let tools = root.join("target/xtask/tools");
+    let bin = tools.join("bin");
+    let installed = std::fs::read_to_string(tools.join(".crates.toml")).unwrap_or_default();
+    if bin.join("cargo-auditable").is_file()
+        && installed.contains(&format!("\"cargo-auditable {CARGO_AUDITABLE_VERSION} "))
+    {
+        return Ok(bin);
+    }
+    eprintln!(
+        "installing cargo-auditable {CARGO_AUDITABLE_VERSION} into {} (once)",
+        tools.display()
+    );
     let sh = Shell::new()?;
-    sh.change_dir(root);
-    let (triple, gcc) = match platform.arch.as_str() {
+    cmd!(sh, "cargo install --quiet --locked --root {tools} cargo-auditable --version {CARGO_AUDITABLE_VERSION}")
+        .run()
+        .with_context(|| format!("installing cargo-auditable {CARGO_AUDITABLE_VERSION} failed (it needs crates.io): install it yourself with `cargo install --locked cargo-auditable --version {CARGO_AUDITABLE_VERSION} --root {}`", tools.display()))?;
+    Ok(bin)
+}
+
+/// The cargo build of the service for one platform, on the host, as the
+/// compile stage builds it: static, `--locked`, through cargo-auditable,
+/// with the Rust toolchain's own target library or Debian's packaged one.
+/// Returns the command and the path of the binary it makes.
+pub fn host_build_command<'a>(
+    sh: &'a Shell,
+    root: &Path,
+    build: &HostBuild<'_>,
+) -> Result<(xshell::Cmd<'a>, PathBuf)> {
+    let (triple, gcc) = match build.platform.arch.as_str() {
         "amd64" => ("x86_64-unknown-linux-gnu", "x86_64-linux-gnu-gcc"),
         "arm64" => ("aarch64-unknown-linux-gnu", "aarch64-linux-gnu-gcc"),
         other => bail!("no host build recipe for architecture {other}"),
@@ -128,17 +177,22 @@ fn build_host_binary(root: &Path, platform: &Platform, out: &Path) -> Result<()>
         bail!("host binaries are built on Linux only; on macOS build the images with their compile stage (omit --binaries)");
     }
     let rustc = toolchain_for(triple)?;
-    let target_dir = root.join("target/stand-ins/cargo");
+    let auditable = cargo_auditable(root)?;
+    let path = std::env::join_paths(std::iter::once(auditable).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))?;
     let linker_var = format!(
         "CARGO_TARGET_{}_LINKER",
         triple.to_uppercase().replace('-', "_")
     );
+    let (profile, target_dir) = (build.profile, build.target_dir);
     let mut command = cmd!(
         sh,
-        "cargo build --locked --release --package beacon --target {triple}"
+        "cargo auditable build --locked --profile {profile} --package beacon --target {triple}"
     )
+    .env("PATH", path)
     .env("RUSTC", &rustc)
-    .env("CARGO_TARGET_DIR", &target_dir)
+    .env("CARGO_TARGET_DIR", target_dir)
     .env("RUSTFLAGS", "-C target-feature=+crt-static");
     if triple != host_triple {
         if preflight::find_program(gcc).is_none() {
@@ -146,14 +200,23 @@ fn build_host_binary(root: &Path, platform: &Platform, out: &Path) -> Result<()>
         }
         command = command.env(linker_var, gcc);
     }
+    Ok((
+        command,
+        target_dir.join(triple).join(profile).join("beacon"),
+    ))
+}
+
+/// Builds a static binary of the service on the host into
+/// `out/<os>-<arch>/beacon`.
+pub fn build_host_binary(root: &Path, build: &HostBuild<'_>, out: &Path) -> Result<()> {
+    let sh = Shell::new()?;
+    sh.change_dir(root);
+    let (command, binary) = host_build_command(&sh, root, build)?;
     command
         .run()
-        .with_context(|| format!("building the service for {platform} failed"))?;
+        .with_context(|| format!("building the service for {} failed", build.platform))?;
     // Atomically: a build of another run may be reading this directory.
-    files::copy_atomically(
-        &target_dir.join(triple).join("release/beacon"),
-        &out.join(platform.slug()).join("beacon"),
-    )?;
+    files::copy_atomically(&binary, &out.join(build.platform.slug()).join("beacon"))?;
     Ok(())
 }
 

@@ -1,50 +1,70 @@
-//! End to end through the Dockerfiles' real compile stage
-//! (`FROM --platform=$BUILDPLATFORM ${BUILDER_IMAGE} AS compile`), on the real
-//! engine and registry, with nothing pulled: the builder image is made locally
-//! by `.ci/build-builder-image` (Debian's Rust toolchain and the arm64 cross
+//! End to end through the Dockerfiles' real compile stages (fetch, toolchain,
+//! deps, compile: see images/compile-service.sh), on the real engine and
+//! registry, with nothing pulled: the builder image is made locally by
+//! `.ci/build-builder-image` (Debian's Rust toolchain and the arm64 cross
 //! toolchain, in the loopback registry), the bases and the SBOM generator are
-//! the stand-ins of `cargo xtask stand-ins`. Unlike e2e_images.rs, no build
-//! here passes `--binaries`: the service is compiled inside the build.
+//! the stand-ins of `cargo xtask stand-ins`. Unlike e2e_images.rs, builds here
+//! compile the service inside the build (no `--binaries`), but for the
+//! tampered image of the rebuild check.
 //!
-//! These tests fail (never skip) when the engine, the registry or the builder
-//! image is missing. Assertions read what the engine, the registry and the
-//! images hold, plus the build log where only it can tell (which platform a
-//! step ran on).
+//! Every build here compiles the real dependency graph, so the tests are few
+//! and each one reuses its build for several assertions: one release (cross
+//! compile, SBOM, reproducibility), one CI build of `main` and two pull
+//! request builds on an emptied engine (the dependency layer and the build
+//! context), and two builds that fail early (an out-of-date Cargo.lock, the
+//! pinned cross linker). They fail (never skip) when the engine, the registry
+//! or the builder image is missing. Assertions read what the engine, the
+//! registry and the images hold, plus the build log where only it can tell
+//! (which platform a step ran on, which crates cargo compiled).
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use xtask::model::build_log;
 
 use support::e2e::{
     arm64_version, compile_fixture, context_file, docker, engine_lock, git, http_get,
-    index_platforms, native_arch, ok, platform_config, registry, registry_json, root, run, run_ok,
-    start_service, stderr, stdout, unique_name, wait_for_http, xtask,
+    index_platforms, native_arch, ok, platform_config, registry, registry_digest, registry_json,
+    root, run, run_ok, start_service, stderr, stdout, unique_name, wait_for_http, xtask,
 };
 
+/// The variant the compile stages are exercised on: they are the same text
+/// in every variant (a tidy test checks it), so one stands for all.
 const VARIANT: &str = "distroless";
 
-/// The step labels of the compile stage's compile-service.sh step in a
-/// plain-progress build log: what is between the brackets of
-/// `#14 [linux/amd64->arm64 compile 4/4] RUN --mount=... ./images/compile-service.sh "arm64" /out`
-/// (a bake of several targets puts the target's name first), once per platform.
-fn compile_steps(log: &str) -> Vec<String> {
-    let mut labels: Vec<String> = log
-        .lines()
-        .filter(|l| l.starts_with('#') && l.contains("] RUN ") && l.contains("compile-service.sh"))
-        .filter_map(|l| {
-            let label = l.split_once('[')?.1.split_once(']')?.0;
-            label
-                .split_whitespace()
-                .any(|word| word == "compile")
-                .then(|| label.to_string())
+/// The steps of the compile stage's `compile-service.sh build` in a build
+/// log, by label (`linux/amd64->arm64 compile 2/2`), cached or not.
+fn compile_steps(log: &str) -> Vec<build_log::Step> {
+    build_log::steps(log)
+        .into_iter()
+        .filter(|s| s.instruction.contains("compile-service.sh build"))
+        .collect()
+}
+
+/// The crates of the service's graph cargo compiled in this build (in the
+/// steps of compile-service.sh; the cargo-tools stage compiles a tool), as
+/// `NAME (in STEP)`.
+fn service_crates_compiled(log: &str) -> Vec<String> {
+    build_log::compiled_crates(log)
+        .into_iter()
+        .filter(|(step, _)| {
+            build_log::steps(log)
+                .iter()
+                .any(|s| &s.label == step && s.instruction.contains("compile-service.sh"))
         })
-        .collect();
-    labels.sort();
-    labels.dedup();
-    labels
+        .map(|(step, name)| format!("{name} (in {step})"))
+        .collect()
+}
+
+/// The same, but the service itself.
+fn dependencies_compiled(log: &str) -> Vec<String> {
+    service_crates_compiled(log)
+        .into_iter()
+        .filter(|c| !c.starts_with("beacon "))
+        .collect()
 }
 
 /// ELF facts of a binary: (e_machine, has a PT_INTERP program header).
@@ -85,11 +105,51 @@ fn file_from_image(image: &str, platform: &str, path: &str) -> Vec<u8> {
     bytes
 }
 
+/// A clean checkout of HEAD (a build from the commit, as in CI, whatever
+/// state this working tree is in; tests may edit it).
+fn clean_checkout(name: &str) -> PathBuf {
+    let tree = root().join("target/e2e/trees").join(name);
+    remove_checkout(&tree);
+    ok(Command::new("git")
+        .current_dir(root())
+        .args(["worktree", "add", "--detach", "--force"])
+        .arg(&tree)
+        .arg("HEAD"));
+    tree
+}
+
+fn remove_checkout(tree: &Path) {
+    let _ = Command::new("git")
+        .current_dir(root())
+        .args(["worktree", "remove", "--force"])
+        .arg(tree)
+        .output();
+    let _ = std::fs::remove_dir_all(tree);
+}
+
+/// Appends a line to a file of a checkout.
+fn append(tree: &Path, path: &str, line: &str) {
+    let path = tree.join(path);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(line);
+    text.push('\n');
+    std::fs::write(&path, text).unwrap();
+}
+
+/// The xtask binary working on `tree` as a clean CI checkout of `git_ref`.
+fn xtask_in(tree: &Path, context: &Path) -> Command {
+    let mut command = xtask();
+    command
+        .current_dir(tree)
+        .env("XTASK_PROJECT_ROOT", tree)
+        .env("XTASK_CONTEXT", context);
+    command
+}
+
 /// `release-image` of VARIANT as `REGISTRY/NAME`, unsigned, built with the
 /// stand-ins and the pinned builder image.
-fn release_image(name: &str) -> Command {
+fn release_image(command: &mut Command, name: &str) {
     let fixture = compile_fixture();
-    let mut command = xtask();
     command
         .args([
             "release-image",
@@ -105,111 +165,203 @@ fn release_image(name: &str) -> Command {
             &fixture.sbom_generator,
         ])
         .args(fixture.build_options());
-    command
 }
 
-#[test]
-fn ci_image_compiles_the_service_in_the_builder_image_and_runs_it() {
-    let fixture = compile_fixture();
-    let _engine = engine_lock();
-    let native_arch = native_arch();
-    let output = run_ok(
-        xtask()
-            .args([
-                "ci-image",
-                "--json",
-                "--variant",
-                VARIANT,
-                "--registry",
-                "localhost/e2e-compile",
-            ])
-            .args(fixture.build_options()),
-    );
-    let log = stderr(&output);
-
-    // The binaries came from the compile stage (the only stage that runs
-    // compile-service.sh; with `--binaries` it is not built at all): its step
-    // is in the log once, for the native platform, compiling natively.
-    let steps = compile_steps(&log);
-    assert_eq!(
-        steps.len(),
-        1,
-        "the compile stage ran once: {steps:?}\n{log}"
-    );
-    assert!(
-        !steps[0].contains("->"),
-        "a native single-platform build compiles natively: {steps:?}"
-    );
-
-    let result: Value = serde_json::from_str(&stdout(&output)).unwrap();
-    let tags: Vec<String> = result["variants"][0]["tags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap().to_string())
-        .collect();
-    let image = format!("localhost/e2e-compile/beacon:ci-{VARIANT}");
-    assert_eq!(tags[0], image);
-
-    // The binary is a static ELF for the native architecture.
-    let binary = file_from_image(
-        &image,
-        &format!("linux/{native_arch}"),
-        "/usr/local/bin/beacon",
-    );
-    let (machine, interp) = elf_machine_and_interp(&binary);
-    let expected_machine = if native_arch == "arm64" { 183 } else { 62 };
-    assert_eq!(
-        machine, expected_machine,
-        "ELF machine of the native binary"
-    );
-    assert!(!interp, "the binary is static (no program interpreter)");
-
-    // It starts and answers /version as the CI flavor of the variant.
-    let name = format!("e2e-compile-{VARIANT}-{}", std::process::id());
-    let port_text = start_service(&name, &image);
-    let port: Option<u16> = port_text
-        .lines()
-        .next()
-        .and_then(|l| l.rsplit(':').next())
-        .and_then(|p| p.parse().ok());
-    let health = port.and_then(|p| wait_for_http(p, "/healthz"));
-    let version = port.and_then(|p| http_get(&format!("127.0.0.1:{p}"), "/version"));
-    let logs = docker(&["logs", &name]);
-    docker(&["rm", "-f", &name]);
-    for tag in &tags {
-        docker(&["image", "rm", tag]);
-    }
-    assert!(
-        health.is_some_and(|b| b.contains("ok")),
-        "/healthz did not answer (port {port_text:?}); container log:\n{}{}",
-        stdout(&logs),
-        stderr(&logs)
-    );
-    let version: Value = serde_json::from_str(&version.expect("/version answers")).unwrap();
-    assert_eq!(version["variant"], VARIANT);
-    assert_eq!(version["build_target"], "ci");
+/// Empties the engine's build cache, cache mounts included: a fresh runner.
+fn empty_the_engine() {
+    ok(Command::new("docker").args(["buildx", "prune", "--all", "--force"]));
 }
 
+/// The version Cargo.lock pins for a package.
+fn locked_version(package: &str) -> String {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).unwrap();
+    lock.split("[[package]]")
+        .find(|entry| entry.contains(&format!("name = \"{package}\"\n")))
+        .and_then(|entry| {
+            entry
+                .lines()
+                .find_map(|l| l.strip_prefix("version = \""))
+                .map(|v| v.trim_end_matches('"').to_string())
+        })
+        .unwrap_or_else(|| panic!("{package} is not in Cargo.lock"))
+}
+
+/// An out-of-date Cargo.lock fails the build with one line that says so and
+/// how to fix it, before anything is compiled or pushed.
 #[test]
-fn release_cross_compiles_for_arm64_on_the_build_platform() {
+fn an_out_of_date_cargo_lock_fails_in_one_line_and_pushes_nothing() {
     let _ = compile_fixture();
     let _engine = engine_lock();
-    let name = unique_name("compile");
-    let context = context_file("compile-v9.9.9", "refs/tags/v9.9.9", &["v9.9.9"]);
-    let output = run_ok(release_image(&name).env("XTASK_CONTEXT", &context));
+    let tree = clean_checkout("stale-lock");
+    let manifest = tree.join("service/Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("version = \"0.1.0\""), "{text}");
+    std::fs::write(
+        &manifest,
+        text.replacen("version = \"0.1.0\"", "version = \"0.1.1\"", 1),
+    )
+    .unwrap();
+    let name = unique_name("stale-lock");
+    let context = context_file("stale-lock-v8.8.8", "refs/tags/v8.8.8", &["v8.8.8"]);
+    let mut command = xtask_in(&tree, &context);
+    release_image(&mut command, &name);
+    let output = run(&mut command);
+    remove_checkout(&tree);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let log = stderr(&output);
+    let last = log.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: the build failed for variant(s) distroless")
+            && last.contains("Cargo.lock is out of date")
+            && last.contains("cargo update --workspace")
+            && last.contains("commit Cargo.lock")
+            && last.contains("no tag of any variant was moved"),
+        "the last line says what is wrong and how to fix it: {last}"
+    );
+    assert_eq!(
+        service_crates_compiled(&log),
+        Vec::<String>::new(),
+        "nothing was compiled"
+    );
+    // Nothing reached the registry: no tag, and no repository at all (a push
+    // by digest would have created it).
+    let catalog = http_get(&registry(), "/v2/_catalog?n=100000").unwrap_or_default();
+    assert!(
+        !catalog.contains(&format!("\"{name}\"")),
+        "nothing was pushed: {catalog}"
+    );
+}
 
-    // The compile stage ran once per target platform, both times on the
-    // build platform: BuildKit names a step that runs on another platform
-    // than the target's `BUILD->TARGETARCH` (e.g. `linux/amd64->arm64`).
+/// On a builder image without the cross linker (the official rust image),
+/// the toolchain step installs it, at exactly the pinned versions, from the
+/// pinned Debian source only; a version that source does not have fails
+/// the build instead of installing another one. Nothing here reaches
+/// snapshot.debian.org, so the mirror override points at the machine's own
+/// Debian mirror, which serves the same bookworm versions.
+#[test]
+fn the_cross_linker_is_installed_at_its_pinned_versions_when_missing() {
+    let fixture = compile_fixture();
+    let _engine = engine_lock();
+    let builder = fixture
+        .builder_image()
+        .expect("the compile fixture has a builder image");
+    // The builder without the arm64 linker, as the official rust image is.
+    let dir = root().join("target/e2e/builder-without-cross-linker");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!(
+            "FROM {builder}\nRUN dpkg --remove --force-depends gcc-aarch64-linux-gnu && ! command -v aarch64-linux-gnu-gcc\n"
+        ),
+    )
+    .unwrap();
+    let image = format!("{}/e2e/builder-without-cross-linker:bookworm", registry());
+    ok(Command::new("docker").args([
+        "buildx",
+        "build",
+        "--quiet",
+        "--provenance=false",
+        "--output",
+        &format!("type=image,name={image},push=true"),
+        dir.to_str().unwrap(),
+    ]));
+    let digest = registry_digest("e2e/builder-without-cross-linker", "bookworm").unwrap();
+    let mirror = debian_mirror();
+    let toolchain = |gcc_version: &str| {
+        run(Command::new("docker").current_dir(root()).args([
+            "buildx",
+            "build",
+            "--progress",
+            "plain",
+            "--platform",
+            "linux/arm64",
+            "--file",
+            &format!("images/{VARIANT}/Dockerfile"),
+            "--target",
+            "toolchain",
+            "--no-cache-filter",
+            "toolchain",
+            "--build-context",
+            &format!("cargo-tools=docker-image://{image}@{digest}"),
+            "--build-arg",
+            &format!("CROSS_APT_MIRROR={mirror}"),
+            "--build-arg",
+            &format!("CROSS_GCC_VERSION={gcc_version}"),
+            "--output",
+            "type=cacheonly",
+            ".",
+        ]))
+    };
+    let args = xtask::project::global_arg_defaults(
+        &std::fs::read_to_string(root().join(format!("images/{VARIANT}/Dockerfile"))).unwrap(),
+    );
+    let pinned = &args["CROSS_GCC_VERSION"];
+    let installed = toolchain(pinned);
+    let log = stderr(&installed);
+    assert!(installed.status.success(), "{log}");
+    assert!(
+        log.contains(&format!("Setting up gcc-aarch64-linux-gnu ({pinned})")),
+        "the pinned version was installed:\n{log}"
+    );
+    let refused = toolchain("4:0.0.0-0");
+    assert!(
+        !refused.status.success(),
+        "a version the pinned source lacks must fail the build"
+    );
+    assert!(
+        stderr(&refused).contains("Version '4:0.0.0-0' for 'gcc-aarch64-linux-gnu' was not found"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
+/// The machine's own Debian mirror (from its apt sources), for the mirror
+/// override of the cross linker's source.
+fn debian_mirror() -> String {
+    let sources = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources")
+        .expect("the test machine is Debian with deb822 apt sources (.ci/setup-stack)");
+    sources
+        .split("\n\n")
+        .filter(|entry| {
+            entry
+                .lines()
+                .any(|l| l.starts_with("Suites:") && l.contains(" bookworm"))
+        })
+        .find_map(|entry| entry.lines().find_map(|l| l.strip_prefix("URIs:")))
+        .map(|uris| {
+            uris.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .expect("an apt source for bookworm")
+}
+
+/// One release of VARIANT, compiled in the compile stages for both
+/// platforms, checked for what it is (cross-compiled on the build platform,
+/// static, an SBOM that lists what ships) and for being reproducible (from
+/// an emptied engine, the commit rebuilds to the same image; a tampered
+/// image is a mismatch naming the binary).
+#[test]
+fn release_cross_compiles_lists_its_crates_and_rebuilds_identically() {
+    let _ = compile_fixture();
+    let _engine = engine_lock();
+    let name = unique_name("release-compile");
+    let tree = clean_checkout("release-compile");
+    let context = context_file("release-compile-v3.1.4", "refs/tags/v3.1.4", &["v3.1.4"]);
+    let release = |extra: &[&str]| {
+        let mut command = xtask_in(&tree, &context);
+        release_image(&mut command, &name);
+        run_ok(command.args(extra))
+    };
+    let log = stderr(&release(&[]));
+
+    // The compile stage is part of the build once per target platform, both
+    // times on the build platform: BuildKit names a step that runs on another
+    // platform than the target's `BUILD->TARGETARCH` (`linux/amd64->arm64`).
     let build_platform = format!("linux/{}", native_arch());
     let steps = compile_steps(&log);
-    assert_eq!(
-        steps.len(),
-        2,
-        "the compile stage ran once per target platform: {steps:?}\n{log}"
-    );
+    assert_eq!(steps.len(), 2, "once per target platform: {steps:?}\n{log}");
     for target in ["amd64", "arm64"] {
         let expected = if build_platform == format!("linux/{target}") {
             build_platform.clone()
@@ -219,13 +371,19 @@ fn release_cross_compiles_for_arm64_on_the_build_platform() {
         assert!(
             steps
                 .iter()
-                .any(|label| label.split_whitespace().any(|word| word == expected)),
+                .any(|s| s.label.split_whitespace().any(|word| word == expected)),
             "no compile step on {build_platform} for {target} (a label with {expected:?}): {steps:?}"
         );
     }
+    // What compiled in the compile step (when it ran) was the service alone.
+    for (step, name) in build_log::compiled_crates(&log) {
+        if step.contains(" compile ") {
+            assert_eq!(name, "beacon", "only the service compiles in {step}");
+        }
+    }
 
     // The registry holds an index with both platforms.
-    let tag = format!("9.9.9-{VARIANT}");
+    let tag = format!("3.1.4-{VARIANT}");
     let index = registry_json(&name, &format!("manifests/{tag}"));
     let mut platforms = index_platforms(&index);
     platforms.sort();
@@ -237,8 +395,51 @@ fn release_cross_compiles_for_arm64_on_the_build_platform() {
         "production"
     );
 
-    // The arm64 binary is a static aarch64 ELF, and it runs (under emulation).
+    // The SBOM of each platform lists what ships: the service and the crates
+    // compiled into it, at Cargo.lock's versions (cargo-auditable; syft
+    // reads them as rust-crate packages).
     let reference = format!("{}/{name}:{tag}", registry());
+    let sbom = docker(&[
+        "buildx",
+        "imagetools",
+        "inspect",
+        &reference,
+        "--format",
+        "{{json .SBOM}}",
+    ]);
+    assert!(sbom.status.success(), "{}", stderr(&sbom));
+    let sbom: Value = serde_json::from_slice(&sbom.stdout).unwrap();
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let packages = sbom[platform]["SPDX"]["packages"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no SPDX packages for {platform}: {sbom}"));
+        for (crate_name, version) in [
+            ("beacon", "0.1.0".to_string()),
+            ("tokio", locked_version("tokio")),
+            ("axum", locked_version("axum")),
+        ] {
+            let purl = format!("pkg:cargo/{crate_name}@{version}");
+            assert!(
+                packages.iter().any(|p| {
+                    p["name"] == crate_name
+                        && p["versionInfo"] == version.as_str()
+                        && p["externalRefs"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|r| r["referenceLocator"] == purl.as_str())
+                }),
+                "the {platform} SBOM lists {purl}: {}",
+                packages
+                    .iter()
+                    .map(|p| format!("{} {}", p["name"], p["versionInfo"]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+
+    // The arm64 binary is a static aarch64 ELF, and it runs (under emulation).
     let binary = file_from_image(&reference, "linux/arm64", "/usr/local/bin/beacon");
     let (machine, interp) = elf_machine_and_interp(&binary);
     assert_eq!(machine, 183, "EM_AARCH64");
@@ -254,55 +455,10 @@ fn release_cross_compiles_for_arm64_on_the_build_platform() {
         stdout(&arm),
         stderr(&arm)
     );
-    assert!(
-        !stdout(&arm).trim().is_empty(),
-        "`beacon --version` printed nothing"
-    );
-}
 
-/// A clean checkout of HEAD (the release must be built from its commit, as
-/// in CI, whatever state this working tree is in).
-fn clean_checkout(name: &str) -> PathBuf {
-    let tree = root().join("target/e2e/trees").join(name);
-    let _ = Command::new("git")
-        .current_dir(root())
-        .args(["worktree", "remove", "--force"])
-        .arg(&tree)
-        .output();
-    let _ = std::fs::remove_dir_all(&tree);
-    ok(Command::new("git")
-        .current_dir(root())
-        .args(["worktree", "add", "--detach", "--force"])
-        .arg(&tree)
-        .arg("HEAD"));
-    tree
-}
-
-fn rebuild_check(reference: &str) -> Output {
-    run(xtask().args(["rebuild-check", reference, "--json"]))
-}
-
-#[test]
-fn rebuild_check_matches_a_release_and_catches_a_tampered_one() {
-    let _ = compile_fixture();
-    let _engine = engine_lock();
-    let name = unique_name("rebuild");
-    let tree = clean_checkout("rebuild");
-    let context = context_file("rebuild-v3.1.4", "refs/tags/v3.1.4", &["v3.1.4"]);
-    let release = |extra: &[&str]| {
-        run_ok(
-            release_image(&name)
-                .current_dir(&tree)
-                .env("XTASK_PROJECT_ROOT", &tree)
-                .env("XTASK_CONTEXT", &context)
-                .args(extra),
-        );
-    };
-    release(&[]);
-    let reference = format!("{}/{name}:3.1.4-{VARIANT}", registry());
-
-    // From an emptied build cache, the commit rebuilds to the same image, per platform.
-    ok(Command::new("docker").args(["buildx", "prune", "--all", "--force"]));
+    // From an emptied engine, the commit rebuilds to the same image, per
+    // platform: through the new dependency layers, with no cache at all.
+    empty_the_engine();
     let checked = rebuild_check(&reference);
     assert!(
         checked.status.success(),
@@ -330,6 +486,8 @@ fn rebuild_check_matches_a_release_and_catches_a_tampered_one() {
 
     // Publish a different image under the same tag: the same commit, but a
     // binary the commit does not build (host binaries, one byte appended).
+    // The rebuild reuses the dependencies the first one left in the cache
+    // mounts (--no-cache keeps them), so only the service compiles again.
     let tampered = root().join("target/e2e/tampered-binaries");
     for platform in ["linux-amd64", "linux-arm64"] {
         let dir = tampered.join(platform);
@@ -346,6 +504,7 @@ fn rebuild_check_matches_a_release_and_catches_a_tampered_one() {
     }
     release(&["--force", &format!("--binaries={}", tampered.display())]);
     let checked = rebuild_check(&reference);
+    remove_checkout(&tree);
     assert!(
         !checked.status.success(),
         "rebuild-check must fail on a tampered image"
@@ -375,9 +534,161 @@ fn rebuild_check_matches_a_release_and_catches_a_tampered_one() {
         report["notes"].to_string().contains("binaries"),
         "says the release used host-built binaries"
     );
-    let _ = Command::new("git")
-        .current_dir(root())
-        .args(["worktree", "remove", "--force"])
-        .arg(&tree)
-        .output();
+}
+
+fn rebuild_check(reference: &str) -> Output {
+    run(xtask().args(["rebuild-check", reference, "--json"]))
+}
+
+/// A fresh runner has nothing but the default branch's registry cache, and
+/// the dependencies come from it: after a one-line change to the service no
+/// dependency is compiled (the deps layer is in the exported cache), and
+/// after a change to xtask/, the README and a workflow the compile stage is
+/// not even run (none of them is in its context). The CI image of `main`
+/// that wrote that cache is the compile stage's own: a static binary for
+/// the native platform that starts and says what it is.
+#[test]
+fn with_only_mains_registry_cache_a_one_line_change_compiles_no_dependency() {
+    let fixture = compile_fixture();
+    let _engine = engine_lock();
+    let name = unique_name("fresh-runner");
+    let tree = clean_checkout("fresh-runner");
+    let ci_image = |git_ref: &str, label: &str| {
+        let context = context_file(&format!("fresh-runner-{label}"), git_ref, &[]);
+        run_ok(
+            xtask_in(&tree, &context)
+                .args([
+                    "ci-image",
+                    "--json",
+                    "--variant",
+                    VARIANT,
+                    "--registry",
+                    &registry(),
+                    "--image-name",
+                    &name,
+                    "--cache",
+                    "registry",
+                ])
+                .args(fixture.build_options()),
+        )
+    };
+
+    // main's CI build writes main's registry cache (mode=max).
+    let main = ci_image("refs/heads/main", "main");
+    let log = stderr(&main);
+    let steps = compile_steps(&log);
+    assert_eq!(
+        steps.len(),
+        1,
+        "the compile stage ran once: {steps:?}\n{log}"
+    );
+    assert!(
+        !steps[0].label.contains("->"),
+        "a native single-platform build compiles natively: {steps:?}"
+    );
+    let result: Value = serde_json::from_str(&stdout(&main)).unwrap();
+    let image = result["variants"][0]["image"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no image in {result}"))
+        .to_string();
+    let binary = file_from_image(
+        &image,
+        &format!("linux/{}", native_arch()),
+        "/usr/local/bin/beacon",
+    );
+    let (machine, interp) = elf_machine_and_interp(&binary);
+    let expected_machine = if native_arch() == "arm64" { 183 } else { 62 };
+    assert_eq!(
+        machine, expected_machine,
+        "ELF machine of the native binary"
+    );
+    assert!(!interp, "the binary is static (no program interpreter)");
+    let container = format!("e2e-fresh-runner-{}", std::process::id());
+    let port_text = start_service(&container, &image);
+    let port: Option<u16> = port_text
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|p| p.parse().ok());
+    let health = port.and_then(|p| wait_for_http(p, "/healthz"));
+    let version = port.and_then(|p| http_get(&format!("127.0.0.1:{p}"), "/version"));
+    let logs = docker(&["logs", &container]);
+    docker(&["rm", "-f", &container]);
+    assert!(
+        health.is_some_and(|b| b.contains("ok")),
+        "/healthz did not answer (port {port_text:?}); container log:\n{}{}",
+        stdout(&logs),
+        stderr(&logs)
+    );
+    let version: Value = serde_json::from_str(&version.expect("/version answers")).unwrap();
+    assert_eq!(version["variant"], VARIANT);
+    assert_eq!(version["build_target"], "ci");
+
+    // A pull request that changes only xtask/, the README and a workflow, on
+    // a fresh runner: the compile stage comes from main's cache.
+    append(&tree, "xtask/src/lib.rs", "// e2e: an xtask-only change");
+    append(&tree, "README.md", "<!-- e2e: a README change -->");
+    append(
+        &tree,
+        ".github/workflows/ci-build.yml",
+        "# e2e: a workflow change",
+    );
+    empty_the_engine();
+    let log = stderr(&ci_image("refs/pull/41/merge", "pr-41"));
+    let steps = compile_steps(&log);
+    assert!(
+        steps.len() == 1 && steps[0].from_cache(),
+        "the compile step came from main's cache: {steps:?}\n{log}"
+    );
+    assert_eq!(
+        service_crates_compiled(&log),
+        Vec::<String>::new(),
+        "nothing compiled"
+    );
+
+    // A one-line change to the service, on a fresh runner: the service is
+    // compiled, and no dependency.
+    // Unique to this run: the engine may still hold records of an earlier
+    // run's change (images loaded from it keep them), a fresh runner never.
+    append(
+        &tree,
+        "service/src/main.rs",
+        &format!("// e2e: a one-line change, {name}"),
+    );
+    empty_the_engine();
+    let output = ci_image("refs/pull/42/merge", "pr-42");
+    remove_checkout(&tree);
+    let log = stderr(&output);
+    assert!(
+        log.contains(&format!("{name}-buildcache:{VARIANT}-main")),
+        "the pull request imports main's cache"
+    );
+    let compiled = service_crates_compiled(&log);
+    assert!(
+        compiled.iter().any(|c| c.starts_with("beacon ")),
+        "the service itself was compiled: {compiled:?}\n{log}"
+    );
+    assert_eq!(
+        dependencies_compiled(&log),
+        Vec::<String>::new(),
+        "no dependency compiled on a fresh runner with main's cache"
+    );
+    let deps = build_log::steps(&log)
+        .into_iter()
+        .find(|s| s.instruction.contains("compile-service.sh deps"))
+        .expect("the deps step is in the log");
+    assert!(
+        deps.from_cache(),
+        "the deps layer came from main's cache: {deps:?}\n{log}"
+    );
+    let loaded = docker(&[
+        "image",
+        "ls",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        &format!("{}/{name}", registry()),
+    ]);
+    for tag in stdout(&loaded).lines() {
+        docker(&["image", "rm", tag]);
+    }
 }

@@ -62,20 +62,28 @@ fn every_external_image_is_pinned_by_tag_and_digest() {
                 "{variant}: {required} is a pinned ARG (has: {images:?})"
             );
         }
-        // Every FROM is either a stage, scratch, or one of those ARGs.
+        // Every FROM is an earlier stage, scratch, the `binaries` named
+        // context, a stage chosen by an ARG, or one of those pinned ARGs.
+        let mut stages: Vec<&str> = Vec::new();
         for line in text.lines().filter(|l| l.starts_with("FROM ")) {
-            let image = line
+            let words: Vec<&str> = line
                 .split_whitespace()
-                .find(|w| !w.starts_with("FROM") && !w.starts_with("--platform"))
-                .unwrap();
+                .filter(|w| !w.starts_with("--platform"))
+                .collect();
+            let image = words[1];
             assert!(
                 image.starts_with("${")
                     || image == "scratch"
                     || image == "binaries"
-                    || image.starts_with("base-")
-                    || image.starts_with("binaries-"),
-                "{variant}: FROM {image} must come from a pinned ARG or a stage"
+                    || stages.contains(&image)
+                    || image.starts_with("base-${")
+                    || image.starts_with("binaries-${"),
+                "{variant}: FROM {image} must come from a pinned ARG or an earlier stage"
             );
+            if let [_, _, as_word, name] = words[..] {
+                assert!(as_word.eq_ignore_ascii_case("AS"), "{variant}: {line}");
+                stages.push(name);
+            }
         }
     }
 }
@@ -125,10 +133,24 @@ fn the_final_stage_is_identical_across_variants() {
             text.contains("ARG IMAGE_FLAVOR=production"),
             "{variant}: production is the default"
         );
-        assert!(
-            text.contains("FROM --platform=$BUILDPLATFORM ${BUILDER_IMAGE} AS compile"),
-            "{variant}: compile on the build platform"
-        );
+        for stage in ["cargo-tools", "fetch"] {
+            assert!(
+                text.contains(&format!(
+                    "FROM --platform=$BUILDPLATFORM ${{BUILDER_IMAGE}} AS {stage}"
+                )),
+                "{variant}: {stage} runs on the build platform"
+            );
+        }
+        for chain in [
+            "FROM cargo-tools AS toolchain",
+            "FROM toolchain AS deps",
+            "FROM deps AS compile",
+        ] {
+            assert!(
+                text.contains(chain),
+                "{variant}: compile on the build platform ({chain})"
+            );
+        }
         assert!(
             text.contains("--mount=type=cache"),
             "{variant}: cache mounts"
@@ -144,6 +166,257 @@ fn the_final_stage_is_identical_across_variants() {
         assert!(
             !production.contains("RUN "),
             "{variant}: the production base stage runs nothing"
+        );
+    }
+}
+
+/// The stages of a Dockerfile by name: the logical lines from its `FROM ... AS NAME`
+/// up to the next `FROM`.
+fn stages(text: &str) -> BTreeMap<String, Vec<String>> {
+    let mut stages: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in xtask::project::logical_lines(text) {
+        if line.starts_with("FROM ") {
+            current = line.split_whitespace().last().map(String::from);
+        }
+        if let Some(name) = &current {
+            stages.entry(name.clone()).or_default().push(line);
+        }
+    }
+    stages
+}
+
+/// The compile stages, and every global ARG but the variant's own bases, are
+/// the same text in every variant: one bake of several variants compiles the
+/// service once (item 9 of issue 12 relies on it).
+#[test]
+fn the_compile_stages_are_identical_across_variants() {
+    let shared = |variant: &str| {
+        let text = read(format!("images/{variant}/Dockerfile"));
+        let lines = xtask::project::logical_lines(&text);
+        let end = lines
+            .iter()
+            .position(|l| l.starts_with("FROM ") && l.ends_with("AS binaries-compile"))
+            .unwrap_or_else(|| panic!("{variant}: no binaries-compile stage"));
+        lines[..end]
+            .iter()
+            .filter(|l| !l.starts_with("ARG PRODUCTION_BASE=") && !l.starts_with("ARG CI_BASE="))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let all = variants();
+    let first = shared(&all[0]);
+    assert!(first.iter().any(|l| l.ends_with("AS compile")));
+    for variant in &all[1..] {
+        assert_eq!(
+            shared(variant),
+            first,
+            "{variant}'s compile stages differ from {}'s",
+            all[0]
+        );
+    }
+}
+
+/// The dependency layers are keyed only by what determines them: `fetch`
+/// copies only the manifests and Cargo.lock, `deps` leaves the compiled
+/// dependencies in its layer (`/deps-target`: cache mounts are in no
+/// exported cache), and only `compile` sees the service's sources.
+#[test]
+fn dependencies_compile_in_layers_of_their_own() {
+    let script = read("images/compile-service.sh");
+    assert!(
+        script.contains("cp -a target /deps-target")
+            && script.contains("cp -a /deps-target/. target/"),
+        "deps copies its result into the layer, build seeds its cache mount from it"
+    );
+    for variant in variants() {
+        let stages = stages(&read(format!("images/{variant}/Dockerfile")));
+        let copies = |stage: &str| -> Vec<String> {
+            stages[stage]
+                .iter()
+                .filter(|l| l.starts_with("COPY "))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(
+            copies("fetch"),
+            [
+                "COPY Cargo.toml Cargo.lock ./",
+                "COPY service/Cargo.toml service/",
+                "COPY xtask/Cargo.toml xtask/"
+            ],
+            "{variant}: fetch sees only the manifests and Cargo.lock"
+        );
+        assert_eq!(
+            copies("deps"),
+            ["COPY --from=fetch /src/ /src/"],
+            "{variant}"
+        );
+        assert_eq!(
+            copies("compile"),
+            ["COPY service/src/ /src/service/src/"],
+            "{variant}"
+        );
+        for stage in ["cargo-tools", "toolchain", "fetch", "deps"] {
+            let text = stages[stage].join("\n");
+            assert!(
+                !text.contains("SOURCE_DATE_EPOCH"),
+                "{variant}: stage {stage} must not depend on the commit time"
+            );
+            assert!(
+                !text.contains("target=/deps-target"),
+                "{variant}: stage {stage} must leave /deps-target in its layer, not in a mount"
+            );
+        }
+        for stage in ["cargo-tools", "toolchain", "fetch"] {
+            assert!(
+                !stages[stage].iter().any(|l| l.contains("type=cache")),
+                "{variant}: stage {stage} must leave its result in its layer, not a cache mount"
+            );
+        }
+        let fetch = stages["fetch"].join("\n");
+        assert!(
+            !fetch.contains("TARGET"),
+            "{variant}: fetch is the same step for every target platform"
+        );
+        for (stage, id) in [("deps", "beacon-deps"), ("compile", "beacon-target")] {
+            let text = stages[stage].join("\n");
+            assert!(
+                text.contains(&format!("--mount=type=cache,id={id}-${{TARGETARCH}}-${{CARGO_PROFILE}},target=/src/target")),
+                "{variant}: {stage} compiles in a cache mount of its own per architecture and profile"
+            );
+        }
+    }
+}
+
+/// The build context holds only what the compile stages read: an xtask,
+/// README or workflow change never reruns them.
+#[test]
+fn the_build_context_is_only_what_the_compile_stages_read() {
+    let ignore = read(".dockerignore");
+    let rules: Vec<&str> = ignore
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(rules.first(), Some(&"*"), "everything is excluded first");
+    let included: Vec<&str> = rules[1..]
+        .iter()
+        .map(|r| r.strip_prefix('!').expect("only re-inclusions after `*`"))
+        .collect();
+    assert_eq!(
+        included,
+        [
+            "Cargo.toml",
+            "Cargo.lock",
+            "service/Cargo.toml",
+            "service/src",
+            "xtask/Cargo.toml",
+            "images/compile-service.sh"
+        ]
+    );
+    for variant in variants() {
+        let text = read(format!("images/{variant}/Dockerfile"));
+        for line in xtask::project::logical_lines(&text) {
+            let mut sources: Vec<String> = Vec::new();
+            if let Some(copy) = line.strip_prefix("COPY ") {
+                let words: Vec<&str> = copy.split_whitespace().collect();
+                if !words.iter().any(|w| w.starts_with("--from=")) {
+                    let paths: Vec<&str> = words
+                        .iter()
+                        .filter(|w| !w.starts_with("--"))
+                        .copied()
+                        .collect();
+                    sources.extend(paths[..paths.len() - 1].iter().map(|p| p.to_string()));
+                }
+            }
+            for mount in line.split("--mount=").skip(1) {
+                let mount = mount.split_whitespace().next().unwrap_or_default();
+                if mount.starts_with("type=bind") && !mount.contains("from=") {
+                    let source = mount
+                        .split(',')
+                        .find_map(|f| f.strip_prefix("source="))
+                        .expect("a bind mount of the context names its source");
+                    sources.push(source.to_string());
+                }
+            }
+            for source in sources {
+                let source = source.trim_end_matches('/');
+                assert!(
+                    included
+                        .iter()
+                        .any(|i| source == *i || source.starts_with(&format!("{i}/"))),
+                    "{variant}: {source} is read by the build but not in .dockerignore's list"
+                );
+            }
+        }
+    }
+}
+
+/// Release builds install nothing unpinned: the compile script's only
+/// `apt-get install` (the cross linker, when the builder image lacks it)
+/// names exact versions from build args pinned to a Debian snapshot, and the
+/// Dockerfiles install no Debian package themselves. The compile stage's
+/// cargo-auditable is the version the host builds use.
+#[test]
+fn the_compile_stages_install_only_pinned_versions() {
+    let script = read("images/compile-service.sh");
+    let installs: Vec<&str> = script
+        .lines()
+        .filter(|l| l.contains("apt-get") && l.contains(" install"))
+        .collect();
+    assert_eq!(installs.len(), 1, "{installs:?}");
+    assert!(
+        installs[0].trim_end().ends_with("$packages"),
+        "{}",
+        installs[0]
+    );
+    let packages: Vec<&str> = script
+        .lines()
+        .filter_map(|l| l.trim().split_once(") packages=\"").map(|(_, p)| p))
+        .flat_map(|p| {
+            p.trim_end_matches(" ;;")
+                .trim_end_matches('"')
+                .split_whitespace()
+        })
+        .collect();
+    assert!(packages.len() >= 4, "{packages:?}");
+    for package in packages {
+        let (_, version) = package
+            .split_once('=')
+            .unwrap_or_else(|| panic!("{package} is installed without a version"));
+        assert!(
+            version.starts_with("${CROSS_") && version.ends_with("_VERSION:?}"),
+            "{package}"
+        );
+    }
+    assert!(
+        script.contains("-o Dir::Etc::SourceParts=-"),
+        "only the pinned source is read"
+    );
+    for variant in variants() {
+        let text = read(format!("images/{variant}/Dockerfile"));
+        let args = xtask::project::global_arg_defaults(&text);
+        assert!(
+            args["CROSS_APT_MIRROR"].starts_with("http://snapshot.debian.org/archive/debian/20"),
+            "{variant}: the cross linker comes from a pinned snapshot"
+        );
+        for arg in ["CROSS_GCC_VERSION", "CROSS_LIBC_VERSION"] {
+            assert!(
+                args[arg].chars().next().is_some_and(|c| c.is_ascii_digit()),
+                "{variant}: {arg} is an exact version"
+            );
+        }
+        assert!(
+            !text.contains("apt-get"),
+            "{variant}: no apt-get in the Dockerfile"
+        );
+        assert!(
+            text.contains(&format!(
+                "ARG CARGO_AUDITABLE_VERSION={}",
+                xtask::stand_ins::CARGO_AUDITABLE_VERSION
+            )),
+            "{variant}: cargo-auditable is pinned to the host builds' version"
         );
     }
 }

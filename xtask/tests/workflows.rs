@@ -598,38 +598,62 @@ fn ci_build_builds_smoke_tests_and_scans_every_variant() {
         );
     }
 
-    let image = wf.job("image");
-    assert_eq!(
-        image["strategy"]["fail-fast"],
-        json!(false),
-        "one variant's failure must not hide the others'"
-    );
-    let matrix: BTreeSet<String> = image["strategy"]["matrix"]["variant"]
-        .as_array()
-        .expect("a matrix over variants")
-        .iter()
-        .map(as_text)
+    // One job compiles the service and builds every variant in one bake
+    // (`ci-image` without --variant); one job per variant checks its image.
+    let images = wf.job("images");
+    let builds: Vec<XtaskLine> = xtask_lines(&wf)
+        .into_iter()
+        .filter(|l| l.words.first().map(String::as_str) == Some("ci-image"))
         .collect();
-    assert_eq!(
-        matrix,
-        variants(),
-        "the matrix must list every images/<variant>"
+    assert_eq!(builds.len(), 1, "one CI build per pull request: {builds:?}");
+    assert_eq!(builds[0].job, "images");
+    assert!(
+        !builds[0].words.iter().any(|w| w.starts_with("--variant")),
+        "the build covers every variant in one bake: {}",
+        builds[0].line
+    );
+    assert!(
+        as_text(&images["outputs"]["result"]).contains("steps.build.outputs.result"),
+        "the build's result feeds the per-variant jobs"
     );
     for action in [
         "docker/setup-buildx-action",
         "Swatinem/rust-cache",
         "crazy-max/ghaction-github-runtime",
+        "actions/upload-artifact",
     ] {
         assert!(
-            wf.step_using("image", action).is_some(),
-            "ci-build.yml job image: {action}"
+            wf.step_using("images", action).is_some(),
+            "ci-build.yml job images: {action}"
         );
     }
+    let check = wf.job("check");
+    assert_eq!(as_text(&check["needs"]), "images");
+    assert_eq!(
+        check["strategy"]["fail-fast"],
+        json!(false),
+        "one variant's failure must not hide the others'"
+    );
+    assert_eq!(
+        as_text(&check["strategy"]["matrix"]["include"]),
+        "${{ fromJSON(needs.images.outputs.result).variants }}",
+        "one check per variant the build produced (so every images/<variant>)"
+    );
+    assert!(wf
+        .step_using("check", "actions/download-artifact")
+        .is_some());
+    assert!(
+        wf.steps("check")
+            .iter()
+            .all(|s| s["run"].as_str().is_none_or(|r| !r.contains("cargo "))),
+        "the checks compile nothing"
+    );
     let trivy = wf
-        .step_using("image", "aquasecurity/trivy-action")
+        .step_using("check", "aquasecurity/trivy-action")
         .expect("a vulnerability scan");
     assert_eq!(as_text(&trivy["with"]["severity"]), "CRITICAL");
     assert_eq!(as_text(&trivy["with"]["exit-code"]), "1");
+    assert_eq!(as_text(&trivy["with"]["image-ref"]), "${{ matrix.image }}");
 
     let scripts = wf.scripts().join("\n");
     assert!(
@@ -993,6 +1017,10 @@ fn expression_sample(expression: &str) -> Option<String> {
         "vars.CI_IMAGE_REGISTRY" => "registry.example.com".to_string(),
         "fromJSON(steps.build.outputs.result).variants[0].image" => {
             "ghcr.io/acme/beacon:ci-ubi9".to_string()
+        }
+        "steps.build.outputs.result" => {
+            json!({"variants": [{"variant": "ubi9", "image": "ghcr.io/acme/beacon:ci-ubi9"}]})
+                .to_string()
         }
         "steps.release.outputs.result" => {
             json!({"variants": [{"variant": "ubi9", "image": image}]}).to_string()

@@ -4,6 +4,7 @@
 //! commands as data, file operations that name their paths, and the one
 //! registry client.
 
+pub mod build_log;
 pub mod command;
 pub mod files;
 pub mod identity;

@@ -318,6 +318,11 @@ impl Fixture {
         options
     }
 
+    /// The pinned Rust builder image (compile fixture only).
+    pub fn builder_image(&self) -> Option<&str> {
+        self.builder.as_deref()
+    }
+
     fn stand_ins(builder: Option<String>) -> Fixture {
         let text = ok(xtask().args(["stand-ins", "--registry", &registry()]));
         let overrides: Value = serde_json::from_str(&text).expect("stand-ins prints JSON");

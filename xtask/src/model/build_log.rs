@@ -1,0 +1,210 @@
+//! BuildKit's plain-progress log (`--progress plain`), read back: its steps
+//! (`#12 [linux/amd64 deps 3/3] RUN ...`, their output, `#12 CACHED` or
+//! `#12 DONE 1.5s`), the crates cargo compiled in the steps that ran, and the
+//! one-line errors the compile stages print for the user.
+//!
+//! A step's header comes again whenever the printer switches between steps
+//! running in parallel. The engine may also replay, before this build's own
+//! steps, the output of steps it still holds from an earlier build (seen
+//! after a build was interrupted): everything printed before the build's
+//! first `[internal] load build definition` step is such a replay and is
+//! left out, and when a label comes twice only the step printed last counts.
+
+use std::collections::BTreeMap;
+
+/// Lines with this prefix in a step's output are meant for the user:
+/// `images/compile-service.sh` prints them before it fails.
+pub const USER_ERROR_MARKER: &str = "beacon-build-error:";
+
+/// One step of a build, as the log shows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Step {
+    /// `#12`.
+    pub id: String,
+    /// What is between the brackets of its header: `linux/amd64 deps 3/3`
+    /// (a bake of several targets puts the target's name first).
+    pub label: String,
+    /// The instruction after the brackets: `RUN ...`, `COPY ...`.
+    pub instruction: String,
+    /// Answered from the cache (`#12 CACHED`).
+    pub cached: bool,
+    /// Layer blobs were fetched for it (`#12 sha256:... 55MB / 55MB done`,
+    /// `#12 extracting sha256:...`): how a result found in an imported cache
+    /// shows when a later step needs its files.
+    pub pulled: bool,
+    /// Seconds from `#12 DONE 1.5s`, when it finished.
+    pub done: Option<f64>,
+    /// Its output, without the `#12 0.123 ` prefix.
+    pub output: Vec<String>,
+}
+
+impl Step {
+    /// The step's result came from a cache: it is `CACHED`, or its layers
+    /// were pulled from an imported cache and it ran nothing (no output).
+    pub fn from_cache(&self) -> bool {
+        self.cached || (self.pulled && self.output.is_empty())
+    }
+}
+
+/// The steps of a log in the order their headers first appear, each label
+/// once (the step printed last under that label).
+pub fn steps(log: &str) -> Vec<Step> {
+    let mut by_id: BTreeMap<String, Step> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let own = log
+        .lines()
+        .position(|line| line.starts_with('#') && line.contains("internal] load build definition"))
+        .unwrap_or(0);
+    for line in log.lines().skip(own) {
+        let Some((id, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        if !id.starts_with('#') || !id[1..].chars().all(|c| c.is_ascii_digit()) || id.len() < 2 {
+            continue;
+        }
+        let step = by_id.entry(id.to_string()).or_insert_with(|| {
+            order.push(id.to_string());
+            Step {
+                id: id.to_string(),
+                ..Step::default()
+            }
+        });
+        if let Some(header) = rest.strip_prefix('[') {
+            if let Some((label, instruction)) = header.split_once("] ") {
+                step.label = label.to_string();
+                step.instruction = instruction.to_string();
+            }
+        } else if rest == "CACHED" {
+            step.cached = true;
+        } else if rest.starts_with("sha256:") || rest.starts_with("extracting sha256:") {
+            step.pulled = true;
+        } else if let Some(seconds) = rest.strip_prefix("DONE ") {
+            step.done = seconds.trim_end_matches('s').parse().ok();
+        } else if let Some((time, text)) = rest.split_once(' ') {
+            if time.parse::<f64>().is_ok() {
+                step.output.push(text.to_string());
+            }
+        }
+    }
+    let mut last_of_label: BTreeMap<String, String> = BTreeMap::new();
+    for id in &order {
+        if let Some(step) = by_id.get(id).filter(|s| !s.label.is_empty()) {
+            last_of_label.insert(step.label.clone(), id.clone());
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|id| {
+            let step = by_id.remove(&id)?;
+            let last = step.label.is_empty() || last_of_label.get(&step.label) == Some(&id);
+            last.then_some(step)
+        })
+        .collect()
+}
+
+/// The crates cargo compiled in the steps that ran (not cached), as
+/// `(step label, crate name)`, from its `Compiling NAME vX.Y.Z` lines.
+pub fn compiled_crates(log: &str) -> Vec<(String, String)> {
+    steps(log)
+        .into_iter()
+        .filter(|step| !step.from_cache())
+        .flat_map(|step| {
+            let label = step.label.clone();
+            step.output
+                .into_iter()
+                .filter_map(|line| {
+                    let rest = line.trim_start().strip_prefix("Compiling ")?;
+                    rest.split_whitespace().next().map(String::from)
+                })
+                .map(move |name| (label.clone(), name))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The first line a compile stage printed for the user, without its marker.
+pub fn user_error(log: &str) -> Option<String> {
+    log.lines().find_map(|line| {
+        let (_, message) = line.split_once(USER_ERROR_MARKER)?;
+        Some(message.trim().to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str = "\
+#1 [cargo-tools 2/2] RUN cargo install cargo-auditable
+#1 0.1    Compiling serde v1.0.228
+#1 DONE 105.8s
+#2 [internal] load build definition from Dockerfile
+#2 DONE 0.0s
+#3 [fetch 6/6] RUN sh compile-service.sh fetch
+#3 DONE 2.6s
+#4 [linux/amd64 deps 3/3] RUN sh compile-service.sh deps amd64
+#4 0.638    Compiling proc-macro2 v1.0.107
+#5 [linux/amd64->arm64 deps 3/3] RUN sh compile-service.sh deps arm64
+#5 0.700    Compiling proc-macro2 v1.0.107
+#4 [linux/amd64 deps 3/3] RUN sh compile-service.sh deps amd64
+#4 9.1    Compiling tokio v1.54.1
+#4 DONE 145.6s
+#5 DONE 150.0s
+#9 [fetch 6/6] RUN sh compile-service.sh fetch
+#9 CACHED
+#11 [linux/amd64 toolchain 1/1] RUN sh compile-service.sh toolchain amd64
+#11 sha256:8511a2210b10029a1051944ad87dfa4c578c2b5548c7897e7942c4584004aa5d 55.74MB / 55.74MB 0.6s done
+#11 extracting sha256:8511a2210b10029a1051944ad87dfa4c578c2b5548c7897e7942c4584004aa5d 2.9s done
+#11 DONE 3.7s
+#10 [linux/amd64 compile 2/2] RUN sh compile-service.sh build amd64 /out
+#10 0.791    Compiling beacon v0.1.0 (/src/service)
+#10 DONE 16.7s
+";
+
+    #[test]
+    fn reads_steps_once_per_label_the_last_printed() {
+        let steps = steps(LOG);
+        let labels: Vec<&str> = steps.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "internal",
+                "linux/amd64 deps 3/3",
+                "linux/amd64->arm64 deps 3/3",
+                "fetch 6/6",
+                "linux/amd64 toolchain 1/1",
+                "linux/amd64 compile 2/2"
+            ]
+        );
+        assert_eq!(steps[1].done, Some(145.6));
+        assert_eq!(steps[1].output.len(), 2);
+        assert!(steps[3].cached && steps[3].id == "#9");
+        // Pulled from an imported cache, nothing run: from the cache too.
+        assert!(steps[4].pulled && !steps[4].cached && steps[4].from_cache());
+        assert!(!steps[5].from_cache());
+    }
+
+    #[test]
+    fn counts_what_cargo_compiled_in_steps_that_ran() {
+        let crates = compiled_crates(LOG);
+        assert_eq!(crates.len(), 4);
+        assert_eq!(
+            crates.last(),
+            Some(&("linux/amd64 compile 2/2".to_string(), "beacon".to_string()))
+        );
+        // A replayed step counts for nothing: before the build's own steps,
+        // or coming back cached.
+        let replayed = "#1 [deps 3/3] RUN x\n#1 0.1    Compiling tokio v1\n#1 DONE 9.0s\n#7 [deps 3/3] RUN x\n#7 CACHED\n";
+        assert!(compiled_crates(replayed).is_empty());
+    }
+
+    #[test]
+    fn finds_the_line_meant_for_the_user() {
+        let log = "#7 1.2 error: the lock file needs to be updated\n#7 1.3 beacon-build-error: Cargo.lock is out of date: run `cargo update --workspace`\n#7 ERROR: process did not complete\n";
+        assert_eq!(
+            user_error(log).as_deref(),
+            Some("Cargo.lock is out of date: run `cargo update --workspace`")
+        );
+        assert_eq!(user_error(LOG), None);
+    }
+}
