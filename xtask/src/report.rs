@@ -132,9 +132,16 @@ pub fn promotion_summary(record: &ReleaseRecord, moved: &[String]) -> String {
     text
 }
 
+/// The one line a CI summary puts next to its images: what they are not for.
+pub const CI_NOT_FOR_DEPLOYMENT: &str = "**CI image, not for deployment**: one platform, debug tools inside, unsigned, ephemeral `ci-` tags, labelled `dev.beacon.image.flavor=ci`; deploy only release digests that pass `cargo xtask verify` (docs/deploying.md).";
+
 pub fn summary(result: &RunResult) -> String {
+    let warning = match result.mode {
+        Mode::Ci => format!("{CI_NOT_FOR_DEPLOYMENT}\n\n"),
+        Mode::Release => String::new(),
+    };
     let mut text = format!(
-        "### {} images\n\n| variant | tags | digest | platforms | size | build time | pushed | signed | tagged |\n|---|---|---|---|---|---|---|---|---|\n",
+        "### {} images\n\n{warning}| variant | tags | digest | platforms | size | build time | pushed | signed | tagged |\n|---|---|---|---|---|---|---|---|---|\n",
         match result.mode {
             Mode::Ci => "CI",
             Mode::Release => "Production",
@@ -219,6 +226,18 @@ mod tests {
         let text = summary(&result);
         assert!(text.contains("| variant | tags | digest | platforms | size | build time | pushed | signed | tagged |"));
         assert!(text.contains("| ubi9 | 1.2.3-ubi9 | `sha256:ab` | linux/amd64, linux/arm64 | linux/amd64: 3.0 MiB, linux/arm64: 2.0 KiB | 42 s | yes | yes | no |"), "{text}");
+        assert!(!text.contains(CI_NOT_FOR_DEPLOYMENT));
         assert_eq!(human_size(512), "512 B");
+
+        let ci = RunResult {
+            mode: Mode::Ci,
+            ..result
+        };
+        let text = summary(&ci);
+        let warning = text.find(CI_NOT_FOR_DEPLOYMENT).expect("CI summary warns");
+        assert!(
+            warning < text.find("| ubi9 |").unwrap_or(0),
+            "the line is next to (above) the images: {text}"
+        );
     }
 }
