@@ -195,10 +195,11 @@ impl Stages<'_> {
             return self.print_dry_run(&run_files, &resumed);
         }
         preflight::check_all(&plan.preflight)?;
+        // Refusals first: a run that is refused prints its one line only.
+        exec::refuse_existing_tags(plan, record.as_ref())?;
         for warning in &plan.warnings {
             eprintln!("warning: {warning}");
         }
-        exec::refuse_existing_tags(plan, record.as_ref())?;
         if !resumed.is_empty() {
             let names: Vec<&str> = resumed.keys().map(String::as_str).collect();
             eprintln!(

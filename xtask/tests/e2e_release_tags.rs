@@ -92,7 +92,7 @@ fn an_any_ref_run_refuses_a_tag_that_exists_before_building() {
         );
     }
     assert!(
-        printed.contains("# refuses if any of these tags exists:"),
+        printed.contains("# refuses if any of these tags exists"),
         "{printed}"
     );
     let forced = release(&["--dry-run", "--force"]);
