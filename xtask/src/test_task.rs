@@ -2,7 +2,18 @@
 //! end-to-end tests need a Docker engine with buildx, cosign, skopeo and a
 //! registry on 127.0.0.1 (`.ci/setup-stack` installs and starts them on
 //! Debian). They fail, never skip, when the stack is missing.
+//!
+//! The end-to-end test binaries run in two lanes side by side. The compile
+//! lane holds the binaries that compile the service's dependency graph in
+//! the engine (both architectures, from an emptied engine: CPU-bound for
+//! minutes); the other lane holds the rest, which wait mostly on the
+//! registry, cosign, skopeo and containers and build only from host-built
+//! binaries. Run one after the other they add up; side by side the waits of
+//! one fill the other's CPU. They share the engine safely: every test names
+//! its own repositories and images, and none asserts on another's cache (a
+//! prune in one lane only makes the other's next build colder).
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
@@ -18,6 +29,9 @@ pub struct TestOptions {
     /// Extra arguments for `cargo test`, e.g. a test name filter.
     pub cargo_args: Vec<String>,
 }
+
+/// The end-to-end test binaries of the compile lane (see the module comment).
+const COMPILE_LANE: &[&str] = &["e2e_compile"];
 
 /// The integration test files of a crate (`tests/NAME.rs`), by name. Those
 /// named `e2e_*` need the real stack: engine, registry, cosign.
@@ -38,56 +52,133 @@ fn integration_tests(crate_dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
+fn test_args(tests: &[String]) -> Vec<String> {
+    tests
+        .iter()
+        .flat_map(|t| ["--test".to_string(), t.clone()])
+        .collect()
+}
+
 pub fn run(args: TestOptions) -> Result<()> {
     let root = project::project_root();
     let sh = Shell::new()?;
     sh.change_dir(&root);
     let extra = &args.cargo_args;
-    if args.no_engine {
-        // Unit tests of both crates, then every integration test binary but
-        // the end-to-end ones, by name.
-        cmd!(
-            sh,
-            "cargo test --workspace --locked --lib --bins {extra...}"
-        )
-        .run()?;
-        for (package, dir) in [("beacon", "service"), ("xtask", "xtask")] {
-            let (engine, rest): (Vec<String>, Vec<String>) = integration_tests(&root.join(dir))?
-                .into_iter()
-                .partition(|t| t.starts_with("e2e_"));
-            let tests: Vec<String> = rest
-                .iter()
-                .flat_map(|t| ["--test".to_string(), t.clone()])
-                .collect();
-            if !tests.is_empty() {
-                cmd!(sh, "cargo test --locked -p {package} {tests...} {extra...}").run()?;
-            }
-            if !engine.is_empty() {
-                eprintln!(
-                    "note: the end-to-end tests of {package} ({}) were not run (--no-engine)",
-                    engine.join(", ")
-                );
-            }
+    if !args.no_engine {
+        let missing: Vec<String> = [
+            Requirement::Docker,
+            Requirement::Buildx,
+            Requirement::Engine,
+            Requirement::Cosign,
+            Requirement::Skopeo,
+        ]
+        .iter()
+        .filter_map(|r| preflight::check(r).err())
+        .map(|e| e.to_string())
+        .collect();
+        if !missing.is_empty() {
+            bail!(
+                "the end-to-end tests need the container stack ({}): on Debian run `sudo .ci/setup-stack`; `cargo xtask test --no-engine` runs the rest",
+                missing.join("; ")
+            );
         }
+        // Every test binary first, so the lanes below do not race to build them.
+        cmd!(sh, "cargo test --workspace --locked --no-run {extra...}").run()?;
+    }
+    // Unit tests of both crates, then every integration test binary but the
+    // end-to-end ones, by name.
+    cmd!(
+        sh,
+        "cargo test --workspace --locked --lib --bins {extra...}"
+    )
+    .run()?;
+    let mut lanes: [(&str, Vec<String>); 2] = [("compile", Vec::new()), ("images", Vec::new())];
+    for (package, dir) in [("beacon", "service"), ("xtask", "xtask")] {
+        let (engine, rest): (Vec<String>, Vec<String>) = integration_tests(&root.join(dir))?
+            .into_iter()
+            .partition(|t| t.starts_with("e2e_"));
+        let tests = test_args(&rest);
+        if !tests.is_empty() {
+            cmd!(sh, "cargo test --locked -p {package} {tests...} {extra...}").run()?;
+        }
+        if engine.is_empty() {
+            continue;
+        }
+        if args.no_engine {
+            eprintln!(
+                "note: the end-to-end tests of {package} ({}) were not run (--no-engine)",
+                engine.join(", ")
+            );
+            continue;
+        }
+        if package != "xtask" {
+            bail!("end-to-end tests of {package} ({}): the lanes run only the xtask crate's; move them to xtask/tests", engine.join(", "));
+        }
+        for test in engine {
+            let lane = if COMPILE_LANE.contains(&test.as_str()) {
+                0
+            } else {
+                1
+            };
+            lanes[lane].1.push(test);
+        }
+    }
+    if args.no_engine {
         return Ok(());
     }
-    let missing: Vec<String> = [
-        Requirement::Docker,
-        Requirement::Buildx,
-        Requirement::Engine,
-        Requirement::Cosign,
-        Requirement::Skopeo,
-    ]
-    .iter()
-    .filter_map(|r| preflight::check(r).err())
-    .map(|e| e.to_string())
-    .collect();
-    if !missing.is_empty() {
-        bail!(
-            "the end-to-end tests need the container stack ({}): on Debian run `sudo .ci/setup-stack`; `cargo xtask test --no-engine` runs the rest",
-            missing.join("; ")
+    run_lanes(&root, &lanes, extra)
+}
+
+/// Runs each lane's test binaries (`cargo test -p xtask --test ...`) in a
+/// child of its own, all at once, printing their lines as they come,
+/// prefixed with the lane's name; fails naming every lane that failed.
+fn run_lanes(root: &Path, lanes: &[(&str, Vec<String>)], extra: &[String]) -> Result<()> {
+    let lanes: Vec<&(&str, Vec<String>)> = lanes.iter().filter(|(_, t)| !t.is_empty()).collect();
+    for (name, tests) in &lanes {
+        eprintln!(
+            "test: lane {name}: {} (side by side with the other lane)",
+            tests.join(", ")
         );
     }
-    cmd!(sh, "cargo test --workspace --locked {extra...}").run()?;
+    let mut running = Vec::new();
+    for (name, tests) in &lanes {
+        let args: Vec<String> = ["test", "--locked", "-p", "xtask"]
+            .into_iter()
+            .map(String::from)
+            .chain(test_args(tests))
+            .chain(extra.iter().cloned())
+            .collect();
+        let reader = duct::cmd("cargo", args)
+            .dir(root)
+            .stderr_to_stdout()
+            .unchecked()
+            .reader()
+            .with_context(|| format!("cannot start the {name} lane's cargo test"))?;
+        let name = name.to_string();
+        running.push(std::thread::spawn(move || -> Result<(String, bool)> {
+            for line in BufReader::new(&reader).lines() {
+                println!("[{name}] {}", line?);
+            }
+            let passed = reader
+                .try_wait()?
+                .is_some_and(|output| output.status.success());
+            Ok((name, passed))
+        }));
+    }
+    let mut failed = Vec::new();
+    for lane in running {
+        let (name, passed) = lane
+            .join()
+            .map_err(|_| anyhow::anyhow!("a test lane's output reader panicked"))??;
+        if !passed {
+            failed.push(name);
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "end-to-end tests failed in lane(s) {} (their lines above, prefixed [lane], say which and why)",
+            failed.join(", ")
+        );
+    }
     Ok(())
 }

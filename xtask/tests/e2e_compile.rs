@@ -7,66 +7,34 @@
 //! compile the service inside the build (no `--binaries`), but for the
 //! tampered image of the rebuild check.
 //!
-//! Every build here compiles the real dependency graph, so the tests are few
-//! and each one reuses its build for several assertions: one release (cross
-//! compile, SBOM, reproducibility), the benchmark's smoke run, one CI build
-//! of `main` and two pull request builds on an emptied engine (the
-//! dependency layer and the build context), run in that order in one test
-//! so that each reuses what the one before compiled; and two builds that
-//! fail early (an out-of-date Cargo.lock, the pinned cross linker). They fail (never skip) when the engine, the registry
-//! or the builder image is missing. Assertions read what the engine, the
-//! registry and the images hold, plus the build log where only it can tell
-//! (which platform a step ran on, which crates cargo compiled).
+//! Every build here compiles the real dependency graph, so there is one
+//! test, and it reuses each build for several assertions: one release
+//! (cross compile, SBOM, reproducibility), the benchmark's smoke run, one CI
+//! build of `main` and two pull request builds on an emptied engine (the
+//! dependency layer and the build context), in that order so that each
+//! reuses what the one before compiled. (The two checks of the compile
+//! stages' inputs that compile nothing are in e2e_compile_inputs.rs, in the
+//! other lane of `cargo xtask test`.) It fails (never skips) when the engine,
+//! the registry or the builder image is missing. Assertions read what the
+//! engine, the registry and the images hold, plus the build log where only
+//! it can tell (which platform a step ran on, which crates cargo compiled).
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
 use xtask::model::build_log;
 
+use support::compile::{
+    append, clean_checkout, compile_steps, dependencies_compiled, empty_the_engine, release_image,
+    remove_checkout, service_crates_compiled, xtask_in, VARIANT,
+};
 use support::e2e::{
     arm64_version, compile_fixture, context_file, docker, engine_lock, git, http_get,
-    index_platforms, native_arch, ok, platform_config, registry, registry_digest, registry_json,
-    root, run, run_ok, start_service, stderr, stdout, unique_name, wait_for_http, xtask,
+    index_platforms, native_arch, platform_config, registry, registry_json, root, run, run_ok,
+    start_service, stderr, stdout, unique_name, wait_for_http, xtask,
 };
-
-/// The variant the compile stages are exercised on: they are the same text
-/// in every variant (a tidy test checks it), so one stands for all.
-const VARIANT: &str = "distroless";
-
-/// The steps of the compile stage's `compile-service.sh build` in a build
-/// log, by label (`linux/amd64->arm64 compile 2/2`), cached or not.
-fn compile_steps(log: &str) -> Vec<build_log::Step> {
-    build_log::steps(log)
-        .into_iter()
-        .filter(|s| s.instruction.contains("compile-service.sh build"))
-        .collect()
-}
-
-/// The crates of the service's graph cargo compiled in this build (in the
-/// steps of compile-service.sh; the cargo-tools stage compiles a tool), as
-/// `NAME (in STEP)`.
-fn service_crates_compiled(log: &str) -> Vec<String> {
-    build_log::compiled_crates(log)
-        .into_iter()
-        .filter(|(step, _)| {
-            build_log::steps(log)
-                .iter()
-                .any(|s| &s.label == step && s.instruction.contains("compile-service.sh"))
-        })
-        .map(|(step, name)| format!("{name} (in {step})"))
-        .collect()
-}
-
-/// The same, but the service itself.
-fn dependencies_compiled(log: &str) -> Vec<String> {
-    service_crates_compiled(log)
-        .into_iter()
-        .filter(|c| !c.starts_with("beacon "))
-        .collect()
-}
 
 /// ELF facts of a binary: (e_machine, has a PT_INTERP program header).
 fn elf_machine_and_interp(binary: &[u8]) -> (u16, bool) {
@@ -106,73 +74,6 @@ fn file_from_image(image: &str, platform: &str, path: &str) -> Vec<u8> {
     bytes
 }
 
-/// A clean checkout of HEAD (a build from the commit, as in CI, whatever
-/// state this working tree is in; tests may edit it).
-fn clean_checkout(name: &str) -> PathBuf {
-    let tree = root().join("target/e2e/trees").join(name);
-    remove_checkout(&tree);
-    ok(Command::new("git")
-        .current_dir(root())
-        .args(["worktree", "add", "--detach", "--force"])
-        .arg(&tree)
-        .arg("HEAD"));
-    tree
-}
-
-fn remove_checkout(tree: &Path) {
-    let _ = Command::new("git")
-        .current_dir(root())
-        .args(["worktree", "remove", "--force"])
-        .arg(tree)
-        .output();
-    let _ = std::fs::remove_dir_all(tree);
-}
-
-/// Appends a line to a file of a checkout.
-fn append(tree: &Path, path: &str, line: &str) {
-    let path = tree.join(path);
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    text.push_str(line);
-    text.push('\n');
-    std::fs::write(&path, text).unwrap();
-}
-
-/// The xtask binary working on `tree` as a clean CI checkout of `git_ref`.
-fn xtask_in(tree: &Path, context: &Path) -> Command {
-    let mut command = xtask();
-    command
-        .current_dir(tree)
-        .env("XTASK_PROJECT_ROOT", tree)
-        .env("XTASK_CONTEXT", context);
-    command
-}
-
-/// `release-image` of VARIANT as `REGISTRY/NAME`, unsigned, built with the
-/// stand-ins and the pinned builder image.
-fn release_image(command: &mut Command, name: &str) {
-    let fixture = compile_fixture();
-    command
-        .args([
-            "release-image",
-            "--variant",
-            VARIANT,
-            "--registry",
-            &registry(),
-            "--image-name",
-            name,
-            "--sign",
-            "none",
-            "--sbom-generator",
-            &fixture.sbom_generator,
-        ])
-        .args(fixture.build_options());
-}
-
-/// Empties the engine's build cache, cache mounts included: a fresh runner.
-fn empty_the_engine() {
-    ok(Command::new("docker").args(["buildx", "prune", "--all", "--force"]));
-}
-
 /// The version Cargo.lock pins for a package.
 fn locked_version(package: &str) -> String {
     let lock = std::fs::read_to_string(root().join("Cargo.lock")).unwrap();
@@ -185,157 +86,6 @@ fn locked_version(package: &str) -> String {
                 .map(|v| v.trim_end_matches('"').to_string())
         })
         .unwrap_or_else(|| panic!("{package} is not in Cargo.lock"))
-}
-
-/// An out-of-date Cargo.lock fails the build with one line that says so and
-/// how to fix it, before anything is compiled or pushed.
-#[test]
-fn an_out_of_date_cargo_lock_fails_in_one_line_and_pushes_nothing() {
-    let _ = compile_fixture();
-    let _engine = engine_lock();
-    let tree = clean_checkout("stale-lock");
-    let manifest = tree.join("service/Cargo.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    assert!(text.contains("version = \"0.1.0\""), "{text}");
-    std::fs::write(
-        &manifest,
-        text.replacen("version = \"0.1.0\"", "version = \"0.1.1\"", 1),
-    )
-    .unwrap();
-    let name = unique_name("stale-lock");
-    let context = context_file("stale-lock-v8.8.8", "refs/tags/v8.8.8", &["v8.8.8"]);
-    let mut command = xtask_in(&tree, &context);
-    release_image(&mut command, &name);
-    let output = run(&mut command);
-    remove_checkout(&tree);
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    let log = stderr(&output);
-    let last = log.lines().last().unwrap_or_default();
-    assert!(
-        last.starts_with("error: the build failed for variant(s) distroless")
-            && last.contains("Cargo.lock is out of date")
-            && last.contains("cargo update --workspace")
-            && last.contains("commit Cargo.lock")
-            && last.contains("no tag of any variant was moved"),
-        "the last line says what is wrong and how to fix it: {last}"
-    );
-    assert_eq!(
-        service_crates_compiled(&log),
-        Vec::<String>::new(),
-        "nothing was compiled"
-    );
-    // Nothing reached the registry: no tag, and no repository at all (a push
-    // by digest would have created it).
-    let catalog = http_get(&registry(), "/v2/_catalog?n=100000").unwrap_or_default();
-    assert!(
-        !catalog.contains(&format!("\"{name}\"")),
-        "nothing was pushed: {catalog}"
-    );
-}
-
-/// On a builder image without the cross linker (the official rust image),
-/// the toolchain step installs it, at exactly the pinned versions, from the
-/// pinned Debian source only; a version that source does not have fails
-/// the build instead of installing another one. Nothing here reaches
-/// snapshot.debian.org, so the mirror override points at the machine's own
-/// Debian mirror, which serves the same bookworm versions.
-#[test]
-fn the_cross_linker_is_installed_at_its_pinned_versions_when_missing() {
-    let fixture = compile_fixture();
-    let _engine = engine_lock();
-    let builder = fixture
-        .builder_image()
-        .expect("the compile fixture has a builder image");
-    // The builder without the arm64 linker, as the official rust image is.
-    let dir = root().join("target/e2e/builder-without-cross-linker");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("Dockerfile"),
-        format!(
-            "FROM {builder}\nRUN dpkg --remove --force-depends gcc-aarch64-linux-gnu && ! command -v aarch64-linux-gnu-gcc\n"
-        ),
-    )
-    .unwrap();
-    let image = format!("{}/e2e/builder-without-cross-linker:bookworm", registry());
-    ok(Command::new("docker").args([
-        "buildx",
-        "build",
-        "--quiet",
-        "--provenance=false",
-        "--output",
-        &format!("type=image,name={image},push=true"),
-        dir.to_str().unwrap(),
-    ]));
-    let digest = registry_digest("e2e/builder-without-cross-linker", "bookworm").unwrap();
-    let mirror = debian_mirror();
-    let toolchain = |gcc_version: &str| {
-        run(Command::new("docker").current_dir(root()).args([
-            "buildx",
-            "build",
-            "--progress",
-            "plain",
-            "--platform",
-            "linux/arm64",
-            "--file",
-            &format!("images/{VARIANT}/Dockerfile"),
-            "--target",
-            "toolchain",
-            "--no-cache-filter",
-            "toolchain",
-            "--build-context",
-            &format!("cargo-tools=docker-image://{image}@{digest}"),
-            "--build-arg",
-            &format!("CROSS_APT_MIRROR={mirror}"),
-            "--build-arg",
-            &format!("CROSS_GCC_VERSION={gcc_version}"),
-            "--output",
-            "type=cacheonly",
-            ".",
-        ]))
-    };
-    let args = xtask::project::global_arg_defaults(
-        &std::fs::read_to_string(root().join(format!("images/{VARIANT}/Dockerfile"))).unwrap(),
-    );
-    let pinned = &args["CROSS_GCC_VERSION"];
-    let installed = toolchain(pinned);
-    let log = stderr(&installed);
-    assert!(installed.status.success(), "{log}");
-    assert!(
-        log.contains(&format!("Setting up gcc-aarch64-linux-gnu ({pinned})")),
-        "the pinned version was installed:\n{log}"
-    );
-    let refused = toolchain("4:0.0.0-0");
-    assert!(
-        !refused.status.success(),
-        "a version the pinned source lacks must fail the build"
-    );
-    assert!(
-        stderr(&refused).contains("Version '4:0.0.0-0' for 'gcc-aarch64-linux-gnu' was not found"),
-        "{}",
-        stderr(&refused)
-    );
-}
-
-/// The machine's own Debian mirror (from its apt sources), for the mirror
-/// override of the cross linker's source.
-fn debian_mirror() -> String {
-    let sources = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources")
-        .expect("the test machine is Debian with deb822 apt sources (.ci/setup-stack)");
-    sources
-        .split("\n\n")
-        .filter(|entry| {
-            entry
-                .lines()
-                .any(|l| l.starts_with("Suites:") && l.contains(" bookworm"))
-        })
-        .find_map(|entry| entry.lines().find_map(|l| l.strip_prefix("URIs:")))
-        .map(|uris| {
-            uris.split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .expect("an apt source for bookworm")
 }
 
 /// The costly checks of the compile stages, in one engine lifecycle and in
