@@ -85,51 +85,39 @@ pub fn run(args: TestOptions) -> Result<()> {
         // Every test binary first, so the lanes below do not race to build them.
         cmd!(sh, "cargo test --workspace --locked --no-run {extra...}").run()?;
     }
-    // Unit tests of both crates, then every integration test binary but the
-    // end-to-end ones, by name.
+    // Unit tests of both crates and every integration test binary but the
+    // end-to-end ones, by name. Always `--workspace`: a `-p` run resolves
+    // features for that package alone and would build every test binary again.
+    let (mut engine, mut rest) = (Vec::new(), Vec::new());
+    for dir in ["service", "xtask"] {
+        for test in integration_tests(&root.join(dir))? {
+            if test.starts_with("e2e_") {
+                engine.push(test);
+            } else {
+                rest.push(test);
+            }
+        }
+    }
+    let tests = test_args(&rest);
     cmd!(
         sh,
-        "cargo test --workspace --locked --lib --bins {extra...}"
+        "cargo test --workspace --locked --lib --bins {tests...} {extra...}"
     )
     .run()?;
-    let mut lanes: [(&str, Vec<String>); 2] = [("compile", Vec::new()), ("images", Vec::new())];
-    for (package, dir) in [("beacon", "service"), ("xtask", "xtask")] {
-        let (engine, rest): (Vec<String>, Vec<String>) = integration_tests(&root.join(dir))?
-            .into_iter()
-            .partition(|t| t.starts_with("e2e_"));
-        let tests = test_args(&rest);
-        if !tests.is_empty() {
-            cmd!(sh, "cargo test --locked -p {package} {tests...} {extra...}").run()?;
-        }
-        if engine.is_empty() {
-            continue;
-        }
-        if args.no_engine {
-            eprintln!(
-                "note: the end-to-end tests of {package} ({}) were not run (--no-engine)",
-                engine.join(", ")
-            );
-            continue;
-        }
-        if package != "xtask" {
-            bail!("end-to-end tests of {package} ({}): the lanes run only the xtask crate's; move them to xtask/tests", engine.join(", "));
-        }
-        for test in engine {
-            let lane = if COMPILE_LANE.contains(&test.as_str()) {
-                0
-            } else {
-                1
-            };
-            lanes[lane].1.push(test);
-        }
-    }
     if args.no_engine {
+        eprintln!(
+            "note: the end-to-end tests ({}) were not run (--no-engine)",
+            engine.join(", ")
+        );
         return Ok(());
     }
-    run_lanes(&root, &lanes, extra)
+    let (compile, images): (Vec<String>, Vec<String>) = engine
+        .into_iter()
+        .partition(|t| COMPILE_LANE.contains(&t.as_str()));
+    run_lanes(&root, &[("compile", compile), ("images", images)], extra)
 }
 
-/// Runs each lane's test binaries (`cargo test -p xtask --test ...`) in a
+/// Runs each lane's test binaries (`cargo test --workspace --test ...`) in a
 /// child of its own, all at once, printing their lines as they come,
 /// prefixed with the lane's name; fails naming every lane that failed.
 fn run_lanes(root: &Path, lanes: &[(&str, Vec<String>)], extra: &[String]) -> Result<()> {
@@ -142,7 +130,7 @@ fn run_lanes(root: &Path, lanes: &[(&str, Vec<String>)], extra: &[String]) -> Re
     }
     let mut running = Vec::new();
     for (name, tests) in &lanes {
-        let args: Vec<String> = ["test", "--locked", "-p", "xtask"]
+        let args: Vec<String> = ["test", "--workspace", "--locked"]
             .into_iter()
             .map(String::from)
             .chain(test_args(tests))
