@@ -149,7 +149,7 @@ pub fn cargo_auditable(root: &Path) -> Result<PathBuf> {
         tools.display()
     );
     let sh = Shell::new()?;
-    cmd!(sh, "cargo install --quiet --locked --root {tools} cargo-auditable --version {CARGO_AUDITABLE_VERSION}")
+    cmd!(sh, "cargo install --quiet --debug --locked --root {tools} cargo-auditable --version {CARGO_AUDITABLE_VERSION}")
         .run()
         .with_context(|| format!("installing cargo-auditable {CARGO_AUDITABLE_VERSION} failed (it needs crates.io): install it yourself with `cargo install --locked cargo-auditable --version {CARGO_AUDITABLE_VERSION} --root {}`", tools.display()))?;
     Ok(bin)
