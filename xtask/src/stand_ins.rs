@@ -340,11 +340,32 @@ fn push_image(context: &Path, reference: &str, platforms: &[&str]) -> Result<Str
     let sh = Shell::new()?;
     let platforms = platforms.join(",");
     let output = format!("type=image,name={reference},push=true,oci-mediatypes=true");
-    cmd!(sh, "docker buildx build --quiet --provenance=false --sbom=false --platform {platforms} --output {output} {context}")
-        .quiet()
-        .ignore_stdout()
-        .run()
-        .with_context(|| format!("building the stand-in {reference} failed"))?;
+    // Up to three attempts: the registry (distribution's filesystem driver)
+    // rewrites a tag's link file in place, and a HEAD that reads it mid-write
+    // answers 500 "invalid checksum digest format". Seen when two runs (the
+    // test lanes of `cargo xtask test`) re-push the same stand-in tags.
+    let mut attempt = 1;
+    loop {
+        let pushed = cmd!(sh, "docker buildx build --quiet --provenance=false --sbom=false --platform {platforms} --output {output} {context}")
+            .quiet()
+            .ignore_stdout()
+            .run();
+        match pushed {
+            Ok(()) => break,
+            Err(err) if attempt == 3 => {
+                return Err(err).with_context(|| {
+                    format!("building the stand-in {reference} failed (3 attempts)")
+                })
+            }
+            Err(_) => {
+                eprintln!(
+                    "stand-ins: pushing {reference} failed (attempt {attempt} of 3); trying again"
+                );
+                std::thread::sleep(std::time::Duration::from_secs(2));
+                attempt += 1;
+            }
+        }
+    }
     let digest = registry::resolve_digest(reference)?
         .with_context(|| format!("{reference} was pushed but cannot be found"))?;
     Ok(format!("{reference}@{digest}"))
