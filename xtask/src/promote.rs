@@ -20,7 +20,7 @@ use crate::model::names::{self, Platform};
 use crate::model::registry;
 use crate::plan::gate::{ExpectedSigner, SignerRequest};
 use crate::plan::record::ReleaseRecord;
-use crate::preflight::{self, Requirement};
+use crate::preflight;
 use crate::{context, project, render, report, verify};
 
 #[derive(Debug, Clone)]
@@ -47,15 +47,7 @@ pub fn run(args: PromoteOptions) -> Result<()> {
         print_dry_run(&record, Some(&signer), Path::new(""), &platforms);
         return Ok(());
     }
-    let mut requirements = vec![
-        Requirement::Docker,
-        Requirement::Buildx,
-        Requirement::Cosign,
-        Requirement::Skopeo,
-    ];
-    if let Some(key) = signer.key_file() {
-        requirements.push(Requirement::SigningKeyFile(key.to_string()));
-    }
+    let requirements = signer.requirements();
     preflight::check_all(&requirements)?;
     let rerun = format!(
         "fix the cause, then re-run `cargo xtask promote --record {origin}` (in the release workflow: Re-run failed jobs; the record stays valid)"

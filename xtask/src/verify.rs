@@ -29,7 +29,7 @@ use crate::plan::admission::{self, AdmittedSigner, PolicyKind};
 use crate::plan::gate::{ExpectedSigner, SignerRequest};
 use crate::plan::record::{RecordedVariant, ReleaseRecord};
 use crate::plan::{recipe, BuildOptions, LABEL_NS};
-use crate::preflight::{self, Requirement};
+use crate::preflight;
 use crate::{context, project, render};
 
 const REVISION: &str = "org.opencontainers.image.revision";
@@ -92,15 +92,7 @@ pub fn run(args: VerifyOptions) -> Result<()> {
     }
     let platforms = names::parse_platforms(&args.platform)?;
     let signer = args.signer.resolve()?;
-    let mut requirements = vec![
-        Requirement::Docker,
-        Requirement::Buildx,
-        Requirement::Cosign,
-        Requirement::Skopeo,
-    ];
-    if let Some(key) = signer.key_file() {
-        requirements.push(Requirement::SigningKeyFile(key.to_string()));
-    }
+    let requirements = signer.requirements();
     match (&args.image, &args.record) {
         (Some(image), None) => {
             let image: ImageRef = image.parse()?;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::identity::{GithubRepository, SignerIdentity, GITHUB_OIDC_ISSUER};
 use crate::model::names::Platform;
 use crate::plan::Signing;
+use crate::preflight::Requirement;
 
 /// What a release's images must pass before any of its tags moves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,6 +172,21 @@ impl ExpectedSigner {
             ExpectedSigner::Key { key, .. } if !key.contains("://") => Some(key),
             _ => None,
         }
+    }
+
+    /// What checking this signer's signatures needs, checked before anything
+    /// runs: the tools, and the key file when there is one on disk.
+    pub fn requirements(&self) -> Vec<Requirement> {
+        let mut requirements = vec![
+            Requirement::Docker,
+            Requirement::Buildx,
+            Requirement::Cosign,
+            Requirement::Skopeo,
+        ];
+        if let Some(key) = self.key_file() {
+            requirements.push(Requirement::SigningKeyFile(key.to_string()));
+        }
+        requirements
     }
 
     /// Who, in words, for messages.
