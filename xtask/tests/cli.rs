@@ -158,12 +158,15 @@ fn shims_answer_record_and_catch_a_build() {
         "docker",
         &[
             Reply::fail("buildx version", 3, "no 'buildx' here\n"),
-            Reply::ok("info", "it's 27\n"),
+            Reply::ok("version", "it's 27\n"),
         ],
     );
     let docker = shims.bin().join("docker");
-    let info =
-        run(std::process::Command::new(&docker).args(["info", "--format", "{{.ServerVersion}}"]));
+    let info = run(std::process::Command::new(&docker).args([
+        "version",
+        "--format",
+        "{{.Server.Version}}",
+    ]));
     assert_eq!(
         (info.status.code(), stdout(&info).as_str()),
         (Some(0), "it's 27\n")
@@ -177,7 +180,7 @@ fn shims_answer_record_and_catch_a_build() {
     run(std::process::Command::new(&docker).args(["buildx", "bake", "--file", "-"]));
     assert_eq!(
         shims.log(),
-        "docker info --format {{.ServerVersion}}\ndocker buildx version\ndocker buildx bake --file -\n"
+        "docker version --format {{.Server.Version}}\ndocker buildx version\ndocker buildx bake --file -\n"
     );
     let caught = std::panic::catch_unwind(|| shims.assert_nothing_built_or_pushed());
     assert!(caught.is_err(), "a recorded bake must fail the check");
@@ -484,7 +487,7 @@ fn docker_without_buildx(label: &str) -> Shims {
                 1,
                 "docker: 'buildx' is not a docker command.\nSee 'docker --help'\n",
             ),
-            Reply::ok("info", "27.5.1\n"),
+            Reply::ok("version", "27.5.1\n"),
         ],
     )
 }
@@ -525,7 +528,7 @@ fn docker_without_engine(label: &str) -> Shims {
                 "buildx version",
                 "github.com/docker/buildx v0.20.0 0123456\n",
             ),
-            Reply::fail("info", 1, &format!("{CANNOT_CONNECT}\n")),
+            Reply::fail("version", 1, &format!("{CANNOT_CONNECT}\n")),
             Reply::fail("buildx inspect", 1, &format!("ERROR: {CANNOT_CONNECT}\n")),
         ],
     )
@@ -593,7 +596,7 @@ fn ci_image_with_the_real_docker_client_and_no_engine() {
         ],
     );
     assert!(
-        shims.log().lines().any(|l| l.starts_with("docker info")),
+        shims.log().lines().any(|l| l.starts_with("docker version")),
         "{}",
         shims.log()
     );
@@ -795,7 +798,7 @@ fn release_image_with_a_missing_key_file_is_refused_before_building() {
     let log = shims.log();
     for call in [
         "docker buildx version",
-        "docker info",
+        "docker version",
         "docker buildx inspect",
     ] {
         assert!(
@@ -1408,5 +1411,37 @@ fn the_stage_commands_need_their_inputs() {
             "127.0.0.1:1",
         ],
         &["cannot read the release record"],
+    );
+}
+
+/// `--host-build` compiles the binaries itself: naming binaries too, or the
+/// stand-ins' (which are host-built already), is a contradiction.
+#[test]
+fn ci_image_host_build_refuses_other_binaries() {
+    refuses(
+        &["ci-image", "--host-build", "--binaries", "target/elsewhere"],
+        &["--host-build", "--binaries"],
+    );
+    refuses(
+        &["ci-image", "--host-build", "--stand-ins"],
+        &["--host-build", "--stand-ins"],
+    );
+}
+
+/// A dry run of `--host-build` compiles nothing and plans the image from the
+/// host build's directory instead of the compile stage.
+#[test]
+fn ci_image_host_build_dry_run_plans_from_the_host_binaries() {
+    let plan = plans(
+        &Context::default(),
+        &["ci-image", "--host-build", "--dry-run"],
+    );
+    assert!(
+        plan.contains("\"binaries\": \"") && plan.contains("target/xtask/host-binaries"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("BINARIES_FROM=context") || plan.contains("\"BINARIES_FROM\": \"context\""),
+        "{plan}"
     );
 }

@@ -243,7 +243,7 @@ impl Shims {
                     "buildx version",
                     "github.com/docker/buildx v0.20.0 0123456\n",
                 ),
-                Reply::ok("info", "27.5.1\n"),
+                Reply::ok("version", "27.5.1\n"),
                 Reply::ok("buildx inspect", &buildx_inspect(platforms)),
             ],
         )
