@@ -866,7 +866,7 @@ fn measure(
     let (mut host_total, mut host_cargo, mut host_compiled) = (Vec::new(), Vec::new(), 0usize);
     for n in 0..reps {
         bench.one_line_change(50 + n)?;
-        host.restore()?;
+        host.restore(bench)?;
         bench.cold()?;
         let context = bench.context(
             &format!("pr-host-{n}"),
@@ -885,11 +885,12 @@ fn measure(
             ],
         )?;
         host_cargo.push(cargo_seconds);
-        host_total.push(cargo_seconds + image.seconds);
+        // What the runner pays: unpacking the restored target dir, cargo, the image build.
+        host_total.push(host.restore_seconds() + cargo_seconds + image.seconds);
     }
     let host_median = median(&host_total);
     scenarios.push(scenario(
-        "3b fresh runner, host-built path: cargo (target dir restored) + --binaries PR CI build",
+        "3b fresh runner, host-built path: target dir unpacked + cargo + --binaries PR CI build",
         host_total,
     ));
     scenarios.push(scenario("3c of which the host cargo build", host_cargo));
@@ -900,7 +901,8 @@ fn measure(
         true,
     ));
     notes.push(format!(
-        "3b: dependency crates the host cargo build compiled (most of any run): {host_compiled}; restoring its target directory took {:.1} s here (a local copy; rust-cache downloads it)",
+        "3b: dependency crates the host cargo build compiled (most of any run): {host_compiled}; unpacking its target directory ({:.0} MB compressed, as rust-cache saves it; a runner downloads it first, here it is local) took {:.1} s, counted in 3b",
+        host.saved_bytes() as f64 / 1e6,
         host.restore_seconds()
     ));
 
@@ -1044,14 +1046,20 @@ fn measure_overhead(
         Ok(started.elapsed().as_secs_f64())
     };
     // The representative case: a rebuild after a one-line change, the two
-    // ways interleaved so neither gets a warmer cache.
-    let pairs = reps.max(if bench.smoke { 1 } else { 9 });
+    // ways interleaved in ABBA order (tool first in one pair, the hand-run
+    // bake first in the next) so neither gets a warmer engine or a steadier
+    // machine; an even number of pairs balances the orders.
+    let pairs = reps.max(if bench.smoke { 1 } else { 12 });
     let (mut tool, mut hand) = (Vec::new(), Vec::new());
     for n in 0..pairs {
-        bench.one_line_change(200 + 2 * n)?;
-        tool.push(bench.ci_image(pr, &["--cache", "none"])?.seconds);
-        bench.one_line_change(201 + 2 * n)?;
-        hand.push(by_hand()?);
+        for tool_turn in [n % 2 == 0, n % 2 == 1] {
+            bench.one_line_change(200 + 2 * n + usize::from(tool_turn))?;
+            if tool_turn {
+                tool.push(bench.ci_image(pr, &["--cache", "none"])?.seconds);
+            } else {
+                hand.push(by_hand()?);
+            }
+        }
     }
     let (tool_median, hand_median) = (median(&tool), median(&hand));
     scenarios.push(scenario(
@@ -1072,9 +1080,14 @@ fn measure_overhead(
     // The worst case, in absolute terms: a no-op build, where the tool's
     // fixed cost (checks, git, planning) is all there is to see.
     let (mut tool_noop, mut hand_noop) = (Vec::new(), Vec::new());
-    for _ in 0..pairs {
-        tool_noop.push(bench.ci_image(pr, &["--cache", "none"])?.seconds);
-        hand_noop.push(by_hand()?);
+    for n in 0..pairs {
+        for tool_turn in [n % 2 == 0, n % 2 == 1] {
+            if tool_turn {
+                tool_noop.push(bench.ci_image(pr, &["--cache", "none"])?.seconds);
+            } else {
+                hand_noop.push(by_hand()?);
+            }
+        }
     }
     let fixed_cost = median(&tool_noop) - median(&hand_noop);
     scenarios.push(scenario("6c cargo xtask ci-image (no-op)", tool_noop));
@@ -1095,8 +1108,6 @@ fn measure_overhead(
 /// the runner (the `ci` profile, as the compile stage builds CI images),
 /// with a target directory that holds what rust-cache restores.
 struct HostPath {
-    /// The checkout whose `target/xtask/tools` holds the pinned cargo-auditable.
-    tools_root: PathBuf,
     target: PathBuf,
     saved: PathBuf,
     binaries: PathBuf,
@@ -1110,15 +1121,14 @@ impl HostPath {
     /// one, built once, then without the workspace's own crates.
     fn prepare(bench: &Bench, root: &Path) -> Result<HostPath> {
         let host = HostPath {
-            tools_root: root.to_path_buf(),
             target: bench.work.join("host-target"),
-            saved: bench.work.join("host-target-restored"),
+            saved: bench.work.join("host-target.tar"),
             binaries: bench.work.join("host-binaries"),
             platform: Platform::native(),
             restore_seconds: std::cell::Cell::new(0.0),
         };
         let _ = std::fs::remove_dir_all(&host.target);
-        let _ = std::fs::remove_dir_all(&host.saved);
+        let _ = std::fs::remove_file(&host.saved);
         let stand_ins = root.join("target/stand-ins/cargo");
         if stand_ins.is_dir() {
             let _lock = files::lock(&root.join("target/xtask/stand-ins.lock"), "the stand-ins")?;
@@ -1150,15 +1160,47 @@ impl HostPath {
                 let _ = std::fs::remove_file(profile_dir.join("beacon"));
             }
         }
-        timed(duct::cmd!("cp", "-a", &host.target, &host.saved))?;
+        // Saved as rust-cache saves it (actions/cache: a zstd tarball), so
+        // the restore pays for unpacking it, as on a runner.
+        let (work, name) = (&bench.work, "host-target");
+        timed(duct::cmd!(
+            "tar",
+            Self::compression(),
+            "-cf",
+            &host.saved,
+            "-C",
+            work,
+            name
+        ))?;
         Ok(host)
     }
 
-    /// Puts back the restored target directory (as a cache restore would).
-    fn restore(&self) -> Result<()> {
+    /// zstd as actions/cache uses it where it is installed, else gzip.
+    fn compression() -> &'static str {
+        if preflight::find_program("zstd").is_some() {
+            "--zstd"
+        } else {
+            "--gzip"
+        }
+    }
+
+    /// The size of the saved target directory: what a runner downloads.
+    fn saved_bytes(&self) -> u64 {
+        self.saved.metadata().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Puts back the target directory from its archive (as a cache restore would).
+    fn restore(&self, bench: &Bench) -> Result<()> {
         let started = Instant::now();
         let _ = std::fs::remove_dir_all(&self.target);
-        timed(duct::cmd!("cp", "-a", &self.saved, &self.target))?;
+        timed(duct::cmd!(
+            "tar",
+            Self::compression(),
+            "-xf",
+            &self.saved,
+            "-C",
+            &bench.work
+        ))?;
         self.restore_seconds.set(started.elapsed().as_secs_f64());
         Ok(())
     }
@@ -1167,7 +1209,7 @@ impl HostPath {
         self.restore_seconds.get()
     }
 
-    /// `cargo auditable build` of the scratch checkout: (seconds, output).
+    /// `cargo build` of the scratch checkout: (seconds, output).
     fn build(&self, bench: &Bench) -> Result<(f64, String)> {
         let sh = xshell::Shell::new()?;
         sh.change_dir(&bench.tree);
@@ -1176,7 +1218,7 @@ impl HostPath {
             profile: "ci",
             target_dir: &self.target,
         };
-        let (command, binary) = stand_ins::host_build_command(&sh, &self.tools_root, &build)?;
+        let (command, binary) = stand_ins::host_build_command(&sh, &build)?;
         let started = Instant::now();
         let output = command
             .ignore_status()
