@@ -24,7 +24,8 @@
 # side by side.
 #
 # Build args read here: CARGO_PROFILE (`release` for production images, `ci`
-# for CI images), SOURCE_DATE_EPOCH (the binary's modification time), and for
+# for CI images), IMAGE_FLAVOR (`build` of a production image goes through
+# cargo-auditable), SOURCE_DATE_EPOCH (the binary's modification time), and for
 # `toolchain` CROSS_APT_MIRROR / CROSS_GCC_VERSION / CROSS_LIBC_VERSION.
 set -eu
 
@@ -59,11 +60,14 @@ set_build_env() {
   fi
 }
 
-# cargo-auditable (installed in the cargo-tools stage) embeds the crate list
-# in the binary, so SBOM scanners (syft, trivy) list what ships. --frozen:
-# exactly Cargo.lock, and nothing downloaded after `fetch`.
+# --frozen: exactly Cargo.lock, and nothing downloaded after `fetch`. With
+# `auditable` (production images; the compile stage installs it) the binary
+# embeds its crate list, so SBOM scanners (syft, trivy) list what ships.
+# cargo-auditable wraps rustc for the workspace's own crates only, so both
+# ways reuse the same compiled dependencies.
 cargo_build() {
-  cargo auditable build --frozen --profile "$profile" --package beacon --target "$triple"
+  # shellcheck disable=SC2086 # the optional subcommand, empty or one word
+  cargo ${1:-} build --frozen --profile "$profile" --package beacon --target "$triple"
 }
 
 # Workspace members' sources the dependency steps must not see: cargo needs a
@@ -154,7 +158,10 @@ case "$command" in
     # The service is always compiled (cargo trusts mtimes; the copied sources
     # may be older than what the mount last built).
     find service/src -type f -exec touch {} +
-    cargo_build
+    case "${IMAGE_FLAVOR:-production}" in
+      production) cargo_build auditable ;;
+      *) cargo_build ;;
+    esac
     mkdir -p "$out/linux-$arch"
     cp "target/$triple/$profile/beacon" "$out/linux-$arch/beacon"
     # A fixed modification time (the commit's, for a release), so the image's

@@ -8,8 +8,8 @@
 //! - static service binaries for linux/amd64 and linux/arm64, built on the
 //!   host for `--binaries` (so no builder image is needed): with the `ci`
 //!   cargo profile (they are for CI images and tests; production images
-//!   compile in their compile stage), and with cargo-auditable like the
-//!   compile stage's, so an image made from them lists its crates too.
+//!   compile in their compile stage), with plain cargo like the compile
+//!   stage's CI builds (cargo-auditable is for production images' SBOMs).
 //!
 //! It prints (and writes to `target/stand-ins/overrides.json`) the pinned
 //! build args that point the Dockerfiles at the stand-ins.
@@ -29,10 +29,6 @@ use crate::project;
 
 /// Where `.ci/setup-stack` leaves the stand-ins' inputs (busybox, syft).
 pub const DEFAULT_INPUTS: &str = "/var/lib/xtask-stack";
-
-/// The cargo-auditable every service binary is built with, host or compile
-/// stage (the Dockerfiles' `CARGO_AUDITABLE_VERSION`; a tidy test keeps them equal).
-pub const CARGO_AUDITABLE_VERSION: &str = "0.7.7";
 
 #[derive(Debug, Clone)]
 pub struct StandInsOptions {
@@ -133,35 +129,13 @@ pub struct HostBuild<'a> {
     pub target_dir: &'a Path,
 }
 
-/// The directory holding a pinned `cargo-auditable`, installed into
-/// `target/xtask/tools` on first use (about 30 s, once per checkout).
-pub fn cargo_auditable(root: &Path) -> Result<PathBuf> {
-    let tools = root.join("target/xtask/tools");
-    let bin = tools.join("bin");
-    let installed = std::fs::read_to_string(tools.join(".crates.toml")).unwrap_or_default();
-    if bin.join("cargo-auditable").is_file()
-        && installed.contains(&format!("\"cargo-auditable {CARGO_AUDITABLE_VERSION} "))
-    {
-        return Ok(bin);
-    }
-    eprintln!(
-        "installing cargo-auditable {CARGO_AUDITABLE_VERSION} into {} (once)",
-        tools.display()
-    );
-    let sh = Shell::new()?;
-    cmd!(sh, "cargo install --quiet --debug --locked --root {tools} cargo-auditable --version {CARGO_AUDITABLE_VERSION}")
-        .run()
-        .with_context(|| format!("installing cargo-auditable {CARGO_AUDITABLE_VERSION} failed (it needs crates.io): install it yourself with `cargo install --locked cargo-auditable --version {CARGO_AUDITABLE_VERSION} --root {}`", tools.display()))?;
-    Ok(bin)
-}
-
 /// The cargo build of the service for one platform, on the host, as the
-/// compile stage builds it: static, `--locked`, through cargo-auditable,
-/// with the Rust toolchain's own target library or Debian's packaged one.
+/// compile stage builds CI images: static, `--locked`, plain cargo (only
+/// production images go through cargo-auditable, for their SBOM), with the
+/// Rust toolchain's own target library or Debian's packaged one.
 /// Returns the command and the path of the binary it makes.
 pub fn host_build_command<'a>(
     sh: &'a Shell,
-    root: &Path,
     build: &HostBuild<'_>,
 ) -> Result<(xshell::Cmd<'a>, PathBuf)> {
     let (triple, gcc) = match build.platform.arch.as_str() {
@@ -177,10 +151,6 @@ pub fn host_build_command<'a>(
         bail!("host binaries are built on Linux only; on macOS build the images with their compile stage (omit --binaries)");
     }
     let rustc = toolchain_for(triple)?;
-    let auditable = cargo_auditable(root)?;
-    let path = std::env::join_paths(std::iter::once(auditable).chain(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    )))?;
     let linker_var = format!(
         "CARGO_TARGET_{}_LINKER",
         triple.to_uppercase().replace('-', "_")
@@ -188,9 +158,8 @@ pub fn host_build_command<'a>(
     let (profile, target_dir) = (build.profile, build.target_dir);
     let mut command = cmd!(
         sh,
-        "cargo auditable build --locked --profile {profile} --package beacon --target {triple}"
+        "cargo build --locked --profile {profile} --package beacon --target {triple}"
     )
-    .env("PATH", path)
     .env("RUSTC", &rustc)
     .env("CARGO_TARGET_DIR", target_dir)
     .env("RUSTFLAGS", "-C target-feature=+crt-static");
@@ -211,7 +180,7 @@ pub fn host_build_command<'a>(
 pub fn build_host_binary(root: &Path, build: &HostBuild<'_>, out: &Path) -> Result<()> {
     let sh = Shell::new()?;
     sh.change_dir(root);
-    let (command, binary) = host_build_command(&sh, root, build)?;
+    let (command, binary) = host_build_command(&sh, build)?;
     command
         .run()
         .with_context(|| format!("building the service for {} failed", build.platform))?;

@@ -77,7 +77,8 @@ fn every_external_image_is_pinned_by_tag_and_digest() {
                     || image == "binaries"
                     || stages.contains(&image)
                     || image.starts_with("base-${")
-                    || image.starts_with("binaries-${"),
+                    || image.starts_with("binaries-${")
+                    || image.starts_with("compile-tools-${"),
                 "{variant}: FROM {image} must come from a pinned ARG or an earlier stage"
             );
             if let [_, _, as_word, name] = words[..] {
@@ -133,7 +134,7 @@ fn the_final_stage_is_identical_across_variants() {
             text.contains("ARG IMAGE_FLAVOR=production"),
             "{variant}: production is the default"
         );
-        for stage in ["cargo-tools", "fetch"] {
+        for stage in ["cargo-tools", "fetch", "toolchain"] {
             assert!(
                 text.contains(&format!(
                     "FROM --platform=$BUILDPLATFORM ${{BUILDER_IMAGE}} AS {stage}"
@@ -142,9 +143,10 @@ fn the_final_stage_is_identical_across_variants() {
             );
         }
         for chain in [
-            "FROM cargo-tools AS toolchain",
             "FROM toolchain AS deps",
-            "FROM deps AS compile",
+            "FROM deps AS compile-tools-production",
+            "FROM deps AS compile-tools-ci",
+            "FROM compile-tools-${IMAGE_FLAVOR} AS compile",
         ] {
             assert!(
                 text.contains(chain),
@@ -357,7 +359,7 @@ fn the_build_context_is_only_what_the_compile_stages_read() {
 /// `apt-get install` (the cross linker, when the builder image lacks it)
 /// names exact versions from build args pinned to a Debian snapshot, and the
 /// Dockerfiles install no Debian package themselves. The compile stage's
-/// cargo-auditable is the version the host builds use.
+/// cargo-auditable is an exact version, installed `--locked`.
 #[test]
 fn the_compile_stages_install_only_pinned_versions() {
     let script = read("images/compile-service.sh");
@@ -411,12 +413,21 @@ fn the_compile_stages_install_only_pinned_versions() {
             !text.contains("apt-get"),
             "{variant}: no apt-get in the Dockerfile"
         );
+        let auditable = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ARG CARGO_AUDITABLE_VERSION="))
+            .unwrap_or_else(|| panic!("{variant}: no ARG CARGO_AUDITABLE_VERSION"));
         assert!(
-            text.contains(&format!(
-                "ARG CARGO_AUDITABLE_VERSION={}",
-                xtask::stand_ins::CARGO_AUDITABLE_VERSION
-            )),
-            "{variant}: cargo-auditable is pinned to the host builds' version"
+            auditable.split('.').count() == 3
+                && auditable
+                    .split('.')
+                    .all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())),
+            "{variant}: cargo-auditable is pinned to an exact version, not {auditable:?}"
+        );
+        assert!(
+            text.contains("cargo install --debug --locked")
+                && text.contains("--version \"${CARGO_AUDITABLE_VERSION}\""),
+            "{variant}: cargo-auditable installs --locked at the pinned version"
         );
     }
 }

@@ -654,6 +654,15 @@ fn ci_build_builds_smoke_tests_and_scans_every_variant() {
     assert_eq!(as_text(&trivy["with"]["severity"]), "CRITICAL");
     assert_eq!(as_text(&trivy["with"]["exit-code"]), "1");
     assert_eq!(as_text(&trivy["with"]["image-ref"]), "${{ matrix.image }}");
+    // CI images' binaries carry no crate list (plain cargo): the crates are
+    // scanned from Cargo.lock.
+    let crates = wf
+        .step_using("lint", "aquasecurity/trivy-action")
+        .expect("ci-build.yml scans Cargo.lock's crates");
+    assert_eq!(as_text(&crates["with"]["scan-type"]), "fs");
+    assert_eq!(as_text(&crates["with"]["scan-ref"]), "Cargo.lock");
+    assert_eq!(as_text(&crates["with"]["exit-code"]), "1");
+    assert_eq!(as_text(&crates["with"]["severity"]), "CRITICAL");
 
     let scripts = wf.scripts().join("\n");
     assert!(
