@@ -2,9 +2,12 @@
 //! and runs the plan. With `--stand-ins` it first builds (or reuses) the
 //! offline stand-ins and builds against them.
 
+use std::path::PathBuf;
+
 use anyhow::Result;
 
 use crate::exec::{self, RunOptions};
+use crate::model::names::{self, Platform};
 use crate::plan::ci::{self, CiRequest};
 use crate::plan::recipe;
 use crate::{context, preflight, project, stand_ins};
@@ -14,6 +17,8 @@ pub struct CiImageOptions {
     pub request: CiRequest,
     /// Build the stand-ins into this registry first, and build against them.
     pub stand_ins_registry: Option<String>,
+    /// Compile the service on the host first, and build from that binary.
+    pub host_build: bool,
     pub run: RunOptions,
 }
 
@@ -32,6 +37,9 @@ pub fn run(mut options: CiImageOptions) -> Result<()> {
         request.build.build_args = build_args;
         request.build.binaries.get_or_insert(overrides.binaries);
     }
+    if options.host_build {
+        request.build.binaries = Some(host_build(&root, request, options.run.dry_run)?);
+    }
     let available = project::discover_variants(&root)?;
     let variants = project::select_variants(&available, &request.build.variants)?;
     recipe::check_build_arg_scopes(&request.build, &available)?;
@@ -44,4 +52,40 @@ pub fn run(mut options: CiImageOptions) -> Result<()> {
     };
     let plan = ci::plan(request, &variants, &context, builder.as_ref())?;
     exec::run_plan(&plan, &options.run, None)
+}
+
+/// Compiles the service for the request's platform with the host's cargo,
+/// as the compile stage builds CI images (the `ci` profile, static), into
+/// the cargo target directory (where rust-cache restores the dependencies
+/// from), and returns the `--binaries` directory holding it. A dry run
+/// compiles nothing and names the directory.
+fn host_build(root: &std::path::Path, request: &CiRequest, dry_run: bool) -> Result<PathBuf> {
+    let platform = match &request.platform {
+        Some(text) => match names::parse_platforms(text)?.as_slice() {
+            [one] => one.clone(),
+            _ => anyhow::bail!("ci-image builds exactly one platform, got {text:?}: pass one, e.g. --platform linux/amd64"),
+        },
+        None => Platform::native(),
+    };
+    let out = root.join("target/xtask/host-binaries");
+    if dry_run {
+        eprintln!(
+            "dry run: would compile the service on the host for {platform} (cargo build --locked --profile ci --package beacon) into {}",
+            out.display()
+        );
+        return Ok(out);
+    }
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    stand_ins::build_host_binary(
+        root,
+        &stand_ins::HostBuild {
+            platform: &platform,
+            profile: "ci",
+            target_dir: &target_dir,
+        },
+        &out,
+    )?;
+    Ok(out)
 }

@@ -190,6 +190,13 @@ pub struct CiImageArgs {
     /// host-built binaries instead of the public bases. CI images only.
     #[arg(long, value_name = "REGISTRY", num_args = 0..=1, default_missing_value = "127.0.0.1:5000")]
     pub stand_ins: Option<String>,
+
+    /// Compile the service with this machine's cargo (the `ci` profile, static, into
+    /// the cargo target directory: `CARGO_TARGET_DIR` or target/) and build the images
+    /// from that binary instead of the compile stage: what ci-build.yml does, with
+    /// rust-cache restoring the compiled dependencies. Linux only.
+    #[arg(long, conflicts_with_all = ["binaries", "stand_ins"])]
+    pub host_build: bool,
 }
 
 impl CiImageArgs {
@@ -202,6 +209,7 @@ impl CiImageArgs {
                 stand_ins: self.stand_ins.is_some(),
             },
             stand_ins_registry: self.stand_ins,
+            host_build: self.host_build,
             run: self.build.run_options(),
         }
     }

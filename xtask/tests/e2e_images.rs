@@ -943,3 +943,56 @@ fn two_runs_started_together_in_one_checkout_both_succeed() {
         .unwrap_or_default();
     assert!(left.is_empty(), "run directories left behind: {left:?}");
 }
+
+/// `ci-image --host-build`, what ci-build.yml runs: the host's cargo
+/// compiles the service (the `ci` profile, static) into the cargo target
+/// directory, and the image is built from that binary, not in the compile
+/// stage: the image holds exactly the binary cargo wrote.
+#[test]
+fn ci_image_host_build_compiles_on_the_host_and_builds_from_that_binary() {
+    let options: Vec<String> = fixture()
+        .build_options()
+        .into_iter()
+        .filter(|o| !o.starts_with("--binaries="))
+        .collect();
+    let _engine = engine_lock();
+    let name = unique_name("host-build");
+    // The stand-ins' host build has the same profile and flags: its target
+    // directory stands for the one rust-cache restores (only the service compiles).
+    let output = run(xtask()
+        .env("CARGO_TARGET_DIR", root().join("target/stand-ins/cargo"))
+        .args(["ci-image", "--host-build", "--variant", "distroless"])
+        .args([
+            "--registry",
+            "localhost/e2e-host-build",
+            "--image-name",
+            &name,
+        ])
+        .args(&options));
+    assert_ok(&output);
+    let log = stderr(&output);
+    assert!(
+        !log.contains("compile-service.sh"),
+        "no compile stage ran:\n{log}"
+    );
+    let binary = root().join(format!(
+        "target/xtask/host-binaries/linux-{}/beacon",
+        native_arch()
+    ));
+    let on_host = run(Command::new("sha256sum").arg(&binary));
+    assert_ok(&on_host);
+    let image = format!("localhost/e2e-host-build/{name}:ci-distroless");
+    let in_image = shell_in(&image, "sha256sum /usr/local/bin/beacon");
+    assert_ok(&in_image);
+    let digest = |text: String| {
+        text.split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(
+        digest(stdout(&in_image)),
+        digest(stdout(&on_host)),
+        "the image holds the binary the host's cargo wrote"
+    );
+}
