@@ -308,6 +308,52 @@ fn triggers_are_mutually_exclusive() {
         bases.keys().collect::<Vec<_>>(),
         ["schedule", "workflow_dispatch"]
     );
+    let caches = workflow("ci-cache.yml").triggers();
+    assert_eq!(caches.keys().collect::<Vec<_>>(), ["push"]);
+    assert_eq!(
+        caches["push"],
+        json!({"branches": ["main"]}),
+        "ci-cache.yml: pushes to main only (the default branch's caches)"
+    );
+}
+
+/// The pull request's host build restores main's compiled dependencies:
+/// ci-cache.yml (pushes to main, read-only token) saves the rust-cache entry
+/// under the key ci-build.yml's images job restores, pull requests never save
+/// one, and both build with `--host-build`.
+#[test]
+fn pull_requests_restore_the_rust_cache_main_saves() {
+    let ci = workflow("ci-build.yml");
+    let caches = workflow("ci-cache.yml");
+    let restore = ci
+        .step_using("images", "Swatinem/rust-cache")
+        .expect("ci-build.yml images: rust-cache");
+    let save = caches
+        .step_using("ci-cache", "Swatinem/rust-cache")
+        .expect("ci-cache.yml: rust-cache");
+    let key = as_text(&save["with"]["shared-key"]);
+    assert!(key.starts_with("ci-host-build-"), "{key}");
+    assert!(
+        key.contains("hashFiles('Cargo.toml')"),
+        "the profiles are in the key: {key}"
+    );
+    assert_eq!(as_text(&restore["with"]["shared-key"]), key);
+    assert_eq!(as_text(&restore["with"]["save-if"]), "false");
+    assert!(save["with"]["save-if"].is_null(), "main saves it");
+    for (wf, job) in [(&ci, "images"), (&caches, "ci-cache")] {
+        let lines = xtask_lines(wf);
+        assert!(
+            lines.iter().any(|l| l.job == job
+                && l.words[0] == "ci-image"
+                && l.words.contains(&"--host-build".to_string())),
+            "{}: {job} builds with --host-build",
+            wf.file
+        );
+    }
+    assert_eq!(
+        caches.permissions("ci-cache"),
+        BTreeMap::from([("contents".to_string(), "read".to_string())])
+    );
 }
 
 /// release-image refuses every event but the ones build-push.yml runs on: a
@@ -1368,6 +1414,18 @@ fn every_xtask_line_is_accepted_by_the_cli() {
             );
             // Build commands are also planned, in the situation their workflow runs in.
             match subcommand.as_str() {
+                // ci-cache.yml writes the default branch's caches on pushes to main.
+                "ci-image" if line.file.ends_with("ci-cache.yml") => {
+                    let plan = dry_run_plan(&line, "main");
+                    check_ci_plan(&line, &plan);
+                    for variant in plan["variants"].as_array().into_iter().flatten() {
+                        let to = variant["policy"]["cache"]["to"].to_string();
+                        assert!(
+                            to.contains("-main") && to.contains("mode=max"),
+                            "ci-cache.yml writes main's scope, mode=max: {to}"
+                        );
+                    }
+                }
                 "ci-image" => check_ci_plan(&line, &dry_run_plan(&line, "pull-request")),
                 "release-image" => {
                     for situation in ["tag", "main"] {
