@@ -845,11 +845,12 @@ fn measure(
         ));
     }
 
-    // 3b. The same change through the host-built path: cargo on the runner
-    // with its target directory restored the way Swatinem/rust-cache
-    // restores it (the dependencies, not the workspace's own crates), then
-    // the image from those binaries (--binaries), main's registry cache only.
-    eprintln!("bench: 3b. fresh runner: the host-built path (--binaries)");
+    // 3b. The same change through the host-built path, as ci-build.yml runs
+    // it (`ci-image --host-build`): cargo on the runner with its target
+    // directory restored the way Swatinem/rust-cache restores it (the
+    // dependencies, not the workspace's own crates; unpacked from a zstd
+    // tarball), then the images from that binary, main's registry cache only.
+    eprintln!("bench: 3b. fresh runner: the host-built path (ci-image --host-build)");
     let host = HostPath::prepare(bench, root)?;
     let host_name = format!("{}-host", bench.name);
     host.build(bench)?;
@@ -873,27 +874,49 @@ fn measure(
             base,
             Some(&format!("refs/pull/{}/merge", 2000 + n)),
         )?;
-        let (cargo_seconds, output) = host.build(bench)?;
-        host_compiled = host_compiled.max(host_dependencies_compiled(&output).len());
-        let image = bench.ci_image_named(
-            &host_name,
-            &context,
-            &[
+        // Exactly what ci-build.yml runs: `ci-image --host-build`, cargo's
+        // target directory being the one rust-cache restored.
+        let mut args = vec!["ci-image".to_string()];
+        args.extend(bench.variant_args());
+        args.extend(bench.build_args.iter().cloned());
+        args.extend(
+            [
+                "--registry",
+                &bench.registry,
+                "--image-name",
+                &host_name,
                 "--cache",
                 "registry",
-                &format!("--binaries={}", host.binaries.display()),
-            ],
+                "--host-build",
+            ]
+            .map(String::from),
+        );
+        let image = bench.metered(
+            bench
+                .xtask(&context, args)
+                .env("CARGO_TARGET_DIR", &host.target),
         )?;
+        host_compiled = host_compiled.max(host_dependencies_compiled(&image.log).len());
+        // cargo's part: until its `Finished` line.
+        let cargo_seconds = image
+            .lines
+            .iter()
+            .find(|(_, line)| line.trim_start().starts_with("Finished `ci` profile"))
+            .map(|(at, _)| *at)
+            .context("the host build printed no cargo `Finished` line")?;
         host_cargo.push(cargo_seconds);
-        // What the runner pays: unpacking the restored target dir, cargo, the image build.
-        host_total.push(host.restore_seconds() + cargo_seconds + image.seconds);
+        // What the runner pays: unpacking the restored target dir, then the step.
+        host_total.push(host.restore_seconds() + image.seconds);
     }
     let host_median = median(&host_total);
     scenarios.push(scenario(
-        "3b fresh runner, host-built path: target dir unpacked + cargo + --binaries PR CI build",
+        "3b fresh runner, host-built path: target dir unpacked + ci-image --host-build",
         host_total,
     ));
-    scenarios.push(scenario("3c of which the host cargo build", host_cargo));
+    scenarios.push(scenario(
+        "3c of which the host cargo build (until cargo's Finished)",
+        host_cargo,
+    ));
     ratios.push(ratio(
         "fresh runner: host-built path / compile stage",
         host_median / fresh_median,
