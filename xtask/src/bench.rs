@@ -498,6 +498,14 @@ impl Bench {
         Ok(path)
     }
 
+    /// Keeps a scenario's whole log under target/bench/logs, to read a
+    /// surprising figure against what the build did.
+    fn keep_log(&self, name: &str, run: &Run) -> Result<()> {
+        let dir = self.work.join("logs");
+        files::create_dir_all(&dir)?;
+        files::write(&dir.join(format!("{name}.log")), &run.log)
+    }
+
     fn reps(&self) -> usize {
         self.repeat
     }
@@ -739,6 +747,7 @@ fn measure(
     eprintln!("bench: 3. fresh runner: a pull request's build with main's registry cache only");
     bench.cold()?;
     let main_build = bench.ci_image(&main, &["--cache", "registry"])?;
+    bench.keep_log("3-main-ci-build", &main_build)?;
     scenarios.push(scenario(
         "3 main's CI build, writing main's registry cache (mode=max)",
         vec![main_build.seconds],
@@ -753,6 +762,13 @@ fn measure(
             Some(&format!("refs/pull/{}/merge", 1000 + n)),
         )?;
         let run = bench.ci_image(&context, &["--cache", "registry"])?;
+        bench.keep_log(&format!("3a-fresh-runner-pr-{n}"), &run)?;
+        if run.usage.bytes_read < 1_000_000 && !bench.smoke {
+            notes.push(format!(
+                "3a (run {n}): the fresh-runner build read only {} bytes from the registry, so it did not import main's cache: it measures a cold build (log: target/bench/logs/3a-fresh-runner-pr-{n}.log)",
+                run.usage.bytes_read
+            ));
+        }
         compiled = compiled.max(dependencies_compiled(&run.log).len());
         fresh.push(run.seconds);
         fresh_usage.push(run.usage);

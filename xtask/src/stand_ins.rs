@@ -148,7 +148,7 @@ pub fn host_build_command<'a>(
         _ => "x86_64-unknown-linux-gnu",
     };
     if std::env::consts::OS != "linux" {
-        bail!("host binaries are built on Linux only; on macOS build the images with their compile stage (omit --binaries)");
+        bail!("host binaries are built on Linux only; on macOS build the images with their compile stage (omit --host-build and --binaries)");
     }
     let rustc = toolchain_for(triple)?;
     let linker_var = format!(
