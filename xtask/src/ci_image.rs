@@ -68,6 +68,9 @@ fn host_build(root: &std::path::Path, request: &CiRequest, dry_run: bool) -> Res
         None => Platform::native(),
     };
     let out = root.join("target/xtask/host-binaries");
+    if preflight::find_program("cargo").is_none() {
+        anyhow::bail!("--host-build compiles the service with this machine's cargo, and there is no cargo on PATH: install Rust (https://rustup.rs), or omit --host-build to compile in the images' compile stage");
+    }
     if dry_run {
         eprintln!(
             "dry run: would compile the service on the host for {platform} (cargo build --locked --profile ci --package beacon) into {}",

@@ -1445,3 +1445,25 @@ fn ci_image_host_build_dry_run_plans_from_the_host_binaries() {
         "{plan}"
     );
 }
+
+/// Without cargo on PATH, `--host-build` says so in one line, before anything is built.
+#[test]
+fn ci_image_host_build_without_cargo_says_how_to_get_it() {
+    let shims = healthy_shims("host-build-no-cargo");
+    let context = Context::default().write(shims.scratch());
+    // Only the shims: docker and cosign, no cargo.
+    let output = run(xtask()
+        .env("PATH", shims.bin())
+        .env("XTASK_CONTEXT", context)
+        .args(["ci-image", "--host-build"]));
+    assert_refused(
+        &shims,
+        &output,
+        &[
+            "--host-build",
+            "no cargo on PATH",
+            "https://rustup.rs",
+            "omit --host-build",
+        ],
+    );
+}
