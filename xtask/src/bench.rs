@@ -440,12 +440,17 @@ impl Bench {
 
     /// `ci-image` under another image name (and so another registry cache).
     fn ci_image_named(&self, name: &str, context: &Path, extra: &[&str]) -> Result<Run> {
+        self.metered(self.xtask(context, self.ci_image_args(name, extra)))
+    }
+
+    /// The arguments of `ci-image` under image name `name`, then `extra`.
+    fn ci_image_args(&self, name: &str, extra: &[&str]) -> Vec<String> {
         let mut args = vec!["ci-image".to_string()];
         args.extend(self.variant_args());
         args.extend(self.build_args.iter().cloned());
         args.extend(["--registry", &self.registry, "--image-name", name].map(String::from));
         args.extend(extra.iter().map(|a| a.to_string()));
-        self.metered(self.xtask(context, args))
+        args
     }
 
     fn release_image(&self, context: &Path, extra: &[&str]) -> Result<Run> {
@@ -892,21 +897,7 @@ fn measure(
         )?;
         // Exactly what ci-build.yml runs: `ci-image --host-build`, cargo's
         // target directory being the one rust-cache restored.
-        let mut args = vec!["ci-image".to_string()];
-        args.extend(bench.variant_args());
-        args.extend(bench.build_args.iter().cloned());
-        args.extend(
-            [
-                "--registry",
-                &bench.registry,
-                "--image-name",
-                &host_name,
-                "--cache",
-                "registry",
-                "--host-build",
-            ]
-            .map(String::from),
-        );
+        let args = bench.ci_image_args(&host_name, &["--cache", "registry", "--host-build"]);
         let image = bench.metered(
             bench
                 .xtask(&context, args)
