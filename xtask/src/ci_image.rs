@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::exec::{self, RunOptions};
-use crate::model::names::{self, Platform};
+use crate::model::names::Platform;
 use crate::plan::ci::{self, CiRequest};
 use crate::plan::recipe;
 use crate::{context, preflight, project, stand_ins};
@@ -60,13 +60,7 @@ pub fn run(mut options: CiImageOptions) -> Result<()> {
 /// from), and returns the `--binaries` directory holding it. A dry run
 /// compiles nothing and names the directory.
 fn host_build(root: &std::path::Path, request: &CiRequest, dry_run: bool) -> Result<PathBuf> {
-    let platform = match &request.platform {
-        Some(text) => match names::parse_platforms(text)?.as_slice() {
-            [one] => one.clone(),
-            _ => anyhow::bail!("ci-image builds exactly one platform, got {text:?}: pass one, e.g. --platform linux/amd64"),
-        },
-        None => Platform::native(),
-    };
+    let platform = ci::requested_platform(request, &Platform::native())?;
     let out = root.join("target/xtask/host-binaries");
     if preflight::find_program("cargo").is_none() {
         anyhow::bail!("--host-build compiles the service with this machine's cargo, and there is no cargo on PATH: install Rust (https://rustup.rs), or omit --host-build to compile in the images' compile stage");

@@ -141,7 +141,7 @@ pub fn host_build_command<'a>(
     let (triple, gcc) = match build.platform.arch.as_str() {
         "amd64" => ("x86_64-unknown-linux-gnu", "x86_64-linux-gnu-gcc"),
         "arm64" => ("aarch64-unknown-linux-gnu", "aarch64-linux-gnu-gcc"),
-        other => bail!("no host build recipe for architecture {other}"),
+        other => bail!("host builds cover linux/amd64 and linux/arm64, not {other}: pass --platform linux/amd64 or linux/arm64, or build in the compile stage (omit --host-build and --binaries)"),
     };
     let host_triple = match std::env::consts::ARCH {
         "aarch64" => "aarch64-unknown-linux-gnu",

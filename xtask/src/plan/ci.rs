@@ -27,6 +27,20 @@ pub struct CiRequest {
     pub stand_ins: bool,
 }
 
+/// The one platform a CI request builds: `--platform`, else `native`.
+pub fn requested_platform(args: &CiRequest, native: &Platform) -> Result<Platform> {
+    match &args.platform {
+        Some(text) => {
+            let platforms = names::parse_platforms(text)?;
+            if platforms.len() != 1 {
+                bail!("ci-image builds exactly one platform, got {text:?}: pass one, e.g. --platform linux/amd64 (release-image builds several)");
+            }
+            Ok(platforms[0].clone())
+        }
+        None => Ok(native.clone()),
+    }
+}
+
 /// The CI plan: a pure function of the arguments, the variants and the context.
 pub fn plan(
     args: &CiRequest,
@@ -34,16 +48,7 @@ pub fn plan(
     context: &BuildContext,
     builder: Option<&BuilderInfo>,
 ) -> Result<Plan> {
-    let platform: Platform = match &args.platform {
-        Some(text) => {
-            let platforms = names::parse_platforms(text)?;
-            if platforms.len() != 1 {
-                bail!("ci-image builds exactly one platform, got {text:?}: pass one, e.g. --platform linux/amd64 (release-image builds several)");
-            }
-            platforms[0].clone()
-        }
-        None => context.native_platform.clone(),
-    };
+    let platform = requested_platform(args, &context.native_platform)?;
     let repository = recipe::repository(&args.build, context, args.push)?;
     let build_ref = context.build_ref();
     let unique = match &build_ref {
