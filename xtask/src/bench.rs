@@ -874,17 +874,10 @@ fn measure(
     eprintln!("bench: 3b. fresh runner: the host-built path (ci-image --host-build)");
     let host = HostPath::prepare(bench, root)?;
     let host_name = format!("{}-host", bench.name);
-    host.build(bench)?;
+    // main's images from the same path (what ci-cache.yml runs), writing
+    // main's registry cache.
     bench.cold()?;
-    bench.ci_image_named(
-        &host_name,
-        &main,
-        &[
-            "--cache",
-            "registry",
-            &format!("--binaries={}", host.binaries.display()),
-        ],
-    )?;
+    host.build_images(bench, &host_name, &main)?;
     let (mut host_total, mut host_cargo, mut host_compiled) = (Vec::new(), Vec::new(), 0usize);
     for n in 0..reps {
         bench.one_line_change(50 + n)?;
@@ -895,14 +888,7 @@ fn measure(
             base,
             Some(&format!("refs/pull/{}/merge", 2000 + n)),
         )?;
-        // Exactly what ci-build.yml runs: `ci-image --host-build`, cargo's
-        // target directory being the one rust-cache restored.
-        let args = bench.ci_image_args(&host_name, &["--cache", "registry", "--host-build"]);
-        let image = bench.metered(
-            bench
-                .xtask(&context, args)
-                .env("CARGO_TARGET_DIR", &host.target),
-        )?;
+        let image = host.build_images(bench, &host_name, &context)?;
         host_compiled = host_compiled.max(host_dependencies_compiled(&image.log).len());
         // cargo's part: until its `Finished` line.
         let cargo_seconds = image
@@ -1140,7 +1126,6 @@ fn measure_overhead(
 struct HostPath {
     target: PathBuf,
     saved: PathBuf,
-    binaries: PathBuf,
     platform: Platform,
     restore_seconds: std::cell::Cell<f64>,
 }
@@ -1153,7 +1138,6 @@ impl HostPath {
         let host = HostPath {
             target: bench.work.join("host-target"),
             saved: bench.work.join("host-target.tar"),
-            binaries: bench.work.join("host-binaries"),
             platform: Platform::native(),
             restore_seconds: std::cell::Cell::new(0.0),
         };
@@ -1239,8 +1223,8 @@ impl HostPath {
         self.restore_seconds.get()
     }
 
-    /// `cargo build` of the scratch checkout: (seconds, output).
-    fn build(&self, bench: &Bench) -> Result<(f64, String)> {
+    /// `cargo build` of the scratch checkout into the target directory.
+    fn build(&self, bench: &Bench) -> Result<()> {
         let sh = xshell::Shell::new()?;
         sh.change_dir(&bench.tree);
         let build = stand_ins::HostBuild {
@@ -1248,22 +1232,30 @@ impl HostPath {
             profile: "ci",
             target_dir: &self.target,
         };
-        let (command, binary) = stand_ins::host_build_command(&sh, &build)?;
-        let started = Instant::now();
+        let (command, _) = stand_ins::host_build_command(&sh, &build)?;
         let output = command
             .ignore_status()
             .output()
             .context("cannot run the host cargo build")?;
-        let seconds = started.elapsed().as_secs_f64();
-        let text = String::from_utf8_lossy(&output.stderr).into_owned();
         if !output.status.success() {
-            bail!("the host cargo build failed: {}", tail(&text));
+            bail!(
+                "the host cargo build failed: {}",
+                tail(&String::from_utf8_lossy(&output.stderr))
+            );
         }
-        files::copy_atomically(
-            &binary,
-            &self.binaries.join(self.platform.slug()).join("beacon"),
-        )?;
-        Ok((seconds, text))
+        Ok(())
+    }
+
+    /// Exactly what the workflows run (`ci-image --cache registry
+    /// --host-build`) as image name `name` in `context`, cargo's target
+    /// directory being the one rust-cache restored.
+    fn build_images(&self, bench: &Bench, name: &str, context: &Path) -> Result<Run> {
+        let args = bench.ci_image_args(name, &["--cache", "registry", "--host-build"]);
+        bench.metered(
+            bench
+                .xtask(context, args)
+                .env("CARGO_TARGET_DIR", &self.target),
+        )
     }
 }
 

@@ -107,7 +107,7 @@ pub fn check(requirement: &Requirement) -> Result<()> {
         Requirement::Buildx => {
             // Three processes (the CLI, its plugin lookup, the plugin), most of
             // a rebuild's fixed cost: a success is remembered for this docker
-            // client and these plugin directories (see `BuildxFingerprint`).
+            // client and these plugin directories (see `buildx_fingerprint`).
             let fingerprint = buildx_fingerprint();
             let remembered = buildx_check_file();
             if let (Some(fingerprint), Some(file)) = (&fingerprint, &remembered) {
