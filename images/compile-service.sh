@@ -4,13 +4,22 @@
 # (never under emulation). One step per subcommand, each keyed (by BuildKit's
 # cache) only by what determines its result:
 #
-#   compile-service.sh fetch              every dependency's source, once for
-#                                         every target (manifests + Cargo.lock)
-#   compile-service.sh toolchain ARCH     the target's Rust std and linker
-#                                         (pinned; nothing if already there)
-#   compile-service.sh deps ARCH          the dependencies, compiled offline
-#                                         for the target and the cargo profile
-#   compile-service.sh build ARCH OUTDIR  the service itself -> OUTDIR/linux-ARCH/beacon
+#   compile-service.sh fetch         every dependency's source, once for every
+#                                    target (manifests + Cargo.lock)
+#   compile-service.sh toolchain     the targets' Rust std and linkers
+#                                    (pinned; nothing if already there)
+#   compile-service.sh deps          the dependencies, compiled offline for
+#                                    the targets and the cargo profile
+#   compile-service.sh build OUTDIR  the service itself ->
+#                                    OUTDIR/linux-ARCH/beacon for each target
+#
+# The targets are the architectures in TARGET_ARCHES (space-separated, e.g.
+# "amd64 arm64": those of the build's platforms). One cargo invocation builds
+# them all: its jobs run the targets' crates side by side on every core, and
+# what runs on the build machine (build scripts, proc macros and their
+# dependencies) compiles once, not once per target. No step reads the
+# platform it is built for (TARGETARCH), so every platform of a
+# multi-platform build has the same steps and BuildKit runs each once.
 #
 # `fetch` and `deps` see only the manifests and Cargo.lock, with stub sources,
 # so a change to the service's code reuses their layers from any exported
@@ -18,21 +27,21 @@
 # compiled dependencies in its layer (/deps-target); `build` compiles in a
 # cache mount (incremental, for local rebuilds) that it first seeds from that
 # layer when the mount does not hold those dependencies yet. Both compile in
-# cache mounts of their own architecture and profile (a local re-run with
-# --no-cache, as rebuild-check does, recompiles only the service); nothing
-# takes a lock shared by the architectures: the two of a release compile
-# side by side.
+# cache mounts of their own profile and targets (a local re-run with
+# --no-cache, as rebuild-check does, recompiles only the service).
 #
-# Build args read here: CARGO_PROFILE (`release` for production images, `ci`
-# for CI images), IMAGE_FLAVOR (`build` of a production image goes through
-# cargo-auditable), SOURCE_DATE_EPOCH (the binary's modification time), and for
-# `toolchain` CROSS_APT_MIRROR / CROSS_GCC_VERSION / CROSS_LIBC_VERSION.
+# Build args read here: TARGET_ARCHES, CARGO_PROFILE (`release` for
+# production images, `ci` for CI images), IMAGE_FLAVOR (`build` of a
+# production image goes through cargo-auditable), SOURCE_DATE_EPOCH (the
+# binaries' modification time), and for `toolchain` CROSS_APT_MIRROR /
+# CROSS_GCC_VERSION / CROSS_LIBC_VERSION.
 set -eu
 
 # Lines with this prefix are read back by `cargo xtask` into its one-line error.
 error_marker="beacon-build-error:"
 
 profile="${CARGO_PROFILE:-release}"
+arches="${TARGET_ARCHES:-amd64 arm64}"
 command="${1:-}"
 
 triple_of() {
@@ -48,16 +57,28 @@ host_triple() { rustc -vV | sed -n 's/^host: //p'; }
 # The target's gcc: x86_64-linux-gnu-gcc, aarch64-linux-gnu-gcc.
 gcc_of() { echo "$1" | sed 's/-unknown-/-/; s/$/-gcc/'; }
 
+# Every target's triple, in TARGET_ARCHES order (fails on an unknown one).
+triples() {
+  for arch in $arches; do
+    triple_of "$arch" || exit 1
+  done
+}
+
 # The same environment for `deps` and `build`, or cargo would compile
 # everything twice: static, free of build-machine paths (reproducible), and a
-# cross target linked by its gcc.
+# cross target linked by its gcc. RUSTFLAGS apply to the targets only, not to
+# what runs on the build machine (cargo builds with --target).
 set_build_env() {
-  triple="$1"
+  target_triples=$(triples) || exit 1
+  # Read back by `cargo xtask bench` (which architectures a step compiled).
+  echo "compile-service.sh $command: targets $arches"
   export RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=$PWD=/src --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
-  if [ "$(host_triple)" != "$triple" ]; then
-    linker_var="CARGO_TARGET_$(echo "$triple" | tr 'a-z-' 'A-Z_')_LINKER"
-    export "$linker_var=$(gcc_of "$triple")"
-  fi
+  for triple in $target_triples; do
+    if [ "$(host_triple)" != "$triple" ]; then
+      linker_var="CARGO_TARGET_$(echo "$triple" | tr 'a-z-' 'A-Z_')_LINKER"
+      export "$linker_var=$(gcc_of "$triple")"
+    fi
+  done
 }
 
 # --frozen: exactly Cargo.lock, and nothing downloaded after `fetch`. With
@@ -66,8 +87,13 @@ set_build_env() {
 # cargo-auditable wraps rustc for the workspace's own crates only, so both
 # ways reuse the same compiled dependencies.
 cargo_build() {
-  # shellcheck disable=SC2086 # the optional subcommand, empty or one word
-  cargo ${1:-} build --frozen --profile "$profile" --package beacon --target "$triple"
+  target_flags=""
+  for triple in $target_triples; do
+    target_flags="$target_flags --target $triple"
+  done
+  # shellcheck disable=SC2086 # the optional subcommand (empty or one word)
+  # and the --target flags, split on purpose
+  cargo ${1:-} build --frozen --profile "$profile" --package beacon $target_flags
 }
 
 # Workspace members' sources the dependency steps must not see: cargo needs a
@@ -76,6 +102,34 @@ write_stubs() {
   mkdir -p service/src xtask/src
   echo 'fn main() {}' > service/src/main.rs
   : > xtask/src/lib.rs
+}
+
+# The target's Rust std and gcc, for linking.
+install_toolchain() {
+  arch="$1"
+  triple=$(triple_of "$arch") || exit 1
+  # The official rust images install targets with rustup; a Debian-packaged
+  # toolchain ships them as libstd-rust-dev:<arch> packages.
+  if command -v rustup >/dev/null 2>&1; then
+    rustup target add "$triple"
+  fi
+  [ "$(host_triple)" = "$triple" ] && return 0
+  command -v "$(gcc_of "$triple")" >/dev/null 2>&1 && return 0
+  # The target's gcc: exact versions from a pinned Debian snapshot (a mirror
+  # can override all three build args), never "latest"; apt reads no other
+  # source, so their dependencies come from it too.
+  case "$arch" in
+    amd64) packages="gcc-x86-64-linux-gnu=${CROSS_GCC_VERSION:?} libc6-dev-amd64-cross=${CROSS_LIBC_VERSION:?}" ;;
+    arm64) packages="gcc-aarch64-linux-gnu=${CROSS_GCC_VERSION:?} libc6-dev-arm64-cross=${CROSS_LIBC_VERSION:?}" ;;
+  esac
+  codename=$(sed -n 's/^VERSION_CODENAME=//p' /etc/os-release)
+  echo "deb [check-valid-until=no] ${CROSS_APT_MIRROR:?} $codename main" > /etc/apt/sources.list.d/cross-pinned.list
+  apt_only_pinned="-o Dir::Etc::SourceList=/etc/apt/sources.list.d/cross-pinned.list -o Dir::Etc::SourceParts=-"
+  # shellcheck disable=SC2086 # option and package lists, split on purpose
+  apt-get $apt_only_pinned update -qq
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive apt-get $apt_only_pinned install -y -qq --no-install-recommends $packages
+  rm -rf /var/lib/apt/lists/* /etc/apt/sources.list.d/cross-pinned.list
 }
 
 case "$command" in
@@ -93,37 +147,16 @@ case "$command" in
     ;;
 
   toolchain)
-    arch="${2:?usage: compile-service.sh toolchain ARCH}"
-    triple=$(triple_of "$arch")
-    # The official rust images install targets with rustup; a Debian-packaged
-    # toolchain ships them as libstd-rust-dev:<arch> packages.
-    if command -v rustup >/dev/null 2>&1; then
-      rustup target add "$triple"
-    fi
-    [ "$(host_triple)" = "$triple" ] && exit 0
-    command -v "$(gcc_of "$triple")" >/dev/null 2>&1 && exit 0
-    # The target's gcc, for linking: exact versions from a pinned Debian
-    # snapshot (a mirror can override all three build args), never "latest";
-    # apt reads no other source, so their dependencies come from it too.
-    case "$arch" in
-      amd64) packages="gcc-x86-64-linux-gnu=${CROSS_GCC_VERSION:?} libc6-dev-amd64-cross=${CROSS_LIBC_VERSION:?}" ;;
-      arm64) packages="gcc-aarch64-linux-gnu=${CROSS_GCC_VERSION:?} libc6-dev-arm64-cross=${CROSS_LIBC_VERSION:?}" ;;
-    esac
-    codename=$(sed -n 's/^VERSION_CODENAME=//p' /etc/os-release)
-    echo "deb [check-valid-until=no] ${CROSS_APT_MIRROR:?} $codename main" > /etc/apt/sources.list.d/cross-pinned.list
-    apt_only_pinned="-o Dir::Etc::SourceList=/etc/apt/sources.list.d/cross-pinned.list -o Dir::Etc::SourceParts=-"
-    # shellcheck disable=SC2086 # option and package lists, split on purpose
-    apt-get $apt_only_pinned update -qq
-    # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive apt-get $apt_only_pinned install -y -qq --no-install-recommends $packages
-    rm -rf /var/lib/apt/lists/* /etc/apt/sources.list.d/cross-pinned.list
+    for arch in $arches; do
+      install_toolchain "$arch"
+    done
     ;;
 
   deps)
-    set_build_env "$(triple_of "${2:?usage: compile-service.sh deps ARCH}")"
+    set_build_env
     # What these dependencies are built from; `build` reseeds its cache
     # mount when the mount's stamp differs from the layer's.
-    stamp=$({ cat Cargo.lock Cargo.toml service/Cargo.toml xtask/Cargo.toml; rustc -vV; echo "$profile $triple $RUSTFLAGS"; } | sha256sum)
+    stamp=$({ cat Cargo.lock Cargo.toml service/Cargo.toml xtask/Cargo.toml; rustc -vV; echo "$profile" "$target_triples" "$RUSTFLAGS"; } | sha256sum)
     # target/ is this step's cache mount, holding one set of dependencies:
     # a re-run of the same inputs (--no-cache, rebuild-check) recompiles
     # nothing; other inputs start afresh, so no stale crate ever reaches the
@@ -139,14 +172,15 @@ case "$command" in
     # Keep only the dependencies: the service's own artifacts and
     # fingerprints go, so `build` always compiles the real source (a stub
     # compiled later than the real files' mtimes would otherwise look fresh).
-    dir="/deps-target/$triple/$profile"
-    rm -rf "$dir/beacon" "$dir/beacon.d" "$dir"/deps/beacon-* "$dir"/.fingerprint/beacon-* "$dir"/incremental/beacon-*
+    for triple in $target_triples; do
+      dir="/deps-target/$triple/$profile"
+      rm -rf "$dir/beacon" "$dir/beacon.d" "$dir"/deps/beacon-* "$dir"/.fingerprint/beacon-* "$dir"/incremental/beacon-*
+    done
     ;;
 
   build)
-    arch="${2:?usage: compile-service.sh build ARCH OUTDIR}"
-    out="${3:?usage: compile-service.sh build ARCH OUTDIR}"
-    set_build_env "$(triple_of "$arch")"
+    out="${2:?usage: compile-service.sh build OUTDIR}"
+    set_build_env
     # target/ is this step's cache mount (incremental, for local rebuilds);
     # /deps-target the deps layer. A mount that holds other dependencies (a
     # new Cargo.lock, or empty on a fresh runner) starts again from the
@@ -162,17 +196,20 @@ case "$command" in
       production) cargo_build auditable ;;
       *) cargo_build ;;
     esac
-    mkdir -p "$out/linux-$arch"
-    cp "target/$triple/$profile/beacon" "$out/linux-$arch/beacon"
-    # A fixed modification time (the commit's, for a release), so the image's
-    # binary layer is the same whether this stage ran now or came from a cache
-    # written by an older build: BuildKit's rewrite-timestamp only clamps
-    # timestamps newer than SOURCE_DATE_EPOCH.
-    touch -d "@${SOURCE_DATE_EPOCH:-0}" "$out/linux-$arch/beacon"
+    for arch in $arches; do
+      triple=$(triple_of "$arch") || exit 1
+      mkdir -p "$out/linux-$arch"
+      cp "target/$triple/$profile/beacon" "$out/linux-$arch/beacon"
+      # A fixed modification time (the commit's, for a release), so the
+      # image's binary layer is the same whether this stage ran now or came
+      # from a cache written by an older build: BuildKit's rewrite-timestamp
+      # only clamps timestamps newer than SOURCE_DATE_EPOCH.
+      touch -d "@${SOURCE_DATE_EPOCH:-0}" "$out/linux-$arch/beacon"
+    done
     ;;
 
   *)
-    echo "usage: compile-service.sh fetch|toolchain|deps|build ... (see its header)" >&2
+    echo "usage: compile-service.sh fetch|toolchain|deps|build OUTDIR (see its header)" >&2
     exit 1
     ;;
 esac

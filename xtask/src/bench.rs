@@ -218,12 +218,15 @@ fn host_dependencies_compiled(output: &str) -> Vec<String> {
         .collect()
 }
 
-/// When the compile steps (`compile-service.sh deps|build ARCH`) of each
+/// When the compile steps (`compile-service.sh deps|build`) of each
 /// architecture started and ended, from the arrival times of a build log's
-/// lines: a step starts with its first line and ends with its `DONE`.
+/// lines: a step starts with its first line and ends with its `DONE`; its
+/// architectures are those its `compile-service.sh deps: targets ...` line
+/// names (one step compiles every target of the build).
 pub fn arch_compiles(lines: &[(f64, String)]) -> Vec<ArchCompile> {
-    let mut step_arch: BTreeMap<String, String> = BTreeMap::new();
-    let mut spans: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    let mut first_seen: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut done: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut step_arches: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (at, line) in lines {
         let Some((id, rest)) = line.split_once(' ') else {
             continue;
@@ -231,24 +234,27 @@ pub fn arch_compiles(lines: &[(f64, String)]) -> Vec<ArchCompile> {
         if !id.starts_with('#') {
             continue;
         }
-        if let Some(arch) = rest
-            .rsplit_once("compile-service.sh ")
-            .and_then(|(_, r)| {
-                let mut words = r.split_whitespace();
-                matches!(words.next(), Some("deps" | "build")).then(|| words.next())?
-            })
-            .map(|a| a.trim_matches('"').to_string())
-        {
-            step_arch.insert(id.to_string(), arch);
-        }
-        let Some(arch) = step_arch.get(id) else {
-            continue;
-        };
-        let span = spans.entry(arch.clone()).or_insert((*at, *at));
+        first_seen.entry(id).or_insert(*at);
         if rest.starts_with("DONE") || rest.starts_with("CACHED") {
-            span.1 = span.1.max(*at);
+            done.insert(id, *at);
         }
-        span.0 = span.0.min(*at);
+        let targets = rest.split_once("compile-service.sh ").and_then(|(_, r)| {
+            r.strip_prefix("deps: targets ")
+                .or_else(|| r.strip_prefix("build: targets "))
+        });
+        if let Some(targets) = targets {
+            step_arches.insert(id, targets.split_whitespace().map(String::from).collect());
+        }
+    }
+    let mut spans: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for (id, arches) in &step_arches {
+        let start = first_seen.get(id).copied().unwrap_or_default();
+        let end = done.get(id).copied().unwrap_or(start);
+        for arch in arches {
+            let span = spans.entry(arch.clone()).or_insert((start, end));
+            span.0 = span.0.min(start);
+            span.1 = span.1.max(end);
+        }
     }
     spans
         .into_iter()
@@ -1328,8 +1334,8 @@ mod tests {
     fn counts_the_service_dependencies_compiled_not_the_tools() {
         let log = "#2 [internal] load build definition from Dockerfile\n\
 #5 [cargo-tools 2/2] RUN cargo install cargo-auditable\n#5 3.0    Compiling serde v1.0.228\n#5 DONE 30.0s\n\
-#6 [deps 3/3] RUN sh /usr/local/lib/compile-service.sh deps \"amd64\"\n#6 1.0    Compiling tokio v1.54.1\n#6 DONE 9.0s\n\
-#7 [compile 2/2] RUN sh /usr/local/lib/compile-service.sh build \"amd64\" /out\n#7 0.4    Compiling beacon v0.1.0 (/src/service)\n#7 DONE 9.0s\n";
+#6 [deps 3/3] RUN sh /usr/local/lib/compile-service.sh deps\n#6 1.0    Compiling tokio v1.54.1\n#6 DONE 9.0s\n\
+#7 [compile 2/2] RUN sh /usr/local/lib/compile-service.sh build /out\n#7 0.4    Compiling beacon v0.1.0 (/src/service)\n#7 DONE 9.0s\n";
         assert_eq!(dependencies_compiled(log), ["tokio"]);
         assert_eq!(
             host_dependencies_compiled(
@@ -1341,44 +1347,46 @@ mod tests {
 
     #[test]
     fn reads_when_each_architecture_compiled() {
+        // One step per subcommand compiles every target; its first output
+        // line names them (and arrives after the step's first line).
         let lines: Vec<(f64, String)> = [
-            (1.0, "#10 [linux/amd64 deps 3/3] RUN --mount=type=bind,source=images/compile-service.sh,target=/usr/local/lib/compile-service.sh     sh /usr/local/lib/compile-service.sh deps \"amd64\""),
-            (1.5, "#11 [linux/amd64->arm64 deps 3/3] RUN sh compile-service.sh deps \"arm64\""),
-            (2.0, "#10 5.0    Compiling tokio v1"),
+            (1.0, "#10 [linux/amd64 deps 3/3] RUN --mount=type=bind,source=images/compile-service.sh,target=/usr/local/lib/compile-service.sh     sh /usr/local/lib/compile-service.sh deps"),
+            (1.5, "#11 [linux/amd64 cargo-tools 1/1] RUN cargo install cargo-auditable"),
+            (2.0, "#10 0.05 compile-service.sh deps: targets amd64 arm64"),
+            (3.0, "#10 5.0    Compiling tokio v1"),
+            (30.0, "#11 DONE 28.5s"),
             (50.0, "#10 DONE 49.0s"),
-            (60.0, "#11 DONE 58.5s"),
-            (61.0, "#12 [linux/amd64 compile 2/2] RUN sh compile-service.sh build \"amd64\" /out"),
-            (62.0, "#13 [linux/amd64->arm64 compile 2/2] RUN sh compile-service.sh build \"arm64\" /out"),
+            (61.0, "#12 [linux/amd64->arm64 compile 2/2] RUN sh compile-service.sh build /out"),
+            (61.5, "#12 0.04 compile-service.sh build: targets amd64 arm64"),
             (120.0, "#12 DONE 59.0s"),
-            (121.0, "#13 DONE 59.0s"),
         ]
         .into_iter()
         .map(|(t, l)| (t, l.to_string()))
         .collect();
         let spans = arch_compiles(&lines);
-        assert_eq!(spans.len(), 2);
+        assert_eq!(spans.len(), 2, "{spans:?}");
         assert_eq!(
             (spans[0].arch.as_str(), spans[0].start, spans[0].end),
             ("amd64", 1.0, 120.0)
         );
         assert_eq!(
             (spans[1].arch.as_str(), spans[1].start, spans[1].end),
-            ("arm64", 1.5, 121.0)
+            ("arm64", 1.0, 120.0)
         );
-        let share = overlap(&spans).unwrap();
-        assert!((share - 118.5 / 119.0).abs() < 1e-9, "{share}");
-        let serial = [
-            ArchCompile {
-                arch: "amd64".into(),
-                start: 0.0,
-                end: 10.0,
-            },
-            ArchCompile {
-                arch: "arm64".into(),
-                start: 10.0,
-                end: 30.0,
-            },
-        ];
-        assert_eq!(overlap(&serial), Some(0.0));
+        assert_eq!(overlap(&spans), Some(1.0));
+        // Steps of one architecture each (an older layout) still read apart.
+        let apart: Vec<(f64, String)> = [
+            (0.0, "#3 [deps 3/3] RUN sh compile-service.sh deps"),
+            (0.1, "#3 0.01 compile-service.sh deps: targets amd64"),
+            (10.0, "#3 DONE 10.0s"),
+            (10.0, "#4 [deps 3/3] RUN sh compile-service.sh deps"),
+            (10.1, "#4 0.01 compile-service.sh deps: targets arm64"),
+            (30.0, "#4 DONE 20.0s"),
+        ]
+        .into_iter()
+        .map(|(t, l)| (t, l.to_string()))
+        .collect();
+        let spans = arch_compiles(&apart);
+        assert_eq!(overlap(&spans), Some(0.0), "{spans:?}");
     }
 }

@@ -14,7 +14,9 @@ pub use crate::model::command::Invocation;
 use crate::model::{names, registry};
 use crate::plan::gate::ExpectedSigner;
 use crate::plan::record::is_latest;
-use crate::plan::{Mode, Output, Plan, PushVia, Signing, VariantPlan, FLAVOR_ARG, PROFILE_ARG};
+use crate::plan::{
+    Mode, Output, Plan, PushVia, Signing, VariantPlan, FLAVOR_ARG, PROFILE_ARG, TARGET_ARCHES_ARG,
+};
 
 /// Quotes one field of buildx's comma-separated output spec when needed.
 fn csv_field(field: &str) -> String {
@@ -127,6 +129,7 @@ fn bake_target(plan: &Plan, files: &RunFiles, variant: &VariantPlan) -> Value {
         .collect();
     args.insert(FLAVOR_ARG.to_string(), json!(policy.flavor.as_str()));
     args.insert(PROFILE_ARG.to_string(), json!(policy.cargo_profile));
+    args.insert(TARGET_ARCHES_ARG.to_string(), json!(policy.target_arches()));
     if let Some(epoch) = policy.source_date_epoch {
         args.insert("SOURCE_DATE_EPOCH".to_string(), json!(epoch.to_string()));
     }

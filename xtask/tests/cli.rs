@@ -417,6 +417,23 @@ fn build_arg_image_flavor_is_refused_for_one_variant_too() {
 }
 
 #[test]
+fn build_arg_target_arches_is_refused() {
+    // The compile stage's targets follow --platform; set apart, one
+    // platform's image could copy a binary that was never compiled.
+    refuses(
+        &[
+            "release-image",
+            "--build-arg",
+            "TARGET_ARCHES=amd64",
+            "--sign",
+            "none",
+            "--dry-run",
+        ],
+        &["--build-arg TARGET_ARCHES", "use --platform instead"],
+    );
+}
+
+#[test]
 fn build_arg_source_date_epoch_is_refused() {
     refuses(
         &[

@@ -10,6 +10,7 @@ use clap::Parser;
 
 use xtask::cli::{Cli, Command};
 use xtask::context::BuildContext;
+use xtask::model::names::Platform;
 use xtask::plan::release::{self, ReleaseInputs};
 use xtask::plan::{ci, Attestations, Plan, Signing};
 use xtask::preflight::BuilderInfo;
@@ -197,6 +198,10 @@ fn ci_and_release_plans_differ_only_in_policy() {
         assert!(release_args.remove("SOURCE_DATE_EPOCH").is_some());
         assert_eq!(ci_args.remove("CARGO_PROFILE").unwrap(), "ci");
         assert_eq!(release_args.remove("CARGO_PROFILE").unwrap(), "release");
+        // The compile stage's targets follow the platforms (a policy field).
+        let native = Platform::native().arch;
+        assert_eq!(ci_args.remove("TARGET_ARCHES").unwrap(), native.as_str());
+        assert_eq!(release_args.remove("TARGET_ARCHES").unwrap(), "amd64 arm64");
         assert_eq!(
             ci_args, release_args,
             "{}: no other build arg differs",

@@ -81,6 +81,10 @@ impl Flavor {
 pub const FLAVOR_ARG: &str = "IMAGE_FLAVOR";
 /// The build arg that selects the compile stage's cargo profile.
 pub const PROFILE_ARG: &str = "CARGO_PROFILE";
+/// The build arg that lists the architectures the compile stage builds
+/// (space-separated): those of the build's platforms, so that every platform
+/// shares one compile (see images/compile-service.sh).
+pub const TARGET_ARCHES_ARG: &str = "TARGET_ARCHES";
 /// The named build context (a stage of every Dockerfile) that holds the
 /// per-platform service binaries; replacing it skips the compile stage.
 pub const BINARIES_CONTEXT: &str = "binaries";
@@ -154,6 +158,20 @@ pub struct Policy {
     pub no_cache_stages: Vec<String>,
     /// The cargo profile of the compile stage (`CARGO_PROFILE` build arg).
     pub cargo_profile: String,
+}
+
+impl Policy {
+    /// The compile stage's targets (`TARGET_ARCHES` build arg): the
+    /// architectures of the platforms, in their order, each once.
+    pub fn target_arches(&self) -> String {
+        let mut arches: Vec<&str> = Vec::new();
+        for platform in &self.platforms {
+            if !arches.contains(&platform.arch.as_str()) {
+                arches.push(&platform.arch);
+            }
+        }
+        arches.join(" ")
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

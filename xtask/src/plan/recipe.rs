@@ -6,7 +6,9 @@ use anyhow::{bail, Result};
 
 use crate::context::BuildContext;
 use crate::model::names;
-use crate::plan::{BuildOptions, Recipe, BINARIES_CONTEXT, FLAVOR_ARG, PROFILE_ARG};
+use crate::plan::{
+    BuildOptions, Recipe, BINARIES_CONTEXT, FLAVOR_ARG, PROFILE_ARG, TARGET_ARCHES_ARG,
+};
 use crate::project;
 
 /// `REGISTRY/NAME`. The registry defaults to `ghcr.io/<owner>` in GitHub
@@ -71,6 +73,9 @@ pub fn recipe(options: &BuildOptions, variant: &str, context: &BuildContext) -> 
         }
         if key == PROFILE_ARG {
             bail!("--build-arg {key} is chosen by the path (ci-image builds ci, release-image release); remove it");
+        }
+        if key == TARGET_ARCHES_ARG {
+            bail!("--build-arg {key} is chosen by the platforms (it lists their architectures); use --platform instead");
         }
         if key == "SOURCE_DATE_EPOCH" {
             bail!("--build-arg SOURCE_DATE_EPOCH is set by release-image from the commit time; remove it");
