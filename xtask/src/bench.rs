@@ -222,8 +222,9 @@ fn host_dependencies_compiled(output: &str) -> Vec<String> {
 /// architecture started and ended, from the arrival times of a build log's
 /// lines: a step starts with its first line and ends with its `DONE`; its
 /// architectures are those its `compile-service.sh deps: targets ...` line
-/// names (one step compiles every target of the build).
-pub fn arch_compiles(lines: &[(f64, String)]) -> Vec<ArchCompile> {
+/// names (one step compiles every target of the build), or, for a step the
+/// cache answered (it printed nothing), every one of `build_arches`.
+pub fn arch_compiles(lines: &[(f64, String)], build_arches: &[&str]) -> Vec<ArchCompile> {
     let mut first_seen: BTreeMap<&str, f64> = BTreeMap::new();
     let mut done: BTreeMap<&str, f64> = BTreeMap::new();
     let mut step_arches: BTreeMap<&str, Vec<String>> = BTreeMap::new();
@@ -235,6 +236,14 @@ pub fn arch_compiles(lines: &[(f64, String)]) -> Vec<ArchCompile> {
             continue;
         }
         first_seen.entry(id).or_insert(*at);
+        let header = rest.starts_with('[')
+            && (rest.ends_with("compile-service.sh deps")
+                || rest.contains("compile-service.sh build "));
+        if header {
+            step_arches
+                .entry(id)
+                .or_insert_with(|| build_arches.iter().map(|a| a.to_string()).collect());
+        }
         if rest.starts_with("DONE") || rest.starts_with("CACHED") {
             done.insert(id, *at);
         }
@@ -697,7 +706,12 @@ fn measure(
         let run = bench.release_image(&main, &[])?;
         cold_release.push(run.seconds);
         release_usage.push(run.usage);
-        arch_spans = arch_compiles(&run.lines);
+        // The release builds the default platforms.
+        let arches: Vec<&str> = crate::plan::DEFAULT_PLATFORMS
+            .split(',')
+            .filter_map(|p| p.split('/').nth(1))
+            .collect();
+        arch_spans = arch_compiles(&run.lines, &arches);
     }
     let (ci, release) = (median(&cold_ci), median(&cold_release));
     costs.push(cost(
@@ -1363,7 +1377,7 @@ mod tests {
         .into_iter()
         .map(|(t, l)| (t, l.to_string()))
         .collect();
-        let spans = arch_compiles(&lines);
+        let spans = arch_compiles(&lines, &["amd64", "arm64"]);
         assert_eq!(spans.len(), 2, "{spans:?}");
         assert_eq!(
             (spans[0].arch.as_str(), spans[0].start, spans[0].end),
@@ -1386,7 +1400,28 @@ mod tests {
         .into_iter()
         .map(|(t, l)| (t, l.to_string()))
         .collect();
-        let spans = arch_compiles(&apart);
+        let spans = arch_compiles(&apart, &["amd64", "arm64"]);
         assert_eq!(overlap(&spans), Some(0.0), "{spans:?}");
+        // Steps the cache answered print no targets: they stand for every
+        // architecture of the build.
+        let cached: Vec<(f64, String)> = [
+            (
+                0.5,
+                "#7 [linux/amd64 deps 3/3] RUN sh /usr/local/lib/compile-service.sh deps",
+            ),
+            (0.5, "#7 CACHED"),
+            (
+                0.6,
+                "#8 [linux/amd64 compile 2/2] RUN sh /usr/local/lib/compile-service.sh build /out",
+            ),
+            (0.7, "#8 CACHED"),
+        ]
+        .into_iter()
+        .map(|(t, l)| (t, l.to_string()))
+        .collect();
+        let spans = arch_compiles(&cached, &["amd64", "arm64"]);
+        let arches: Vec<&str> = spans.iter().map(|s| s.arch.as_str()).collect();
+        assert_eq!(arches, ["amd64", "arm64"]);
+        assert_eq!((spans[0].start, spans[0].end), (0.5, 0.7));
     }
 }
