@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 pub use crate::model::command::Invocation;
 use crate::model::{names, registry};
 use crate::plan::gate::ExpectedSigner;
-use crate::plan::record::is_latest;
+use crate::plan::record::latest_last;
 use crate::plan::{
     Mode, Output, Plan, PushVia, Signing, VariantPlan, FLAVOR_ARG, PROFILE_ARG, TARGET_ARCHES_ARG,
 };
@@ -283,29 +283,19 @@ pub fn tag_digest(tags: &[String], reference: &str) -> Invocation {
 /// The promotion's tag moves of a release plan, in order: every tag but the
 /// `latest` ones per variant, then the `latest` ones.
 pub fn tag_moves(plan: &Plan) -> Vec<Invocation> {
-    let mut moves = Vec::new();
-    for last in [false, true] {
-        for variant in &plan.variants {
-            let tags: Vec<String> = variant
-                .policy
-                .tags
-                .iter()
-                .filter(|t| is_latest(t) == last)
-                .cloned()
-                .collect();
-            if !tags.is_empty() {
-                moves.push(tag_digest(
-                    &tags,
-                    &format!(
-                        "{}@{}",
-                        plan.repository,
-                        digest_placeholder(&variant.variant)
-                    ),
-                ));
-            }
-        }
-    }
-    moves
+    latest_last(&plan.variants, |variant| &variant.policy.tags)
+        .into_iter()
+        .map(|(variant, tags)| {
+            tag_digest(
+                &tags,
+                &format!(
+                    "{}@{}",
+                    plan.repository,
+                    digest_placeholder(&variant.variant)
+                ),
+            )
+        })
+        .collect()
 }
 
 /// Writes the public half of a signing key where the gate reads it.

@@ -82,6 +82,29 @@ impl RecordedVariant {
     }
 }
 
+/// Tag moves in promotion order: per item every tag but the `latest` ones,
+/// then the `latest` ones (so `latest` never points at a release whose
+/// other tags did not move). Items without tags of a round are left out.
+pub fn latest_last<'a, T>(
+    items: &'a [T],
+    tags_of: impl Fn(&'a T) -> &'a [String],
+) -> Vec<(&'a T, Vec<String>)> {
+    let mut moves = Vec::new();
+    for last in [false, true] {
+        for item in items {
+            let tags: Vec<String> = tags_of(item)
+                .iter()
+                .filter(|t| is_latest(t) == last)
+                .cloned()
+                .collect();
+            if !tags.is_empty() {
+                moves.push((item, tags));
+            }
+        }
+    }
+    moves
+}
+
 /// Whether a tag (`REPO:TAG`) floats to the newest release: it moves last.
 pub fn is_latest(reference: &str) -> bool {
     let tag = reference.rsplit(':').next().unwrap_or(reference);
@@ -225,21 +248,7 @@ impl ReleaseRecord {
     /// the `latest` ones, then the `latest` ones (so `latest` never points
     /// at a release whose other tags did not move).
     pub fn tag_moves(&self) -> Vec<(&RecordedVariant, Vec<String>)> {
-        let mut moves = Vec::new();
-        for last in [false, true] {
-            for variant in &self.variants {
-                let tags: Vec<String> = variant
-                    .tags
-                    .iter()
-                    .filter(|t| is_latest(t) == last)
-                    .cloned()
-                    .collect();
-                if !tags.is_empty() {
-                    moves.push((variant, tags));
-                }
-            }
-        }
-        moves
+        latest_last(&self.variants, |variant| &variant.tags)
     }
 
     pub fn to_json(&self) -> String {
