@@ -26,9 +26,11 @@
 # cache (gha, registry, local; cache mounts never are). `deps` leaves the
 # compiled dependencies in its layer (/deps-target); `build` compiles in a
 # cache mount (incremental, for local rebuilds) that it first seeds from that
-# layer when the mount does not hold those dependencies yet. Both compile in
-# cache mounts of their own profile and targets (a local re-run with
-# --no-cache, as rebuild-check does, recompiles only the service).
+# layer when the mount does not hold those dependencies yet. `deps` compiles
+# in a cache mount per profile, `build` in one per profile and set of targets
+# (a local re-run with --no-cache, as rebuild-check does, recompiles only the
+# service; a single-platform build after a multi-platform one compiles no
+# dependency either).
 #
 # Build args read here: TARGET_ARCHES, CARGO_PROFILE (`release` for
 # production images, `ci` for CI images), IMAGE_FLAVOR (`build` of a
@@ -79,6 +81,13 @@ set_build_env() {
       export "$linker_var=$(gcc_of "$triple")"
     fi
   done
+}
+
+# What compiled dependencies are built from: the manifests, Cargo.lock, the
+# toolchain, the profile, the flags, and $1 (a target triple, the profile's
+# host directory, or the list of every target).
+inputs_of() {
+  { cat Cargo.lock Cargo.toml service/Cargo.toml xtask/Cargo.toml; rustc -vV; echo "$profile $1 $RUSTFLAGS"; } | sha256sum
 }
 
 # --frozen: exactly Cargo.lock, and nothing downloaded after `fetch`. With
@@ -154,21 +163,32 @@ case "$command" in
 
   deps)
     set_build_env
-    # What these dependencies are built from; `build` reseeds its cache
-    # mount when the mount's stamp differs from the layer's.
-    stamp=$({ cat Cargo.lock Cargo.toml service/Cargo.toml xtask/Cargo.toml; rustc -vV; echo "$profile" "$target_triples" "$RUSTFLAGS"; } | sha256sum)
-    # target/ is this step's cache mount, holding one set of dependencies:
-    # a re-run of the same inputs (--no-cache, rebuild-check) recompiles
-    # nothing; other inputs start afresh, so no stale crate ever reaches the
-    # layer.
-    if [ "$(cat target/beacon-deps.stamp 2>/dev/null || true)" != "$stamp" ]; then
-      find target -mindepth 1 -maxdepth 1 -exec rm -rf {} +
-    fi
+    # target/ is this step's cache mount, shared by every set of targets of
+    # the profile: what runs on the build machine (target/$profile) and each
+    # target (target/TRIPLE) carry a stamp of what they were built from, and
+    # one whose stamp differs is emptied. A re-run of the same inputs
+    # (--no-cache, rebuild-check) recompiles nothing, a build of fewer
+    # targets reuses theirs, and no stale crate ever reaches the layer.
+    for dir in "$profile" $target_triples; do
+      if [ "$(cat "target/$dir/beacon-deps.stamp" 2>/dev/null || true)" != "$(inputs_of "$dir")" ]; then
+        rm -rf "target/${dir:?}"
+      fi
+    done
     cargo_build
-    echo "$stamp" > target/beacon-deps.stamp
-    # The result goes into the layer, which every exported cache carries.
+    for dir in "$profile" $target_triples; do
+      inputs_of "$dir" > "target/$dir/beacon-deps.stamp"
+    done
+    # The result goes into the layer, which every exported cache carries:
+    # cargo's own files, the build machine's part and this build's targets
+    # (not the mount's other targets). Its stamp says which set it is;
+    # `build` reseeds its cache mount when the mount's stamp differs.
     rm -rf /deps-target
-    cp -a target /deps-target
+    mkdir /deps-target
+    find target -mindepth 1 -maxdepth 1 -type f -exec cp -a {} /deps-target/ \;
+    for dir in "$profile" $target_triples; do
+      cp -a "target/$dir" /deps-target/
+    done
+    inputs_of "$target_triples" > /deps-target/beacon-deps.stamp
     # Keep only the dependencies: the service's own artifacts and
     # fingerprints go, so `build` always compiles the real source (a stub
     # compiled later than the real files' mtimes would otherwise look fresh).
