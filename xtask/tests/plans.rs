@@ -210,6 +210,23 @@ fn ci_and_release_plans_differ_only_in_policy() {
     }
 }
 
+/// The compile stage builds every architecture of the platforms, whatever
+/// their order (one set of compile steps and cache mounts per set).
+#[test]
+fn the_compile_stage_targets_follow_the_platforms_in_any_order() {
+    for (platforms, arches) in [
+        ("linux/arm64,linux/amd64", "amd64 arm64"),
+        ("linux/amd64,linux/arm64", "amd64 arm64"),
+        ("linux/arm64", "arm64"),
+    ] {
+        let plan = release_plan(&["--platform", platforms, "--sign", "none"], &tag_push()).unwrap();
+        for variant in &plan.variants {
+            let target = &render::bake_file(&plan, &files(&plan))["target"][&variant.variant];
+            assert_eq!(target["args"]["TARGET_ARCHES"], arches, "{platforms}");
+        }
+    }
+}
+
 #[test]
 fn ci_plans_write_only_ci_tags_and_turn_attestations_off() {
     for context in [sample(Some("refs/pull/7/merge")), sample(None), tag_push()] {

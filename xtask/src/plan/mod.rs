@@ -162,14 +162,12 @@ pub struct Policy {
 
 impl Policy {
     /// The compile stage's targets (`TARGET_ARCHES` build arg): the
-    /// architectures of the platforms, in their order, each once.
+    /// architectures of the platforms, sorted, each once (so the order of
+    /// `--platform` does not change the compile steps or their cache).
     pub fn target_arches(&self) -> String {
-        let mut arches: Vec<&str> = Vec::new();
-        for platform in &self.platforms {
-            if !arches.contains(&platform.arch.as_str()) {
-                arches.push(&platform.arch);
-            }
-        }
+        let arches: std::collections::BTreeSet<&str> =
+            self.platforms.iter().map(|p| p.arch.as_str()).collect();
+        let arches: Vec<&str> = arches.into_iter().collect();
         arches.join(" ")
     }
 }
