@@ -31,7 +31,7 @@ use serde_json::Value;
 
 use crate::context::BuildContext;
 use crate::model::names::Platform;
-use crate::model::{build_log, files, registry};
+use crate::model::{files, registry};
 use crate::preflight::{self, Requirement};
 use crate::{project, stand_ins};
 
@@ -193,18 +193,44 @@ pub fn cache_export_seconds(log: &str) -> f64 {
 
 /// The dependency crates of the service cargo compiled in a build: its
 /// `Compiling` lines in the compile stages' steps (not the cargo-tools
-/// stage, which builds a tool), the service itself left out.
+/// stage, which builds a tool), the service itself left out. Read by step
+/// id, not by label: a bake of several variants reports a step they share
+/// once where it ran and again, `CACHED`, under the same label for each
+/// further variant, and what ran must count.
 pub fn dependencies_compiled(log: &str) -> Vec<String> {
-    let service_steps: Vec<String> = build_log::steps(log)
-        .into_iter()
-        .filter(|s| s.instruction.contains("compile-service.sh"))
-        .map(|s| s.label)
-        .collect();
-    build_log::compiled_crates(log)
-        .into_iter()
-        .filter(|(step, name)| name != "beacon" && service_steps.contains(step))
-        .map(|(_, name)| name)
-        .collect()
+    let own = log
+        .lines()
+        .position(|line| line.starts_with('#') && line.contains("internal] load build definition"))
+        .unwrap_or(0);
+    let mut service_steps: Vec<&str> = Vec::new();
+    let mut compiled = Vec::new();
+    for line in log.lines().skip(own) {
+        let Some((id, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        if rest.starts_with('[') {
+            if rest.contains("compile-service.sh") && !service_steps.contains(&id) {
+                service_steps.push(id);
+            }
+            continue;
+        }
+        let Some((time, text)) = rest.split_once(' ') else {
+            continue;
+        };
+        if time.parse::<f64>().is_err() || !service_steps.contains(&id) {
+            continue;
+        }
+        if let Some(name) = text
+            .trim_start()
+            .strip_prefix("Compiling ")
+            .and_then(|r| r.split_whitespace().next())
+        {
+            if name != "beacon" {
+                compiled.push(name.to_string());
+            }
+        }
+    }
+    compiled
 }
 
 /// The same for a host cargo build's output.
@@ -1351,6 +1377,12 @@ mod tests {
 #6 [deps 3/3] RUN sh /usr/local/lib/compile-service.sh deps\n#6 1.0    Compiling tokio v1.54.1\n#6 DONE 9.0s\n\
 #7 [compile 2/2] RUN sh /usr/local/lib/compile-service.sh build /out\n#7 0.4    Compiling beacon v0.1.0 (/src/service)\n#7 DONE 9.0s\n";
         assert_eq!(dependencies_compiled(log), ["tokio"]);
+        // A bake of several variants: the shared step ran for one and comes
+        // back CACHED, under the same label, for another. It still counts.
+        let bake = "#2 [ubi9 internal] load build definition from Dockerfile\n\
+#33 [ubi9 deps 3/3] RUN sh /usr/local/lib/compile-service.sh deps\n#33 0.6    Compiling proc-macro2 v1.0.107\n#33 DONE 71.9s\n\
+#52 [ubi9 deps 3/3] RUN sh /usr/local/lib/compile-service.sh deps\n#52 CACHED\n";
+        assert_eq!(dependencies_compiled(bake), ["proc-macro2"]);
         assert_eq!(
             host_dependencies_compiled(
                 "   Compiling beacon v0.1.0 (/x)\n    Finished `ci` profile\n"
