@@ -246,6 +246,19 @@ fn platform_details(plan: &Plan, result: &mut VariantResult) {
     }
 }
 
+/// BuildKit's solver can lose track of a step it merged with another
+/// build's (moby/buildkit#2303: the steps of every platform and variant of a
+/// bake are merged, and so are identical steps of builds running at the same
+/// time). The build itself was fine: a second try, which finds the finished
+/// steps in the engine's cache, succeeds (depot's CLI retries it the same way).
+const SOLVER_RACE: &str = "inconsistent graph state";
+
+/// Whether a failed bake failed on BuildKit's solver race, not on the build.
+pub fn is_solver_race(log: &str) -> bool {
+    log.lines()
+        .any(|line| line.starts_with("ERROR: ") && line.contains(SOLVER_RACE))
+}
+
 /// Runs the bake and returns each variant's digest from the metadata file.
 fn build(plan: &Plan, files: &RunFiles) -> Result<BTreeMap<String, Built>> {
     let root = project::project_root();
@@ -258,7 +271,13 @@ fn build(plan: &Plan, files: &RunFiles) -> Result<BTreeMap<String, Built>> {
         "+ {}",
         invocation.display().lines().next().unwrap_or_default()
     );
-    let (ok, log) = stream(&invocation, &root)?;
+    let (mut ok, mut log) = stream(&invocation, &root)?;
+    if !ok && is_solver_race(&log) {
+        eprintln!(
+            "warning: BuildKit lost track of a step it shared with another build ({SOLVER_RACE:?}, moby/buildkit#2303); a failed bake published nothing: running it once more"
+        );
+        (ok, log) = stream(&invocation, &root)?;
+    }
     if !ok {
         let mut failed = failed_variants(&log, &plan.variant_names());
         // A one-target bake does not prefix its steps with the target's name.
@@ -630,4 +649,21 @@ pub fn move_tags(record: &ReleaseRecord, finish: &str) -> Result<Vec<String>> {
         moved.extend(tags.iter().cloned());
     }
     Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tells_buildkits_solver_race_from_a_failed_build() {
+        assert!(super::is_solver_race(
+            "#12 DONE 1.0s\nERROR: failed to solve: failed to get edge: inconsistent graph state\n"
+        ));
+        // The build's own failure, or the words in a step's output, are not it.
+        assert!(!super::is_solver_race(
+            "ERROR: failed to solve: process \"/bin/sh -c exit 1\" did not complete successfully\n"
+        ));
+        assert!(!super::is_solver_race(
+            "#7 0.3 inconsistent graph state\nERROR: failed to solve: exit code 1\n"
+        ));
+    }
 }
