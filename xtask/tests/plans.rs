@@ -261,15 +261,10 @@ fn ci_plans_write_only_ci_tags_and_turn_attestations_off() {
         pr.variants[0].policy.tags[1],
         "ghcr.io/acme/beacon:ci-chainguard-pr7"
     );
-    let from = &pr.variants[0].policy.cache.from;
     assert_eq!(
-        from.len(),
-        1 + variants().len(),
-        "a PR reads its own scope and main's, then the other variants' main scopes (the steps they share): {from:?}"
-    );
-    assert!(
-        from[0].contains("chainguard-pr-7") && from[1].contains("chainguard-main"),
-        "{from:?}"
+        pr.variants[0].policy.cache.from.len(),
+        2,
+        "a PR reads its own scope and main's"
     );
     assert!(pr.variants[0].policy.cache.to[0].ends_with("mode=min"));
 }

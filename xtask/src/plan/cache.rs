@@ -102,9 +102,6 @@ pub struct CacheInputs<'a> {
     pub github_actions: bool,
     pub repository: &'a str,
     pub variant: &'a str,
-    /// Every variant of the same build (one bake) that shares its compile
-    /// steps with this one, this one included (none with host-built binaries).
-    pub bake_variants: &'a [String],
     pub local_dir: &'a Path,
 }
 
@@ -142,19 +139,9 @@ pub fn plan(inputs: &CacheInputs<'_>) -> CachePlan {
     let mode = inputs
         .mode_override
         .unwrap_or_else(|| default_mode(inputs.build_ref, inputs.flavor));
-    // What a build reads: its own scope, then the default branch's, as
-    // (variant, scope). The variants of one bake share their compile steps,
-    // which BuildKit runs once and exports and imports through one variant's
-    // cache only (which one varies from build to build; seen here as a fresh
-    // runner that missed main's compiled dependencies): so every variant also
-    // reads the others' default-branch caches.
-    let mut reads: Vec<(&str, CacheScope)> =
-        own.iter().map(|s| (inputs.variant, s.clone())).collect();
+    let mut read_scopes: Vec<CacheScope> = own.iter().cloned().collect();
     if own != Some(CacheScope::DefaultBranch) {
-        reads.push((inputs.variant, CacheScope::DefaultBranch));
-    }
-    for other in inputs.bake_variants.iter().filter(|v| *v != inputs.variant) {
-        reads.push((other, CacheScope::DefaultBranch));
+        read_scopes.push(CacheScope::DefaultBranch);
     }
     let write_scope = match mode {
         CacheMode::ReadOnly => None,
@@ -164,8 +151,8 @@ pub fn plan(inputs: &CacheInputs<'_>) -> CachePlan {
         CacheMode::Min => "min",
         _ => "max",
     };
-    let tag = |variant: &str, scope: &CacheScope| CacheTag {
-        variant: variant.to_string(),
+    let tag = |scope: &CacheScope| CacheTag {
+        variant: inputs.variant.to_string(),
         scope: scope.clone(),
     };
     let name = inputs
@@ -176,53 +163,48 @@ pub fn plan(inputs: &CacheInputs<'_>) -> CachePlan {
     let (from, to): (Vec<String>, Option<String>) = match inputs.backend {
         CacheBackend::None => (Vec::new(), None),
         CacheBackend::Gha => (
-            reads
+            read_scopes
                 .iter()
-                .map(|(v, s)| format!("type=gha,scope={}", tag(v, s).gha_scope(name)))
+                .map(|s| format!("type=gha,scope={}", tag(s).gha_scope(name)))
                 .collect(),
             write_scope.map(|s| {
                 format!(
                     "type=gha,scope={},mode={mode_text}",
-                    tag(inputs.variant, &s).gha_scope(name)
+                    tag(&s).gha_scope(name)
                 )
             }),
         ),
         CacheBackend::Registry => (
-            reads
+            read_scopes
                 .iter()
-                .map(|(v, s)| {
+                .map(|s| {
                     format!(
                         "type=registry,ref={}",
-                        tag(v, s).registry_ref(inputs.repository)
+                        tag(s).registry_ref(inputs.repository)
                     )
                 })
                 .collect(),
             write_scope.map(|s| {
                 format!(
                     "type=registry,ref={},mode={mode_text},image-manifest=true,oci-mediatypes=true",
-                    tag(inputs.variant, &s).registry_ref(inputs.repository)
+                    tag(&s).registry_ref(inputs.repository)
                 )
             }),
         ),
         CacheBackend::Local => {
-            let dir = |v: &str, s: &CacheScope| {
+            let dir = |s: &CacheScope| {
                 inputs
                     .local_dir
-                    .join(tag(v, s).to_string())
+                    .join(tag(s).to_string())
                     .display()
                     .to_string()
             };
             (
-                reads
+                read_scopes
                     .iter()
-                    .map(|(v, s)| format!("type=local,src={}", dir(v, s)))
+                    .map(|s| format!("type=local,src={}", dir(s)))
                     .collect(),
-                write_scope.map(|s| {
-                    format!(
-                        "type=local,dest={},mode={mode_text}",
-                        dir(inputs.variant, &s)
-                    )
-                }),
+                write_scope.map(|s| format!("type=local,dest={},mode={mode_text}", dir(&s))),
             )
         }
     };
@@ -259,35 +241,7 @@ mod tests {
             github_actions: true,
             repository: "ghcr.io/acme/beacon",
             variant: "ubi9",
-            bake_variants: &[],
             local_dir: Path::new("/cache"),
-        }
-    }
-
-    /// The variants of one bake share their compile steps, which BuildKit
-    /// exports and imports through one variant's cache only: each variant
-    /// reads the others' default-branch caches after its own.
-    #[test]
-    fn every_variant_also_reads_the_other_variants_main_caches() {
-        let variants = ["chainguard", "distroless", "ubi9"].map(String::from);
-        for build_ref in [BuildRef::PullRequest(42), BuildRef::Branch("main".into())] {
-            let cache = plan(&CacheInputs {
-                bake_variants: &variants,
-                ..inputs(CacheBackend::Registry, &build_ref, None)
-            });
-            let own_first = if build_ref == BuildRef::PullRequest(42) {
-                vec!["ubi9-pr-42", "ubi9-main"]
-            } else {
-                vec!["ubi9-main"]
-            };
-            let expected: Vec<String> = own_first
-                .into_iter()
-                .chain(["chainguard-main", "distroless-main"])
-                .map(|t| format!("type=registry,ref=ghcr.io/acme/beacon-buildcache:{t}"))
-                .collect();
-            assert_eq!(cache.from, expected, "{build_ref:?}");
-            assert_eq!(cache.to.len(), 1, "only its own scope is written");
-            assert!(cache.to[0].contains(":ubi9-"), "{:?}", cache.to);
         }
     }
 

@@ -108,12 +108,6 @@ pub fn plan(
                 github_actions: context.ci.github_actions,
                 repository: &repository,
                 variant,
-                // With host-built binaries the variants share no step.
-                bake_variants: if args.build.binaries.is_some() {
-                    &[]
-                } else {
-                    variants
-                },
                 local_dir: &args.build.cache_dir,
             }),
             source_date_epoch: None,

@@ -445,12 +445,6 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
                 github_actions: context.ci.github_actions,
                 repository: &repository,
                 variant,
-                // With host-built binaries the variants share no step.
-                bake_variants: if args.build.binaries.is_some() {
-                    &[]
-                } else {
-                    inputs.variants
-                },
                 local_dir: &args.build.cache_dir,
             }),
             source_date_epoch: Some(context.git.commit_time),
