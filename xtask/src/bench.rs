@@ -31,7 +31,7 @@ use serde_json::Value;
 
 use crate::context::BuildContext;
 use crate::model::names::Platform;
-use crate::model::{files, registry};
+use crate::model::{build_log, files, registry};
 use crate::preflight::{self, Requirement};
 use crate::{project, stand_ins};
 
@@ -198,13 +198,9 @@ pub fn cache_export_seconds(log: &str) -> f64 {
 /// once where it ran and again, `CACHED`, under the same label for each
 /// further variant, and what ran must count.
 pub fn dependencies_compiled(log: &str) -> Vec<String> {
-    let own = log
-        .lines()
-        .position(|line| line.starts_with('#') && line.contains("internal] load build definition"))
-        .unwrap_or(0);
     let mut service_steps: Vec<&str> = Vec::new();
     let mut compiled = Vec::new();
-    for line in log.lines().skip(own) {
+    for line in build_log::own_lines(log) {
         let Some((id, rest)) = line.split_once(' ') else {
             continue;
         };

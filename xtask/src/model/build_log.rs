@@ -46,16 +46,22 @@ impl Step {
     }
 }
 
+/// The lines of this build's own steps: from its first `[internal] load
+/// build definition` step on (what comes before replays an earlier build).
+pub fn own_lines(log: &str) -> impl Iterator<Item = &str> {
+    let own = log
+        .lines()
+        .position(|line| line.starts_with('#') && line.contains("internal] load build definition"))
+        .unwrap_or(0);
+    log.lines().skip(own)
+}
+
 /// The steps of a log in the order their headers first appear, each label
 /// once (the step printed last under that label).
 pub fn steps(log: &str) -> Vec<Step> {
     let mut by_id: BTreeMap<String, Step> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
-    let own = log
-        .lines()
-        .position(|line| line.starts_with('#') && line.contains("internal] load build definition"))
-        .unwrap_or(0);
-    for line in log.lines().skip(own) {
+    for line in own_lines(log) {
         let Some((id, rest)) = line.split_once(' ') else {
             continue;
         };
