@@ -75,8 +75,9 @@ set_build_env() {
   # Read back by `cargo xtask bench` (which architectures a step compiled).
   echo "compile-service.sh $command: targets $arches"
   export RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=$PWD=/src --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
+  host=$(host_triple)
   for triple in $target_triples; do
-    if [ "$(host_triple)" != "$triple" ]; then
+    if [ "$host" != "$triple" ]; then
       linker_var="CARGO_TARGET_$(echo "$triple" | tr 'a-z-' 'A-Z_')_LINKER"
       export "$linker_var=$(gcc_of "$triple")"
     fi
