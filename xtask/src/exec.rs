@@ -17,9 +17,10 @@ use anyhow::{bail, Context as _, Result};
 use serde_json::Value;
 
 use crate::model::oci::{blob_path, Index, Layout};
+use crate::model::tags::SHARED_COMPILE;
 use crate::model::{build_log, files, registry};
 use crate::plan::record::ReleaseRecord;
-use crate::plan::{Mode, Output, Plan, Signing};
+use crate::plan::{Mode, Output, Plan, Signing, COMPILE_STAGES};
 use crate::render::{self, Invocation, RunFiles};
 use crate::report::{report, RunResult, VariantResult};
 use crate::{preflight, project};
@@ -279,12 +280,28 @@ fn build(plan: &Plan, files: &RunFiles) -> Result<BTreeMap<String, Built>> {
         (ok, log) = stream(&invocation, &root)?;
     }
     if !ok {
-        let mut failed = failed_variants(&log, &plan.variant_names());
+        let mut targets = plan.variant_names();
+        if plan.shared_compile.is_some() {
+            targets.push(SHARED_COMPILE);
+        }
+        let mut failed = failed_variants(&log, &targets);
+        // A step the variants share is reported under whichever target's
+        // name BuildKit printed first: a failed compile step is the shared
+        // compile's, whatever it is labelled.
+        if plan.shared_compile.is_some()
+            && failed_stages(&log)
+                .iter()
+                .any(|stage| COMPILE_STAGES.contains(&stage.as_str()))
+        {
+            failed = vec![SHARED_COMPILE.to_string()];
+        }
         // A one-target bake does not prefix its steps with the target's name.
-        if failed.is_empty() && plan.variants.len() == 1 {
+        if failed.is_empty() && targets.len() == 1 {
             failed.push(plan.variants[0].variant.clone());
         }
-        let which = if failed.is_empty() {
+        let which = if failed.iter().any(|f| f == SHARED_COMPILE) {
+            "the compile stages, which build every variant's binaries".to_string()
+        } else if failed.is_empty() {
             "one or more variants".to_string()
         } else {
             format!("variant(s) {}", failed.join(", "))
@@ -319,6 +336,7 @@ fn build(plan: &Plan, files: &RunFiles) -> Result<BTreeMap<String, Built>> {
     })?;
     let metadata: Value =
         serde_json::from_str(&text).context("buildx wrote an unreadable metadata file")?;
+    remove_shared_compile_image(&metadata);
     let mut built = BTreeMap::new();
     for variant in plan.variant_names() {
         let entry = metadata.get(variant);
@@ -339,6 +357,37 @@ fn build(plan: &Plan, files: &RunFiles) -> Result<BTreeMap<String, Built>> {
         );
     }
     Ok(built)
+}
+
+/// The docker driver keeps the result of a build without an image output
+/// (the shared compile's `type=cacheonly`) as an untagged image: one of a
+/// few MB per change of the service, which would pile up on a laptop. It is
+/// in the build cache anyway, so it goes (a failure only warns).
+fn remove_shared_compile_image(metadata: &Value) {
+    let Some(entry) = metadata.get(SHARED_COMPILE) else {
+        return;
+    };
+    let untagged = entry
+        .get("image.name")
+        .and_then(Value::as_str)
+        .is_some_and(|name| name.starts_with("moby-dangling@"));
+    let Some(digest) = entry.get("containerimage.digest").and_then(Value::as_str) else {
+        return;
+    };
+    if !untagged {
+        return;
+    }
+    let removed = xshell::Shell::new().and_then(|sh| {
+        xshell::cmd!(sh, "docker image rm {digest}")
+            .quiet()
+            .ignore_stdout()
+            .output()
+    });
+    if let Err(err) = removed {
+        eprintln!(
+            "warning: the compile stages' untagged image {digest} stays in the engine ({err}); remove it with `docker image rm {digest}`"
+        );
+    }
 }
 
 /// What buildx says it built for a variant.
@@ -386,8 +435,12 @@ pub fn failed_variants(log: &str, variants: &[&str]) -> Vec<String> {
             .filter(|_| line.contains("ERROR"))
             .map(|(_, rest)| rest.split(':').next().unwrap_or_default().trim())
             .or_else(|| {
+                // `> [ubi9 compile 2/2] RUN ...`: a step that failed; not
+                // `> [ubi9] importing cache manifest from ...`, a warning
+                // buildx repeats for a cache that is not there yet.
                 line.trim_start()
                     .strip_prefix("> [")
+                    .filter(|rest| !rest.contains("] importing cache manifest"))
                     .and_then(|rest| rest.split_whitespace().next())
             });
         if let Some(name) = named.map(|n| n.trim_end_matches(']')) {
@@ -397,6 +450,23 @@ pub fn failed_variants(log: &str, variants: &[&str]) -> Vec<String> {
         }
     }
     failed
+}
+
+/// The stages of the steps buildx reports as failed (`> [ubi9 deps 3/3] RUN
+/// ...`: `deps`), from its summary at the end of a failed build.
+pub fn failed_stages(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|line| line.trim_start().strip_prefix("> ["))
+        .filter_map(|rest| rest.split_once(']').map(|(label, _)| label))
+        .filter_map(|label| {
+            let words: Vec<&str> = label.split_whitespace().collect();
+            let step = words.last()?;
+            let is_step = step.split_once('/').is_some_and(|(n, m)| {
+                n.chars().all(|c| c.is_ascii_digit()) && m.chars().all(|c| c.is_ascii_digit())
+            });
+            (is_step && words.len() >= 2).then(|| words[words.len() - 2].to_string())
+        })
+        .collect()
 }
 
 pub fn run_one(invocation: &Invocation) -> Result<()> {
@@ -653,6 +723,23 @@ pub fn move_tags(record: &ReleaseRecord, finish: &str) -> Result<Vec<String>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn reads_the_failed_steps_of_a_failed_bake() {
+        let log = "\
+#32 ERROR: process \"/bin/sh -c sh compile-service.sh fetch\" did not complete successfully: exit code: 1
+ > [ubi9] importing cache manifest from r.example/beacon-buildcache:ubi9-main:
+ > [distroless fetch 6/6] RUN sh /usr/local/lib/compile-service.sh fetch:
+ > [linux/amd64 final 2/3] COPY --from=selected-binaries /x /y:
+ERROR: failed to solve: process did not complete successfully: exit code: 1
+";
+        assert_eq!(super::failed_stages(log), ["fetch", "final"]);
+        // The warning about a cache not there yet names no failed variant.
+        assert_eq!(
+            super::failed_variants(log, &["ubi9", "distroless"]),
+            ["distroless"]
+        );
+    }
+
     #[test]
     fn tells_buildkits_solver_race_from_a_failed_build() {
         assert!(super::is_solver_race(

@@ -6,16 +6,19 @@
 //! under the run's own [`RunFiles`] directory, so two runs in one checkout
 //! never share a file.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
 pub use crate::model::command::Invocation;
+use crate::model::tags::SHARED_COMPILE;
 use crate::model::{names, registry};
 use crate::plan::gate::ExpectedSigner;
 use crate::plan::record::latest_last;
 use crate::plan::{
-    Mode, Output, Plan, PushVia, Signing, VariantPlan, FLAVOR_ARG, PROFILE_ARG, TARGET_ARCHES_ARG,
+    Mode, Output, Plan, Policy, PushVia, SharedCompile, Signing, VariantPlan, BINARIES_CONTEXT,
+    BINARIES_FROM_ARG, COMPILE_STAGE, FLAVOR_ARG, PROFILE_ARG, TARGET_ARCHES_ARG,
 };
 
 /// Quotes one field of buildx's comma-separated output spec when needed.
@@ -114,6 +117,12 @@ pub fn bake_file(plan: &Plan, files: &RunFiles) -> Value {
     for variant in &plan.variants {
         targets.insert(variant.variant.clone(), bake_target(plan, files, variant));
     }
+    if let (Some(compile), Some(first)) = (&plan.shared_compile, plan.variants.first()) {
+        targets.insert(
+            SHARED_COMPILE.to_string(),
+            shared_compile_target(compile, &first.policy),
+        );
+    }
     json!({
         "group": { "default": { "targets": plan.variant_names() } },
         "target": targets,
@@ -122,16 +131,15 @@ pub fn bake_file(plan: &Plan, files: &RunFiles) -> Value {
 
 fn bake_target(plan: &Plan, files: &RunFiles, variant: &VariantPlan) -> Value {
     let (recipe, policy) = (&variant.recipe, &variant.policy);
-    let mut args: Map<String, Value> = recipe
-        .build_args
-        .iter()
-        .map(|(k, v)| (k.clone(), json!(v)))
-        .collect();
-    args.insert(FLAVOR_ARG.to_string(), json!(policy.flavor.as_str()));
-    args.insert(PROFILE_ARG.to_string(), json!(policy.cargo_profile));
-    args.insert(TARGET_ARCHES_ARG.to_string(), json!(policy.target_arches()));
-    if let Some(epoch) = policy.source_date_epoch {
-        args.insert("SOURCE_DATE_EPOCH".to_string(), json!(epoch.to_string()));
+    let mut args = build_args(&recipe.build_args, policy);
+    let mut named_contexts = recipe.named_contexts.clone();
+    if plan.shared_compile.is_some() {
+        // The binaries come from the compile stages' own build.
+        named_contexts.insert(
+            BINARIES_CONTEXT.to_string(),
+            format!("target:{SHARED_COMPILE}"),
+        );
+        args.insert(BINARIES_FROM_ARG.to_string(), json!("context"));
     }
     let mut attest = Vec::new();
     match &policy.attestations.provenance {
@@ -190,14 +198,54 @@ fn bake_target(plan: &Plan, files: &RunFiles, variant: &VariantPlan) -> Value {
         if !policy.no_cache_stages.is_empty() {
             fields.insert("no-cache-filter".into(), json!(policy.no_cache_stages));
         }
-        if !recipe.named_contexts.is_empty() {
-            fields.insert("contexts".into(), json!(recipe.named_contexts));
+        if !named_contexts.is_empty() {
+            fields.insert("contexts".into(), json!(named_contexts));
         }
         if !policy.cache.from.is_empty() {
             fields.insert("cache-from".into(), json!(policy.cache.from));
         }
         if !policy.cache.to.is_empty() {
             fields.insert("cache-to".into(), json!(policy.cache.to));
+        }
+    }
+    target
+}
+
+/// A target's build args: the recipe's, and those its policy sets.
+fn build_args(recipe_args: &BTreeMap<String, String>, policy: &Policy) -> Map<String, Value> {
+    let mut args: Map<String, Value> = recipe_args
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    args.insert(FLAVOR_ARG.to_string(), json!(policy.flavor.as_str()));
+    args.insert(PROFILE_ARG.to_string(), json!(policy.cargo_profile));
+    args.insert(TARGET_ARCHES_ARG.to_string(), json!(policy.target_arches()));
+    if let Some(epoch) = policy.source_date_epoch {
+        args.insert("SOURCE_DATE_EPOCH".to_string(), json!(epoch.to_string()));
+    }
+    args
+}
+
+/// The compile stages' own build: the variants' policy (one for them all in
+/// a CI plan), the binaries as its result, kept only in the build cache.
+fn shared_compile_target(compile: &SharedCompile, policy: &Policy) -> Value {
+    let mut target = json!({
+        "context": compile.context,
+        "dockerfile": compile.dockerfile,
+        "target": COMPILE_STAGE,
+        "args": build_args(&compile.build_args, policy),
+        "platforms": policy.platforms.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "output": ["type=cacheonly"],
+    });
+    if let Some(fields) = target.as_object_mut() {
+        if policy.no_cache {
+            fields.insert("no-cache".into(), json!(true));
+        }
+        if !compile.cache.from.is_empty() {
+            fields.insert("cache-from".into(), json!(compile.cache.from));
+        }
+        if !compile.cache.to.is_empty() {
+            fields.insert("cache-to".into(), json!(compile.cache.to));
         }
     }
     target

@@ -11,7 +11,8 @@
 //! test, and it reuses each build for several assertions: one release
 //! (cross compile, SBOM, reproducibility), the benchmark's smoke run, one CI
 //! build of `main` and two pull request builds on an emptied engine (the
-//! dependency layer and the build context), in that order so that each
+//! dependency layer and the build context; all variants, which compile
+//! once), in that order so that each
 //! reuses what the one before compiled. (The two checks of the compile
 //! stages' inputs that compile nothing are in e2e_compile_inputs.rs, in the
 //! other lane of `cargo xtask test`.) It fails (never skips) when the engine,
@@ -328,7 +329,10 @@ fn rebuild_check(reference: &str) -> Output {
 }
 
 /// A fresh runner has nothing but the default branch's registry cache, and
-/// the dependencies come from it: after a one-line change to the service no
+/// the dependencies come from it, for a build of every variant (which
+/// compiles once, in a build of its own: plan/shared_compile.rs; before, a
+/// bake of several variants missed that cache now and then): after a
+/// one-line change to the service no
 /// dependency is compiled (the deps layer is in the exported cache), and
 /// after a change to xtask/, the README and a workflow the compile stage is
 /// not even run (none of them is in its context). The CI image of `main`
@@ -345,8 +349,6 @@ fn with_only_mains_registry_cache_a_one_line_change_compiles_no_dependency() {
                 .args([
                     "ci-image",
                     "--json",
-                    "--variant",
-                    VARIANT,
                     "--registry",
                     &registry(),
                     "--image-name",
@@ -372,8 +374,15 @@ fn with_only_mains_registry_cache_a_one_line_change_compiles_no_dependency() {
         "a native single-platform build compiles natively: {steps:?}"
     );
     let result: Value = serde_json::from_str(&stdout(&main)).unwrap();
-    let image = result["variants"][0]["image"]
-        .as_str()
+    let built = result["variants"]
+        .as_array()
+        .expect("variants in the result");
+    let every_variant = xtask::project::discover_variants(&root()).unwrap();
+    assert_eq!(built.len(), every_variant.len(), "every variant: {result}");
+    let image = built
+        .iter()
+        .find(|v| v["variant"] == VARIANT)
+        .and_then(|v| v["image"].as_str())
         .unwrap_or_else(|| panic!("no image in {result}"))
         .to_string();
     let binary = file_from_image(
@@ -444,10 +453,15 @@ fn with_only_mains_registry_cache_a_one_line_change_compiles_no_dependency() {
     let output = ci_image("refs/pull/42/merge", "pr-42");
     remove_checkout(&tree);
     let log = stderr(&output);
-    assert!(
-        log.contains(&format!("{name}-buildcache:{VARIANT}-main")),
-        "the pull request imports main's cache"
-    );
+    for cache in [VARIANT, "compile"] {
+        assert!(
+            log.contains(&format!(
+                "importing cache manifest from {}/{name}-buildcache:{cache}-main",
+                registry()
+            )),
+            "the pull request imports main's {cache} cache"
+        );
+    }
     let compiled = service_crates_compiled(&log);
     assert!(
         compiled.iter().any(|c| c.starts_with("beacon ")),

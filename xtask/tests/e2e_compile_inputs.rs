@@ -65,6 +65,63 @@ fn an_out_of_date_cargo_lock_fails_in_one_line_and_pushes_nothing() {
     );
 }
 
+/// The same in a cached CI build of every variant, which compiles in a
+/// build of its own (plan/shared_compile.rs): the one line names the compile
+/// stages, says how to fix the lock, and nothing is pushed, cache included.
+#[test]
+fn an_out_of_date_cargo_lock_fails_a_shared_compile_in_one_line() {
+    let fixture = compile_fixture();
+    let _engine = engine_lock();
+    let tree = clean_checkout("stale-lock-ci");
+    let manifest = tree.join("service/Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replacen("version = \"0.1.0\"", "version = \"0.1.1\"", 1),
+    )
+    .unwrap();
+    let name = unique_name("stale-lock-ci");
+    let context = context_file("stale-lock-pr-7", "refs/pull/7/merge", &[]);
+    let output = run(xtask_in(&tree, &context)
+        .args([
+            "ci-image",
+            "--push",
+            "--registry",
+            &registry(),
+            "--image-name",
+            &name,
+            "--cache",
+            "registry",
+        ])
+        .args(fixture.build_options()));
+    remove_checkout(&tree);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let log = stderr(&output);
+    assert!(
+        log.contains(&format!(
+            "[compile] importing cache manifest from {}/{name}-buildcache:compile-main",
+            registry()
+        )),
+        "the compile stages ran as a build of their own, with main's compile cache:\n{log}"
+    );
+    let last = log.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(
+            "error: the build failed for the compile stages, which build every variant's binaries"
+        ) && last.contains("Cargo.lock is out of date")
+            && last.contains("cargo update --workspace")
+            && last.contains("no tag of any variant was moved"),
+        "the last line says what is wrong and how to fix it: {last}"
+    );
+    let catalog = http_get(&registry(), "/v2/_catalog?n=100000").unwrap_or_default();
+    for repository in [name.clone(), format!("{name}-buildcache")] {
+        assert!(
+            !catalog.contains(&format!("\"{repository}\"")),
+            "nothing was pushed to {repository}: {catalog}"
+        );
+    }
+}
+
 /// On a builder image without the cross linker (the official rust image),
 /// the toolchain step installs it, at exactly the pinned versions, from the
 /// pinned Debian source only; a version that source does not have fails

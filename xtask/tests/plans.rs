@@ -179,8 +179,13 @@ fn golden_release_main_with_key_on_docker_driver() {
 #[test]
 fn ci_and_release_plans_differ_only_in_policy() {
     let context = tag_push();
-    let ci = ci_plan(&["--registry", "ghcr.io/acme"], &context).unwrap();
-    let release = release_plan(&["--registry", "ghcr.io/acme"], &context).unwrap();
+    let builder = format!(
+        "BUILDER_IMAGE=mirror.example/rust:1-bookworm@sha256:{}",
+        "a".repeat(64)
+    );
+    let args = ["--registry", "ghcr.io/acme", "--build-arg", &builder];
+    let ci = ci_plan(&args, &context).unwrap();
+    let release = release_plan(&args, &context).unwrap();
     assert_eq!(ci.variants.len(), variants().len());
     for (c, r) in ci.variants.iter().zip(&release.variants) {
         assert_eq!(c.variant, r.variant);
@@ -188,11 +193,19 @@ fn ci_and_release_plans_differ_only_in_policy() {
         assert_ne!(c.policy, r.policy);
         let ci_target = &render::bake_file(&ci, &files(&ci))["target"][&c.variant];
         let release_target = &render::bake_file(&release, &files(&release))["target"][&r.variant];
-        for field in ["context", "dockerfile", "contexts"] {
+        for field in ["context", "dockerfile"] {
             assert_eq!(ci_target.get(field), release_target.get(field), "{field}");
         }
         let mut ci_args = ci_target["args"].as_object().unwrap().clone();
         let mut release_args = release_target["args"].as_object().unwrap().clone();
+        // A cached CI build takes the binaries from the compile stages' own
+        // build (a policy: see plan/shared_compile.rs); the release compiles
+        // in the variant's stages. The same stages, from the same Dockerfile
+        // text (a tidy test), given the same args (checked below).
+        assert!(ci.shared_compile.is_some() && release.shared_compile.is_none());
+        assert_eq!(ci_target["contexts"]["binaries"], "target:compile");
+        assert_eq!(release_target.get("contexts"), None);
+        assert_eq!(ci_args.remove("BINARIES_FROM").unwrap(), "context");
         assert_eq!(ci_args.remove("IMAGE_FLAVOR").unwrap(), "ci");
         assert_eq!(release_args.remove("IMAGE_FLAVOR").unwrap(), "production");
         assert!(release_args.remove("SOURCE_DATE_EPOCH").is_some());
@@ -207,6 +220,23 @@ fn ci_and_release_plans_differ_only_in_policy() {
             "{}: no other build arg differs",
             c.variant
         );
+        // The compile stages' own build gets the same args as the release's
+        // compile stages read, but the policy's.
+        let compile = &render::bake_file(&ci, &files(&ci))["target"]["compile"];
+        assert_eq!(compile["target"], "binaries-compile");
+        let mut compile_args = compile["args"].as_object().unwrap().clone();
+        assert_eq!(compile_args.remove("IMAGE_FLAVOR").unwrap(), "ci");
+        assert_eq!(compile_args.remove("CARGO_PROFILE").unwrap(), "ci");
+        assert_eq!(
+            compile_args.remove("TARGET_ARCHES").unwrap(),
+            native.as_str()
+        );
+        let release_compile_args: serde_json::Map<String, serde_json::Value> = release_args
+            .into_iter()
+            .filter(|(k, _)| xtask::plan::COMPILE_STAGE_ARGS.contains(&k.as_str()))
+            .collect();
+        assert_eq!(compile_args, release_compile_args, "{}", c.variant);
+        assert!(compile_args.contains_key("BUILDER_IMAGE"));
     }
 }
 
@@ -439,4 +469,96 @@ fn release_refusals() {
 fn dockerfile_args_exist() {
     assert!(Path::new(&project::project_root()).join("images").is_dir());
     assert_eq!(dockerfile_args().len(), variants().len());
+}
+
+/// A CI build that reads or writes a cache compiles once, in a build of its
+/// own that every variant takes its binaries from; one without a cache, a
+/// host-built one and a release compile in the variants' own stages; variants
+/// whose compile stages are given different args cannot share one, and the
+/// plan says so.
+#[test]
+fn cached_ci_builds_compile_once_in_a_build_of_their_own() {
+    let pr = sample(Some("refs/pull/42/merge"));
+    let shared = ci_plan(&["--cache", "registry", "--registry", "r.example"], &pr).unwrap();
+    let compile = shared.shared_compile.as_ref().expect("a shared compile");
+    assert_eq!(
+        compile.cache.from,
+        [
+            "type=registry,ref=r.example/beacon-buildcache:compile-pr-42",
+            "type=registry,ref=r.example/beacon-buildcache:compile-main"
+        ]
+    );
+    assert!(compile.cache.to[0].contains("compile-pr-42,mode=min"));
+    let bake = render::bake_file(&shared, &files(&shared));
+    for variant in &shared.variants {
+        let target = &bake["target"][&variant.variant];
+        assert_eq!(target["contexts"]["binaries"], "target:compile");
+        assert_eq!(target["args"]["BINARIES_FROM"], "context");
+    }
+    assert_eq!(bake["target"]["compile"]["output"][0], "type=cacheonly");
+    // Only the variants are asked for: buildx builds what they name.
+    let build = render::build(&shared, &files(&shared));
+    assert!(!build.args.iter().any(|a| a == "compile"));
+
+    for argv in [
+        &["--cache", "none"][..],
+        &[
+            "--cache",
+            "registry",
+            "--registry",
+            "r.example",
+            "--binaries",
+            "target/bin",
+        ][..],
+    ] {
+        let plan = ci_plan(argv, &pr).unwrap();
+        assert_eq!(plan.shared_compile, None, "{argv:?}");
+        let bake = render::bake_file(&plan, &files(&plan));
+        assert!(bake["target"].get("compile").is_none(), "{argv:?}");
+    }
+    // Not in GitHub Actions, no cache by default: as a plain bake.
+    assert_eq!(ci_plan(&[], &sample(None)).unwrap().shared_compile, None);
+    // A release uses no cache.
+    assert_eq!(release_plan(&[], &tag_push()).unwrap().shared_compile, None);
+
+    let mirror = format!(
+        "ubi9:BUILDER_IMAGE=mirror.example/rust:1@sha256:{}",
+        "b".repeat(64)
+    );
+    let differ = ci_plan(
+        &[
+            "--cache",
+            "registry",
+            "--registry",
+            "r.example",
+            "--build-arg",
+            &mirror,
+        ],
+        &pr,
+    )
+    .unwrap();
+    assert_eq!(differ.shared_compile, None);
+    assert!(
+        differ.warnings.iter().any(|w| w.contains("BUILDER_IMAGE")),
+        "{:?}",
+        differ.warnings
+    );
+    // A base of one variant is no compile stage arg: still shared.
+    let base = format!(
+        "ubi9:CI_BASE=mirror.example/ubi:9@sha256:{}",
+        "c".repeat(64)
+    );
+    let bases = ci_plan(
+        &[
+            "--cache",
+            "registry",
+            "--registry",
+            "r.example",
+            "--build-arg",
+            &base,
+        ],
+        &pr,
+    )
+    .unwrap();
+    assert!(bases.shared_compile.is_some() && bases.warnings.is_empty());
 }

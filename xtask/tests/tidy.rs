@@ -220,6 +220,53 @@ fn the_compile_stages_are_identical_across_variants() {
     }
 }
 
+/// The compile stages are those the plan knows (`plan::COMPILE_STAGES`), and
+/// the build args they read are those the plan gives their own build
+/// (`plan::COMPILE_STAGE_ARGS`, and those the policy sets): an arg missing
+/// from the list would be dropped from a shared compile.
+#[test]
+fn the_compile_stages_read_only_the_args_the_plan_knows() {
+    let policy_args = [
+        "IMAGE_FLAVOR",
+        "CARGO_PROFILE",
+        "TARGET_ARCHES",
+        "SOURCE_DATE_EPOCH",
+    ];
+    let expected: std::collections::BTreeSet<String> = xtask::plan::COMPILE_STAGE_ARGS
+        .iter()
+        .chain(policy_args.iter())
+        .map(|s| s.to_string())
+        .collect();
+    for variant in variants() {
+        let text = read(format!("images/{variant}/Dockerfile"));
+        let lines = xtask::project::logical_lines(&text);
+        let first_from = lines.iter().position(|l| l.starts_with("FROM ")).unwrap();
+        let end = lines
+            .iter()
+            .position(|l| l.starts_with("FROM ") && l.ends_with("AS selected-binaries"))
+            .unwrap_or_else(|| panic!("{variant}: no selected-binaries stage"));
+        let stage_names: Vec<&str> = lines[first_from..end]
+            .iter()
+            .filter(|l| l.starts_with("FROM ") && !l.ends_with("AS binaries-context"))
+            .filter_map(|l| l.split_whitespace().last())
+            .collect();
+        assert_eq!(stage_names, xtask::plan::COMPILE_STAGES, "{variant}");
+        let mut read_args = std::collections::BTreeSet::new();
+        for line in &lines[first_from..end] {
+            if let Some(declared) = line.strip_prefix("ARG ") {
+                let name = declared.split(['=', ' ']).next().unwrap();
+                read_args.insert(name.to_string());
+            } else if line.starts_with("FROM ") && !line.ends_with("AS binaries-context") {
+                for part in line.split("${").skip(1) {
+                    let name = part.split('}').next().unwrap();
+                    read_args.insert(name.to_string());
+                }
+            }
+        }
+        assert_eq!(read_args, expected, "{variant}");
+    }
+}
+
 /// The dependency layers are keyed only by what determines them: `fetch`
 /// copies only the manifests and Cargo.lock, `deps` leaves the compiled
 /// dependencies in its layer (`/deps-target`: cache mounts are in no

@@ -32,6 +32,10 @@ pub const CI_PREFIX: &str = "ci-";
 /// retention never mistakes a cache for an image.
 pub const REGISTRY_CACHE_SUFFIX: &str = "-buildcache";
 
+/// The name of the compile stages' own build (a bake target) and of their
+/// cache (`compile-main`); no variant may take it.
+pub const SHARED_COMPILE: &str = "compile";
+
 /// Checks a variant name: lowercase alphanumerics in groups separated by
 /// single `-`, `.` or `_` (so it fits tags, cache scopes and repository
 /// paths), and that every tag grammar reads its tags back as this variant.
@@ -46,6 +50,9 @@ pub fn validate_variant(name: &str) -> Result<()> {
         });
     if !groups_ok {
         bail!("variant name {name:?} is not usable in tags: {hint}");
+    }
+    if name == SHARED_COMPILE {
+        bail!("variant name {name:?} is taken by the compile stages' own build and cache: rename images/{name}");
     }
     let uniques = [
         CiUnique::PullRequest(12),
@@ -649,6 +656,7 @@ mod tests {
             "-a",
             "",
             "a b",
+            SHARED_COMPILE,
         ] {
             assert!(validate_variant(bad).is_err(), "{bad} should be refused");
         }

@@ -10,8 +10,8 @@ use crate::context::{BuildContext, BuildRef};
 use crate::model::names::{self, Platform};
 use crate::model::tags::{CiTag, CiUnique};
 use crate::plan::{
-    cache, recipe, Attestations, BuildOptions, Flavor, Mode, Output, Plan, Policy, PushVia,
-    Signing, VariantPlan, LABEL_NS,
+    cache, recipe, shared_compile, Attestations, BuildOptions, Flavor, Mode, Output, Plan, Policy,
+    PushVia, Signing, VariantPlan, LABEL_NS,
 };
 use crate::preflight::{BuilderInfo, Requirement};
 
@@ -69,6 +69,16 @@ pub fn plan(
         .build
         .cache
         .unwrap_or_else(|| cache::default_backend(context.ci.github_actions));
+    let cache_inputs = cache::CacheInputs {
+        backend,
+        mode_override: args.build.cache_mode,
+        build_ref: &build_ref,
+        flavor: Flavor::Ci,
+        github_actions: context.ci.github_actions,
+        repository: &repository,
+        variant: "",
+        local_dir: &args.build.cache_dir,
+    };
     let mut plans = Vec::new();
     for variant in variants {
         let recipe = recipe::recipe(&args.build, variant, context)?;
@@ -101,14 +111,8 @@ pub fn plan(
                 sbom: None,
             },
             cache: cache::plan(&cache::CacheInputs {
-                backend,
-                mode_override: args.build.cache_mode,
-                build_ref: &build_ref,
-                flavor: Flavor::Ci,
-                github_actions: context.ci.github_actions,
-                repository: &repository,
                 variant,
-                local_dir: &args.build.cache_dir,
+                ..cache_inputs.clone()
             }),
             source_date_epoch: None,
             rewrite_timestamp: false,
@@ -139,6 +143,15 @@ pub fn plan(
         // An unreachable registry or refused credentials, before the build.
         preflight.push(Requirement::PushTarget(repository.clone()));
     }
+    let mut warnings = Vec::new();
+    let shared_compile = match shared_compile::plan(&plans, &cache_inputs) {
+        shared_compile::Outcome::Shared(compile) => Some(compile),
+        shared_compile::Outcome::NotNeeded => None,
+        shared_compile::Outcome::VariantsDiffer(why) => {
+            warnings.push(why);
+            None
+        }
+    };
     Ok(Plan {
         mode: Mode::Ci,
         repository,
@@ -148,8 +161,9 @@ pub fn plan(
         must_not_exist: Vec::new(),
         must_not_exist_because: String::new(),
         preflight,
-        warnings: Vec::new(),
+        warnings,
         gate: None,
+        shared_compile,
     })
 }
 

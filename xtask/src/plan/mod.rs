@@ -17,6 +17,7 @@ pub mod gate;
 pub mod recipe;
 pub mod record;
 pub mod release;
+pub mod shared_compile;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -88,6 +89,36 @@ pub const TARGET_ARCHES_ARG: &str = "TARGET_ARCHES";
 /// The named build context (a stage of every Dockerfile) that holds the
 /// per-platform service binaries; replacing it skips the compile stage.
 pub const BINARIES_CONTEXT: &str = "binaries";
+/// The build arg that selects where the binaries come from: `compile` (the
+/// compile stages) or `context` (the [`BINARIES_CONTEXT`]).
+pub const BINARIES_FROM_ARG: &str = "BINARIES_FROM";
+/// The stage of every Dockerfile that holds the compile stages' binaries
+/// (`/linux-ARCH/beacon`).
+pub const COMPILE_STAGE: &str = "binaries-compile";
+/// The compile stages of every Dockerfile, the same text in each (tidy
+/// tests keep both true): what the shared compile builds.
+pub const COMPILE_STAGES: &[&str] = &[
+    "fetch",
+    "toolchain",
+    "cargo-tools",
+    "deps",
+    "compile-tools-production",
+    "compile-tools-ci",
+    "compile",
+    COMPILE_STAGE,
+];
+/// The build args the compile stages read that a user may set (a mirror's
+/// builder image, the cross linker's versions, the tool's version); the
+/// policy sets the others (`IMAGE_FLAVOR`, `CARGO_PROFILE`, `TARGET_ARCHES`,
+/// `SOURCE_DATE_EPOCH`). A tidy test keeps this list equal to what the
+/// Dockerfiles' compile stages declare.
+pub const COMPILE_STAGE_ARGS: &[&str] = &[
+    "BUILDER_IMAGE",
+    "CARGO_AUDITABLE_VERSION",
+    "CROSS_APT_MIRROR",
+    "CROSS_GCC_VERSION",
+    "CROSS_LIBC_VERSION",
+];
 /// Our own label namespace (the OCI spec defines only `org.opencontainers.*`
 /// keys of its own; anything else of ours goes here).
 pub const LABEL_NS: &str = "dev.beacon.image";
@@ -114,6 +145,22 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// A published release: what its images must pass before any tag moves.
     pub gate: Option<gate::Gate>,
+    /// The compile stages built once, as a build of their own that every
+    /// variant takes its binaries from (see [`shared_compile`]).
+    #[serde(default)]
+    pub shared_compile: Option<SharedCompile>,
+}
+
+/// The compile stages as a build of their own (a bake target every
+/// variant's `binaries` context names), with a cache of their own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedCompile {
+    /// Any variant's Dockerfile: their compile stages are the same text.
+    pub dockerfile: String,
+    pub context: String,
+    /// The [`COMPILE_STAGE_ARGS`] the variants set (the same for all of them).
+    pub build_args: BTreeMap<String, String>,
+    pub cache: CachePlan,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

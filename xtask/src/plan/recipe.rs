@@ -7,7 +7,8 @@ use anyhow::{bail, Result};
 use crate::context::BuildContext;
 use crate::model::names;
 use crate::plan::{
-    BuildOptions, Recipe, BINARIES_CONTEXT, FLAVOR_ARG, PROFILE_ARG, TARGET_ARCHES_ARG,
+    BuildOptions, Recipe, BINARIES_CONTEXT, BINARIES_FROM_ARG, FLAVOR_ARG, PROFILE_ARG,
+    TARGET_ARCHES_ARG,
 };
 use crate::project;
 
@@ -85,7 +86,7 @@ pub fn recipe(options: &BuildOptions, variant: &str, context: &BuildContext) -> 
     let mut named_contexts = BTreeMap::new();
     if let Some(dir) = &options.binaries {
         named_contexts.insert(BINARIES_CONTEXT.to_string(), dir.display().to_string());
-        build_args.insert("BINARIES_FROM".to_string(), "context".to_string());
+        build_args.insert(BINARIES_FROM_ARG.to_string(), "context".to_string());
     }
     Ok(Recipe {
         dockerfile: project::dockerfile_path(variant),

@@ -400,6 +400,7 @@ mod tests {
             preflight: Vec::new(),
             warnings: Vec::new(),
             gate: None,
+            shared_compile: None,
         }
     }
 

@@ -517,5 +517,8 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
         preflight,
         warnings,
         gate,
+        // Production builds use no cache, so nothing misses one: they
+        // compile in the variants' own stages, once for every variant.
+        shared_compile: None,
     })
 }
