@@ -716,30 +716,57 @@ fn measure(
     let reps = bench.reps();
     let native = Platform::native();
 
-    // 1. Cold CI vs cold production, every selected variant.
-    eprintln!("bench: 1. cold CI vs cold production builds");
+    // 1 and 2. Cold CI vs cold production, and production vs its floor (the
+    // slowest single-platform release), every selected variant. The builds
+    // of one repetition run back to back, the production build before its
+    // floor in one repetition and after it in the next: this machine's speed
+    // drifts over minutes (the same release measured 147 s and 219 s in two
+    // runs), and a ratio of builds run far apart measures the drift.
+    eprintln!("bench: 1 and 2. cold CI, cold production and its floor (single-platform releases), interleaved");
     let (mut cold_ci, mut cold_release) = (Vec::new(), Vec::new());
-    let mut release_usage = Vec::new();
+    let (mut release_usage, mut floor_usage) = (Vec::new(), Vec::new());
     let mut arch_spans = Vec::new();
-    for _ in 0..reps {
+    let floor_platforms = [
+        ("2a", Platform::linux("amd64")),
+        ("2b", Platform::linux("arm64")),
+    ];
+    let mut floor_samples: Vec<Vec<f64>> = vec![Vec::new(); floor_platforms.len()];
+    for n in 0..reps {
         bench.cold()?;
         cold_ci.push(bench.ci_image(&pr, &["--cache", "none"])?.seconds);
-        bench.cold()?;
-        let run = bench.release_image(&main, &[])?;
-        cold_release.push(run.seconds);
-        release_usage.push(run.usage);
-        // The release builds the default platforms.
-        let arches: Vec<&str> = crate::plan::DEFAULT_PLATFORMS
-            .split(',')
-            .filter_map(|p| p.split('/').nth(1))
-            .collect();
-        arch_spans = arch_compiles(&run.lines, &arches);
+        for production_turn in [n % 2 == 0, n % 2 == 1] {
+            if production_turn {
+                bench.cold()?;
+                let run = bench.release_image(&main, &[])?;
+                cold_release.push(run.seconds);
+                release_usage.push(run.usage);
+                // The release builds the default platforms.
+                let arches: Vec<&str> = crate::plan::DEFAULT_PLATFORMS
+                    .split(',')
+                    .filter_map(|p| p.split('/').nth(1))
+                    .collect();
+                arch_spans = arch_compiles(&run.lines, &arches);
+                continue;
+            }
+            for (samples, (_, platform)) in floor_samples.iter_mut().zip(&floor_platforms) {
+                bench.cold()?;
+                let run = bench.release_image(&main, &[&format!("--platform={platform}")])?;
+                samples.push(run.seconds);
+                floor_usage.push(run.usage);
+            }
+        }
     }
     let (ci, release) = (median(&cold_ci), median(&cold_release));
     costs.push(cost(
         "production release (2 platforms, push, SBOM, provenance, sign), cold",
         &release_usage,
         &cold_release,
+    ));
+    let floor_seconds: Vec<f64> = floor_samples.iter().flatten().copied().collect();
+    costs.push(cost(
+        "single-platform production release (the floor's builds), cold",
+        &floor_usage,
+        &floor_seconds,
     ));
     scenarios.push(scenario("1a cold CI build (1 platform, load)", cold_ci));
     scenarios.push(scenario(
@@ -760,23 +787,8 @@ fn measure(
             true,
         ));
     }
-
-    // 2. The production floor: the slowest single-platform release.
-    eprintln!("bench: 2. the production floor (single-platform releases)");
     let mut floor = 0.0;
-    for (label, platform) in [
-        ("2a", Platform::linux("amd64")),
-        ("2b", Platform::linux("arm64")),
-    ] {
-        let mut samples = Vec::new();
-        for _ in 0..reps {
-            bench.cold()?;
-            samples.push(
-                bench
-                    .release_image(&main, &[&format!("--platform={platform}")])?
-                    .seconds,
-            );
-        }
+    for (samples, (label, platform)) in floor_samples.into_iter().zip(&floor_platforms) {
         let name = format!(
             "{label} production floor: cold single-platform release (push, SBOM, provenance, sign), {platform}"
         );

@@ -557,7 +557,7 @@ fn bench_smoke_run_measures_every_scenario() {
     // What each build cost was metered: the pushes went through the
     // counting proxy, and CPU was read.
     let costs = report["costs"].as_array().unwrap();
-    assert_eq!(costs.len(), 2, "{costs:?}");
+    assert_eq!(costs.len(), 3, "{costs:?}");
     for cost in costs {
         assert!(cost["bytes_written"].as_u64().unwrap() > 0, "{cost}");
         assert!(cost["cpu_seconds"].as_f64().unwrap() > 0.0, "{cost}");
