@@ -247,17 +247,59 @@ fn platform_details(plan: &Plan, result: &mut VariantResult) {
     }
 }
 
-/// BuildKit's solver can lose track of a step it merged with another
-/// build's (moby/buildkit#2303: the steps of every platform and variant of a
-/// bake are merged, and so are identical steps of builds running at the same
-/// time). The build itself was fine: a second try, which finds the finished
-/// steps in the engine's cache, succeeds (depot's CLI retries it the same way).
-const SOLVER_RACE: &str = "inconsistent graph state";
+/// A failure of the engine, not of the build: the same bake, run once more,
+/// finds the finished steps in the engine's cache and succeeds. A failed bake
+/// moved no tag (pushes go by digest; archives are pushed after the bake), so
+/// the second try repeats nothing anyone saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineRace {
+    /// BuildKit's solver lost track of a step it merged with another build's
+    /// (moby/buildkit#2303: the steps of every platform and variant of a bake
+    /// are merged, and so are identical steps of builds running at the same
+    /// time). depot's CLI retries it the same way.
+    Solver,
+    /// An export lost a blob it had just written (`exporting to oci image
+    /// format` ... `ERROR: failed to solve: not found`): BuildKit 0.13's
+    /// timestamp rewriting loses content now and then (moby/buildkit#4793,
+    /// fixed in 0.14 by #5008; Debian's engine 26.1 embeds 0.13). Hit once in a
+    /// clean-clone release of two variants through the docker driver.
+    Export,
+}
 
-/// Whether a failed bake failed on BuildKit's solver race, not on the build.
-pub fn is_solver_race(log: &str) -> bool {
-    log.lines()
-        .any(|line| line.starts_with("ERROR: ") && line.contains(SOLVER_RACE))
+impl EngineRace {
+    /// What the warning says happened, and the upstream issue.
+    pub fn describe(self) -> &'static str {
+        match self {
+            EngineRace::Solver => {
+                "BuildKit lost track of a step it shared with another build (\"inconsistent graph state\", moby/buildkit#2303)"
+            }
+            EngineRace::Export => {
+                "BuildKit lost a blob while exporting an image (\"not found\" in an export step, moby/buildkit#4793)"
+            }
+        }
+    }
+
+    /// Which race, if any, a failed bake's log shows. Only buildx's own
+    /// `ERROR:` line counts, never a step's output.
+    pub fn of(log: &str) -> Option<EngineRace> {
+        let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("ERROR: ")).collect();
+        if errors
+            .iter()
+            .any(|l| l.contains("inconsistent graph state"))
+        {
+            return Some(EngineRace::Solver);
+        }
+        // buildx names the failed step between dashes: `------`, then
+        // ` > [distroless] exporting to oci image format:`.
+        let export_failed = log.lines().any(|line| {
+            line.trim_start()
+                .strip_prefix("> [")
+                .and_then(|rest| rest.split_once("] "))
+                .is_some_and(|(_, step)| step.starts_with("exporting to "))
+        });
+        let lost_content = errors.iter().any(|l| l.trim_end().ends_with(": not found"));
+        (export_failed && lost_content).then_some(EngineRace::Export)
+    }
 }
 
 /// Runs the bake and returns each variant's digest from the metadata file.
@@ -273,9 +315,10 @@ fn build(plan: &Plan, files: &RunFiles) -> Result<BTreeMap<String, Built>> {
         invocation.display().lines().next().unwrap_or_default()
     );
     let (mut ok, mut log) = stream(&invocation, &root)?;
-    if !ok && is_solver_race(&log) {
+    if let Some(race) = EngineRace::of(&log).filter(|_| !ok) {
         eprintln!(
-            "warning: BuildKit lost track of a step it shared with another build ({SOLVER_RACE:?}, moby/buildkit#2303); a failed bake published nothing: running it once more"
+            "warning: {}; a failed bake moved no tag: running it once more",
+            race.describe()
         );
         (ok, log) = stream(&invocation, &root)?;
     }
@@ -741,16 +784,47 @@ ERROR: failed to solve: process did not complete successfully: exit code: 1
     }
 
     #[test]
-    fn tells_buildkits_solver_race_from_a_failed_build() {
-        assert!(super::is_solver_race(
-            "#12 DONE 1.0s\nERROR: failed to solve: failed to get edge: inconsistent graph state\n"
-        ));
+    fn tells_an_engine_race_from_a_failed_build() {
+        use super::EngineRace;
+        assert_eq!(
+            EngineRace::of(
+                "#12 DONE 1.0s\nERROR: failed to solve: failed to get edge: inconsistent graph state\n"
+            ),
+            Some(EngineRace::Solver)
+        );
+        // What the clean-clone release printed (moby/buildkit#4793).
+        let export = "#31 exporting config sha256:14cc 0.0s done\n#31 ERROR: not found\n\
+                      ------\n > [distroless] exporting to oci image format:\n------\n\
+                      ERROR: failed to solve: not found\n";
+        assert_eq!(EngineRace::of(export), Some(EngineRace::Export));
         // The build's own failure, or the words in a step's output, are not it.
-        assert!(!super::is_solver_race(
-            "ERROR: failed to solve: process \"/bin/sh -c exit 1\" did not complete successfully\n"
-        ));
-        assert!(!super::is_solver_race(
-            "#7 0.3 inconsistent graph state\nERROR: failed to solve: exit code 1\n"
-        ));
+        assert_eq!(
+            EngineRace::of(
+                "ERROR: failed to solve: process \"/bin/sh -c exit 1\" did not complete successfully\n"
+            ),
+            None
+        );
+        assert_eq!(
+            EngineRace::of(
+                "#7 0.3 inconsistent graph state\nERROR: failed to solve: exit code 1\n"
+            ),
+            None
+        );
+        // A base image that is not there fails in a build step, not an export.
+        assert_eq!(
+            EngineRace::of(
+                "------\n > [ubi9 internal] load metadata for 127.0.0.1:5000/x:1:\n------\n\
+                 ERROR: failed to solve: 127.0.0.1:5000/x:1: not found\n"
+            ),
+            None
+        );
+        // An export that fails for another reason is the build's failure.
+        assert_eq!(
+            EngineRace::of(
+                "------\n > [ubi9] exporting to image:\n------\n\
+                 ERROR: failed to solve: failed to push 127.0.0.1:5000/x: unauthorized\n"
+            ),
+            None
+        );
     }
 }
