@@ -193,40 +193,14 @@ pub fn cache_export_seconds(log: &str) -> f64 {
 
 /// The dependency crates of the service cargo compiled in a build: its
 /// `Compiling` lines in the compile stages' steps (not the cargo-tools
-/// stage, which builds a tool), the service itself left out. Read by step
-/// id, not by label: a bake of several variants reports a step they share
-/// once where it ran and again, `CACHED`, under the same label for each
-/// further variant, and what ran must count.
+/// stage, which builds a tool), by step (`build_log::compiled_crates`), the
+/// service itself left out.
 pub fn dependencies_compiled(log: &str) -> Vec<String> {
-    let mut service_steps: Vec<&str> = Vec::new();
-    let mut compiled = Vec::new();
-    for line in build_log::own_lines(log) {
-        let Some((id, rest)) = line.split_once(' ') else {
-            continue;
-        };
-        if rest.starts_with('[') {
-            if rest.contains("compile-service.sh") && !service_steps.contains(&id) {
-                service_steps.push(id);
-            }
-            continue;
-        }
-        let Some((time, text)) = rest.split_once(' ') else {
-            continue;
-        };
-        if time.parse::<f64>().is_err() || !service_steps.contains(&id) {
-            continue;
-        }
-        if let Some(name) = text
-            .trim_start()
-            .strip_prefix("Compiling ")
-            .and_then(|r| r.split_whitespace().next())
-        {
-            if name != "beacon" {
-                compiled.push(name.to_string());
-            }
-        }
-    }
-    compiled
+    build_log::compiled_crates(log, "compile-service.sh")
+        .into_iter()
+        .map(|(_, name)| name)
+        .filter(|name| name != "beacon")
+        .collect()
 }
 
 /// The same for a host cargo build's output.

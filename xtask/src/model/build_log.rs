@@ -108,24 +108,45 @@ pub fn steps(log: &str) -> Vec<Step> {
         .collect()
 }
 
-/// The crates cargo compiled in the steps that ran (not cached), as
-/// `(step label, crate name)`, from its `Compiling NAME vX.Y.Z` lines.
-pub fn compiled_crates(log: &str) -> Vec<(String, String)> {
-    steps(log)
-        .into_iter()
-        .filter(|step| !step.from_cache())
-        .flat_map(|step| {
-            let label = step.label.clone();
-            step.output
-                .into_iter()
-                .filter_map(|line| {
-                    let rest = line.trim_start().strip_prefix("Compiling ")?;
-                    rest.split_whitespace().next().map(String::from)
-                })
-                .map(move |name| (label.clone(), name))
-                .collect::<Vec<_>>()
-        })
-        .collect()
+/// The crates cargo compiled in this build's own steps whose instruction
+/// contains `marker` (every step for ""), as `(step label, crate name)`, from
+/// cargo's `Compiling NAME vX.Y.Z` lines. Read by step id, not by label: a
+/// bake of several variants reports a step they share once where it ran and
+/// again, `CACHED`, under the same label for each further variant, and what
+/// ran must count.
+pub fn compiled_crates(log: &str, marker: &str) -> Vec<(String, String)> {
+    let mut labels: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut compiled = Vec::new();
+    for line in own_lines(log) {
+        let Some((id, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        if let Some(header) = rest.strip_prefix('[') {
+            if let Some((label, instruction)) = header.split_once("] ") {
+                if instruction.contains(marker) {
+                    labels.insert(id, label);
+                }
+            }
+            continue;
+        }
+        let Some(label) = labels.get(id) else {
+            continue;
+        };
+        let Some((time, text)) = rest.split_once(' ') else {
+            continue;
+        };
+        if time.parse::<f64>().is_err() {
+            continue;
+        }
+        if let Some(name) = text
+            .trim_start()
+            .strip_prefix("Compiling ")
+            .and_then(|r| r.split_whitespace().next())
+        {
+            compiled.push((label.to_string(), name.to_string()));
+        }
+    }
+    compiled
 }
 
 /// The first line a compile stage printed for the user, without its marker.
@@ -192,16 +213,27 @@ mod tests {
 
     #[test]
     fn counts_what_cargo_compiled_in_steps_that_ran() {
-        let crates = compiled_crates(LOG);
+        let crates = compiled_crates(LOG, "");
         assert_eq!(crates.len(), 4);
         assert_eq!(
             crates.last(),
             Some(&("linux/amd64 compile 2/2".to_string(), "beacon".to_string()))
         );
-        // A replayed step counts for nothing: before the build's own steps,
-        // or coming back cached.
-        let replayed = "#1 [deps 3/3] RUN x\n#1 0.1    Compiling tokio v1\n#1 DONE 9.0s\n#7 [deps 3/3] RUN x\n#7 CACHED\n";
-        assert!(compiled_crates(replayed).is_empty());
+        assert_eq!(compiled_crates(LOG, "compile-service.sh build").len(), 1);
+        // A bake of several variants: the shared step ran for one and comes
+        // back CACHED, under the same label, for another. It still counts.
+        let bake = "#2 [ubi9 internal] load build definition from Dockerfile\n\
+#33 [ubi9 deps 3/3] RUN sh compile-service.sh deps\n#33 0.6    Compiling proc-macro2 v1.0.107\n#33 DONE 71.9s\n\
+#52 [ubi9 deps 3/3] RUN sh compile-service.sh deps\n#52 CACHED\n";
+        assert_eq!(
+            compiled_crates(bake, "compile-service.sh"),
+            [("ubi9 deps 3/3".to_string(), "proc-macro2".to_string())]
+        );
+        // A replayed step counts for nothing: one printed before the
+        // build's own steps (buildx replays an earlier build's progress).
+        let replayed = "#1 [deps 3/3] RUN x\n#1 0.1    Compiling tokio v1\n#1 DONE 9.0s\n\
+#2 [internal] load build definition from Dockerfile\n#7 [deps 3/3] RUN x\n#7 CACHED\n";
+        assert!(compiled_crates(replayed, "").is_empty());
     }
 
     #[test]

@@ -23,21 +23,16 @@ pub fn compile_steps(log: &str) -> Vec<build_log::Step> {
 }
 
 /// The crates of the service's graph cargo compiled in this build (in the
-/// steps of compile-service.sh; the cargo-tools stage compiles a tool), as
-/// `NAME (in STEP)`.
+/// steps of compile-service.sh, by step: the cargo-tools stage compiles a
+/// tool), as `NAME (in STEP)`.
 pub fn service_crates_compiled(log: &str) -> Vec<String> {
-    build_log::compiled_crates(log)
+    build_log::compiled_crates(log, "compile-service.sh")
         .into_iter()
-        .filter(|(step, _)| {
-            build_log::steps(log)
-                .iter()
-                .any(|s| &s.label == step && s.instruction.contains("compile-service.sh"))
-        })
         .map(|(step, name)| format!("{name} (in {step})"))
         .collect()
 }
 
-/// The same, but the service itself.
+/// The same, without the service itself: the dependencies.
 pub fn dependencies_compiled(log: &str) -> Vec<String> {
     service_crates_compiled(log)
         .into_iter()
