@@ -33,13 +33,6 @@ pub struct TestOptions {
 /// The end-to-end test binaries of the compile lane (see the module comment).
 const COMPILE_LANE: &[&str] = &["e2e_compile"];
 
-/// Binaries of the other lane that run after the rest of it: the benchmark's
-/// smoke run compiles in the engine for minutes, and started last it
-/// overlaps the compile lane's rebuild checks (whose single-threaded link
-/// steps leave a core idle) instead of lengthening the compile lane, the
-/// longest part of the suite (measured: 1061 s alone, 317 s of it the smoke).
-const LAST_IN_THE_OTHER_LANE: &[&str] = &["e2e_bench"];
-
 /// The integration test files of a crate (`tests/NAME.rs`), by name. Those
 /// named `e2e_*` need the real stack: engine, registry, cosign.
 fn integration_tests(crate_dir: &Path) -> Result<Vec<String>> {
@@ -118,19 +111,10 @@ pub fn run(args: TestOptions) -> Result<()> {
         );
         return Ok(());
     }
-    let (compile, images) = lanes(engine);
-    run_lanes(&root, &[("compile", compile), ("images", images)], extra)
-}
-
-/// The end-to-end binaries split into the compile lane and the other one,
-/// in the order each lane runs them.
-fn lanes(engine: Vec<String>) -> (Vec<String>, Vec<String>) {
-    let (compile, mut images): (Vec<String>, Vec<String>) = engine
+    let (compile, images): (Vec<String>, Vec<String>) = engine
         .into_iter()
         .partition(|t| COMPILE_LANE.contains(&t.as_str()));
-    // A stable sort: the rest keep their order by name.
-    images.sort_by_key(|t| LAST_IN_THE_OTHER_LANE.contains(&t.as_str()));
-    (compile, images)
+    run_lanes(&root, &[("compile", compile), ("images", images)], extra)
 }
 
 /// Runs each lane's test binaries (`cargo test --workspace --test ...`) in a
@@ -185,20 +169,4 @@ fn run_lanes(root: &Path, lanes: &[(&str, Vec<String>)], extra: &[String]) -> Re
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_benchmark_smoke_run_goes_last_in_the_lane_beside_the_compile_lane() {
-        let names = [
-            "e2e_bench",
-            "e2e_compile",
-            "e2e_compile_inputs",
-            "e2e_images",
-        ];
-        let (compile, images) = super::lanes(names.iter().map(|n| n.to_string()).collect());
-        assert_eq!(compile, ["e2e_compile"]);
-        assert_eq!(images, ["e2e_compile_inputs", "e2e_images", "e2e_bench"]);
-    }
 }

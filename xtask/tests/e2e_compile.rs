@@ -9,19 +9,20 @@
 //!
 //! Every build here compiles the real dependency graph, so there is one
 //! test, and it reuses each build for several assertions: one release
-//! (cross compile, SBOM, reproducibility), one CI build of `main` and two
-//! pull request builds on an emptied engine (the dependency layer and the
-//! build context; all variants, which compile once). (The checks of the
-//! compile stages' inputs that compile little are in e2e_compile_inputs.rs,
-//! and the benchmark's smoke run in e2e_bench.rs, both in the other lane of
-//! `cargo xtask test`.) It fails (never skips) when the engine,
+//! (cross compile, SBOM, reproducibility), the benchmark's smoke run, one CI
+//! build of `main` and two pull request builds on an emptied engine (the
+//! dependency layer and the build context; all variants, which compile
+//! once), in that order so that each
+//! reuses what the one before compiled. (The two checks of the compile
+//! stages' inputs that compile nothing are in e2e_compile_inputs.rs, in the
+//! other lane of `cargo xtask test`.) It fails (never skips) when the engine,
 //! the registry or the builder image is missing. Assertions read what the
 //! engine, the registry and the images hold, plus the build log where only
 //! it can tell (which platform a step ran on, which crates cargo compiled).
 
 mod support;
 
-use std::process::Output;
+use std::process::{Command, Output};
 
 use serde_json::Value;
 use xtask::model::build_log;
@@ -89,17 +90,20 @@ fn locked_version(package: &str) -> String {
 }
 
 /// The costly checks of the compile stages, in one engine lifecycle and in
-/// this order: the release's rebuild-check compiles the dependency graph of
-/// both architectures from an emptied engine; the fresh-runner check's
-/// `main` build then compiles the CI profile's (unless the benchmark's smoke
-/// run, in the other lane, left it in the engine), and its pull request
-/// builds empty the engine themselves. A failure names its step by its
-/// message and line.
+/// this order, because each reuses what the one before left in the engine
+/// (separately, in any order, the suite compiled the dependency graph of
+/// both architectures three times): the release's rebuild-check compiles it
+/// from an emptied engine; the benchmark's smoke run, which never empties the
+/// engine, then finds that release in the cache; the fresh-runner check's
+/// `main` build finds the smoke run's CI compile (its pull request builds
+/// empty the engine themselves). A failure names its step by its message
+/// and line.
 #[test]
-fn release_then_fresh_runner() {
+fn release_then_benchmark_smoke_then_fresh_runner() {
     let _ = compile_fixture();
     let _engine = engine_lock();
     release_cross_compiles_lists_its_crates_and_rebuilds_identically();
+    bench_smoke_run_measures_every_scenario();
     with_only_mains_registry_cache_a_one_line_change_compiles_no_dependency();
 }
 
@@ -486,4 +490,92 @@ fn with_only_mains_registry_cache_a_one_line_change_compiles_no_dependency() {
     for tag in stdout(&loaded).lines() {
         docker(&["image", "rm", tag]);
     }
+}
+
+/// A smoke run of `cargo xtask bench` (one repetition, one variant, an
+/// engine never emptied) so the benchmark cannot rot. Its figures are not
+/// judged here: performance goals live in the benchmark's own report, not in
+/// timed tests.
+fn bench_smoke_run_measures_every_scenario() {
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .current_dir(root())
+        .args(["bench", "--smoke", "--json"])
+        .env_remove("XTASK_CONTEXT")
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "bench --smoke failed (run `sudo .ci/setup-stack` if the stack is missing):\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["repeat"], 1);
+    assert_eq!(report["variants"].as_array().unwrap().len(), 1);
+    let scenarios = report["scenarios"].as_array().unwrap();
+    for prefix in [
+        "1a ", "1b ", "2a ", "2b ", "3 ", "3a ", "3b ", "3c ", "4 ", "5 ", "6a ", "6b ", "6c ",
+        "6d ", "7b ", "8 ",
+    ] {
+        let found = scenarios
+            .iter()
+            .find(|s| s["name"].as_str().unwrap().starts_with(prefix));
+        let found = found.unwrap_or_else(|| panic!("scenario {prefix}missing: {scenarios:?}"));
+        assert_eq!(
+            found["samples"].as_array().unwrap().len().min(1),
+            1,
+            "{found}"
+        );
+    }
+    for timed in ["1a ", "1b ", "2a ", "3a ", "3b ", "4 ", "7b "] {
+        let median = scenarios
+            .iter()
+            .find(|s| s["name"].as_str().unwrap().starts_with(timed))
+            .unwrap()["median"]
+            .as_f64()
+            .unwrap();
+        assert!(median > 0.0, "scenario {timed}took no time: it did not run");
+    }
+    let ratios = report["ratios"].as_array().unwrap();
+    assert!(ratios.len() >= 12, "{ratios:?}");
+    for name in [
+        "fresh-runner PR CI build / cold CI",
+        "dependency crates compiled by the fresh-runner PR build",
+        "warm local CI rebuild / cold CI",
+        "cold production / its floor",
+        "fresh runner: host-built path / compile stage",
+        "registry bytes a PR build saves",
+        "CPU seconds a PR build saves",
+    ] {
+        assert!(
+            ratios
+                .iter()
+                .any(|r| r["name"].as_str().unwrap().starts_with(name)),
+            "ratio {name:?} missing: {ratios:?}"
+        );
+    }
+    // What each build cost was metered: the pushes went through the
+    // counting proxy, and CPU was read.
+    let costs = report["costs"].as_array().unwrap();
+    assert_eq!(costs.len(), 3, "{costs:?}");
+    for cost in costs {
+        assert!(cost["bytes_written"].as_u64().unwrap() > 0, "{cost}");
+        assert!(cost["cpu_seconds"].as_f64().unwrap() > 0.0, "{cost}");
+    }
+    // Both architectures of the production build compiled, with times.
+    let arches: Vec<&str> = report["arch_compiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["arch"].as_str().unwrap())
+        .collect();
+    assert_eq!(arches, ["amd64", "arm64"]);
+    assert!(ratios
+        .iter()
+        .all(|r| r["met"].is_boolean() && r["value"].is_number() && r["target"].is_string()));
+    assert!(
+        report["notes"].to_string().contains("skipped in --smoke"),
+        "the cold compile is skipped, and says so"
+    );
+    assert!(report["machine"]["cpus"].as_u64().unwrap() >= 1);
 }
