@@ -363,14 +363,18 @@ fn with_only_mains_registry_cache_a_one_line_change_compiles_no_dependency() {
     // main's CI build writes main's registry cache (mode=max).
     let main = ci_image("refs/heads/main", "main");
     let log = stderr(&main);
+    // The variants take their binaries from one compile: BuildKit runs the
+    // shared step once, under one variant's label, and prints it again,
+    // CACHED, under the others'. (It may not run at all: the benchmark's
+    // smoke run, just before, leaves it in the engine.)
     let steps = compile_steps(&log);
-    assert_eq!(
-        steps.len(),
-        1,
-        "the compile stage ran once: {steps:?}\n{log}"
+    let ran: Vec<_> = steps.iter().filter(|s| !s.from_cache()).collect();
+    assert!(
+        !steps.is_empty() && ran.len() <= 1,
+        "the compile stage ran at most once: {steps:?}\n{log}"
     );
     assert!(
-        !steps[0].label.contains("->"),
+        steps.iter().all(|s| !s.label.contains("->")),
         "a native single-platform build compiles natively: {steps:?}"
     );
     let result: Value = serde_json::from_str(&stdout(&main)).unwrap();
@@ -431,7 +435,7 @@ fn with_only_mains_registry_cache_a_one_line_change_compiles_no_dependency() {
     let log = stderr(&ci_image("refs/pull/41/merge", "pr-41"));
     let steps = compile_steps(&log);
     assert!(
-        steps.len() == 1 && steps[0].from_cache(),
+        !steps.is_empty() && steps.iter().all(|s| s.from_cache()),
         "the compile step came from main's cache: {steps:?}\n{log}"
     );
     assert_eq!(
@@ -472,12 +476,12 @@ fn with_only_mains_registry_cache_a_one_line_change_compiles_no_dependency() {
         Vec::<String>::new(),
         "no dependency compiled on a fresh runner with main's cache"
     );
-    let deps = build_log::steps(&log)
+    let deps: Vec<_> = build_log::steps(&log)
         .into_iter()
-        .find(|s| s.instruction.contains("compile-service.sh deps"))
-        .expect("the deps step is in the log");
+        .filter(|s| s.instruction.contains("compile-service.sh deps"))
+        .collect();
     assert!(
-        deps.from_cache(),
+        !deps.is_empty() && deps.iter().all(|s| s.from_cache()),
         "the deps layer came from main's cache: {deps:?}\n{log}"
     );
     let loaded = docker(&[
