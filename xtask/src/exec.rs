@@ -315,7 +315,8 @@ fn build(plan: &Plan, files: &RunFiles) -> Result<BTreeMap<String, Built>> {
         invocation.display().lines().next().unwrap_or_default()
     );
     let (mut ok, mut log) = stream(&invocation, &root)?;
-    if let Some(race) = EngineRace::of(&log).filter(|_| !ok) {
+    // Only a failed bake's log is read for a race.
+    if let Some(race) = (!ok).then(|| EngineRace::of(&log)).flatten() {
         eprintln!(
             "warning: {}; a failed bake moved no tag: running it once more",
             race.describe()
