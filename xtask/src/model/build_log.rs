@@ -32,6 +32,9 @@ pub struct Step {
     /// `#12 extracting sha256:...`): how a result found in an imported cache
     /// shows when a later step needs its files.
     pub pulled: bool,
+    /// Stopped before it finished (`#12 CANCELED`): in a build that did not
+    /// fail, because the cache answered a later step that needs its result.
+    pub canceled: bool,
     /// Seconds from `#12 DONE 1.5s`, when it finished.
     pub done: Option<f64>,
     /// Its output, without the `#12 0.123 ` prefix.
@@ -39,10 +42,14 @@ pub struct Step {
 }
 
 impl Step {
-    /// The step's result came from a cache: it is `CACHED`, or its layers
-    /// were pulled from an imported cache and it ran nothing (no output).
+    /// The step's result came from a cache: it is `CACHED`, or it ran
+    /// nothing (no output) and either its layers were pulled from an imported
+    /// cache or BuildKit canceled it because the cache answered the step that
+    /// needed it (a fresh runner's shared compile step, seen in a clean-clone
+    /// run). Read it on a build that succeeded: a failed one cancels its
+    /// other steps too.
     pub fn from_cache(&self) -> bool {
-        self.cached || (self.pulled && self.output.is_empty())
+        self.cached || ((self.pulled || self.canceled) && self.output.is_empty())
     }
 }
 
@@ -82,6 +89,8 @@ pub fn steps(log: &str) -> Vec<Step> {
             }
         } else if rest == "CACHED" {
             step.cached = true;
+        } else if rest == "CANCELED" {
+            step.canceled = true;
         } else if rest.starts_with("sha256:") || rest.starts_with("extracting sha256:") {
             step.pulled = true;
         } else if let Some(seconds) = rest.strip_prefix("DONE ") {
@@ -208,6 +217,16 @@ mod tests {
         assert!(steps[3].cached && steps[3].id == "#9");
         // Pulled from an imported cache, nothing run: from the cache too.
         assert!(steps[4].pulled && !steps[4].cached && steps[4].from_cache());
+        // Canceled with nothing run: the cache answered the step needing it.
+        let canceled = super::steps(
+            "#38 [ubi9 compile 2/2] RUN sh compile-service.sh build\n#38 CANCELED\n#39 [ubi9 binaries 1/1] COPY --from=compile /out/ /\n#39 CACHED\n",
+        );
+        assert!(canceled[0].canceled && canceled[0].from_cache());
+        // Canceled after it ran: not from the cache.
+        let ran = super::steps(
+            "#38 [ubi9 compile 2/2] RUN x\n#38 0.5    Compiling beacon v0.1.0\n#38 CANCELED\n",
+        );
+        assert!(!ran[0].from_cache());
         assert!(!steps[5].from_cache());
     }
 
