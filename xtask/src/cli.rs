@@ -93,15 +93,13 @@ where
         .try_map(|text: String| text.parse::<T>().map_err(|e| e.to_string()))
 }
 
-/// Options shared by `ci-image` and `release-image`.
+/// Where images are named: the registry and namespace, and the name under
+/// it (`ci-image`, `release-image`, and the stages that read a release record).
 #[derive(Debug, Clone, Args)]
-pub struct BuildArgs {
-    /// Variant to build (repeatable); default: every directory under images/.
-    #[arg(long = "variant", value_name = "NAME")]
-    pub variants: Vec<String>,
-
+pub struct ImageArgs {
     /// Registry and namespace the images are named under, e.g. ghcr.io/acme or 127.0.0.1:5000.
-    /// Default: ghcr.io/<owner> in GitHub Actions, `localhost` elsewhere.
+    /// Default: ghcr.io/<owner> in GitHub Actions, `localhost` elsewhere (a stage reading a
+    /// release record: the release's, which must match).
     #[arg(long, env = "IMAGE_REGISTRY", value_name = "REGISTRY")]
     pub registry: Option<String>,
 
@@ -113,6 +111,17 @@ pub struct BuildArgs {
         value_name = "NAME"
     )]
     pub image_name: String,
+}
+
+/// Options shared by `ci-image` and `release-image`.
+#[derive(Debug, Clone, Args)]
+pub struct BuildArgs {
+    /// Variant to build (repeatable); default: every directory under images/.
+    #[arg(long = "variant", value_name = "NAME")]
+    pub variants: Vec<String>,
+
+    #[command(flatten)]
+    pub image: ImageArgs,
 
     /// Extra build argument (repeatable): KEY=VALUE for every variant, VARIANT:KEY=VALUE for one,
     /// e.g. --build-arg ubi9:PRODUCTION_BASE=mirror.example/ubi-micro:9@sha256:...
@@ -153,8 +162,8 @@ impl BuildArgs {
     fn options(&self) -> BuildOptions {
         BuildOptions {
             variants: self.variants.clone(),
-            registry: self.registry.clone(),
-            image_name: self.image_name.clone(),
+            registry: self.image.registry.clone(),
+            image_name: self.image.image_name.clone(),
             build_args: self.build_args.clone(),
             binaries: self.binaries.clone(),
             cache: self.cache,
@@ -324,19 +333,9 @@ pub struct RecordArgs {
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
 
-    /// With --record: the registry and namespace the release must be to (as release-image's
-    /// --registry). Default: ghcr.io/<owner> in GitHub Actions.
-    #[arg(long, env = "IMAGE_REGISTRY", value_name = "REGISTRY")]
-    pub registry: Option<String>,
-
-    /// With --record: the image name under the registry.
-    #[arg(
-        long,
-        env = "IMAGE_NAME",
-        default_value = "beacon",
-        value_name = "NAME"
-    )]
-    pub image_name: String,
+    // With --record: the registry and image name the release must be to (as release-image's).
+    #[command(flatten)]
+    pub image: ImageArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -362,8 +361,8 @@ impl SignArgs {
             signing: self.signing.request(),
             images: self.images,
             record: self.record.record,
-            registry: self.record.registry,
-            image_name: self.record.image_name,
+            registry: self.record.image.registry,
+            image_name: self.record.image.image_name,
             dry_run: self.dry_run,
         }
     }
@@ -440,8 +439,8 @@ impl VerifyArgs {
             image: self.image,
             policy: self.policy,
             record: self.record.record,
-            registry: self.record.registry,
-            image_name: self.record.image_name,
+            registry: self.record.image.registry,
+            image_name: self.record.image.image_name,
             signer: self.signer.request(),
             platform: self.platform,
         }
@@ -476,8 +475,8 @@ impl ScanArgs {
             image: self.image,
             record: self.record.record,
             variants: self.variants,
-            registry: self.record.registry,
-            image_name: self.record.image_name,
+            registry: self.record.image.registry,
+            image_name: self.record.image.image_name,
             scanner: self.scanner,
             dry_run: self.dry_run,
         }
@@ -490,19 +489,9 @@ pub struct PromoteArgs {
     #[arg(long, value_name = "FILE")]
     pub record: PathBuf,
 
-    /// The registry and namespace the release must be to (as release-image's --registry).
-    /// Default: ghcr.io/<owner> in GitHub Actions.
-    #[arg(long, env = "IMAGE_REGISTRY", value_name = "REGISTRY")]
-    pub registry: Option<String>,
-
-    /// The image name under the registry.
-    #[arg(
-        long,
-        env = "IMAGE_NAME",
-        default_value = "beacon",
-        value_name = "NAME"
-    )]
-    pub image_name: String,
+    // The registry and image name the release must be to (as release-image's).
+    #[command(flatten)]
+    pub image: ImageArgs,
 
     #[command(flatten)]
     pub signer: SignerArgs,
@@ -520,8 +509,8 @@ impl PromoteArgs {
     pub fn into_options(self) -> promote::PromoteOptions {
         promote::PromoteOptions {
             record: self.record,
-            registry: self.registry,
-            image_name: self.image_name,
+            registry: self.image.registry,
+            image_name: self.image.image_name,
             signer: self.signer.request(),
             platform: self.platform,
             dry_run: self.dry_run,

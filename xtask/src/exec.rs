@@ -247,61 +247,6 @@ fn platform_details(plan: &Plan, result: &mut VariantResult) {
     }
 }
 
-/// A failure of the engine, not of the build: the same bake, run once more,
-/// finds the finished steps in the engine's cache and succeeds. A failed bake
-/// moved no tag (pushes go by digest; archives are pushed after the bake), so
-/// the second try repeats nothing anyone saw.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EngineRace {
-    /// BuildKit's solver lost track of a step it merged with another build's
-    /// (moby/buildkit#2303: the steps of every platform and variant of a bake
-    /// are merged, and so are identical steps of builds running at the same
-    /// time). depot's CLI retries it the same way.
-    Solver,
-    /// An export lost a blob it had just written (`exporting to oci image
-    /// format` ... `ERROR: failed to solve: not found`): BuildKit 0.13's
-    /// timestamp rewriting loses content now and then (moby/buildkit#4793,
-    /// fixed in 0.14 by #5008; Debian's engine 26.1 embeds 0.13). Hit once in a
-    /// clean-clone release of two variants through the docker driver.
-    Export,
-}
-
-impl EngineRace {
-    /// What the warning says happened, and the upstream issue.
-    pub fn describe(self) -> &'static str {
-        match self {
-            EngineRace::Solver => {
-                "BuildKit lost track of a step it shared with another build (\"inconsistent graph state\", moby/buildkit#2303)"
-            }
-            EngineRace::Export => {
-                "BuildKit lost a blob while exporting an image (\"not found\" in an export step, moby/buildkit#4793)"
-            }
-        }
-    }
-
-    /// Which race, if any, a failed bake's log shows. Only buildx's own
-    /// `ERROR:` line counts, never a step's output.
-    pub fn of(log: &str) -> Option<EngineRace> {
-        let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("ERROR: ")).collect();
-        if errors
-            .iter()
-            .any(|l| l.contains("inconsistent graph state"))
-        {
-            return Some(EngineRace::Solver);
-        }
-        // buildx names the failed step between dashes: `------`, then
-        // ` > [distroless] exporting to oci image format:`.
-        let export_failed = log.lines().any(|line| {
-            line.trim_start()
-                .strip_prefix("> [")
-                .and_then(|rest| rest.split_once("] "))
-                .is_some_and(|(_, step)| step.starts_with("exporting to "))
-        });
-        let lost_content = errors.iter().any(|l| l.trim_end().ends_with(": not found"));
-        (export_failed && lost_content).then_some(EngineRace::Export)
-    }
-}
-
 /// Runs the bake and returns each variant's digest from the metadata file.
 fn build(plan: &Plan, files: &RunFiles) -> Result<BTreeMap<String, Built>> {
     let root = project::project_root();
@@ -316,7 +261,7 @@ fn build(plan: &Plan, files: &RunFiles) -> Result<BTreeMap<String, Built>> {
     );
     let (mut ok, mut log) = stream(&invocation, &root)?;
     // Only a failed bake's log is read for a race.
-    if let Some(race) = (!ok).then(|| EngineRace::of(&log)).flatten() {
+    if let Some(race) = (!ok).then(|| build_log::EngineRace::of(&log)).flatten() {
         eprintln!(
             "warning: {}; a failed bake moved no tag: running it once more",
             race.describe()
@@ -328,12 +273,12 @@ fn build(plan: &Plan, files: &RunFiles) -> Result<BTreeMap<String, Built>> {
         if plan.shared_compile.is_some() {
             targets.push(SHARED_COMPILE);
         }
-        let mut failed = failed_variants(&log, &targets);
+        let mut failed = build_log::failed_variants(&log, &targets);
         // A step the variants share is reported under whichever target's
         // name BuildKit printed first: a failed compile step is the shared
         // compile's, whatever it is labelled.
         if plan.shared_compile.is_some()
-            && failed_stages(&log)
+            && build_log::failed_stages(&log)
                 .iter()
                 .any(|stage| COMPILE_STAGES.contains(&stage.as_str()))
         {
@@ -467,50 +412,6 @@ pub fn stream(invocation: &Invocation, dir: &std::path::Path) -> Result<(bool, S
         .map(|output| output.status.success())
         .unwrap_or(false);
     Ok((status, log))
-}
-
-/// Which variants a failed bake names: buildx prints `ERROR: target NAME: ...`
-/// and the failing step as `> [NAME stage n/m] ...`.
-pub fn failed_variants(log: &str, variants: &[&str]) -> Vec<String> {
-    let mut failed = Vec::new();
-    for line in log.lines() {
-        let named = line
-            .split_once("target ")
-            .filter(|_| line.contains("ERROR"))
-            .map(|(_, rest)| rest.split(':').next().unwrap_or_default().trim())
-            .or_else(|| {
-                // `> [ubi9 compile 2/2] RUN ...`: a step that failed; not
-                // `> [ubi9] importing cache manifest from ...`, a warning
-                // buildx repeats for a cache that is not there yet.
-                line.trim_start()
-                    .strip_prefix("> [")
-                    .filter(|rest| !rest.contains("] importing cache manifest"))
-                    .and_then(|rest| rest.split_whitespace().next())
-            });
-        if let Some(name) = named.map(|n| n.trim_end_matches(']')) {
-            if variants.contains(&name) && !failed.iter().any(|f| f == name) {
-                failed.push(name.to_string());
-            }
-        }
-    }
-    failed
-}
-
-/// The stages of the steps buildx reports as failed (`> [ubi9 deps 3/3] RUN
-/// ...`: `deps`), from its summary at the end of a failed build.
-pub fn failed_stages(log: &str) -> Vec<String> {
-    log.lines()
-        .filter_map(|line| line.trim_start().strip_prefix("> ["))
-        .filter_map(|rest| rest.split_once(']').map(|(label, _)| label))
-        .filter_map(|label| {
-            let words: Vec<&str> = label.split_whitespace().collect();
-            let step = words.last()?;
-            let is_step = step.split_once('/').is_some_and(|(n, m)| {
-                n.chars().all(|c| c.is_ascii_digit()) && m.chars().all(|c| c.is_ascii_digit())
-            });
-            (is_step && words.len() >= 2).then(|| words[words.len() - 2].to_string())
-        })
-        .collect()
 }
 
 pub fn run_one(invocation: &Invocation) -> Result<()> {
@@ -763,69 +664,4 @@ pub fn move_tags(record: &ReleaseRecord, finish: &str) -> Result<Vec<String>> {
         moved.extend(tags.iter().cloned());
     }
     Ok(moved)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn reads_the_failed_steps_of_a_failed_bake() {
-        let log = "\
-#32 ERROR: process \"/bin/sh -c sh compile-service.sh fetch\" did not complete successfully: exit code: 1
- > [ubi9] importing cache manifest from r.example/beacon-buildcache:ubi9-main:
- > [distroless fetch 6/6] RUN sh /usr/local/lib/compile-service.sh fetch:
- > [linux/amd64 final 2/3] COPY --from=selected-binaries /x /y:
-ERROR: failed to solve: process did not complete successfully: exit code: 1
-";
-        assert_eq!(super::failed_stages(log), ["fetch", "final"]);
-        // The warning about a cache not there yet names no failed variant.
-        assert_eq!(
-            super::failed_variants(log, &["ubi9", "distroless"]),
-            ["distroless"]
-        );
-    }
-
-    #[test]
-    fn tells_an_engine_race_from_a_failed_build() {
-        use super::EngineRace;
-        assert_eq!(
-            EngineRace::of(
-                "#12 DONE 1.0s\nERROR: failed to solve: failed to get edge: inconsistent graph state\n"
-            ),
-            Some(EngineRace::Solver)
-        );
-        // What the clean-clone release printed (moby/buildkit#4793).
-        let export = "#31 exporting config sha256:14cc 0.0s done\n#31 ERROR: not found\n\
-                      ------\n > [distroless] exporting to oci image format:\n------\n\
-                      ERROR: failed to solve: not found\n";
-        assert_eq!(EngineRace::of(export), Some(EngineRace::Export));
-        // The build's own failure, or the words in a step's output, are not it.
-        assert_eq!(
-            EngineRace::of(
-                "ERROR: failed to solve: process \"/bin/sh -c exit 1\" did not complete successfully\n"
-            ),
-            None
-        );
-        assert_eq!(
-            EngineRace::of(
-                "#7 0.3 inconsistent graph state\nERROR: failed to solve: exit code 1\n"
-            ),
-            None
-        );
-        // A base image that is not there fails in a build step, not an export.
-        assert_eq!(
-            EngineRace::of(
-                "------\n > [ubi9 internal] load metadata for 127.0.0.1:5000/x:1:\n------\n\
-                 ERROR: failed to solve: 127.0.0.1:5000/x:1: not found\n"
-            ),
-            None
-        );
-        // An export that fails for another reason is the build's failure.
-        assert_eq!(
-            EngineRace::of(
-                "------\n > [ubi9] exporting to image:\n------\n\
-                 ERROR: failed to solve: failed to push 127.0.0.1:5000/x: unauthorized\n"
-            ),
-            None
-        );
-    }
 }

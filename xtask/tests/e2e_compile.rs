@@ -34,7 +34,7 @@ use support::compile::{
 use support::e2e::{
     arm64_version, compile_fixture, context_file, docker, engine_lock, git, http_get,
     index_platforms, native_arch, platform_config, registry, registry_json, root, run, run_ok,
-    start_service, stderr, stdout, unique_name, wait_for_http, xtask,
+    start_service, stderr, stdout, unique_name, wait_for_http, with_registry_cache, xtask,
 };
 
 /// ELF facts of a binary: (e_machine, has a PT_INTERP program header).
@@ -346,16 +346,8 @@ fn with_only_mains_registry_cache_a_one_line_change_compiles_no_dependency() {
         let context = context_file(&format!("fresh-runner-{label}"), git_ref, &[]);
         run_ok(
             xtask_in(&tree, &context)
-                .args([
-                    "ci-image",
-                    "--json",
-                    "--registry",
-                    &registry(),
-                    "--image-name",
-                    &name,
-                    "--cache",
-                    "registry",
-                ])
+                .args(["ci-image", "--json"])
+                .args(with_registry_cache(&name))
                 .args(fixture.build_options()),
         )
     };

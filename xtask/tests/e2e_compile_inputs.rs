@@ -16,7 +16,7 @@ use support::compile::{
 };
 use support::e2e::{
     compile_fixture, context_file, engine_lock, http_get, ok, registry, registry_digest, root, run,
-    stderr, unique_name,
+    stderr, unique_name, with_registry_cache,
 };
 
 /// An out-of-date Cargo.lock fails the build with one line that says so and
@@ -83,16 +83,8 @@ fn an_out_of_date_cargo_lock_fails_a_shared_compile_in_one_line() {
     let name = unique_name("stale-lock-ci");
     let context = context_file("stale-lock-pr-7", "refs/pull/7/merge", &[]);
     let output = run(xtask_in(&tree, &context)
-        .args([
-            "ci-image",
-            "--push",
-            "--registry",
-            &registry(),
-            "--image-name",
-            &name,
-            "--cache",
-            "registry",
-        ])
+        .args(["ci-image", "--push"])
+        .args(with_registry_cache(&name))
         .args(fixture.build_options()));
     remove_checkout(&tree);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));

@@ -1,7 +1,9 @@
 //! BuildKit's plain-progress log (`--progress plain`), read back: its steps
 //! (`#12 [linux/amd64 deps 3/3] RUN ...`, their output, `#12 CACHED` or
-//! `#12 DONE 1.5s`), the crates cargo compiled in the steps that ran, and the
-//! one-line errors the compile stages print for the user.
+//! `#12 DONE 1.5s`), the crates cargo compiled in the steps that ran, the
+//! one-line errors the compile stages print for the user, and buildx's
+//! summary of a failed build (which variants and stages failed, and whether
+//! the engine itself lost a race).
 //!
 //! A step's header comes again whenever the printer switches between steps
 //! running in parallel. The engine may also replay, before this build's own
@@ -63,9 +65,10 @@ pub fn own_lines(log: &str) -> impl Iterator<Item = &str> {
     log.lines().skip(own)
 }
 
-/// The steps of a log in the order their headers first appear, each label
-/// once (the step printed last under that label).
-pub fn steps(log: &str) -> Vec<Step> {
+/// Every step of a log, by id, in the order their headers first appear. A
+/// label may come more than once (a step that ran, then the same label
+/// `CACHED` for a further variant of a bake).
+pub fn steps_by_id(log: &str) -> Vec<Step> {
     let mut by_id: BTreeMap<String, Step> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     for line in own_lines(log) {
@@ -101,19 +104,27 @@ pub fn steps(log: &str) -> Vec<Step> {
             }
         }
     }
-    let mut last_of_label: BTreeMap<String, String> = BTreeMap::new();
-    for id in &order {
-        if let Some(step) = by_id.get(id).filter(|s| !s.label.is_empty()) {
-            last_of_label.insert(step.label.clone(), id.clone());
-        }
-    }
     order
         .into_iter()
-        .filter_map(|id| {
-            let step = by_id.remove(&id)?;
-            let last = step.label.is_empty() || last_of_label.get(&step.label) == Some(&id);
-            last.then_some(step)
-        })
+        .filter_map(|id| by_id.remove(&id))
+        .collect()
+}
+
+/// The steps of a log in the order their headers first appear, each label
+/// once (the step printed last under that label).
+pub fn steps(log: &str) -> Vec<Step> {
+    let all = steps_by_id(log);
+    let mut last_of_label: BTreeMap<&str, &str> = BTreeMap::new();
+    for step in all.iter().filter(|s| !s.label.is_empty()) {
+        last_of_label.insert(&step.label, &step.id);
+    }
+    let keep: Vec<bool> = all
+        .iter()
+        .map(|s| s.label.is_empty() || last_of_label.get(s.label.as_str()) == Some(&s.id.as_str()))
+        .collect();
+    all.into_iter()
+        .zip(keep)
+        .filter_map(|(step, keep)| keep.then_some(step))
         .collect()
 }
 
@@ -124,38 +135,23 @@ pub fn steps(log: &str) -> Vec<Step> {
 /// again, `CACHED`, under the same label for each further variant, and what
 /// ran must count.
 pub fn compiled_crates(log: &str, marker: &str) -> Vec<(String, String)> {
-    let mut labels: BTreeMap<&str, &str> = BTreeMap::new();
-    let mut compiled = Vec::new();
-    for line in own_lines(log) {
-        let Some((id, rest)) = line.split_once(' ') else {
-            continue;
-        };
-        if let Some(header) = rest.strip_prefix('[') {
-            if let Some((label, instruction)) = header.split_once("] ") {
-                if instruction.contains(marker) {
-                    labels.insert(id, label);
-                }
-            }
-            continue;
-        }
-        let Some(label) = labels.get(id) else {
-            continue;
-        };
-        let Some((time, text)) = rest.split_once(' ') else {
-            continue;
-        };
-        if time.parse::<f64>().is_err() {
-            continue;
-        }
-        if let Some(name) = text
-            .trim_start()
-            .strip_prefix("Compiling ")
-            .and_then(|r| r.split_whitespace().next())
-        {
-            compiled.push((label.to_string(), name.to_string()));
-        }
-    }
-    compiled
+    steps_by_id(log)
+        .into_iter()
+        .filter(|step| !step.label.is_empty() && step.instruction.contains(marker))
+        .flat_map(|step| {
+            let label = step.label;
+            step.output
+                .into_iter()
+                .filter_map(|text| {
+                    text.trim_start()
+                        .strip_prefix("Compiling ")
+                        .and_then(|r| r.split_whitespace().next())
+                        .map(String::from)
+                })
+                .map(move |name| (label.clone(), name))
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// The first line a compile stage printed for the user, without its marker.
@@ -164,6 +160,105 @@ pub fn user_error(log: &str) -> Option<String> {
         let (_, message) = line.split_once(USER_ERROR_MARKER)?;
         Some(message.trim().to_string())
     })
+}
+
+/// A failure of the engine, not of the build: the same bake, run once more,
+/// finds the finished steps in the engine's cache and succeeds. A failed bake
+/// moved no tag (pushes go by digest; archives are pushed after the bake), so
+/// the second try repeats nothing anyone saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineRace {
+    /// BuildKit's solver lost track of a step it merged with another build's
+    /// (moby/buildkit#2303: the steps of every platform and variant of a bake
+    /// are merged, and so are identical steps of builds running at the same
+    /// time). depot's CLI retries it the same way.
+    Solver,
+    /// An export lost a blob it had just written (`exporting to oci image
+    /// format` ... `ERROR: failed to solve: not found`): BuildKit 0.13's
+    /// timestamp rewriting loses content now and then (moby/buildkit#4793,
+    /// fixed in 0.14 by #5008; Debian's engine 26.1 embeds 0.13). Hit once in a
+    /// clean-clone release of two variants through the docker driver.
+    Export,
+}
+
+impl EngineRace {
+    /// What the warning says happened, and the upstream issue.
+    pub fn describe(self) -> &'static str {
+        match self {
+            EngineRace::Solver => {
+                "BuildKit lost track of a step it shared with another build (\"inconsistent graph state\", moby/buildkit#2303)"
+            }
+            EngineRace::Export => {
+                "BuildKit lost a blob while exporting an image (\"not found\" in an export step, moby/buildkit#4793)"
+            }
+        }
+    }
+
+    /// Which race, if any, a failed bake's log shows. Only buildx's own
+    /// `ERROR:` line counts, never a step's output.
+    pub fn of(log: &str) -> Option<EngineRace> {
+        let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("ERROR: ")).collect();
+        if errors
+            .iter()
+            .any(|l| l.contains("inconsistent graph state"))
+        {
+            return Some(EngineRace::Solver);
+        }
+        // buildx names the failed step between dashes: `------`, then
+        // ` > [distroless] exporting to oci image format:`.
+        let export_failed = log.lines().any(|line| {
+            line.trim_start()
+                .strip_prefix("> [")
+                .and_then(|rest| rest.split_once("] "))
+                .is_some_and(|(_, step)| step.starts_with("exporting to "))
+        });
+        let lost_content = errors.iter().any(|l| l.trim_end().ends_with(": not found"));
+        (export_failed && lost_content).then_some(EngineRace::Export)
+    }
+}
+
+/// Which variants a failed bake names: buildx prints `ERROR: target NAME: ...`
+/// and the failing step as `> [NAME stage n/m] ...`.
+pub fn failed_variants(log: &str, variants: &[&str]) -> Vec<String> {
+    let mut failed = Vec::new();
+    for line in log.lines() {
+        let named = line
+            .split_once("target ")
+            .filter(|_| line.contains("ERROR"))
+            .map(|(_, rest)| rest.split(':').next().unwrap_or_default().trim())
+            .or_else(|| {
+                // `> [ubi9 compile 2/2] RUN ...`: a step that failed; not
+                // `> [ubi9] importing cache manifest from ...`, a warning
+                // buildx repeats for a cache that is not there yet.
+                line.trim_start()
+                    .strip_prefix("> [")
+                    .filter(|rest| !rest.contains("] importing cache manifest"))
+                    .and_then(|rest| rest.split_whitespace().next())
+            });
+        if let Some(name) = named.map(|n| n.trim_end_matches(']')) {
+            if variants.contains(&name) && !failed.iter().any(|f| f == name) {
+                failed.push(name.to_string());
+            }
+        }
+    }
+    failed
+}
+
+/// The stages of the steps buildx reports as failed (`> [ubi9 deps 3/3] RUN
+/// ...`: `deps`), from its summary at the end of a failed build.
+pub fn failed_stages(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|line| line.trim_start().strip_prefix("> ["))
+        .filter_map(|rest| rest.split_once(']').map(|(label, _)| label))
+        .filter_map(|label| {
+            let words: Vec<&str> = label.split_whitespace().collect();
+            let step = words.last()?;
+            let is_step = step.split_once('/').is_some_and(|(n, m)| {
+                n.chars().all(|c| c.is_ascii_digit()) && m.chars().all(|c| c.is_ascii_digit())
+            });
+            (is_step && words.len() >= 2).then(|| words[words.len() - 2].to_string())
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -263,5 +358,66 @@ mod tests {
             Some("Cargo.lock is out of date: run `cargo update --workspace`")
         );
         assert_eq!(user_error(LOG), None);
+    }
+
+    #[test]
+    fn reads_the_failed_steps_of_a_failed_bake() {
+        let log = "\
+#32 ERROR: process \"/bin/sh -c sh compile-service.sh fetch\" did not complete successfully: exit code: 1
+ > [ubi9] importing cache manifest from r.example/beacon-buildcache:ubi9-main:
+ > [distroless fetch 6/6] RUN sh /usr/local/lib/compile-service.sh fetch:
+ > [linux/amd64 final 2/3] COPY --from=selected-binaries /x /y:
+ERROR: failed to solve: process did not complete successfully: exit code: 1
+";
+        assert_eq!(failed_stages(log), ["fetch", "final"]);
+        // The warning about a cache not there yet names no failed variant.
+        assert_eq!(
+            failed_variants(log, &["ubi9", "distroless"]),
+            ["distroless"]
+        );
+    }
+
+    #[test]
+    fn tells_an_engine_race_from_a_failed_build() {
+        assert_eq!(
+            EngineRace::of(
+                "#12 DONE 1.0s\nERROR: failed to solve: failed to get edge: inconsistent graph state\n"
+            ),
+            Some(EngineRace::Solver)
+        );
+        // What the clean-clone release printed (moby/buildkit#4793).
+        let export = "#31 exporting config sha256:14cc 0.0s done\n#31 ERROR: not found\n\
+                      ------\n > [distroless] exporting to oci image format:\n------\n\
+                      ERROR: failed to solve: not found\n";
+        assert_eq!(EngineRace::of(export), Some(EngineRace::Export));
+        // The build's own failure, or the words in a step's output, are not it.
+        assert_eq!(
+            EngineRace::of(
+                "ERROR: failed to solve: process \"/bin/sh -c exit 1\" did not complete successfully\n"
+            ),
+            None
+        );
+        assert_eq!(
+            EngineRace::of(
+                "#7 0.3 inconsistent graph state\nERROR: failed to solve: exit code 1\n"
+            ),
+            None
+        );
+        // A base image that is not there fails in a build step, not an export.
+        assert_eq!(
+            EngineRace::of(
+                "------\n > [ubi9 internal] load metadata for 127.0.0.1:5000/x:1:\n------\n\
+                 ERROR: failed to solve: 127.0.0.1:5000/x:1: not found\n"
+            ),
+            None
+        );
+        // An export that fails for another reason is the build's failure.
+        assert_eq!(
+            EngineRace::of(
+                "------\n > [ubi9] exporting to image:\n------\n\
+                 ERROR: failed to solve: failed to push 127.0.0.1:5000/x: unauthorized\n"
+            ),
+            None
+        );
     }
 }

@@ -25,6 +25,21 @@ pub fn registry() -> String {
     std::env::var("XTASK_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_string())
 }
 
+/// `--registry`, `--image-name NAME` and `--cache registry`: an image named
+/// under the test registry that reads and writes its registry cache there.
+pub fn with_registry_cache(name: &str) -> Vec<String> {
+    [
+        "--registry",
+        &registry(),
+        "--image-name",
+        name,
+        "--cache",
+        "registry",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// One build at a time: the tests of a binary share one engine, its build
 /// cache and the machine's cores.
 pub fn engine_lock() -> MutexGuard<'static, ()> {
