@@ -481,7 +481,26 @@ impl Bench {
         );
         args.push(format!("--key={}", self.key.display()));
         args.extend(extra.iter().map(|a| a.to_string()));
+        // Every release here is a first release: a re-run of the same
+        // release resumes from the record the last one left (nothing is
+        // rebuilt), and the same commit is released again and again here (a
+        // repetition whose production build followed the last one took 3.9 s).
+        let records = self.tree.join("target/xtask/releases");
+        if records.exists() {
+            std::fs::remove_dir_all(&records)
+                .with_context(|| format!("cannot remove {}", records.display()))?;
+        }
         self.metered(self.xtask(context, args))
+    }
+
+    /// A cold build compiles the dependencies: one that compiled none was
+    /// not cold (a smoke run never empties the engine), and its time would
+    /// be taken for a cold build's.
+    fn check_cold(&self, what: &str, run: &Run) -> Result<()> {
+        if !self.smoke && dependencies_compiled(&run.log).is_empty() {
+            bail!("benchmark step '{what}' compiled no dependency although the engine was emptied: its time is not a cold build's");
+        }
+        Ok(())
     }
 
     /// Empties the engine's build cache, cache mounts (the cargo target
@@ -707,11 +726,14 @@ fn measure(
     let mut floor_samples: Vec<Vec<f64>> = vec![Vec::new(); floor_platforms.len()];
     for n in 0..reps {
         bench.cold()?;
-        cold_ci.push(bench.ci_image(&pr, &["--cache", "none"])?.seconds);
+        let run = bench.ci_image(&pr, &["--cache", "none"])?;
+        bench.check_cold("cold CI build", &run)?;
+        cold_ci.push(run.seconds);
         for production_turn in [n % 2 == 0, n % 2 == 1] {
             if production_turn {
                 bench.cold()?;
                 let run = bench.release_image(&main, &[])?;
+                bench.check_cold("cold production release", &run)?;
                 cold_release.push(run.seconds);
                 release_usage.push(run.usage);
                 // The release builds the default platforms.
@@ -725,6 +747,7 @@ fn measure(
             for (samples, (_, platform)) in floor_samples.iter_mut().zip(&floor_platforms) {
                 bench.cold()?;
                 let run = bench.release_image(&main, &[&format!("--platform={platform}")])?;
+                bench.check_cold("production floor", &run)?;
                 samples.push(run.seconds);
                 floor_usage.push(run.usage);
             }
