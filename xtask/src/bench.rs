@@ -1097,20 +1097,17 @@ fn measure_overhead(
         })
         .unwrap_or_default();
     let bake_stdin = bake["stdin"].as_str().unwrap_or_default().to_string();
+    // Run and timed the way the tool is (`metered`: its output read line by
+    // line as it arrives), so the difference is the tool's alone; a bake
+    // whose output went to /dev/null saved the reading the tool's run pays.
     let by_hand = || -> Result<f64> {
-        let started = Instant::now();
-        let status = duct::cmd("docker", &bake_args)
+        let bake = duct::cmd("docker", &bake_args)
             .dir(&bench.tree)
-            .stdin_bytes(bake_stdin.as_bytes())
-            .stdout_null()
-            .stderr_null()
-            .unchecked()
-            .run()?
-            .status;
-        if !status.success() {
-            bail!("the hand-run buildx bake failed");
-        }
-        Ok(started.elapsed().as_secs_f64())
+            .stdin_bytes(bake_stdin.as_bytes());
+        Ok(bench
+            .metered(bake)
+            .context("the hand-run buildx bake failed")?
+            .seconds)
     };
     // The representative case: a rebuild after a one-line change, the two
     // ways interleaved in ABBA order (tool first in one pair, the hand-run
