@@ -485,7 +485,7 @@ impl Bench {
         // release resumes from the record the last one left (nothing is
         // rebuilt), and the same commit is released again and again here (a
         // repetition whose production build followed the last one took 3.9 s).
-        let records = self.tree.join("target/xtask/releases");
+        let records = self.tree.join(crate::release_image::RECORDS_DIR);
         if records.exists() {
             std::fs::remove_dir_all(&records)
                 .with_context(|| format!("cannot remove {}", records.display()))?;

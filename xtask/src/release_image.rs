@@ -106,6 +106,9 @@ pub fn run(options: ReleaseImageOptions) -> Result<()> {
     .run(record, resumed)
 }
 
+/// Where releases keep their records by default, under the project root.
+pub const RECORDS_DIR: &str = "target/xtask/releases";
+
 /// `target/xtask/releases/<repository>-<version>-<commit>.json`: a re-run
 /// of the same release finds it, another release never does.
 fn default_record_path(root: &Path, plan: &Plan, revision: &str) -> PathBuf {
@@ -113,7 +116,7 @@ fn default_record_path(root: &Path, plan: &Plan, revision: &str) -> PathBuf {
         .map(|r| r.version)
         .unwrap_or_default();
     let short: String = revision.chars().take(12).collect();
-    root.join("target/xtask/releases").join(format!(
+    root.join(RECORDS_DIR).join(format!(
         "{}-{}-{short}.json",
         names::slug(&plan.repository),
         names::slug(&version)

@@ -12,7 +12,7 @@
 //! first `[internal] load build definition` step is such a replay and is
 //! left out, and when a label comes twice only the step printed last counts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Lines with this prefix in a step's output are meant for the user:
 /// `images/compile-service.sh` prints them before it fails.
@@ -113,19 +113,15 @@ pub fn steps_by_id(log: &str) -> Vec<Step> {
 /// The steps of a log in the order their headers first appear, each label
 /// once (the step printed last under that label).
 pub fn steps(log: &str) -> Vec<Step> {
-    let all = steps_by_id(log);
-    let mut last_of_label: BTreeMap<&str, &str> = BTreeMap::new();
-    for step in all.iter().filter(|s| !s.label.is_empty()) {
-        last_of_label.insert(&step.label, &step.id);
-    }
-    let keep: Vec<bool> = all
-        .iter()
-        .map(|s| s.label.is_empty() || last_of_label.get(s.label.as_str()) == Some(&s.id.as_str()))
+    // From the end: the first step met under a label is the last printed.
+    let mut labels_seen = BTreeSet::new();
+    let mut kept: Vec<Step> = steps_by_id(log)
+        .into_iter()
+        .rev()
+        .filter(|step| step.label.is_empty() || labels_seen.insert(step.label.clone()))
         .collect();
-    all.into_iter()
-        .zip(keep)
-        .filter_map(|(step, keep)| keep.then_some(step))
-        .collect()
+    kept.reverse();
+    kept
 }
 
 /// The crates cargo compiled in this build's own steps whose instruction
@@ -149,7 +145,6 @@ pub fn compiled_crates(log: &str, marker: &str) -> Vec<(String, String)> {
                         .map(String::from)
                 })
                 .map(move |name| (label.clone(), name))
-                .collect::<Vec<_>>()
         })
         .collect()
 }
