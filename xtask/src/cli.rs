@@ -11,18 +11,18 @@ use anyhow::Result;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::lint::Linter;
+use crate::commands::{
+    bench, ci_image, lint, promote, prune, rebuild_check, release_image, scan, sign, stand_ins,
+    test_task, update_bases, verify,
+};
 use crate::exec::RunOptions;
-use crate::lint::Linter;
 use crate::plan::admission::PolicyKind;
 use crate::plan::cache::{CacheBackend, CacheMode};
 use crate::plan::ci::CiRequest;
 use crate::plan::gate::SignerRequest;
 use crate::plan::release::{ReleaseRequest, DEFAULT_SBOM_GENERATOR};
 use crate::plan::{BuildOptions, SignMethod, SigningRequest, DEFAULT_PLATFORMS};
-use crate::{
-    bench, ci_image, lint, promote, prune, rebuild_check, release_image, scan, sign, stand_ins,
-    test_task, update_bases, verify,
-};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
-use xshell::{cmd, Shell};
 
+use crate::client::git;
 use crate::model::names::Platform;
 use crate::model::version::Version;
 
@@ -217,8 +217,6 @@ impl CiEnv {
 
 impl GitState {
     fn read(root: &Path, ci: &CiEnv) -> Result<GitState> {
-        let sh = Shell::new()?;
-        sh.change_dir(root);
         let fallback_source = match (&ci.server_url, &ci.repository) {
             (Some(server), Some(repo)) => format!("{server}/{repo}"),
             _ => "https://github.com/example/beacon".to_string(),
@@ -226,11 +224,7 @@ impl GitState {
         // One `git log` gives the commit, its time and the refs at HEAD (the
         // branch and tags); the other three queries run concurrently. Git is
         // most of this tool's fixed cost on a no-op build.
-        let Ok(head) = cmd!(sh, "git log -1 --format=%H%n%ct%n%D HEAD")
-            .quiet()
-            .ignore_stderr()
-            .read()
-        else {
+        let Ok(head) = git::read(root, &["log", "-1", "--format=%H%n%ct%n%D", "HEAD"]) else {
             // Not a git checkout (a source tarball): CI builds still work,
             // releases refuse (they need a commit to be reproducible from).
             return Ok(GitState {
@@ -258,19 +252,7 @@ impl GitState {
                 .filter(|l| !l.is_empty())
                 .collect::<Vec<_>>()
         };
-        // Each thread has its own shell (a Shell holds its directory in a
-        // RefCell, so one cannot be shared across threads).
-        let query = |args: &[&str]| -> Result<String> {
-            let sh = Shell::new()?;
-            sh.change_dir(root);
-            Ok(cmd!(sh, "git {args...}")
-                .quiet()
-                .ignore_status()
-                .ignore_stderr()
-                .read()?
-                .trim()
-                .to_string())
-        };
+        let query = |args: &[&str]| git::answer(root, args);
         let (status, release_tags, remote) = std::thread::scope(|scope| {
             let status =
                 scope.spawn(|| query(&["status", "--porcelain", "--untracked-files=normal"]));

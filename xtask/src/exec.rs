@@ -9,18 +9,18 @@
 //! so two runs in one checkout (two terminals, `make -j`) never share one.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
 use serde_json::Value;
 
+use crate::client::{process, registry, tar};
 use crate::model::oci::{blob_path, Index, Layout};
 use crate::model::tags::SHARED_COMPILE;
-use crate::model::{build_log, files, registry};
+use crate::model::{build_log, files};
 use crate::plan::record::ReleaseRecord;
-use crate::plan::{Mode, Output, Plan, Signing, COMPILE_STAGES};
+use crate::plan::{Mode, Output, Plan, COMPILE_STAGES};
 use crate::render::{self, Invocation, RunFiles};
 use crate::report::{report, RunResult, VariantResult};
 use crate::{preflight, project};
@@ -226,17 +226,16 @@ fn platform_details(plan: &Plan, result: &mut VariantResult) {
             }
         }
         Output::Load if std::env::var_os("GITHUB_STEP_SUMMARY").is_some() => {
-            let format = "{{.Size}}";
-            let size = duct::cmd!(
+            let size = process::read(&Invocation::new(
                 "docker",
-                "image",
-                "inspect",
-                "--format",
-                format,
-                &result.image
-            )
-            .stderr_null()
-            .read();
+                vec![
+                    "image".into(),
+                    "inspect".into(),
+                    "--format".into(),
+                    "{{.Size}}".into(),
+                    result.image.clone(),
+                ],
+            ));
             if let (Ok(size), Some(platform)) = (size, result.platforms.first()) {
                 if let Ok(size) = size.trim().parse() {
                     result.sizes.insert(platform.clone(), size);
@@ -259,15 +258,20 @@ fn build(plan: &Plan, files: &RunFiles) -> Result<BTreeMap<String, Built>> {
         "+ {}",
         invocation.display().lines().next().unwrap_or_default()
     );
-    let (mut ok, mut log) = stream(&invocation, &root)?;
+    let invocation = invocation.in_dir(&root);
+    let mut streamed = process::stream(&invocation)?;
     // Only a failed bake's log is read for a race.
-    if let Some(race) = (!ok).then(|| build_log::EngineRace::of(&log)).flatten() {
+    if let Some(race) = (!streamed.success)
+        .then(|| build_log::EngineRace::of(&streamed.log))
+        .flatten()
+    {
         eprintln!(
             "warning: {}; a failed bake moved no tag: running it once more",
             race.describe()
         );
-        (ok, log) = stream(&invocation, &root)?;
+        streamed = process::stream(&invocation)?;
     }
+    let (ok, log) = (streamed.success, streamed.log);
     if !ok {
         let mut targets = plan.variant_names();
         if plan.shared_compile.is_some() {
@@ -366,12 +370,10 @@ fn remove_shared_compile_image(metadata: &Value) {
     if !untagged {
         return;
     }
-    let removed = xshell::Shell::new().and_then(|sh| {
-        xshell::cmd!(sh, "docker image rm {digest}")
-            .quiet()
-            .ignore_stdout()
-            .output()
-    });
+    let removed = process::read(&Invocation::new(
+        "docker",
+        vec!["image".into(), "rm".into(), digest.to_string()],
+    ));
     if let Err(err) = removed {
         eprintln!(
             "warning: the compile stages' untagged image {digest} stays in the engine ({err}); remove it with `docker image rm {digest}`"
@@ -386,69 +388,6 @@ struct Built {
     media_type: Option<String>,
 }
 
-/// Runs a long-lived command, echoing its output to stderr as it comes and
-/// keeping it for diagnosis. Returns (succeeded, output).
-pub fn stream(invocation: &Invocation, dir: &std::path::Path) -> Result<(bool, String)> {
-    let mut expression = duct::cmd(&invocation.program, &invocation.args)
-        .dir(dir)
-        .stderr_to_stdout()
-        .unchecked();
-    if let Some(stdin) = &invocation.stdin {
-        expression = expression.stdin_bytes(stdin.as_bytes().to_vec());
-    }
-    let reader = expression
-        .reader()
-        .with_context(|| format!("cannot start {}", invocation.program))?;
-    let mut log = String::new();
-    let mut lines = BufReader::new(&reader);
-    let mut line = String::new();
-    while lines.read_line(&mut line)? > 0 {
-        eprint!("{line}");
-        log.push_str(&line);
-        line.clear();
-    }
-    let status = reader
-        .try_wait()?
-        .map(|output| output.status.success())
-        .unwrap_or(false);
-    Ok((status, log))
-}
-
-pub fn run_one(invocation: &Invocation) -> Result<()> {
-    // A registry's transient server error (distribution 2.8 answers 500 to a
-    // tag read while the same tag is being written) gets two more tries;
-    // anything else fails at once.
-    const ATTEMPTS: u32 = 3;
-    for attempt in 1..=ATTEMPTS {
-        eprintln!("+ {}", invocation.display());
-        let output = duct::cmd(&invocation.program, &invocation.args)
-            .stderr_to_stdout()
-            .stdout_capture()
-            .unchecked()
-            .run()?;
-        if output.status.success() {
-            return Ok(());
-        }
-        let text = String::from_utf8_lossy(&output.stdout);
-        let transient = [
-            "500 Internal Server Error",
-            "502 Bad Gateway",
-            "503 Service Unavailable",
-        ]
-        .iter()
-        .any(|status| text.contains(status));
-        if !transient || attempt == ATTEMPTS {
-            bail!(
-                "{} failed: {}",
-                invocation.program,
-                text.lines().last().unwrap_or("no output").trim()
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(500 * u64::from(attempt)));
-    }
-    Ok(())
-}
-
 /// Pushes OCI archives by digest (docker driver); BuildKit already pushed otherwise.
 fn push_archives(plan: &Plan, files: &RunFiles, results: &mut [VariantResult]) -> Result<()> {
     let root = project::project_root();
@@ -460,7 +399,8 @@ fn push_archives(plan: &Plan, files: &RunFiles, results: &mut [VariantResult]) -
         if let Some(invocation) = render::push_archive(plan, files, &variant) {
             let invocation = render::with_digest(&invocation, &variant, &results[index].digest);
             eprintln!("+ {}", invocation.display());
-            let (ok, log) = stream(&invocation, &root)?;
+            let streamed = process::stream(&invocation.in_dir(&root))?;
+            let (ok, log) = (streamed.success, streamed.log);
             if !ok {
                 let pushed: Vec<String> = results
                     .iter()
@@ -486,17 +426,7 @@ fn push_archives(plan: &Plan, files: &RunFiles, results: &mut [VariantResult]) -
 
 /// The platform images of the index an OCI archive holds: platform -> digest.
 fn archive_platforms(archive: &std::path::Path) -> Result<BTreeMap<String, String>> {
-    let member = |name: &str| -> Result<Vec<u8>> {
-        let output = duct::cmd!("tar", "-xOf", archive, name)
-            .stdout_capture()
-            .stderr_null()
-            .unchecked()
-            .run()?;
-        if !output.status.success() {
-            bail!("{} has no {name}", archive.display());
-        }
-        Ok(output.stdout)
-    };
+    let member = |name: &str| tar::member(archive, name);
     let layout: Layout = serde_json::from_slice(&member("index.json")?)
         .with_context(|| format!("{} holds no OCI layout", archive.display()))?;
     let top = layout.manifests.first().context("an empty OCI layout")?;
@@ -517,7 +447,7 @@ fn tag_ci(plan: &Plan, results: &mut [VariantResult]) -> Result<()> {
             &variant.variant,
             &result.digest,
         );
-        run_one(&invocation).map_err(|err| {
+        process::run(&invocation).map_err(|err| {
             anyhow::anyhow!(
                 "tagging {} failed ({err}); re-run to retry",
                 variant.variant
@@ -550,118 +480,4 @@ pub fn refuse_existing_tags(plan: &Plan, record: Option<&ReleaseRecord>) -> Resu
         }
     }
     Ok(())
-}
-
-/// What the stages that read a record expect of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordExpectation {
-    /// The repository the release publishes to (`--registry`, `--image-name`).
-    pub repository: String,
-    /// The commit of this checkout: the record must be a release of it.
-    pub commit: Option<String>,
-    /// Whether every planned variant must be recorded (signing and
-    /// promotion of a release happen for all of its variants or none).
-    pub complete: bool,
-}
-
-/// Refuses, in one line, a record that is not a release of this repository
-/// (and commit), is incomplete, or does not match the registry: a digest
-/// missing, or an index whose platform images are not the recorded ones.
-pub fn check_record(
-    record: &ReleaseRecord,
-    origin: &str,
-    expect: &RecordExpectation,
-) -> Result<()> {
-    let refuse = |why: String| -> Result<()> {
-        bail!("the release record {origin} does not match: {why}; nothing was signed or tagged (use the record of this release's build stage, or re-run release-image to build it again)")
-    };
-    if record.repository != expect.repository {
-        return refuse(format!(
-            "it is a release to {}, not to {} (--registry, --image-name)",
-            record.repository, expect.repository
-        ));
-    }
-    if let Some(commit) = &expect.commit {
-        if &record.commit != commit {
-            return refuse(format!(
-                "it is a release of commit {}, and this checkout is at {commit}",
-                record.commit
-            ));
-        }
-    }
-    let missing = record.missing();
-    if expect.complete && !missing.is_empty() {
-        return refuse(format!(
-            "variant(s) {} were never pushed (their build failed)",
-            missing.join(", ")
-        ));
-    }
-    for variant in &record.variants {
-        let reference = variant.image(&record.repository);
-        let Some(fetched) = registry::fetch(&reference)? else {
-            return refuse(format!(
-                "{} is recorded as {reference}, which is not in the registry",
-                variant.variant
-            ));
-        };
-        let listed: BTreeMap<String, String> = fetched
-            .document
-            .as_index()
-            .map(|index| {
-                index
-                    .images()
-                    .map(|image| (image.platform_name(), image.digest.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if listed != variant.platform_digests {
-            return refuse(format!(
-                "{reference} ({}) holds the platform images {listed:?}, the record says {:?}",
-                variant.variant, variant.platform_digests
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Signs each reference (by digest) in turn; on a failure, says which are
-/// still unsigned.
-pub fn sign_references(signing: &Signing, repository: &str, references: &[String]) -> Result<()> {
-    for (index, reference) in references.iter().enumerate() {
-        let Some(invocation) = render::sign_reference(signing, repository, reference) else {
-            return Ok(());
-        };
-        if let Err(err) = run_one(&invocation) {
-            bail!(
-                "signing failed ({err}); no tag was moved; still unsigned: {}",
-                references[index..].join(" ")
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Moves every tag of a (gated) release record onto its digest, `latest`
-/// last. A failure says exactly how to finish: every digest is pushed,
-/// signed and has passed the gate.
-pub fn move_tags(record: &ReleaseRecord, finish: &str) -> Result<Vec<String>> {
-    let moves = record.tag_moves();
-    let mut moved = Vec::new();
-    for (index, (variant, tags)) in moves.iter().enumerate() {
-        let invocation = render::tag_digest(tags, &variant.image(&record.repository));
-        if let Err(err) = run_one(&invocation) {
-            let remaining: Vec<String> = moves[index..]
-                .iter()
-                .flat_map(|(_, tags)| tags.iter().cloned())
-                .collect();
-            bail!(
-                "moving the tags of {} failed ({err}); moved already: {}; not yet: {}; every digest passed the gate, so finish with: {finish}",
-                variant.variant,
-                if moved.is_empty() { "none".to_string() } else { moved.join(" ") },
-                remaining.join(" ")
-            );
-        }
-        moved.extend(tags.iter().cloned());
-    }
-    Ok(moved)
 }

@@ -5,19 +5,22 @@
 //! test checks it, ARCHITECTURE.md draws it):
 //!
 //! 1. `model`: names and their grammars, versions, times, typed OCI
-//!    documents, commands as data, the one registry client;
-//! 2. facts: `context` (git and CI), `project` (variants on disk),
+//!    documents, commands as data;
+//! 2. `client`: one client per outside system (the registry, git, tar),
+//!    every process through the one runner, `client::process`;
+//! 3. facts: `context` (git and CI), `project` (variants on disk),
 //!    `preflight` (programs and engine present);
-//! 3. `plan`: pure planners, inputs -> typed plan (recipe, cache policy, CI
-//!    and release plans);
-//! 4. `render` (plan -> commands) and `report` (results, step outputs);
-//! 5. `exec`: runs a plan and reads the results back;
-//! 6. tasks, one file each: `ci_image`, `release_image`, `sign`, `verify`,
-//!    `scan`, `promote`, `rebuild_check`, `prune`, `stand_ins`, `bench`,
-//!    `lint`, `test_task`, `update_bases`;
-//! 7. `cli`: clap types, converted once into the tasks' own options.
+//! 4. `plan`: pure planners, inputs -> typed plan;
+//! 5. `render` (plan -> commands) and `report` (results, step outputs);
+//! 6. `exec`: runs a plan's build and reads the results back;
+//! 7. `ops`: what several commands share (the release record against the
+//!    registry, the gate, signing, promotion, scans, stand-ins);
+//! 8. `commands`: one leaf per command; no command imports another;
+//! 9. `cli`: clap types, converted once into the commands' own options.
 
 pub mod model;
+
+pub mod client;
 
 pub mod context;
 pub mod preflight;
@@ -30,18 +33,8 @@ pub mod report;
 
 pub mod exec;
 
-pub mod bench;
-pub mod ci_image;
-pub mod lint;
-pub mod promote;
-pub mod prune;
-pub mod rebuild_check;
-pub mod release_image;
-pub mod scan;
-pub mod sign;
-pub mod stand_ins;
-pub mod test_task;
-pub mod update_bases;
-pub mod verify;
+pub mod ops;
+
+pub mod commands;
 
 pub mod cli;

@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
-use xshell::{cmd, Shell};
 
+use crate::client::process::{self, Invocation};
+use crate::client::registry;
 use crate::model::names::Platform;
-use crate::model::registry;
 
 /// A prerequisite checked before anything is built.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -88,6 +88,10 @@ pub fn check_all(requirements: &[Requirement]) -> Result<()> {
     results.into_iter().collect()
 }
 
+fn docker(args: &[&str]) -> Invocation {
+    Invocation::new("docker", args.iter().map(|a| a.to_string()).collect())
+}
+
 fn first_line(text: &str) -> String {
     text.lines()
         .map(str::trim)
@@ -97,7 +101,6 @@ fn first_line(text: &str) -> String {
 }
 
 pub fn check(requirement: &Requirement) -> Result<()> {
-    let sh = Shell::new()?;
     match requirement {
         Requirement::Docker => {
             if find_program("docker").is_none() {
@@ -115,14 +118,11 @@ pub fn check(requirement: &Requirement) -> Result<()> {
                     return Ok(());
                 }
             }
-            let out = cmd!(sh, "docker buildx version")
-                .quiet()
-                .ignore_status()
-                .output()?;
-            if !out.status.success() {
+            let out = process::capture(&docker(&["buildx", "version"]))?;
+            if !out.success {
                 bail!(
                     "docker buildx is not available ({}): install the buildx plugin (Debian/Ubuntu: apt install docker-buildx; see https://docs.docker.com/go/buildx/)",
-                    first_line(&String::from_utf8_lossy(&out.stderr))
+                    first_line(&out.stderr_text())
                 );
             }
             if let (Some(fingerprint), Some(file)) = (fingerprint, remembered) {
@@ -136,16 +136,12 @@ pub fn check(requirement: &Requirement) -> Result<()> {
         Requirement::Engine => {
             // `docker version` asks the engine for its version and nothing else
             // (`docker info` gathers the engine's whole state: twice as slow).
-            let format = "{{.Server.Version}}";
-            let out = cmd!(sh, "docker version --format {format}")
-                .quiet()
-                .ignore_status()
-                .output()?;
-            let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if !out.status.success() || version.is_empty() {
+            let out = process::capture(&docker(&["version", "--format", "{{.Server.Version}}"]))?;
+            let version = out.stdout_text().trim().to_string();
+            if !out.success || version.is_empty() {
                 bail!(
                     "the Docker engine is not reachable ({}): start it (Linux: sudo systemctl start docker; macOS: open Docker Desktop) and check `docker info`",
-                    first_line(&String::from_utf8_lossy(&out.stderr))
+                    first_line(&out.stderr_text())
                 );
             }
         }
@@ -272,18 +268,14 @@ fn buildx_fingerprint() -> Option<String> {
 
 /// Reads the current builder's name, driver and platforms.
 pub fn builder_info() -> Result<BuilderInfo> {
-    let sh = Shell::new()?;
-    let out = cmd!(sh, "docker buildx inspect")
-        .quiet()
-        .ignore_status()
-        .output()?;
-    if !out.status.success() {
+    let out = process::capture(&docker(&["buildx", "inspect"]))?;
+    if !out.success {
         bail!(
             "cannot inspect the buildx builder ({}): check `docker buildx ls`",
-            first_line(&String::from_utf8_lossy(&out.stderr))
+            first_line(&out.stderr_text())
         );
     }
-    Ok(parse_builder_info(&String::from_utf8_lossy(&out.stdout)))
+    Ok(parse_builder_info(&out.stdout_text()))
 }
 
 fn parse_builder_info(text: &str) -> BuilderInfo {

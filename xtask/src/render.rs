@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
+use crate::client::registry;
 pub use crate::model::command::Invocation;
+use crate::model::names;
 use crate::model::tags::SHARED_COMPILE;
-use crate::model::{names, registry};
 use crate::plan::gate::ExpectedSigner;
 use crate::plan::record::latest_last;
 use crate::plan::{

@@ -597,25 +597,13 @@ fn no_unwrap_outside_tests() {
 /// modules import each other in a cycle (a folder counts as one module).
 const LAYERS: &[&[&str]] = &[
     &["model"],
+    &["client"],
     &["context", "project", "preflight"],
     &["plan"],
     &["render", "report"],
     &["exec"],
-    &[
-        "ci_image",
-        "release_image",
-        "sign",
-        "verify",
-        "scan",
-        "promote",
-        "rebuild_check",
-        "prune",
-        "stand_ins",
-        "bench",
-        "lint",
-        "test_task",
-        "update_bases",
-    ],
+    &["ops"],
+    &["commands"],
     &["cli"],
     &["lib", "main"],
 ];
@@ -764,6 +752,50 @@ fn imports_run_one_way() {
             panic!("import cycle: {}", cycle.join(" -> "));
         }
     }
+}
+
+/// Commands are leaves: no command (a file or folder under
+/// xtask/src/commands/) imports another, whether by `crate::commands::X`,
+/// `super::X` or a `use crate::commands::{..}` group. What several commands
+/// share lives in a layer below them (`ops`, `exec`, ...).
+#[test]
+fn commands_are_leaves() {
+    let dir = root().join("xtask/src/commands");
+    let command_of = |path: &Path| -> String {
+        let relative = path.strip_prefix(&dir).unwrap();
+        let first = relative.components().next().unwrap().as_os_str();
+        first.to_string_lossy().trim_end_matches(".rs").to_string()
+    };
+    let commands: BTreeSet<String> = rust_files(&dir)
+        .iter()
+        .map(|p| command_of(p))
+        .filter(|c| c != "mod")
+        .collect();
+    assert!(commands.len() >= 12, "too few commands seen: {commands:?}");
+    let mut offenders = Vec::new();
+    for path in rust_files(&dir) {
+        let command = command_of(&path);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let code: String = non_test_lines(&text)
+            .into_iter()
+            .map(|(_, line)| line.split("//").next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut named = imported_modules(&code, "crate::commands::");
+        // `super::X` from a command's own file is a sibling command.
+        if path.parent() == Some(dir.as_path()) {
+            named.extend(imported_modules(&code, "super::"));
+        }
+        for other in named {
+            if other != command && commands.contains(&other) {
+                offenders.push(format!(
+                    "{} imports the command {other}",
+                    path.strip_prefix(root()).unwrap().display()
+                ));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{}", offenders.join("\n"));
 }
 
 /// Below the command line, no module knows clap.

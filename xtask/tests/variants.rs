@@ -7,13 +7,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use xtask::commands::prune::{classify, classify_cache, CacheKind, TagKind};
 use xtask::context::BuildContext;
 use xtask::model::names;
 use xtask::model::tags::{self, CacheScope, CacheTag, CiTag, CiUnique};
 use xtask::plan::ci::{self, CiRequest};
 use xtask::plan::release::{self, ReleaseInputs, ReleaseRequest, DEFAULT_SBOM_GENERATOR};
 use xtask::plan::{BuildOptions, SignMethod, SigningRequest};
-use xtask::prune::{classify, classify_cache, CacheKind, TagKind};
 use xtask::render::{self, RunFiles};
 
 fn root() -> PathBuf {

@@ -2,14 +2,26 @@
 //! and the executor (or the registry client) runs. Never a shell string:
 //! arguments stay separate words; quoting exists only for display.
 
+use std::path::PathBuf;
+
 use serde::Serialize;
 
-/// One command to run: program, arguments, optional stdin.
+/// One command to run: program, arguments, optional stdin, and where and
+/// with what environment it runs (the caller's when not said).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Invocation {
     pub program: String,
     pub args: Vec<String>,
     pub stdin: Option<String>,
+    /// The working directory; `None`: the caller's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Variables set for it, beside the caller's environment.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<(String, String)>,
+    /// Variables of the caller's environment it must not see.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env_remove: Vec<String>,
 }
 
 impl Invocation {
@@ -18,7 +30,22 @@ impl Invocation {
             program: program.to_string(),
             args,
             stdin: None,
+            dir: None,
+            env: Vec::new(),
+            env_remove: Vec::new(),
         }
+    }
+
+    /// The same command, run in `dir`.
+    pub fn in_dir(mut self, dir: impl Into<PathBuf>) -> Invocation {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// The same command, with `key` set to `value` in its environment.
+    pub fn with_env(mut self, key: &str, value: impl Into<String>) -> Invocation {
+        self.env.push((key.to_string(), value.into()));
+        self
     }
 
     /// Copy with every occurrence of `placeholder` in the arguments replaced.

@@ -10,7 +10,6 @@ pub mod files;
 pub mod identity;
 pub mod names;
 pub mod oci;
-pub mod registry;
 pub mod tags;
 pub mod time;
 pub mod version;

@@ -49,7 +49,12 @@ pub fn plan(
     builder: Option<&BuilderInfo>,
 ) -> Result<Plan> {
     let platform = requested_platform(args, &context.native_platform)?;
-    let repository = recipe::repository(&args.build, context, args.push)?;
+    let repository = recipe::repository(
+        args.build.registry.as_deref(),
+        &args.build.image_name,
+        context,
+        args.push,
+    )?;
     let build_ref = context.build_ref();
     let unique = match &build_ref {
         BuildRef::PullRequest(number) => Some(CiUnique::PullRequest(*number)),

@@ -15,8 +15,13 @@ use crate::project;
 /// `REGISTRY/NAME`. The registry defaults to `ghcr.io/<owner>` in GitHub
 /// Actions and to `localhost` elsewhere (a name that can be loaded locally but
 /// never pushed anywhere by accident).
-pub fn repository(options: &BuildOptions, context: &BuildContext, pushing: bool) -> Result<String> {
-    let registry = match &options.registry {
+pub fn repository(
+    registry: Option<&str>,
+    image_name: &str,
+    context: &BuildContext,
+    pushing: bool,
+) -> Result<String> {
+    let registry = match registry {
         Some(registry) => registry.trim_end_matches('/').to_string(),
         None => match &context.ci.repository_owner {
             Some(owner) if context.ci.github_actions => format!("ghcr.io/{}", owner.to_lowercase()),
@@ -27,9 +32,9 @@ pub fn repository(options: &BuildOptions, context: &BuildContext, pushing: bool)
         },
     };
     names::validate_registry(&registry)?;
-    let repository = format!("{registry}/{}", options.image_name);
+    let repository = format!("{registry}/{image_name}");
     names::validate_repository(&repository)
-        .map_err(|e| anyhow::anyhow!("malformed image name {:?}: {e}", options.image_name))?;
+        .map_err(|e| anyhow::anyhow!("malformed image name {image_name:?}: {e}"))?;
     Ok(repository)
 }
 

@@ -309,7 +309,12 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
     for variant in inputs.variants {
         recipe::recipe(&args.build, variant, context)?;
     }
-    let repository = recipe::repository(&args.build, context, !args.output_archive)?;
+    let repository = recipe::repository(
+        args.build.registry.as_deref(),
+        &args.build.image_name,
+        context,
+        !args.output_archive,
+    )?;
     // A release depends on no cache entry anyone wrote (see plan/cache.rs).
     if args
         .build

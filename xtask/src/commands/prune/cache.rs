@@ -412,10 +412,10 @@ fn cache_header(selection: &CacheSelection) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prune::fixtures::{
+    use crate::commands::prune::fixtures::{
         deleted as cache_deleted, digest, inventory, reason_of as cache_reason, tag, DAY, NOW,
     };
-    use crate::prune::TagRecord;
+    use crate::commands::prune::TagRecord;
     use serde_json::Value;
 
     /// The facts of a manifest written as JSON (shadows the real one, which takes a typed document).

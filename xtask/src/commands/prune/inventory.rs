@@ -9,8 +9,8 @@ use anyhow::Result;
 use super::cache::cache_facts;
 use super::select::{classify, TagKind};
 use super::{Decision, ImageFacts, Inventory, TagRecord, FLAVOR_LABEL};
+use crate::client::registry::{self, Fetched};
 use crate::model::oci::{Document, ImageConfig};
-use crate::model::registry::{self, Fetched};
 use crate::model::time::parse_rfc3339;
 
 /// Reads the repository: every tag's manifest, every index's children, and

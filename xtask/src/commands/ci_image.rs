@@ -8,9 +8,10 @@ use anyhow::Result;
 
 use crate::exec::{self, RunOptions};
 use crate::model::names::Platform;
+use crate::ops::stand_ins;
 use crate::plan::ci::{self, CiRequest};
 use crate::plan::recipe;
-use crate::{context, preflight, project, stand_ins};
+use crate::{context, preflight, project};
 
 #[derive(Debug, Clone)]
 pub struct CiImageOptions {
@@ -26,7 +27,7 @@ pub fn run(mut options: CiImageOptions) -> Result<()> {
     let root = project::project_root();
     let request = &mut options.request;
     if let Some(registry) = options.stand_ins_registry.clone() {
-        let overrides = stand_ins::build(&stand_ins::StandInsOptions {
+        let overrides = stand_ins::build(&stand_ins::StandInsRequest {
             registry,
             inputs: std::path::PathBuf::from(stand_ins::DEFAULT_INPUTS),
             binaries_only: false,

@@ -21,8 +21,9 @@ use std::str::FromStr;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 
+use crate::client::registry;
+use crate::model::files;
 use crate::model::names::{self, ImageRef};
-use crate::model::{files, registry};
 use crate::preflight;
 use crate::project;
 

@@ -49,9 +49,10 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
+use crate::client::registry;
+use crate::model::names;
 use crate::model::tags::REGISTRY_CACHE_SUFFIX;
 use crate::model::time::now_seconds;
-use crate::model::{names, registry};
 use crate::project;
 
 pub use self::cache::{classify_cache, CacheKind};

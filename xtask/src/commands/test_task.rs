@@ -13,12 +13,11 @@
 //! its own repositories and images, and none asserts on another's cache (a
 //! prune in one lane only makes the other's next build colder).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
-use xshell::{cmd, Shell};
 
+use crate::client::process::{self, Invocation};
 use crate::preflight::{self, Requirement};
 use crate::project;
 
@@ -61,8 +60,6 @@ fn test_args(tests: &[String]) -> Vec<String> {
 
 pub fn run(args: TestOptions) -> Result<()> {
     let root = project::project_root();
-    let sh = Shell::new()?;
-    sh.change_dir(&root);
     let extra = &args.cargo_args;
     if !args.no_engine {
         let missing: Vec<String> = [
@@ -83,7 +80,11 @@ pub fn run(args: TestOptions) -> Result<()> {
             );
         }
         // Every test binary first, so the lanes below do not race to build them.
-        cmd!(sh, "cargo test --workspace --locked --no-run {extra...}").run()?;
+        cargo(
+            &root,
+            &["test", "--workspace", "--locked", "--no-run"],
+            extra,
+        )?;
     }
     // Unit tests of both crates and every integration test binary but the
     // end-to-end ones, by name. Always `--workspace`: a `-p` run resolves
@@ -98,12 +99,13 @@ pub fn run(args: TestOptions) -> Result<()> {
             }
         }
     }
-    let tests = test_args(&rest);
-    cmd!(
-        sh,
-        "cargo test --workspace --locked --lib --bins {tests...} {extra...}"
-    )
-    .run()?;
+    let mut tests = test_args(&rest);
+    tests.extend(extra.iter().cloned());
+    cargo(
+        &root,
+        &["test", "--workspace", "--locked", "--lib", "--bins"],
+        &tests,
+    )?;
     if args.no_engine {
         eprintln!(
             "note: the end-to-end tests ({}) were not run (--no-engine)",
@@ -115,6 +117,20 @@ pub fn run(args: TestOptions) -> Result<()> {
         .into_iter()
         .partition(|t| COMPILE_LANE.contains(&t.as_str()));
     run_lanes(&root, &[("compile", compile), ("images", images)], extra)
+}
+
+/// `cargo ARGS EXTRA...` in the project root, its output as it comes.
+fn cargo(root: &Path, args: &[&str], extra: &[String]) -> Result<()> {
+    let args = args
+        .iter()
+        .map(|a| a.to_string())
+        .chain(extra.iter().cloned());
+    let invocation = Invocation::new("cargo", args.collect()).in_dir(root);
+    eprintln!("$ {}", invocation.display());
+    if !process::stream(&invocation)?.success {
+        bail!("`{}` failed (its output is above)", invocation.display());
+    }
+    Ok(())
 }
 
 /// Runs each lane's test binaries (`cargo test --workspace --test ...`) in a
@@ -136,21 +152,12 @@ fn run_lanes(root: &Path, lanes: &[(&str, Vec<String>)], extra: &[String]) -> Re
             .chain(test_args(tests))
             .chain(extra.iter().cloned())
             .collect();
-        let reader = duct::cmd("cargo", args)
-            .dir(root)
-            .stderr_to_stdout()
-            .unchecked()
-            .reader()
-            .with_context(|| format!("cannot start the {name} lane's cargo test"))?;
+        let invocation = Invocation::new("cargo", args).in_dir(root);
         let name = name.to_string();
         running.push(std::thread::spawn(move || -> Result<(String, bool)> {
-            for line in BufReader::new(&reader).lines() {
-                println!("[{name}] {}", line?);
-            }
-            let passed = reader
-                .try_wait()?
-                .is_some_and(|output| output.status.success());
-            Ok((name, passed))
+            let streamed = process::stream_with(&invocation, &mut |line| print!("[{name}] {line}"))
+                .with_context(|| format!("cannot start the {name} lane's cargo test"))?;
+            Ok((name, streamed.success))
         }));
     }
     let mut failed = Vec::new();

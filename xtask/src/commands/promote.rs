@@ -13,15 +13,16 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
-use crate::exec::{self, RecordExpectation};
+use crate::client::registry;
 use crate::model::names::{self, Platform};
-use crate::model::registry;
+use crate::ops::promote::promote;
+use crate::ops::record::{self, RecordExpectation};
 use crate::plan::gate::{ExpectedSigner, SignerRequest};
 use crate::plan::record::ReleaseRecord;
 use crate::preflight;
-use crate::{context, project, render, report, verify};
+use crate::{context, project, render};
 
 #[derive(Debug, Clone)]
 pub struct PromoteOptions {
@@ -41,7 +42,7 @@ pub fn run(args: PromoteOptions) -> Result<()> {
     let record = ReleaseRecord::read(&args.record)?;
     let signer = args.signer.resolve()?;
     let context = context::gather(&project::project_root())?;
-    let repository = verify::expected_repository(&args.registry, &args.image_name, &context)?;
+    let repository = record::expected_repository(&args.registry, &args.image_name, &context)?;
     let origin = args.record.display().to_string();
     if args.dry_run {
         print_dry_run(&record, Some(&signer), Path::new(""), &platforms);
@@ -114,40 +115,4 @@ pub fn print_dry_run(
             render::tag_digest(&tags, &variant.image(&record.repository)).display()
         );
     }
-}
-
-/// Checks the record, gates every digest and moves the tags (see the
-/// module comment). Returns the tags moved.
-pub fn promote(
-    record: &ReleaseRecord,
-    origin: &str,
-    expect: &RecordExpectation,
-    signer: Option<&ExpectedSigner>,
-    public_key: &Path,
-    platforms: &[Platform],
-    rerun: &str,
-) -> Result<Vec<String>> {
-    exec::check_record(record, origin, expect)?;
-    eprintln!(
-        "gate: checking {} variant(s) of {} {} before any tag moves",
-        record.variants.len(),
-        record.repository,
-        record.version
-    );
-    let verdicts = verify::gate_record(record, signer, public_key, platforms)?;
-    if let Some(failure) = verify::gate_failure(record, &verdicts, rerun) {
-        return Err(failure);
-    }
-    for variant in &record.variants {
-        for reference in &variant.immutable {
-            if let Some(digest) = registry::resolve_digest(reference)? {
-                if digest != variant.digest {
-                    bail!("{reference} already exists ({digest}), and the release record puts it on {}: release tags are immutable, so no tag moved; bump the version and release again", variant.digest);
-                }
-            }
-        }
-    }
-    let moved = exec::move_tags(record, rerun)?;
-    report::write_step_summary(&report::promotion_summary(record, &moved))?;
-    Ok(moved)
 }

@@ -29,11 +29,13 @@ use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::client::{process, registry};
 use crate::context::BuildContext;
 use crate::model::names::Platform;
-use crate::model::{build_log, files, registry};
+use crate::model::{build_log, files};
+use crate::ops::stand_ins;
 use crate::preflight::{self, Requirement};
-use crate::{project, stand_ins};
+use crate::project;
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -485,7 +487,7 @@ impl Bench {
         // release resumes from the record the last one left (nothing is
         // rebuilt), and the same commit is released again and again here (a
         // repetition whose production build followed the last one took 3.9 s).
-        let records = self.tree.join(crate::release_image::RECORDS_DIR);
+        let records = self.tree.join(crate::ops::record::RECORDS_DIR);
         if records.exists() {
             std::fs::remove_dir_all(&records)
                 .with_context(|| format!("cannot remove {}", records.display()))?;
@@ -560,7 +562,7 @@ pub fn run(args: BenchOptions) -> Result<()> {
     let mut notes = Vec::new();
 
     eprintln!("bench: preparing stand-ins, the builder image and a scratch checkout of HEAD");
-    let overrides = stand_ins::build(&stand_ins::StandInsOptions {
+    let overrides = stand_ins::build(&stand_ins::StandInsRequest {
         registry: args.registry.clone(),
         inputs: PathBuf::from(stand_ins::DEFAULT_INPUTS),
         binaries_only: false,
@@ -1273,22 +1275,18 @@ impl HostPath {
 
     /// `cargo build` of the scratch checkout into the target directory.
     fn build(&self, bench: &Bench) -> Result<()> {
-        let sh = xshell::Shell::new()?;
-        sh.change_dir(&bench.tree);
         let build = stand_ins::HostBuild {
             platform: &self.platform,
             profile: "ci",
             target_dir: &self.target,
         };
-        let (command, _) = stand_ins::host_build_command(&sh, &build)?;
-        let output = command
-            .ignore_status()
-            .output()
+        let (command, _) = stand_ins::host_build_command(&build)?;
+        let output = process::capture(&command.in_dir(&bench.tree))
             .context("cannot run the host cargo build")?;
-        if !output.status.success() {
+        if !output.success {
             bail!(
                 "the host cargo build failed: {}",
-                tail(&String::from_utf8_lossy(&output.stderr))
+                tail(&output.stderr_text())
             );
         }
         Ok(())

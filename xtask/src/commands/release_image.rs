@@ -21,15 +21,18 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use crate::exec::{self, RecordExpectation, Resumed, RunOptions};
+use crate::client::registry;
+use crate::exec::{self, Resumed, RunOptions};
+use crate::model::files;
 use crate::model::vulnerabilities::Policy;
-use crate::model::{files, names, registry};
+use crate::ops::record::{self, RecordExpectation};
+use crate::ops::{gate, promote, scan, sign};
 use crate::plan::record::ReleaseRecord;
 use crate::plan::release::{self, ReleaseInputs, ReleaseRequest};
 use crate::plan::{recipe, Plan, Signing};
 use crate::preflight::{self, Requirement};
 use crate::report::{self, RunResult};
-use crate::{context, project, promote, render, scan, verify};
+use crate::{context, project, render};
 
 #[derive(Debug, Clone)]
 pub struct ReleaseImageOptions {
@@ -94,9 +97,9 @@ pub fn run(options: ReleaseImageOptions) -> Result<()> {
     let path = options
         .record
         .clone()
-        .unwrap_or_else(|| default_record_path(&root, &plan, &context.git.revision));
-    let record = earlier_record(&plan, &path, explicit)?;
-    let resumed = resumable(&plan, record.as_ref(), options.run.dry_run)?;
+        .unwrap_or_else(|| record::default_record_path(&root, &plan, &context.git.revision));
+    let record = record::earlier_record(&plan, &path, explicit)?;
+    let resumed = record::resumable(&plan, record.as_ref(), options.run.dry_run)?;
     Stages {
         plan: &plan,
         options: &options,
@@ -104,82 +107,6 @@ pub fn run(options: ReleaseImageOptions) -> Result<()> {
         revision: &context.git.revision,
     }
     .run(record, resumed)
-}
-
-/// Where releases keep their records by default, under the project root.
-pub const RECORDS_DIR: &str = "target/xtask/releases";
-
-/// `target/xtask/releases/<repository>-<version>-<commit>.json`: a re-run
-/// of the same release finds it, another release never does.
-fn default_record_path(root: &Path, plan: &Plan, revision: &str) -> PathBuf {
-    let version = ReleaseRecord::for_plan(plan)
-        .map(|r| r.version)
-        .unwrap_or_default();
-    let short: String = revision.chars().take(12).collect();
-    root.join(RECORDS_DIR).join(format!(
-        "{}-{}-{short}.json",
-        names::slug(&plan.repository),
-        names::slug(&version)
-    ))
-}
-
-/// The record an earlier run of this release left, if any. A record that
-/// cannot be read is refused; one of another release is refused when it was
-/// named (`--record`), and started over when it is the default file.
-fn earlier_record(plan: &Plan, path: &Path, explicit: bool) -> Result<Option<ReleaseRecord>> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    let record = ReleaseRecord::read(path)?;
-    match record.mismatch_with(plan) {
-        None => Ok(Some(record)),
-        Some(why) if explicit => bail!(
-            "the release record {} does not belong to this release: {why}; nothing was built or tagged: pass the record of this release, or remove the file to start over",
-            path.display()
-        ),
-        Some(_) => Ok(None),
-    }
-}
-
-/// The recorded variants this run does not build again: the same recipe
-/// and tags, and still in the registry with the recorded platform images.
-/// A dry run trusts the record (it looks nothing up beyond what it prints).
-fn resumable(
-    plan: &Plan,
-    record: Option<&ReleaseRecord>,
-    dry_run: bool,
-) -> Result<BTreeMap<String, Resumed>> {
-    let mut resumed = BTreeMap::new();
-    for recorded in record.map(|r| r.resumable(plan)).unwrap_or_default() {
-        let present = dry_run || {
-            let reference = recorded.image(&plan.repository);
-            registry::fetch(&reference)?.is_some_and(|fetched| {
-                fetched.document.as_index().is_some_and(|index| {
-                    let listed: BTreeMap<String, String> = index
-                        .images()
-                        .map(|i| (i.platform_name(), i.digest.clone()))
-                        .collect();
-                    listed == recorded.platform_digests
-                })
-            })
-        };
-        if present {
-            resumed.insert(
-                recorded.variant.clone(),
-                Resumed {
-                    digest: recorded.digest.clone(),
-                    platform_digests: recorded.platform_digests.clone(),
-                },
-            );
-        } else {
-            eprintln!(
-                "note: the release record names {} for {}, which is not in the registry as recorded: it is built again",
-                recorded.image(&plan.repository),
-                recorded.variant
-            );
-        }
-    }
-    Ok(resumed)
 }
 
 /// One run of the stages, in order.
@@ -279,7 +206,7 @@ impl Stages<'_> {
             .map(|v| v.image(&record.repository))
             .collect();
         if plan.signing != Signing::None {
-            if let Err(err) = exec::sign_references(&plan.signing, &plan.repository, &references) {
+            if let Err(err) = sign::sign_references(&plan.signing, &plan.repository, &references) {
                 let err = anyhow::anyhow!(
                     "{err:#}; re-run release-image (it resumes from {path}, nothing is rebuilt) or `cargo xtask sign --record {path}`"
                 );
@@ -310,7 +237,7 @@ impl Stages<'_> {
                 signer: None,
                 platforms: Vec::new(),
             });
-        let public_key = match verify::prepare_signer(
+        let public_key = match gate::prepare_signer(
             gate.signer.as_ref(),
             &project::project_root().join(&run_files.dir),
         ) {

@@ -415,7 +415,9 @@ pub(super) fn decision(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prune::fixtures::{deleted, digest, inventory, known, reason_of, tag, DAY, NOW};
+    use crate::commands::prune::fixtures::{
+        deleted, digest, inventory, known, reason_of, tag, DAY, NOW,
+    };
 
     fn policy(days: u64, keep: usize) -> Policy {
         Policy {

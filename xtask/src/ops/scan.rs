@@ -1,103 +1,21 @@
-//! `cargo xtask scan`: the vulnerability scan of the deploy gate. Scans
-//! every platform image of a release record by digest (or one image), with
-//! trivy or any scanner that takes trivy's arguments and writes trivy's
-//! JSON report, and fails on what the production policy does not accept:
-//! a vulnerability of HIGH or CRITICAL severity with a released fix.
-//!
-//! The release workflow runs it with the real trivy (pinned) before any tag
-//! moves; `release-image --scanner PROGRAM` runs it as part of the local
-//! gate. The report is judged here, not by the scanner's exit code, so the
-//! same policy applies whatever the scanner's own defaults.
-
-use std::path::PathBuf;
+//! The vulnerability scan of the deploy gate, shared by `scan` and
+//! `release-image --scanner`: every platform image by digest, with trivy or
+//! any scanner that takes trivy's arguments and writes its JSON report,
+//! judged here against the policy (not by the scanner's exit code).
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::exec::{self, RecordExpectation};
+use crate::client::process;
 use crate::model::command::Invocation;
-use crate::model::names::{self, ImageRef};
+use crate::model::names;
 use crate::model::vulnerabilities::{Finding, Policy, Report};
 use crate::plan::record::ReleaseRecord;
-use crate::preflight::{self, Requirement};
-use crate::{context, project, verify};
-
-/// The scanner used unless told otherwise.
-pub const DEFAULT_SCANNER: &str = "trivy";
-
-#[derive(Debug, Clone)]
-pub struct ScanOptions {
-    /// One image, by digest (`None` with `record`).
-    pub image: Option<String>,
-    /// Scan every platform image of this release record instead.
-    pub record: Option<PathBuf>,
-    /// With `record`: only these variants (default: all).
-    pub variants: Vec<String>,
-    /// With `record`: the repository it must be a release to.
-    pub registry: Option<String>,
-    pub image_name: String,
-    /// A trivy binary, or a program that takes its arguments and writes its JSON.
-    pub scanner: String,
-    pub dry_run: bool,
-}
 
 /// One image to scan: what it is, for messages, and its reference by digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub name: String,
     pub reference: String,
-}
-
-pub fn run(args: ScanOptions) -> Result<()> {
-    let targets = match (&args.image, &args.record) {
-        (Some(image), None) => {
-            let parsed: ImageRef = image.parse()?;
-            if parsed.digest.is_none() {
-                bail!("{image} is not a reference by digest: scan what is released, by digest (REPO@sha256:...)");
-            }
-            vec![Target {
-                name: image.clone(),
-                reference: parsed.pinned(),
-            }]
-        }
-        (None, Some(path)) => {
-            let record = ReleaseRecord::read(path)?;
-            if let Some(unknown) = args.variants.iter().find(|v| !record.planned.contains(v)) {
-                bail!(
-                    "variant {unknown:?} is not part of the release in {}: it has {}",
-                    path.display(),
-                    record.planned.join(", ")
-                );
-            }
-            if !args.dry_run {
-                let context = context::gather(&project::project_root())?;
-                let repository =
-                    verify::expected_repository(&args.registry, &args.image_name, &context)?;
-                preflight::check_all(&[Requirement::Skopeo])?;
-                exec::check_record(
-                    &record,
-                    &path.display().to_string(),
-                    &RecordExpectation {
-                        repository,
-                        commit: None,
-                        complete: false,
-                    },
-                )?;
-            }
-            record_targets(&record, &args.variants)
-        }
-        _ => bail!("scan needs IMAGE@DIGEST or a release record (--record FILE): give exactly one"),
-    };
-    if args.dry_run {
-        for target in &targets {
-            println!(
-                "{}",
-                command(&args.scanner, &Policy::production(), &target.reference).display()
-            );
-        }
-        return Ok(());
-    }
-    preflight::check_all(&[Requirement::Scanner(args.scanner.clone())])?;
-    scan_all(&args.scanner, &targets, &Policy::production())
 }
 
 /// Every platform image of the record's variants (all, or `only`), by digest.
@@ -171,23 +89,13 @@ pub fn scan_all(scanner: &str, targets: &[Target], policy: &Policy) -> Result<()
 fn scan(scanner: &str, policy: &Policy, target: &Target) -> Result<Vec<Finding>> {
     let invocation = command(scanner, policy, &target.reference);
     eprintln!("+ {}", invocation.display());
-    let output = duct::cmd(&invocation.program, &invocation.args)
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
+    let output = process::capture(&invocation)
         .with_context(|| format!("cannot run the scanner {scanner}"))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.success {
         bail!(
             "the scanner {scanner} failed on {} ({}): no tag may move until the scan passes",
             target.name,
-            stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("no output")
-                .trim()
+            output.last_words()
         );
     }
     let report = Report::parse(&output.stdout).with_context(|| {

@@ -81,7 +81,7 @@ pub fn format_age(seconds: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prune::fixtures::DAY;
+    use crate::commands::prune::fixtures::DAY;
 
     #[test]
     fn durations() {

@@ -18,12 +18,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use serde_json::Value;
-use xshell::{cmd, Shell};
 
-use super::command::Invocation;
-use super::files;
-use super::names;
-use super::oci::{Document, ImageConfig};
+use crate::client::process::{self, Invocation};
+use crate::model::files;
+use crate::model::names;
+use crate::model::oci::{Document, ImageConfig};
 
 /// Why ghcr.io cannot be pruned here.
 pub const GHCR_UNSUPPORTED: &str = "deleting images from GitHub Container Registry (ghcr.io) is not supported: \
@@ -254,16 +253,11 @@ fn run(invocation: &Invocation, reference: &str) -> Result<std::result::Result<V
             .args
             .insert(1, format!("{flag}={}", auth.path.display()));
     }
-    let sh = Shell::new()?;
-    let (program, args) = (&invocation.program, &invocation.args);
-    let output = cmd!(sh, "{program} {args...}")
-        .quiet()
-        .ignore_status()
-        .output()
-        .with_context(|| {
-            format!("cannot run {program}: install it (Debian: apt install {program}; macOS: brew install {program})")
-        })?;
-    if output.status.success() {
+    let program = invocation.program.clone();
+    let output = process::capture(&invocation).with_context(|| {
+        format!("cannot run {program}: install it (Debian: apt install {program}; macOS: brew install {program})")
+    })?;
+    if output.success {
         return Ok(Ok(output.stdout));
     }
     drop(auth);
@@ -404,12 +398,14 @@ pub fn resolve_digest(reference: &str) -> Result<Option<String>> {
 
 /// The digest of a manifest's bytes, as skopeo computes it.
 fn manifest_digest(bytes: &[u8]) -> Result<String> {
-    let sh = Shell::new()?;
-    let digest = cmd!(sh, "skopeo manifest-digest /dev/stdin")
-        .quiet()
-        .stdin(bytes)
-        .read()
-        .context("skopeo manifest-digest failed")?;
+    let mut invocation = Invocation::new(
+        "skopeo",
+        vec!["manifest-digest".into(), "/dev/stdin".into()],
+    );
+    // A manifest is JSON: UTF-8, byte for byte (its digest depends on it).
+    invocation.stdin =
+        Some(String::from_utf8(bytes.to_vec()).context("a manifest that is not UTF-8 text")?);
+    let digest = process::read(&invocation).context("skopeo manifest-digest failed")?;
     let digest = digest.trim().to_string();
     names::validate_digest(&digest)?;
     Ok(digest)
@@ -513,19 +509,12 @@ pub fn copy_to_dir(repository: &str, digest: &str, dir: &Path) -> Result<()> {
 /// one); `Null` when there is none.
 pub fn attestation(reference: &str, which: Attestation) -> Result<Value> {
     let invocation = attestation_command(reference, which);
-    let sh = Shell::new()?;
-    let (program, args) = (&invocation.program, &invocation.args);
-    let output = cmd!(sh, "{program} {args...}")
-        .quiet()
-        .ignore_status()
-        .output()?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let message = stderr.lines().last().unwrap_or("no output").trim();
+    let output = process::capture(&invocation)?;
+    if !output.success {
         return Err(explain(
             reference,
             &format!("reading the attestations of {reference}"),
-            message,
+            &output.last_words(),
         ));
     }
     let text = String::from_utf8_lossy(&output.stdout);

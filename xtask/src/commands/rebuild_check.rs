@@ -12,13 +12,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 use serde_json::Value;
-use xshell::{cmd, Shell};
 
+use crate::client::process::{self, Invocation};
+use crate::client::registry::{self, Attestation};
+use crate::client::{git, tar};
 use crate::context::{BuildContext, CiEnv, GitState};
 use crate::model::files;
 use crate::model::names::{ImageRef, Platform};
 use crate::model::oci::{blob_path, Descriptor, ImageManifest, Index, Layout};
-use crate::model::registry::{self, Attestation};
 use crate::model::tags::DEFAULT_BRANCH;
 use crate::model::version::Version;
 use crate::plan::LABEL_NS;
@@ -280,39 +281,30 @@ fn checkout(root: &Path, revision: &str) -> Result<PathBuf> {
         revision.chars().take(12).collect::<String>(),
         files::unique_suffix()
     ));
-    let sh = Shell::new()?;
-    sh.change_dir(root);
     let spec = format!("{revision}^{{commit}}");
-    if cmd!(sh, "git cat-file -e {spec}")
-        .quiet()
-        .ignore_stderr()
-        .run()
-        .is_err()
-    {
+    if !process::capture(&git::command(root, &["cat-file", "-e", &spec]))?.success {
         bail!("commit {revision} is not in this clone: fetch it (git fetch origin {revision}) and run rebuild-check again");
     }
-    let added = cmd!(sh, "git worktree add --detach --force {tree} {revision}")
-        .quiet()
-        .ignore_status()
-        .output()?;
-    if !added.status.success() {
+    let tree_text = tree.display().to_string();
+    let added = process::capture(&git::command(
+        root,
+        &[
+            "worktree", "add", "--detach", "--force", &tree_text, revision,
+        ],
+    ))?;
+    if !added.success {
         bail!(
             "cannot check out {revision} into {}: {}",
             tree.display(),
-            String::from_utf8_lossy(&added.stderr).trim()
+            added.last_words()
         );
     }
     Ok(tree)
 }
 
 fn remove_worktree(root: &Path, tree: &Path) {
-    if let Ok(sh) = Shell::new() {
-        sh.change_dir(root);
-        let _ = cmd!(sh, "git worktree remove --force {tree}")
-            .quiet()
-            .ignore_stderr()
-            .run();
-    }
+    let tree_text = tree.display().to_string();
+    let _ = git::answer(root, &["worktree", "remove", "--force", &tree_text]);
     let _ = std::fs::remove_dir_all(tree);
 }
 
@@ -325,11 +317,7 @@ fn rebuild(
     platforms: &[String],
     notes: &mut Vec<String>,
 ) -> Result<PathBuf> {
-    let sh = Shell::new()?;
-    sh.change_dir(tree);
-    let commit_time: i64 = cmd!(sh, "git log -1 --format=%ct HEAD")
-        .read()?
-        .trim()
+    let commit_time: i64 = git::read(tree, &["log", "-1", "--format=%ct", "HEAD"])?
         .parse()
         .context("unreadable commit time")?;
     if inputs
@@ -367,28 +355,28 @@ fn rebuild(
         .repository
         .split_once('/')
         .unwrap_or(("localhost", &image.repository));
-    let mut args: Vec<std::ffi::OsString> = vec![
+    let mut args: Vec<String> = vec![
         "release-image".into(),
         "--output-archive".into(),
-        archives.clone().into(),
+        archives.display().to_string(),
         "--no-cache".into(),
         "--allow-any-ref".into(),
         "--cache".into(),
         "none".into(),
         "--variant".into(),
-        inputs.variant.clone().into(),
+        inputs.variant.clone(),
         "--registry".into(),
         registry.into(),
         "--image-name".into(),
         name.into(),
         "--platform".into(),
-        platforms.join(",").into(),
+        platforms.join(","),
     ];
     args.extend(
         inputs
             .images
             .iter()
-            .map(|(key, value)| format!("--build-arg={key}={value}").into()),
+            .map(|(key, value)| format!("--build-arg={key}={value}")),
     );
     eprintln!(
         "rebuilding {} of {} from a clean checkout",
@@ -396,15 +384,12 @@ fn rebuild(
     );
     // The rebuild is the release path itself: this same program, in the
     // checkout. Its report goes to stderr; stdout is this command's report.
-    let status = duct::cmd(std::env::current_exe()?, args)
-        .dir(tree)
-        .env("XTASK_PROJECT_ROOT", tree)
-        .env("XTASK_CONTEXT", &context_file)
-        .stdout_to_stderr()
-        .unchecked()
-        .run()?
-        .status;
-    if !status.success() {
+    let program = std::env::current_exe()?.display().to_string();
+    let rebuild = Invocation::new(&program, args)
+        .in_dir(tree)
+        .with_env("XTASK_PROJECT_ROOT", tree.display().to_string())
+        .with_env("XTASK_CONTEXT", context_file.display().to_string());
+    if !process::stream(&rebuild)?.success {
         bail!(
             "the rebuild of {} at {} failed (see above)",
             inputs.variant,
@@ -424,15 +409,7 @@ struct Rebuilt {
 }
 
 fn tar_member(archive: &Path, member: &str) -> Result<Vec<u8>> {
-    let sh = Shell::new()?;
-    let output = cmd!(sh, "tar -xOf {archive} {member}")
-        .quiet()
-        .ignore_status()
-        .output()?;
-    if !output.status.success() {
-        bail!("{} has no {member}", archive.display());
-    }
-    Ok(output.stdout)
+    tar::member(archive, member)
 }
 
 fn read_archive(archive: &Path) -> Result<Rebuilt> {
@@ -519,21 +496,14 @@ fn first_differing_file(published: &[u8], rebuilt: &[u8]) -> Result<Option<Strin
     let scratch =
         std::env::temp_dir().join(format!("rebuild-check-layers-{}", files::unique_suffix()));
     let _ = std::fs::remove_dir_all(&scratch);
-    let sh = Shell::new()?;
     let mut listings = Vec::new();
     for (side, blob) in [("published", published), ("rebuilt", rebuilt)] {
         let dir = scratch.join(side);
         files::create_dir_all(&dir)?;
         let file = scratch.join(format!("{side}.tar.gz"));
         files::write(&file, blob)?;
-        let listing = cmd!(sh, "tar -tvzf {file}")
-            .quiet()
-            .ignore_status()
-            .read()?;
-        cmd!(sh, "tar -xzf {file} -C {dir}")
-            .quiet()
-            .ignore_status()
-            .run()?;
+        let listing = tar::list_gz(&file)?;
+        tar::extract_gz(&file, &dir)?;
         listings.push(listing);
     }
     let entries = |listing: &str| -> Vec<(String, String)> {

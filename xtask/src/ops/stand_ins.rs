@@ -1,4 +1,5 @@
-//! `cargo xtask stand-ins`: what an offline machine (this project's CI, an
+//! The stand-ins (`cargo xtask stand-ins`, `ci-image --stand-ins`, the
+//! benchmark and the tests): what an offline machine (this project's CI, an
 //! air-gapped laptop) needs to build the images without pulling anything:
 //! - stand-in base images for every variant, both architectures, pushed to a
 //!   local registry: `production` is shell-less (like the real minimal
@@ -19,11 +20,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
-use xshell::{cmd, Shell};
 
+use crate::client::process::{self, Invocation};
+use crate::client::registry;
 use crate::model::files;
 use crate::model::names::Platform;
-use crate::model::registry;
 use crate::preflight::{self, Requirement};
 use crate::project;
 
@@ -31,7 +32,7 @@ use crate::project;
 pub const DEFAULT_INPUTS: &str = "/var/lib/xtask-stack";
 
 #[derive(Debug, Clone)]
-pub struct StandInsOptions {
+pub struct StandInsRequest {
     /// Registry to push the stand-ins to (a local one: nothing here is for production).
     pub registry: String,
     /// Directory with busybox/{amd64,arm64}/busybox and syft/syft (as .ci/setup-stack leaves them).
@@ -58,13 +59,7 @@ pub fn binaries_dir(root: &Path) -> PathBuf {
     root.join("target/image-binaries")
 }
 
-pub fn run(args: StandInsOptions) -> Result<()> {
-    let overrides = build(&args)?;
-    println!("{}", serde_json::to_string_pretty(&overrides)?);
-    Ok(())
-}
-
-pub fn build(args: &StandInsOptions) -> Result<Overrides> {
+pub fn build(args: &StandInsRequest) -> Result<Overrides> {
     let root = project::project_root();
     // Several runs may prepare the stand-ins at once (two terminals, make -j):
     // one does, the others wait and then find them ready (cached builds).
@@ -134,10 +129,7 @@ pub struct HostBuild<'a> {
 /// production images go through cargo-auditable, for their SBOM), with the
 /// Rust toolchain's own target library or Debian's packaged one.
 /// Returns the command and the path of the binary it makes.
-pub fn host_build_command<'a>(
-    sh: &'a Shell,
-    build: &HostBuild<'_>,
-) -> Result<(xshell::Cmd<'a>, PathBuf)> {
+pub fn host_build_command(build: &HostBuild<'_>) -> Result<(Invocation, PathBuf)> {
     let (triple, gcc) = match build.platform.arch.as_str() {
         "amd64" => ("x86_64-unknown-linux-gnu", "x86_64-linux-gnu-gcc"),
         "arm64" => ("aarch64-unknown-linux-gnu", "aarch64-linux-gnu-gcc"),
@@ -156,18 +148,25 @@ pub fn host_build_command<'a>(
         triple.to_uppercase().replace('-', "_")
     );
     let (profile, target_dir) = (build.profile, build.target_dir);
-    let mut command = cmd!(
-        sh,
-        "cargo build --locked --profile {profile} --package beacon --target {triple}"
-    )
-    .env("RUSTC", &rustc)
-    .env("CARGO_TARGET_DIR", target_dir)
-    .env("RUSTFLAGS", "-C target-feature=+crt-static");
+    let args = [
+        "build",
+        "--locked",
+        "--profile",
+        profile,
+        "--package",
+        "beacon",
+        "--target",
+        triple,
+    ];
+    let mut command = Invocation::new("cargo", args.iter().map(|a| a.to_string()).collect())
+        .with_env("RUSTC", rustc)
+        .with_env("CARGO_TARGET_DIR", target_dir.display().to_string())
+        .with_env("RUSTFLAGS", "-C target-feature=+crt-static");
     if triple != host_triple {
         if preflight::find_program(gcc).is_none() {
             bail!("{gcc} not found: install the cross linker (Debian: apt install gcc-aarch64-linux-gnu libc6-dev-arm64-cross)");
         }
-        command = command.env(linker_var, gcc);
+        command = command.with_env(&linker_var, gcc);
     }
     Ok((
         command,
@@ -178,12 +177,15 @@ pub fn host_build_command<'a>(
 /// Builds a static binary of the service on the host into
 /// `out/<os>-<arch>/beacon`.
 pub fn build_host_binary(root: &Path, build: &HostBuild<'_>, out: &Path) -> Result<()> {
-    let sh = Shell::new()?;
-    sh.change_dir(root);
-    let (command, binary) = host_build_command(&sh, build)?;
-    command
-        .run()
-        .with_context(|| format!("building the service for {} failed", build.platform))?;
+    let (command, binary) = host_build_command(build)?;
+    let command = command.in_dir(root);
+    eprintln!("+ {}", command.display());
+    if !process::stream(&command)?.success {
+        bail!(
+            "building the service for {} failed (cargo's output is above)",
+            build.platform
+        );
+    }
     // Atomically: a build of another run may be reading this directory.
     files::copy_atomically(&binary, &out.join(build.platform.slug()).join("beacon"))?;
     Ok(())
@@ -192,16 +194,16 @@ pub fn build_host_binary(root: &Path, build: &HostBuild<'_>, out: &Path) -> Resu
 /// A rustc that has the standard library for `triple`: the active toolchain
 /// if it does, else Debian's (`libstd-rust-web-dev:<arch>`).
 fn toolchain_for(triple: &str) -> Result<String> {
-    let sh = Shell::new()?;
     for rustc in ["rustc", "/usr/bin/rustc"] {
         if rustc.starts_with('/') && !Path::new(rustc).exists() {
             continue;
         }
-        let sysroot = cmd!(sh, "{rustc} --print sysroot")
-            .quiet()
-            .ignore_stderr()
-            .read()
-            .unwrap_or_default();
+        let sysroot = process::read(&Invocation::new(
+            rustc,
+            vec!["--print".into(), "sysroot".into()],
+        ))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
         if !sysroot.is_empty()
             && Path::new(&sysroot)
                 .join("lib/rustlib")
@@ -306,7 +308,6 @@ done
 
 /// Builds and pushes a small image; returns `REF@DIGEST`.
 fn push_image(context: &Path, reference: &str, platforms: &[&str]) -> Result<String> {
-    let sh = Shell::new()?;
     let platforms = platforms.join(",");
     let output = format!("type=image,name={reference},push=true,oci-mediatypes=true");
     // Up to three attempts: the registry (distribution's filesystem driver)
@@ -315,10 +316,25 @@ fn push_image(context: &Path, reference: &str, platforms: &[&str]) -> Result<Str
     // test lanes of `cargo xtask test`) re-push the same stand-in tags.
     let mut attempt = 1;
     loop {
-        let pushed = cmd!(sh, "docker buildx build --quiet --provenance=false --sbom=false --platform {platforms} --output {output} {context}")
-            .quiet()
-            .ignore_stdout()
-            .run();
+        let build = Invocation::new(
+            "docker",
+            [
+                "buildx",
+                "build",
+                "--quiet",
+                "--provenance=false",
+                "--sbom=false",
+                "--platform",
+                &platforms,
+                "--output",
+                &output,
+                &context.display().to_string(),
+            ]
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
+        );
+        let pushed = process::read(&build).map(|_| ());
         match pushed {
             Ok(()) => break,
             Err(err) if attempt == 3 => {

@@ -12,13 +12,13 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use crate::exec::{self, RecordExpectation};
 use crate::model::names::ImageRef;
-use crate::model::registry;
+use crate::ops::record::{self, RecordExpectation};
+use crate::ops::sign::sign_references;
 use crate::plan::record::ReleaseRecord;
 use crate::plan::{Signing, SigningRequest};
 use crate::preflight::{self, Requirement};
-use crate::{context, project, render, verify};
+use crate::{context, project, render};
 
 #[derive(Debug, Clone)]
 pub struct SignOptions {
@@ -40,10 +40,10 @@ pub fn run(args: SignOptions) -> Result<()> {
         (Some(path), true) => {
             let record = ReleaseRecord::read(path)?;
             let repository =
-                verify::expected_repository(&args.registry, &args.image_name, &context)?;
+                record::expected_repository(&args.registry, &args.image_name, &context)?;
             if !args.dry_run {
                 preflight::check_all(&[Requirement::Skopeo])?;
-                exec::check_record(
+                record::check_record(
                     &record,
                     &path.display().to_string(),
                     &RecordExpectation {
@@ -52,7 +52,7 @@ pub fn run(args: SignOptions) -> Result<()> {
                         complete: true,
                     },
                 )?;
-                refuse_other_commits(&record)?;
+                record::refuse_other_commits(&record)?;
             }
             let references: Vec<String> = record
                 .variants
@@ -91,37 +91,9 @@ pub fn run(args: SignOptions) -> Result<()> {
         return Ok(());
     }
     preflight::check_all(&signing.requirements())?;
-    exec::sign_references(&signing, &repository, &references)?;
+    sign_references(&signing, &repository, &references)?;
     for reference in &references {
         println!("signed {reference}");
-    }
-    Ok(())
-}
-
-/// Signs nothing the record names that its annotations do not say is a
-/// production image of the recorded commit (a record whose digest was
-/// swapped for another image of the repository).
-fn refuse_other_commits(record: &ReleaseRecord) -> Result<()> {
-    for variant in &record.variants {
-        let reference = variant.image(&record.repository);
-        let fetched = registry::fetch_existing(&reference)?;
-        let revision = fetched
-            .document
-            .as_index()
-            .and_then(|i| {
-                i.annotations
-                    .get("org.opencontainers.image.revision")
-                    .cloned()
-            })
-            .unwrap_or_default();
-        if revision != record.commit {
-            bail!(
-                "the release record says {} is {reference}, but that image was built from {:?}, not {}: nothing was signed; use the record of this release's build stage",
-                variant.variant,
-                revision,
-                record.commit
-            );
-        }
     }
     Ok(())
 }

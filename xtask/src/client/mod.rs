@@ -1,0 +1,8 @@
+//! One client per outside system. Every process the xtask starts goes
+//! through [`process`]; the registry is read and written only through
+//! [`registry`].
+
+pub mod git;
+pub mod process;
+pub mod registry;
+pub mod tar;

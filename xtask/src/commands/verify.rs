@@ -1,0 +1,160 @@
+//! `cargo xtask verify`: the deploy gate (`ops::gate` holds its checks),
+//! on one image, on every variant of a release record (`--record FILE`, as
+//! the release workflow's gate job runs it), or written as the cluster's
+//! admission policy (`--policy KIND`). An image passes only if it is a
+//! production image as `release-image` makes them, signed on its index
+//! digest by the expected signer: this repository's release workflow on
+//! `main` or a release tag, triggered by a push (`--repository OWNER/REPO`,
+//! no regexp to write), or a key. Anything else fails with every reason
+//! found.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+use crate::model::names::{self, ImageRef};
+use crate::model::{files, yaml};
+use crate::ops::gate;
+use crate::ops::record::{self, RecordExpectation};
+use crate::plan::admission::{self, AdmittedSigner, PolicyKind};
+use crate::plan::gate::{ExpectedSigner, SignerRequest};
+use crate::plan::record::ReleaseRecord;
+use crate::preflight;
+use crate::{context, project};
+
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// The image to check (tag or digest); `None` with `record` or `policy`.
+    pub image: Option<String>,
+    /// Print this admission policy for the repository, admitting the
+    /// expected signer, instead of checking an image.
+    pub policy: Option<PolicyKind>,
+    /// Check every variant of a release record instead.
+    pub record: Option<PathBuf>,
+    /// With `record`: the repository it must be a release to.
+    pub registry: Option<String>,
+    pub image_name: String,
+    pub signer: SignerRequest,
+    /// Platforms the image must provide, comma-separated.
+    pub platform: String,
+}
+
+pub fn run(args: VerifyOptions) -> Result<()> {
+    if let Some(kind) = args.policy {
+        return print_policy(kind, &args);
+    }
+    let platforms = names::parse_platforms(&args.platform)?;
+    let signer = args.signer.resolve()?;
+    let requirements = signer.requirements();
+    match (&args.image, &args.record) {
+        (Some(image), None) => {
+            let image: ImageRef = image.parse()?;
+            preflight::check_all(&requirements)?;
+            let verdict =
+                gate::check_image(&image, Some(&signer), Path::new(""), &platforms, None)?;
+            if !verdict.problems.is_empty() {
+                bail!(
+                    "{image} must not be deployed: {}",
+                    verdict.problems.join("; ")
+                );
+            }
+            println!(
+                "ok: {image} ({}) is a production image for {}, signed by {}, with provenance and an SBOM for every platform",
+                verdict.digest,
+                verdict.platforms.join(", "),
+                signer.describe()
+            );
+            Ok(())
+        }
+        (None, Some(path)) => {
+            let record = ReleaseRecord::read(path)?;
+            let context = context::gather(&project::project_root())?;
+            let repository =
+                record::expected_repository(&args.registry, &args.image_name, &context)?;
+            preflight::check_all(&requirements)?;
+            record::check_record(
+                &record,
+                &path.display().to_string(),
+                &RecordExpectation {
+                    repository,
+                    commit: None,
+                    complete: true,
+                },
+            )?;
+            let verdicts = gate::gate_record(&record, Some(&signer), Path::new(""), &platforms)?;
+            if let Some(failure) = gate::gate_failure(
+                &record,
+                &verdicts,
+                &format!(
+                    "fix the cause and re-run this check (`cargo xtask verify --record {}`)",
+                    path.display()
+                ),
+            ) {
+                return Err(failure);
+            }
+            for verdict in &verdicts {
+                println!(
+                    "ok: {} passed the gate (signed by {})",
+                    verdict.image,
+                    signer.describe()
+                );
+            }
+            Ok(())
+        }
+        _ => bail!("verify checks one IMAGE or a release record (--record FILE): give exactly one"),
+    }
+}
+
+/// `--policy KIND`: the admission policy for the image repository,
+/// admitting exactly the signer this gate requires, on stdout.
+fn print_policy(kind: PolicyKind, args: &VerifyOptions) -> Result<()> {
+    let named = args.signer.key.is_some()
+        || args.signer.repository.is_some()
+        || args.signer.certificate_identity_regexp.is_some();
+    if !named {
+        bail!(
+            "verify --policy {kind} needs the signer the policy admits: --repository OWNER/REPO (keyless: that repository's \
+             release workflow) or --key PUBLIC_KEY (a file, env://VAR or a KMS URI); valid kinds are {}",
+            PolicyKind::NAMES.join(", ")
+        );
+    }
+    let signer = args.signer.resolve()?;
+    let repository = match (&args.registry, &signer) {
+        (Some(registry), _) => format!("{}/{}", registry.trim_end_matches('/'), args.image_name),
+        // The release workflow publishes to ghcr.io/<owner>/<name> by default.
+        (None, ExpectedSigner::Workflow { identity }) => format!(
+            "ghcr.io/{}/{}",
+            identity.repository.owner.to_lowercase(),
+            args.image_name
+        ),
+        (None, _) => bail!(
+            "verify --policy {kind} needs the image repository the policy guards: pass --registry (e.g. ghcr.io/acme) and --image-name if not {}",
+            args.image_name
+        ),
+    };
+    names::validate_repository(&repository)?;
+    let admitted = match &signer {
+        ExpectedSigner::Key { key, tlog } if key.starts_with("env://") => {
+            let var = key.trim_start_matches("env://");
+            let pem = std::env::var(var).map_err(|_| {
+                anyhow::anyhow!("--key {key}: the environment variable {var} is not set (it must hold the public key PEM)")
+            })?;
+            AdmittedSigner::PublicKey { pem, tlog: *tlog }
+        }
+        ExpectedSigner::Key { key, tlog } if key.contains("://") => AdmittedSigner::Kms {
+            uri: key.clone(),
+            tlog: *tlog,
+        },
+        ExpectedSigner::Key { key, tlog } => {
+            let pem = files::read_to_string(Path::new(key))?;
+            if !pem.contains("-----BEGIN PUBLIC KEY-----") {
+                bail!("--key {key} holds no PEM public key (-----BEGIN PUBLIC KEY-----): pass the .pub half of the key pair (`cosign public-key --key cosign.key` prints it)");
+            }
+            AdmittedSigner::PublicKey { pem, tlog: *tlog }
+        }
+        other => AdmittedSigner::Keyless(other.clone()),
+    };
+    let document = admission::policy(kind, &repository, &admitted)?;
+    print!("{}", yaml::to_yaml(&document));
+    Ok(())
+}

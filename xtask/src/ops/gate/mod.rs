@@ -1,0 +1,239 @@
+//! The deploy gate, the checks `verify`, `promote` and `release-image`
+//! share: an image passes only if it is a production image as
+//! `release-image` makes them: an index holding every required platform,
+//! labelled production on every platform, with SLSA provenance and an SBOM
+//! attached for every platform, whose provenance agrees with its labels and
+//! annotations (the source repository and the revision it was built from),
+//! and signed on its index digest by the expected signer. Anything else is a
+//! problem of the verdict, every reason found.
+
+mod checks;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::client::process;
+use crate::client::registry::{self, Attestation};
+use crate::model::files;
+use crate::model::names::{ImageRef, Platform};
+use crate::model::tags::CI_PREFIX;
+use crate::plan::gate::ExpectedSigner;
+use crate::plan::record::{RecordedVariant, ReleaseRecord};
+use crate::render;
+
+pub use checks::{
+    label_problems, origin_problems, provenance_origin, provenance_problems, sbom_problems, Claim,
+};
+
+/// What a release record says an image is, checked against what it says itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub variant: String,
+    pub commit: String,
+    pub version: String,
+    /// Per platform, the image manifest digest.
+    pub platform_digests: BTreeMap<String, String>,
+}
+
+impl Recorded {
+    pub fn of(record: &ReleaseRecord, variant: &RecordedVariant) -> Recorded {
+        Recorded {
+            variant: variant.variant.clone(),
+            commit: record.commit.clone(),
+            version: record.version.clone(),
+            platform_digests: variant.platform_digests.clone(),
+        }
+    }
+}
+
+/// The gate's finding on one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// As asked for (tag or digest).
+    pub image: String,
+    /// The index digest it resolved to.
+    pub digest: String,
+    pub platforms: Vec<String>,
+    /// Every reason it must not be deployed; empty: it passed.
+    pub problems: Vec<String>,
+}
+
+/// Writes the public half of a signing key for the gate into `dir` (a
+/// release's own gate); other signers need nothing. Returns the file.
+pub fn prepare_signer(signer: Option<&ExpectedSigner>, dir: &Path) -> Result<PathBuf> {
+    let public_key = dir.join("cosign.pub");
+    if let Some(ExpectedSigner::SigningKey { key, .. }) = signer {
+        files::create_dir_all(dir)?;
+        process::run(&render::public_key(key, &public_key)).with_context(|| {
+            format!(
+                "cannot derive the public key of {key} for the gate (is COSIGN_PASSWORD right?)"
+            )
+        })?;
+    }
+    Ok(public_key)
+}
+
+/// Runs the gate on every variant of a record, by digest.
+pub fn gate_record(
+    record: &ReleaseRecord,
+    signer: Option<&ExpectedSigner>,
+    public_key: &Path,
+    platforms: &[Platform],
+) -> Result<Vec<Verdict>> {
+    let mut verdicts = Vec::new();
+    for variant in &record.variants {
+        let image: ImageRef = variant.image(&record.repository).parse()?;
+        let recorded = Recorded::of(record, variant);
+        let mut verdict = check_image(&image, signer, public_key, platforms, Some(&recorded))?;
+        verdict.image = format!("{} ({})", variant.variant, verdict.image);
+        verdicts.push(verdict);
+    }
+    Ok(verdicts)
+}
+
+/// The one-line refusal of a gate that did not pass: which variant failed
+/// which check, that no tag moved, and how to finish or abandon.
+pub fn gate_failure(
+    record: &ReleaseRecord,
+    verdicts: &[Verdict],
+    finish: &str,
+) -> Option<anyhow::Error> {
+    let failed: Vec<String> = verdicts
+        .iter()
+        .filter(|v| !v.problems.is_empty())
+        .map(|v| format!("{}: {}", v.image, v.problems.join("; ")))
+        .collect();
+    if failed.is_empty() {
+        return None;
+    }
+    let digests: Vec<String> = record
+        .variants
+        .iter()
+        .map(|v| v.image(&record.repository))
+        .collect();
+    Some(anyhow::anyhow!(
+        "the gate refused {} of {} variant(s), so no tag moves: {} | to finish: {finish}; to abandon: nothing to undo, no tag points at the untagged digests {}",
+        failed.len(),
+        verdicts.len(),
+        failed.join(" | "),
+        digests.join(" ")
+    ))
+}
+
+/// Every check of the gate on one image (by tag or digest); `recorded`: what
+/// its release record says it is. Registry errors are errors; everything
+/// the image gets wrong is a problem of the verdict.
+pub fn check_image(
+    image: &ImageRef,
+    signer: Option<&ExpectedSigner>,
+    public_key: &Path,
+    platforms: &[Platform],
+    recorded: Option<&Recorded>,
+) -> Result<Verdict> {
+    let mut problems = Vec::new();
+    if let Some(tag) = image.tag.as_deref().filter(|t| t.starts_with(CI_PREFIX)) {
+        problems.push(format!(
+            "it is tagged {tag:?}, a CI tag (CI images are never deployed)"
+        ));
+    }
+    let fetched = registry::fetch_existing(&image.to_string())?;
+    let digest = fetched.digest.clone();
+    if let Some(expected) = &image.digest {
+        if expected != &digest {
+            problems.push(format!(
+                "it resolves to {digest}, not the requested {expected}"
+            ));
+        }
+    }
+    let by_digest = format!("{}@{digest}", image.repository);
+    let mut annotations = BTreeMap::new();
+    let (listed, configs) = match fetched.document.as_index() {
+        Some(index) => {
+            annotations = index.annotations.clone();
+            let mut configs = Vec::new();
+            for entry in index.images() {
+                let config =
+                    registry::config(&image.repository, &entry.digest)?.unwrap_or_default();
+                configs.push((entry.platform_name(), config));
+            }
+            if let Some(recorded) = recorded {
+                let actual: BTreeMap<String, String> = index
+                    .images()
+                    .map(|e| (e.platform_name(), e.digest.clone()))
+                    .collect();
+                if actual != recorded.platform_digests {
+                    problems.push(format!(
+                        "its platform images {actual:?} are not the recorded {:?}",
+                        recorded.platform_digests
+                    ));
+                }
+            }
+            (index.platforms(), configs)
+        }
+        None => {
+            problems.push("it is a single-platform image, not a multi-platform index".to_string());
+            let config = registry::config(&image.repository, &digest)?.unwrap_or_default();
+            (Vec::new(), vec![("the image".to_string(), config)])
+        }
+    };
+    for platform in platforms {
+        if !listed.contains(&platform.to_string()) {
+            problems.push(format!(
+                "it has no {platform} image (it has: {})",
+                if listed.is_empty() {
+                    "one unnamed platform".into()
+                } else {
+                    listed.join(", ")
+                }
+            ));
+        }
+    }
+    problems.extend(label_problems(&configs));
+    let provenance = registry::attestation(&by_digest, Attestation::Provenance)?;
+    problems.extend(provenance_problems(&provenance, &listed));
+    let sbom = registry::attestation(&by_digest, Attestation::Sbom)?;
+    problems.extend(sbom_problems(&sbom, &listed));
+    problems.extend(origin_problems(
+        &annotations,
+        &configs,
+        &provenance,
+        &listed,
+        recorded,
+    ));
+    match signer {
+        Some(signer) => {
+            if let Err(err) = cosign_verify(signer, public_key, &by_digest) {
+                problems.push(format!(
+                    "its signature does not verify as {} ({err})",
+                    signer.describe()
+                ));
+            }
+        }
+        None => eprintln!("warning: {by_digest}: no signature checked (--sign none)"),
+    }
+    Ok(Verdict {
+        image: image.to_string(),
+        digest,
+        platforms: listed,
+        problems,
+    })
+}
+
+fn cosign_verify(signer: &ExpectedSigner, public_key: &Path, reference: &str) -> Result<()> {
+    let captured = process::capture(&render::cosign_verify(signer, public_key, reference))?;
+    if !captured.success {
+        let stderr = captured.stderr_text();
+        let reason = stderr
+            .lines()
+            .rev()
+            .find(|l| {
+                l.starts_with("Error") || l.contains("no signatures") || l.contains("no matching")
+            })
+            .map(String::from)
+            .unwrap_or_else(|| captured.last_words());
+        bail!("{}", reason.trim());
+    }
+    Ok(())
+}
