@@ -14,7 +14,7 @@
 //! 5. `exec`: runs a plan and reads the results back;
 //! 6. tasks, one file each: `ci_image`, `release_image`, `sign`, `verify`,
 //!    `scan`, `promote`, `rebuild_check`, `prune`, `stand_ins`, `bench`,
-//!    `lint`, `test_task`, `update_bases`;
+//!    `lint`, `test_task`, `update_bases`, `variants_cmd`;
 //! 7. `cli`: clap types, converted once into the tasks' own options.
 
 pub mod model;
@@ -42,6 +42,7 @@ pub mod sign;
 pub mod stand_ins;
 pub mod test_task;
 pub mod update_bases;
+pub mod variants_cmd;
 pub mod verify;
 
 pub mod cli;

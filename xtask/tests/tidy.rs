@@ -615,6 +615,7 @@ const LAYERS: &[&[&str]] = &[
         "lint",
         "test_task",
         "update_bases",
+        "variants_cmd",
     ],
     &["cli"],
     &["lib", "main"],
