@@ -485,7 +485,7 @@ fn ci_plans_write_only_ci_tags_and_turn_attestations_off() {
     let pr = ci_plan(&[], &sample(Some("refs/pull/7/merge"))).unwrap();
     assert_eq!(
         pr.variants[0].policy.tags[1],
-        "ghcr.io/acme/beacon:ci-chainguard-pr7"
+        format!("ghcr.io/acme/beacon:ci-{}-pr7", pr.variants[0].variant)
     );
     assert_eq!(
         pr.variants[0].policy.cache.from.len(),
