@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::commands::lint::Linter;
 use crate::commands::{
     bench, ci_image, lint, promote, prune, rebuild_check, release_image, scan, sign, stand_ins,
-    test_task, update_bases, verify,
+    test_task, update_bases, variants, verify,
 };
 use crate::exec::RunOptions;
 use crate::plan::admission::PolicyKind;
@@ -63,6 +63,8 @@ pub enum Command {
     Lint(LintArgs),
     /// Run the whole test suite (unit, CLI and end-to-end against a real engine).
     Test(TestArgs),
+    /// List the image variants (every images/<variant>/Dockerfile); --json: one array, a workflow matrix.
+    Variants(VariantsArgs),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -80,6 +82,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::RebuildCheck(args) => rebuild_check::run(args.into_options()),
         Command::Bench(args) => bench::run(args.into_options()),
         Command::Test(args) => test_task::run(args.into_options()),
+        Command::Variants(args) => variants::run(args.into_options()),
     }
 }
 
@@ -725,5 +728,19 @@ impl TestArgs {
             no_engine: self.no_engine,
             cargo_args: self.cargo_args,
         }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VariantsArgs {
+    /// Print one JSON array, e.g. ["chainguard","distroless","ubi9"] (in GitHub Actions the
+    /// step output `variants` holds it either way).
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl VariantsArgs {
+    pub fn into_options(self) -> variants::VariantsOptions {
+        variants::VariantsOptions { json: self.json }
     }
 }

@@ -109,6 +109,11 @@ pub fn write_step_summary(text: &str) -> Result<()> {
     append("GITHUB_STEP_SUMMARY", text)
 }
 
+/// Writes one step output, `name=value` on one line (no-op outside GitHub Actions).
+pub fn write_step_output(name: &str, value: &str) -> Result<()> {
+    append("GITHUB_OUTPUT", &format!("{name}={value}\n"))
+}
+
 /// The job summary of a promotion: per variant its digest and the tags now on it.
 pub fn promotion_summary(record: &ReleaseRecord, moved: &[String]) -> String {
     let mut text = format!(

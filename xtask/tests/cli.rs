@@ -191,17 +191,16 @@ fn shims_answer_record_and_catch_a_build() {
 
 #[test]
 fn ci_image_unknown_variant_lists_the_valid_ones() {
+    let valid = format!("valid variants are {}", variants().join(", "));
     refuses(
         &["ci-image", "--variant", "alpine", "--dry-run"],
-        &[
-            "unknown variant \"alpine\"",
-            "valid variants are chainguard, distroless, ubi9",
-        ],
+        &["unknown variant \"alpine\"", &valid],
     );
 }
 
 #[test]
 fn release_image_unknown_variant_lists_the_valid_ones() {
+    let valid = format!("valid variants are {}", variants().join(", "));
     refuses(
         &[
             "release-image",
@@ -211,10 +210,7 @@ fn release_image_unknown_variant_lists_the_valid_ones() {
             "none",
             "--dry-run",
         ],
-        &[
-            "unknown variant \"alpine\"",
-            "valid variants are chainguard, distroless, ubi9",
-        ],
+        &["unknown variant \"alpine\"", &valid],
     );
 }
 
@@ -231,7 +227,7 @@ fn release_image_unknown_default_variant_lists_the_valid_ones() {
         ],
         &[
             "unknown --default-variant \"alpine\"",
-            "chainguard, distroless, ubi9",
+            &variants().join(", "),
             "none",
         ],
     );
@@ -1128,7 +1124,8 @@ fn prune_refuses_ghcr() {
 
 fn build_arg_for_an_unknown_variant_is_refused() {
     let arg = "ubi:PRODUCTION_BASE=foo:1";
-    let keywords = ["\"ubi\"", "chainguard, distroless, ubi9"];
+    let valid = variants().join(", ");
+    let keywords = ["\"ubi\"", valid.as_str()];
     refuses(&["ci-image", "--build-arg", arg, "--dry-run"], &keywords);
     refuses(
         &[

@@ -1,12 +1,17 @@
 //! Tests of planning and rendering without an engine, through the library's
 //! real functions: what would run, for every variant and every git/CI
 //! situation (golden files in `xtask/tests/golden/`; `UPDATE_GOLDEN=1 cargo
-//! test` rewrites them).
+//! test` rewrites them). A scratch copy of the repository with one more
+//! variant changes every golden render by exactly that variant's commands.
+
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use clap::Parser;
+use serde_json::Value;
+use support::scratch::Scratch;
 
 use xtask::cli::{Cli, Command};
 use xtask::context::BuildContext;
@@ -15,7 +20,7 @@ use xtask::plan::release::{self, ReleaseInputs};
 use xtask::plan::{ci, Attestations, Plan, Signing};
 use xtask::preflight::BuilderInfo;
 use xtask::project;
-use xtask::render::{self, RunFiles};
+use xtask::render::{self, Invocation, RunFiles};
 
 /// A checkout at a fixed commit on main; in GitHub Actions when `git_ref` is given.
 fn sample(git_ref: Option<&str>) -> BuildContext {
@@ -23,27 +28,39 @@ fn sample(git_ref: Option<&str>) -> BuildContext {
 }
 
 fn variants() -> Vec<String> {
-    project::discover_variants(&project::project_root()).unwrap()
+    variants_in(&project::project_root())
+}
+
+/// The variants of the checkout at `root` (this one, or a scratch copy).
+fn variants_in(root: &Path) -> Vec<String> {
+    project::discover_variants(root).unwrap()
 }
 
 fn dockerfile_args() -> BTreeMap<String, BTreeMap<String, String>> {
-    let root = project::project_root();
-    variants()
+    dockerfile_args_in(&project::project_root())
+}
+
+fn dockerfile_args_in(root: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
+    variants_in(root)
         .into_iter()
         .map(|v| {
-            let args = project::global_arg_defaults(&project::read_dockerfile(&root, &v).unwrap());
+            let args = project::global_arg_defaults(&project::read_dockerfile(root, &v).unwrap());
             (v, args)
         })
         .collect()
 }
 
 fn ci_plan(argv: &[&str], context: &BuildContext) -> anyhow::Result<Plan> {
+    ci_plan_in(&project::project_root(), argv, context)
+}
+
+fn ci_plan_in(root: &Path, argv: &[&str], context: &BuildContext) -> anyhow::Result<Plan> {
     let cli = Cli::try_parse_from([&["xtask", "ci-image"], argv].concat())?;
     let Command::CiImage(args) = cli.command else {
         unreachable!()
     };
     let options = args.into_options();
-    let selected = project::select_variants(&variants(), &options.request.build.variants)?;
+    let selected = project::select_variants(&variants_in(root), &options.request.build.variants)?;
     ci::plan(&options.request, &selected, context, None)
 }
 
@@ -56,12 +73,16 @@ fn builder(driver: &str) -> BuilderInfo {
 }
 
 fn release_plan(argv: &[&str], context: &BuildContext) -> anyhow::Result<Plan> {
+    release_plan_in(&project::project_root(), argv, context)
+}
+
+fn release_plan_in(root: &Path, argv: &[&str], context: &BuildContext) -> anyhow::Result<Plan> {
     let cli = Cli::try_parse_from([&["xtask", "release-image"], argv].concat())?;
     let Command::ReleaseImage(args) = cli.command else {
         unreachable!()
     };
     let request = args.into_options().request;
-    let available = variants();
+    let available = variants_in(root);
     let selected = project::select_variants(&available, &request.build.variants)?;
     let builder = builder("docker-container");
     release::plan(&ReleaseInputs {
@@ -70,7 +91,7 @@ fn release_plan(argv: &[&str], context: &BuildContext) -> anyhow::Result<Plan> {
         variants: &selected,
         context,
         builder: Some(&builder),
-        dockerfile_args: &dockerfile_args(),
+        dockerfile_args: &dockerfile_args_in(root),
     })
 }
 
@@ -86,9 +107,13 @@ fn files(plan: &Plan) -> RunFiles {
 }
 
 fn rendered(plan: &Plan) -> String {
-    render::all(plan, &files(plan))
+    display(&render::all(plan, &files(plan)))
+}
+
+fn display(commands: &[Invocation]) -> String {
+    commands
         .iter()
-        .map(render::Invocation::display)
+        .map(Invocation::display)
         .collect::<Vec<_>>()
         .join("\n")
         + "\n"
@@ -112,66 +137,237 @@ fn golden(name: &str, actual: &str) {
     );
 }
 
+/// The golden files, and whether each one's scenario builds every variant
+/// (else it names the variants it builds).
+const GOLDEN: &[(&str, bool)] = &[
+    ("ci-pull-request.txt", true),
+    ("ci-laptop-push.txt", true),
+    ("release-tag-keyless.txt", true),
+    ("release-main-key-docker-driver.txt", false),
+];
+
+/// The plan a golden file renders, of the checkout at `root`.
+fn golden_plan(root: &Path, name: &str) -> Plan {
+    match name {
+        "ci-pull-request.txt" => ci_plan_in(root, &[], &sample(Some("refs/pull/42/merge"))),
+        "ci-laptop-push.txt" => {
+            let mut context = sample(None);
+            context.git.dirty = true;
+            ci_plan_in(
+                root,
+                &[
+                    "--push",
+                    "--registry",
+                    "127.0.0.1:5000",
+                    "--binaries",
+                    "target/image-binaries",
+                    "--cache",
+                    "local",
+                ],
+                &context,
+            )
+        }
+        "release-tag-keyless.txt" => release_plan_in(root, &[], &tag_push()),
+        "release-main-key-docker-driver.txt" => {
+            let cli = Cli::try_parse_from([
+                "xtask",
+                "release-image",
+                "--key",
+                "cosign.key",
+                "--registry",
+                "127.0.0.1:5000",
+                "--variant",
+                "ubi9",
+            ])
+            .unwrap();
+            let Command::ReleaseImage(args) = cli.command else {
+                unreachable!()
+            };
+            let request = args.into_options().request;
+            let builder = builder("docker");
+            release::plan(&ReleaseInputs {
+                args: &request,
+                available: &variants_in(root),
+                variants: &["ubi9".to_string()],
+                context: &sample(None),
+                builder: Some(&builder),
+                dockerfile_args: &dockerfile_args_in(root),
+            })
+        }
+        other => panic!("no golden scenario {other}"),
+    }
+    .unwrap_or_else(|e| panic!("{name}: {e:#}"))
+}
+
 #[test]
 fn golden_ci_pull_request_in_github_actions() {
-    let plan = ci_plan(&[], &sample(Some("refs/pull/42/merge"))).unwrap();
-    golden("ci-pull-request.txt", &rendered(&plan));
+    let name = "ci-pull-request.txt";
+    golden(
+        name,
+        &rendered(&golden_plan(&project::project_root(), name)),
+    );
 }
 
 #[test]
 fn golden_ci_laptop_push_with_host_binaries() {
-    let mut context = sample(None);
-    context.git.dirty = true;
-    let plan = ci_plan(
-        &[
-            "--push",
-            "--registry",
-            "127.0.0.1:5000",
-            "--binaries",
-            "target/image-binaries",
-            "--cache",
-            "local",
-        ],
-        &context,
-    )
-    .unwrap();
-    golden("ci-laptop-push.txt", &rendered(&plan));
+    let name = "ci-laptop-push.txt";
+    golden(
+        name,
+        &rendered(&golden_plan(&project::project_root(), name)),
+    );
 }
 
 #[test]
 fn golden_release_tag_keyless_in_github_actions() {
-    let plan = release_plan(&[], &tag_push()).unwrap();
-    golden("release-tag-keyless.txt", &rendered(&plan));
+    let name = "release-tag-keyless.txt";
+    golden(
+        name,
+        &rendered(&golden_plan(&project::project_root(), name)),
+    );
 }
 
 #[test]
 fn golden_release_main_with_key_on_docker_driver() {
-    let cli = Cli::try_parse_from([
-        "xtask",
-        "release-image",
-        "--key",
-        "cosign.key",
-        "--registry",
-        "127.0.0.1:5000",
-        "--variant",
-        "ubi9",
-    ])
-    .unwrap();
-    let Command::ReleaseImage(args) = cli.command else {
-        unreachable!()
-    };
-    let request = args.into_options().request;
-    let builder = builder("docker");
-    let plan = release::plan(&ReleaseInputs {
-        args: &request,
-        available: &variants(),
-        variants: &["ubi9".to_string()],
-        context: &sample(None),
-        builder: Some(&builder),
-        dockerfile_args: &dockerfile_args(),
+    let name = "release-main-key-docker-driver.txt";
+    golden(
+        name,
+        &rendered(&golden_plan(&project::project_root(), name)),
+    );
+}
+
+#[test]
+fn every_golden_file_has_its_scenario() {
+    let mut files: Vec<String> =
+        std::fs::read_dir(project::project_root().join("xtask/tests/golden"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+    files.sort();
+    let mut listed: Vec<String> = GOLDEN.iter().map(|(name, _)| name.to_string()).collect();
+    listed.sort();
+    assert_eq!(files, listed, "GOLDEN lists every golden file");
+}
+
+/// Whether a command's argument names `variant` as a word of its own
+/// (`1.2.3-ubi9`, `<digest:ubi9:linux/amd64>`), not as a path segment of a
+/// base image (`registry.access.redhat.com/ubi9/ubi-micro`).
+fn names_variant(arg: &str, variant: &str) -> bool {
+    let bound = |c: Option<char>| !c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '/');
+    arg.match_indices(variant).any(|(at, _)| {
+        bound(arg[..at].chars().next_back()) && bound(arg[at + variant.len()..].chars().next())
     })
-    .unwrap();
-    golden("release-main-key-docker-driver.txt", &rendered(&plan));
+}
+
+/// A render split into what does not name `variant` (its bake file without
+/// the variant's target, the bake without its name) and what does, as text:
+/// the variant's bake target and every command naming it.
+fn take_variant(commands: &[Invocation], variant: &str) -> (Vec<Invocation>, Vec<String>) {
+    let (mut kept, mut taken) = (Vec::new(), Vec::new());
+    for command in commands {
+        if let Some(stdin) = &command.stdin {
+            let mut bake: Value = serde_json::from_str(stdin).expect("a bake file on stdin");
+            let target = bake["target"].as_object_mut().unwrap().remove(variant);
+            if let Some(target) = target {
+                taken.push(format!(
+                    "bake target {}",
+                    serde_json::to_string_pretty(&target).unwrap()
+                ));
+            }
+            bake["group"]["default"]["targets"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|t| t != variant);
+            let mut command = command.clone();
+            command.args.retain(|a| a != variant);
+            command.stdin = Some(serde_json::to_string_pretty(&bake).unwrap() + "\n");
+            kept.push(command);
+        } else if command.args.iter().any(|a| names_variant(a, variant)) {
+            taken.push(command.display());
+        } else {
+            kept.push(command.clone());
+        }
+    }
+    (kept, taken)
+}
+
+#[test]
+fn take_variant_takes_its_target_and_commands() {
+    let plan = golden_plan(&project::project_root(), "release-tag-keyless.txt");
+    let commands = render::all(&plan, &files(&plan));
+    let variant = &plan.variants.last().unwrap().variant;
+    let (kept, taken) = take_variant(&commands, variant);
+    assert_eq!(
+        taken
+            .iter()
+            .filter(|t| t.starts_with("bake target {"))
+            .count(),
+        1,
+        "{taken:?}"
+    );
+    assert!(taken.len() > 5, "{taken:?}");
+    assert!(
+        !display(&kept).contains(&format!("{variant}/Dockerfile")),
+        "{}",
+        display(&kept)
+    );
+    assert_eq!(kept.len() + taken.len() - 1, commands.len());
+    assert!(names_variant("ghcr.io/acme/beacon:1.2.3-ubi9", "ubi9"));
+    assert!(names_variant(
+        "'ghcr.io/acme/beacon@<digest:ubi9:linux/arm64>'",
+        "ubi9"
+    ));
+    assert!(!names_variant(
+        "registry.access.redhat.com/ubi9/ubi-micro:9",
+        "ubi9"
+    ));
+    assert!(!names_variant("ci-ubi90", "ubi9"));
+}
+
+/// Adding a variant changes every golden render by exactly that variant's
+/// commands: in a scratch copy of the repository with one more
+/// `images/<variant>/Dockerfile` (a copy of an existing variant's, renamed),
+/// each render with the new variant's bake target and commands taken out is
+/// its golden file again, and what was taken out is what the copied variant
+/// renders, under the new name. A scenario naming its variants is unchanged.
+#[test]
+fn a_new_variant_changes_each_golden_render_by_its_own_commands() {
+    let scratch = Scratch::new("golden");
+    assert!(variants_in(&scratch.root).contains(&scratch.added));
+    let golden_dir = project::project_root().join("xtask/tests/golden");
+    for &(name, every_variant) in GOLDEN {
+        let expected = std::fs::read_to_string(golden_dir.join(name)).unwrap();
+        let here = golden_plan(&project::project_root(), name);
+        let here = render::all(&here, &files(&here));
+        assert_eq!(
+            display(&here),
+            expected,
+            "{name} is not current: see golden_*"
+        );
+
+        let plan = golden_plan(&scratch.root, name);
+        let (kept, added) = take_variant(&render::all(&plan, &files(&plan)), &scratch.added);
+        assert_eq!(
+            display(&kept),
+            expected,
+            "{name}: with {}'s commands taken out, the scratch copy's render is the golden file",
+            scratch.added
+        );
+        let (_, copied) = take_variant(&here, &scratch.source);
+        if every_variant {
+            let renamed: Vec<String> = added
+                .iter()
+                .map(|c| c.replace(&scratch.added, &scratch.source))
+                .collect();
+            assert!(!renamed.is_empty(), "{name}: nothing of {}", scratch.added);
+            assert_eq!(
+                renamed, copied,
+                "{name}: {} renders as {}, whose Dockerfile it copies, under its own name",
+                scratch.added, scratch.source
+            );
+        } else {
+            assert_eq!(added, Vec::<String>::new(), "{name} names its variants");
+        }
+    }
 }
 
 /// One Dockerfile per variant serves both paths: the recipes are identical,
@@ -289,7 +485,7 @@ fn ci_plans_write_only_ci_tags_and_turn_attestations_off() {
     let pr = ci_plan(&[], &sample(Some("refs/pull/7/merge"))).unwrap();
     assert_eq!(
         pr.variants[0].policy.tags[1],
-        "ghcr.io/acme/beacon:ci-chainguard-pr7"
+        format!("ghcr.io/acme/beacon:ci-{}-pr7", pr.variants[0].variant)
     );
     assert_eq!(
         pr.variants[0].policy.cache.from.len(),

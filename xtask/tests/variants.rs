@@ -1,11 +1,21 @@
 //! "Adding a variant is adding a directory", proven: every tag grammar
 //! round-trips for every variant discovered under images/, and a scratch
-//! copy of the repository's images/ with one more variant, named with a dash
-//! and a digit, is discovered, planned, rendered and its tags read back the
-//! way `prune-ci-images` reads them. No test counts the variants.
+//! copy of the repository with one more variant (`support::scratch`: its
+//! tracked files and one more `images/<variant>/Dockerfile`, named with a
+//! dash and a digit) is listed by `cargo xtask variants`, planned, rendered,
+//! its tags read back the way `prune-ci-images` reads them, and every
+//! workflow matrix over variants, evaluated in the copy, holds it (plans.rs
+//! checks the golden renders change by exactly its commands). No test
+//! counts the variants.
+
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use support::scratch::Scratch;
+use yaml_rust2::{Yaml, YamlLoader};
 
 use xtask::commands::prune::{classify, classify_cache, CacheKind, TagKind};
 use xtask::context::BuildContext;
@@ -83,21 +93,6 @@ fn every_grammar_round_trips_for_every_discovered_variant() {
     }
 }
 
-/// Copies images/ of the repository into a scratch root, adding `extra`
-/// (a copy of the first variant's Dockerfile with its name replaced).
-fn scratch_with_variant(extra: &str) -> (PathBuf, Vec<String>) {
-    let scratch =
-        std::env::temp_dir().join(format!("xtask-variants-{}-{extra}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    let variants = xtask::project::discover_variants(&root()).unwrap();
-    for variant in &variants {
-        copy_dockerfile(&root(), &scratch, variant, variant);
-    }
-    copy_dockerfile(&root(), &scratch, &variants[0], extra);
-    let discovered = xtask::project::discover_variants(&scratch).unwrap();
-    (scratch, discovered)
-}
-
 fn copy_dockerfile(from: &Path, to: &Path, variant: &str, name: &str) {
     let text = std::fs::read_to_string(from.join(format!("images/{variant}/Dockerfile"))).unwrap();
     let dir = to.join(format!("images/{name}"));
@@ -112,13 +107,56 @@ fn copy_dockerfile(from: &Path, to: &Path, variant: &str, name: &str) {
     .unwrap();
 }
 
+/// Runs `cargo xtask ARGS` on the scratch copy (`XTASK_PROJECT_ROOT`), as a
+/// GitHub Actions step: returns what it printed and the step outputs it wrote.
+fn xtask_in(scratch: &Scratch, args: &[&str]) -> (Output, BTreeMap<String, String>) {
+    let outputs = scratch.root.join("step-outputs");
+    let _ = std::fs::remove_file(&outputs);
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .current_dir(&scratch.root)
+        .env_remove("XTASK_PARSE_ONLY")
+        .env("XTASK_PROJECT_ROOT", &scratch.root)
+        .env("GITHUB_OUTPUT", &outputs)
+        .output()
+        .expect("run the xtask binary");
+    assert!(
+        output.status.success(),
+        "cargo xtask {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written = std::fs::read_to_string(&outputs).unwrap_or_default();
+    let written = written
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    (output, written)
+}
+
 #[test]
 fn a_variant_with_a_dash_is_a_directory_away() {
-    let (scratch, variants) = scratch_with_variant("wolfi-base2");
+    let scratch_copy = Scratch::new("plans");
+    let scratch = scratch_copy.root.clone();
+    let variants = scratch_copy.variants();
     assert!(
         variants.contains(&"wolfi-base2".to_string()),
         "{variants:?}"
     );
+    assert_eq!(scratch_copy.added, "wolfi-base2");
+
+    // `cargo xtask variants` lists it, for people and for workflow matrices.
+    let (listed, _) = xtask_in(&scratch_copy, &["variants"]);
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        variants
+    );
+    let (listed, _) = xtask_in(&scratch_copy, &["variants", "--json"]);
+    let listed: Vec<String> = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed, variants);
 
     // CI: planned and rendered like every other variant.
     let request = CiRequest {
@@ -218,7 +256,137 @@ fn a_variant_with_a_dash_is_a_directory_away() {
             "a release tag is never a CI tag: {tag}"
         );
     }
-    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// Where `text` names one of `names` as a word of its own (`ubi9` in
+/// `[ubi9, x]`, `ci-ubi9` or `images/ubi9/`; not in `ubi90`).
+fn named_variants(text: &str, names: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        for name in names {
+            let named = line.match_indices(name.as_str()).any(|(at, _)| {
+                let before = line[..at].chars().next_back();
+                let after = line[at + name.len()..].chars().next();
+                !before.is_some_and(|c| c.is_ascii_alphanumeric())
+                    && !after.is_some_and(|c| c.is_ascii_alphanumeric())
+            });
+            if named {
+                found.push(format!("line {}: {name}: {}", number + 1, line.trim()));
+            }
+        }
+    }
+    found
+}
+
+/// The workflows of the copy follow the new variant with no edit: no file of
+/// .github names a variant, and every matrix over variants, evaluated as
+/// GitHub would (the job output is the step output of its `cargo xtask`
+/// line, run in the copy), lists every variant, the new one included.
+#[test]
+fn every_workflow_matrix_follows_a_new_variant() {
+    let scratch = Scratch::new("workflows");
+    let variants = scratch.variants();
+    assert!(variants.contains(&scratch.added));
+
+    let workflow_dir = scratch.root.join(".github/workflows");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&workflow_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    let mut offenders = Vec::new();
+    for path in files
+        .iter()
+        .chain([&scratch.root.join(".github/dependabot.yml")])
+    {
+        let text = std::fs::read_to_string(path).unwrap();
+        for found in named_variants(&text, &variants) {
+            offenders.push(format!("{}: {found}", path.display()));
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "variant names written by hand:\n{}",
+        offenders.join("\n")
+    );
+
+    let mut evaluated = Vec::new();
+    for path in &files {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(path).unwrap();
+        let workflow = YamlLoader::load_from_str(&text).unwrap().remove(0);
+        let Some(jobs) = workflow["jobs"].as_hash() else {
+            continue;
+        };
+        for (id, job) in jobs {
+            let id = id.as_str().unwrap();
+            let Some(matrix) = job["strategy"]["matrix"].as_hash() else {
+                continue;
+            };
+            for (key, value) in matrix {
+                let key = key.as_str().unwrap();
+                if key != "variant" {
+                    // A build's result (one entry per image it built, so per
+                    // variant planned): the plans above include the new one.
+                    continue;
+                }
+                let list = evaluate_matrix(&scratch, &workflow, value)
+                    .unwrap_or_else(|e| panic!("{file} job {id}: matrix `{key}`: {e}"));
+                assert_eq!(list, variants, "{file} job {id}: matrix `{key}`");
+                evaluated.push(format!("{file} {id}"));
+            }
+        }
+    }
+    assert!(
+        evaluated.iter().any(|e| e == "build-push.yml scan"),
+        "the release's scan runs per variant: {evaluated:?}"
+    );
+}
+
+/// `${{ fromJSON(needs.JOB.outputs.NAME) }}`, evaluated: JOB's output NAME
+/// is `${{ steps.STEP.outputs.OUT }}`, STEP runs one `cargo xtask` line, and
+/// OUT is what that line writes to `$GITHUB_OUTPUT`, run in the copy.
+fn evaluate_matrix(
+    scratch: &Scratch,
+    workflow: &Yaml,
+    value: &Yaml,
+) -> Result<Vec<String>, String> {
+    let expression = value
+        .as_str()
+        .ok_or_else(|| format!("written by hand: {value:?}"))?;
+    let (job, output) = expression
+        .strip_prefix("${{ fromJSON(needs.")
+        .and_then(|rest| rest.strip_suffix(") }}"))
+        .and_then(|rest| rest.split_once(".outputs."))
+        .ok_or_else(|| format!("not a job's output: {expression}"))?;
+    let job = &workflow["jobs"][job];
+    let step_output = job["outputs"][output]
+        .as_str()
+        .ok_or_else(|| format!("no job output {output}"))?;
+    let (step_id, out) = step_output
+        .strip_prefix("${{ steps.")
+        .and_then(|rest| rest.strip_suffix(" }}"))
+        .and_then(|rest| rest.split_once(".outputs."))
+        .ok_or_else(|| format!("not a step's output: {step_output}"))?;
+    let step = job["steps"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+        .find(|s| s["id"].as_str() == Some(step_id))
+        .ok_or_else(|| format!("no step {step_id}"))?;
+    let line = step["run"].as_str().unwrap_or_default().trim();
+    let args: Vec<&str> = line
+        .strip_prefix("cargo xtask ")
+        .ok_or_else(|| format!("step {step_id} is not one `cargo xtask` line: {line}"))?
+        .split_whitespace()
+        .collect();
+    let (_, outputs) = xtask_in(scratch, &args);
+    let written = outputs
+        .get(out)
+        .ok_or_else(|| format!("`{line}` wrote no step output {out}: {outputs:?}"))?;
+    serde_json::from_str(written).map_err(|e| format!("{out}={written}: {e}"))
 }
 
 #[test]

@@ -14,6 +14,11 @@
 //!   the job that writes a gha cache;
 //! - every third-party action is pinned to a full commit SHA, with its
 //!   version in a comment;
+//! - no workflow (nor dependabot.yml) names a variant: every matrix is a
+//!   job's output, the per-variant ones the list of build-push.yml's
+//!   read-only `variants` job (`cargo xtask variants --json`), so adding a
+//!   variant is adding a directory (tests/variants.rs adds one in a scratch
+//!   copy and evaluates the matrices there);
 //! - every `cargo xtask ...` line is accepted by the real binary: build
 //!   commands are planned with `--dry-run` in the situation the workflow runs
 //!   in (a pull request, a tag push, a push to main), the rest are parsed
@@ -189,6 +194,15 @@ impl Workflow {
                 .as_str()
                 .is_some_and(|u| u.starts_with(&format!("{action}@")))
         })
+    }
+
+    /// The jobs a job waits for.
+    fn needs(&self, job: &str) -> BTreeSet<String> {
+        match &self.job(job)["needs"] {
+            Value::String(one) => BTreeSet::from([one.clone()]),
+            Value::Array(many) => many.iter().map(as_text).collect(),
+            _ => BTreeSet::new(),
+        }
     }
 
     fn uses_action(&self, action: &str) -> bool {
@@ -426,6 +440,13 @@ fn permissions_are_the_least_each_job_needs() {
         grants("promote"),
         ["actions:read", "contents:read", "packages:write"]
     );
+    // The job that lists the variants for the gate's matrix reads the
+    // checkout and nothing else.
+    assert_eq!(
+        grants("variants"),
+        ["contents:read"],
+        "build-push.yml job variants"
+    );
     for job in release.jobs().keys() {
         let token = grants(job).contains(&"id-token:write".to_string());
         assert_eq!(
@@ -609,17 +630,249 @@ fn dependabot_updates_actions_base_images_and_crates() {
     };
     assert_eq!(entry("github-actions")["directory"], json!("/"));
     assert_eq!(entry("cargo")["directory"], json!("/"));
-    let docker: BTreeSet<String> = entry("docker")["directories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(as_text)
-        .collect();
+    // A glob, not a list of the variants: adding a variant is adding a
+    // directory (`no_file_of_github_names_a_variant` checks no name is written).
+    let mut docker = BTreeSet::new();
+    for pattern in entry("docker")["directories"].as_array().unwrap() {
+        let pattern = as_text(pattern);
+        let matched = directories_matching(&pattern);
+        assert!(
+            !matched.is_empty(),
+            "dependabot.yml: {pattern} matches no directory"
+        );
+        docker.extend(matched);
+    }
     let expected: BTreeSet<String> = variants().iter().map(|v| format!("/images/{v}")).collect();
     assert_eq!(
         docker, expected,
-        "dependabot.yml: every images/<variant> directory"
+        "dependabot.yml: every images/<variant> directory, and nothing else"
     );
+}
+
+/// The directories of the checkout a Dependabot `directories` entry names:
+/// `/a/b`, or `/a/*` (every directory under `a`).
+fn directories_matching(pattern: &str) -> BTreeSet<String> {
+    let Some(parent) = pattern.strip_suffix("/*") else {
+        return BTreeSet::from([pattern.to_string()]);
+    };
+    assert!(
+        !parent.contains('*'),
+        "only a last `*` is understood here: {pattern}"
+    );
+    std::fs::read_dir(root().join(parent.trim_start_matches('/')))
+        .unwrap_or_else(|e| panic!("dependabot.yml: {pattern}: {e}"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .map(|p| format!("{parent}/{}", p.file_name().unwrap().to_string_lossy()))
+        .collect()
+}
+
+#[test]
+fn dependabot_globs_are_read_like_dependabot() {
+    let images = directories_matching("/images/*");
+    for variant in variants() {
+        assert!(images.contains(&format!("/images/{variant}")), "{images:?}");
+    }
+    assert!(
+        root().join("images/compile-service.sh").is_file()
+            && !images.contains("/images/compile-service.sh"),
+        "directories only: {images:?}"
+    );
+    assert_eq!(
+        directories_matching("/images"),
+        BTreeSet::from(["/images".to_string()])
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Variants: adding one is adding a directory, workflows included
+// (tests/variants.rs adds one in a scratch copy and evaluates the matrices).
+
+/// Where a text names one of `names` as a word of its own (not inside a
+/// longer name: `ubi9` is in `ci-ubi9` and `images/ubi9/`, not in `ubi90`).
+fn named_variants(text: &str, names: &BTreeSet<String>) -> Vec<String> {
+    let mut found = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        for name in names {
+            let named = line.match_indices(name.as_str()).any(|(at, _)| {
+                let before = line[..at].chars().next_back();
+                let after = line[at + name.len()..].chars().next();
+                !before.is_some_and(|c| c.is_ascii_alphanumeric())
+                    && !after.is_some_and(|c| c.is_ascii_alphanumeric())
+            });
+            if named {
+                found.push(format!("line {}: {name}: {}", number + 1, line.trim()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn named_variants_are_found_as_words() {
+    let names = BTreeSet::from(["ubi9".to_string(), "wolfi-base".to_string()]);
+    let text =
+        "variant: [ubi9, x]\nimage: ci-ubi9-pr1\nubi90 and wolfi-based\n- /images/wolfi-base\n";
+    assert_eq!(
+        named_variants(text, &names),
+        [
+            "line 1: ubi9: variant: [ubi9, x]",
+            "line 2: ubi9: image: ci-ubi9-pr1",
+            "line 4: wolfi-base: - /images/wolfi-base"
+        ]
+    );
+}
+
+/// No workflow (nor dependabot.yml) names a variant: their lists of
+/// variants come from the tool, so a new images/<variant> needs no edit here.
+#[test]
+fn no_file_of_github_names_a_variant() {
+    let mut files: Vec<PathBuf> = all_workflows()
+        .iter()
+        .map(|wf| workflow_dir().join(&wf.file))
+        .collect();
+    files.push(root().join(".github/dependabot.yml"));
+    let names = variants();
+    let mut offenders = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for found in named_variants(&text, &names) {
+            offenders.push(format!("{}: {found}", path.display()));
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "variant names written by hand (take them from `cargo xtask variants --json`, a job output):\n{}",
+        offenders.join("\n")
+    );
+}
+
+/// No matrix is written by hand: each is a job's output, read with
+/// `fromJSON(needs.<job>.outputs...)` from a job it waits for, and a matrix
+/// over variants is the variants job's list.
+#[test]
+fn every_matrix_is_a_job_output() {
+    let mut over_variants = 0;
+    for wf in all_workflows() {
+        for (id, job) in wf.jobs() {
+            let Some(matrix) = job["strategy"]["matrix"].as_object() else {
+                continue;
+            };
+            for (key, value) in matrix {
+                let context = format!("{} job {id}: matrix `{key}`", wf.file);
+                let expression = value
+                    .as_str()
+                    .and_then(|v| v.strip_prefix("${{ fromJSON(needs."))
+                    .unwrap_or_else(|| panic!("{context} is written by hand: {value}"));
+                let needed = expression.split('.').next().unwrap_or_default();
+                assert!(
+                    wf.needs(id).contains(needed),
+                    "{context}: reads job {needed}, which it does not wait for"
+                );
+                if key == "variant" {
+                    assert_eq!(
+                        as_text(value),
+                        "${{ fromJSON(needs.variants.outputs.variants) }}",
+                        "{context}"
+                    );
+                    over_variants += 1;
+                }
+            }
+        }
+    }
+    assert!(over_variants >= 1, "no matrix over the variants found");
+}
+
+/// The job that lists the variants: the commit's checkout and `cargo xtask
+/// variants --json`, nothing else (no other action, no artifact, no secret,
+/// no earlier job), its step output exposed as the job's; run here as the
+/// job runs it, it lists exactly the variants the library discovers.
+#[test]
+fn the_variants_job_lists_the_variants_on_disk() {
+    let wf = workflow("build-push.yml");
+    let job = wf.job("variants");
+    assert!(
+        wf.needs("variants").is_empty(),
+        "the list is the commit's: it waits for no job"
+    );
+    let text = job.to_string();
+    for forbidden in ["secrets.", "github.token", "environment", "\"env\""] {
+        assert!(
+            !text.contains(forbidden),
+            "build-push.yml job variants: {forbidden}"
+        );
+    }
+    let steps = wf.steps("variants");
+    let actions: Vec<&str> = steps
+        .iter()
+        .filter_map(|s| s["uses"].as_str())
+        .map(|u| u.split('@').next().unwrap_or(u))
+        .collect();
+    assert_eq!(
+        actions,
+        ["actions/checkout"],
+        "nothing but the checkout runs before the list is read"
+    );
+    let checkout = wf.step_using("variants", "actions/checkout").unwrap();
+    for key in ["ref", "repository", "path"] {
+        assert!(
+            checkout["with"][key].is_null(),
+            "the commit's own checkout: {key}"
+        );
+    }
+    let lines: Vec<XtaskLine> = xtask_lines(&wf)
+        .into_iter()
+        .filter(|l| l.job == "variants")
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0].words, ["variants", "--json"]);
+    assert_eq!(steps.len(), 2, "the checkout and the list");
+    let step = steps.iter().find(|s| s["run"].is_string()).unwrap();
+    assert_eq!(
+        as_text(&job["outputs"]["variants"]),
+        format!(
+            "${{{{ steps.{}.outputs.{} }}}}",
+            as_text(&step["id"]),
+            xtask::commands::variants::STEP_OUTPUT
+        )
+    );
+    let (output, outputs) = run_with_step_outputs(&lines[0].words);
+    assert!(output.status.success(), "{output:?}");
+    let listed: Vec<String> =
+        serde_json::from_str(&outputs[xtask::commands::variants::STEP_OUTPUT]).unwrap();
+    assert_eq!(listed, xtask::project::discover_variants(&root()).unwrap());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        outputs[xtask::commands::variants::STEP_OUTPUT],
+        "--json prints what the step output holds"
+    );
+}
+
+/// Runs `cargo xtask WORDS` as a GitHub Actions step would, and returns the
+/// step outputs it wrote.
+fn run_with_step_outputs(words: &[String]) -> (Output, BTreeMap<String, String>) {
+    let file = std::env::temp_dir().join(format!(
+        "xtask-workflows-output-{}-{}",
+        std::process::id(),
+        words.join("_").replace(['/', ' '], "_")
+    ));
+    let _ = std::fs::remove_file(&file);
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(words)
+        .current_dir(root())
+        .env_remove("XTASK_PARSE_ONLY")
+        .env_remove("XTASK_PROJECT_ROOT")
+        .env("GITHUB_OUTPUT", &file)
+        .output()
+        .expect("run the xtask binary");
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    let _ = std::fs::remove_file(&file);
+    let outputs = text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    (output, outputs)
 }
 
 // ---------------------------------------------------------------------------
@@ -740,18 +993,15 @@ fn build_push_publishes_in_stages_and_tags_only_after_the_gate() {
         json!(false),
         "never cancel a release half-way"
     );
-    let needs = |job: &str| -> BTreeSet<String> {
-        match &wf.job(job)["needs"] {
-            Value::String(one) => BTreeSet::from([one.clone()]),
-            Value::Array(many) => many.iter().map(as_text).collect(),
-            _ => BTreeSet::new(),
-        }
-    };
+    let needs = |job: &str| wf.needs(job);
     // build -> sign -> verify; scan and smoke on the pushed digests; promote
     // after every part of the gate.
     assert_eq!(needs("sign"), BTreeSet::from(["build".to_string()]));
     assert_eq!(needs("verify"), BTreeSet::from(["sign".to_string()]));
-    assert_eq!(needs("scan"), BTreeSet::from(["build".to_string()]));
+    assert_eq!(
+        needs("scan"),
+        BTreeSet::from(["build".to_string(), "variants".to_string()])
+    );
     assert_eq!(needs("smoke"), BTreeSet::from(["build".to_string()]));
     let gate: BTreeSet<String> = ["build", "verify", "scan", "smoke"]
         .map(String::from)
@@ -814,13 +1064,11 @@ fn build_push_publishes_in_stages_and_tags_only_after_the_gate() {
         as_text(&trivy["with"]["version"]).starts_with("v0."),
         "trivy version pinned"
     );
-    let variants_scanned: BTreeSet<String> = wf.job("scan")["strategy"]["matrix"]["variant"]
-        .as_array()
-        .expect("a matrix over variants")
-        .iter()
-        .map(as_text)
-        .collect();
-    assert_eq!(variants_scanned, variants(), "every variant is scanned");
+    assert_eq!(
+        as_text(&wf.job("scan")["strategy"]["matrix"]["variant"]),
+        "${{ fromJSON(needs.variants.outputs.variants) }}",
+        "every variant on disk is scanned, as the variants job lists them"
+    );
     assert!(
         wf.step_using("scan", "actions/upload-artifact").is_some(),
         "SBOMs uploaded as artifacts"
@@ -1471,6 +1719,7 @@ fn every_xtask_line_is_accepted_by_the_cli() {
         "promote",
         "prune-ci-images",
         "update-bases",
+        "variants",
     ] {
         assert!(
             seen.contains(expected),

@@ -14,4 +14,5 @@ pub mod sign;
 pub mod stand_ins;
 pub mod test_task;
 pub mod update_bases;
+pub mod variants;
 pub mod verify;

@@ -11,6 +11,7 @@
 
 pub mod compile;
 pub mod e2e;
+pub mod scratch;
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
