@@ -87,11 +87,7 @@ pub fn base_tags(
         BuildRef::Tag(tag) => match Version::from_git_tag(&tag) {
             Some(version) => {
                 // A tag cannot hold build metadata (`+...`); precedence ignores it.
-                let tagged = Version {
-                    build: Vec::new(),
-                    ..version.clone()
-                };
-                let mut kinds = vec![ReleaseTagKind::Version(tagged)];
+                let mut kinds = vec![ReleaseTagKind::Version(version.without_build())];
                 // Pre-releases get only their full version; floating tags
                 // follow stable releases, and only forwards: a backport
                 // (v1.1.9 after v1.2.0) moves `1.1` but neither `1` nor `latest`.
