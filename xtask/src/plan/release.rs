@@ -390,7 +390,7 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
             ("revision", context.git.revision.clone()),
             ("source", context.git.source_url.clone()),
             ("url", context.git.source_url.clone()),
-            ("created", format_rfc3339(context.git.commit_time)),
+            ("created", format_rfc3339(context.git.commit_time)?),
             ("licenses", LICENSE.to_string()),
             ("base.name", base_name),
             ("base.digest", base_digest),
