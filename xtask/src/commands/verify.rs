@@ -155,6 +155,6 @@ fn print_policy(kind: PolicyKind, args: &VerifyOptions) -> Result<()> {
         other => AdmittedSigner::Keyless(other.clone()),
     };
     let document = admission::policy(kind, &repository, &admitted)?;
-    print!("{}", yaml::to_yaml(&document));
+    print!("{}", yaml::to_yaml(&document)?);
     Ok(())
 }

@@ -1,73 +1,45 @@
 //! Release versions: strict SemVer 2.0 (<https://semver.org>), written as git
-//! tags `vMAJOR.MINOR.PATCH[-PRERELEASE][+BUILD]`. Parse and format sit side
-//! by side; ordering is SemVer precedence (build metadata ignored).
+//! tags `vMAJOR.MINOR.PATCH[-PRERELEASE][+BUILD]`. The grammar is the
+//! `semver` crate's; ordering is SemVer precedence, which ignores build
+//! metadata (`semver::Version`'s own `Ord` does not).
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::ops::Deref;
 use std::str::FromStr;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
-/// One dot-separated pre-release identifier: numeric ones compare as
-/// numbers and rank below alphanumeric ones (SemVer 2.0 §11).
+/// A SemVer 2.0 version; its parts (`major`, `pre`, `build`...) are
+/// `semver::Version`'s.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Identifier {
-    Numeric(u64),
-    Alphanumeric(String),
-}
+pub struct Version(semver::Version);
 
-impl Ord for Identifier {
-    fn cmp(&self, other: &Identifier) -> Ordering {
-        match (self, other) {
-            (Identifier::Numeric(a), Identifier::Numeric(b)) => a.cmp(b),
-            (Identifier::Numeric(_), Identifier::Alphanumeric(_)) => Ordering::Less,
-            (Identifier::Alphanumeric(_), Identifier::Numeric(_)) => Ordering::Greater,
-            (Identifier::Alphanumeric(a), Identifier::Alphanumeric(b)) => a.cmp(b),
-        }
+impl Deref for Version {
+    type Target = semver::Version;
+
+    fn deref(&self) -> &semver::Version {
+        &self.0
     }
-}
-
-impl PartialOrd for Identifier {
-    fn partial_cmp(&self, other: &Identifier) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl fmt::Display for Identifier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Identifier::Numeric(n) => write!(f, "{n}"),
-            Identifier::Alphanumeric(s) => f.write_str(s),
-        }
-    }
-}
-
-/// A SemVer 2.0 version.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Version {
-    pub major: u64,
-    pub minor: u64,
-    pub patch: u64,
-    /// Empty for a stable release.
-    pub prerelease: Vec<Identifier>,
-    /// Build metadata: kept for display, ignored by precedence.
-    pub build: Vec<String>,
 }
 
 impl Version {
     pub fn is_prerelease(&self) -> bool {
-        !self.prerelease.is_empty()
+        !self.pre.is_empty()
     }
 
     /// `MAJOR.MINOR.PATCH[-PRERELEASE]`: the version as an image tag (a tag
     /// cannot hold `+`, and build metadata does not change precedence).
     pub fn tag(&self) -> String {
-        let mut text = format!("{}.{}.{}", self.major, self.minor, self.patch);
-        if self.is_prerelease() {
-            text.push('-');
-            text.push_str(&join(&self.prerelease));
-        }
-        text
+        self.without_build().to_string()
+    }
+
+    /// The same version without its build metadata.
+    pub fn without_build(&self) -> Version {
+        Version(semver::Version {
+            build: semver::BuildMetadata::EMPTY,
+            ..self.0.clone()
+        })
     }
 
     /// The git tag of this version: `v` and the full version.
@@ -82,25 +54,11 @@ impl Version {
     }
 }
 
-fn join(items: &[impl fmt::Display]) -> String {
-    items
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
+/// SemVer precedence (§11): build metadata is ignored, a pre-release ranks
+/// below its release, numeric identifiers compare as numbers.
 impl Ord for Version {
     fn cmp(&self, other: &Version) -> Ordering {
-        (self.major, self.minor, self.patch)
-            .cmp(&(other.major, other.minor, other.patch))
-            .then_with(|| match (self.is_prerelease(), other.is_prerelease()) {
-                // A pre-release ranks below its release (§11.3).
-                (false, false) => Ordering::Equal,
-                (true, false) => Ordering::Less,
-                (false, true) => Ordering::Greater,
-                (true, true) => self.prerelease.cmp(&other.prerelease),
-            })
+        self.0.cmp_precedence(&other.0)
     }
 }
 
@@ -112,76 +70,20 @@ impl PartialOrd for Version {
 
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.tag())?;
-        if !self.build.is_empty() {
-            write!(f, "+{}", self.build.join("."))?;
-        }
-        Ok(())
+        self.0.fmt(f)
     }
 }
 
 const HINT: &str =
     "expected SemVer 2.0: MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD], e.g. 1.2.3 or 1.2.3-rc.1";
 
-fn numeric(text: &str, what: &str, whole: &str) -> Result<u64> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        bail!("{whole:?} is not a version: its {what} {text:?} is not a number; {HINT}");
-    }
-    if text.len() > 1 && text.starts_with('0') {
-        bail!("{whole:?} is not a version: its {what} {text:?} has a leading zero; {HINT}");
-    }
-    text.parse().map_err(|_| {
-        anyhow::anyhow!("{whole:?} is not a version: its {what} {text:?} is too large")
-    })
-}
-
-fn identifiers<'a>(text: &'a str, what: &str, whole: &str) -> Result<Vec<&'a str>> {
-    let parts: Vec<&str> = text.split('.').collect();
-    for part in &parts {
-        if part.is_empty() {
-            bail!("{whole:?} is not a version: its {what} has an empty identifier; {HINT}");
-        }
-        if !part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            bail!("{whole:?} is not a version: its {what} identifier {part:?} may hold only [0-9A-Za-z-]; {HINT}");
-        }
-    }
-    Ok(parts)
-}
-
 impl FromStr for Version {
     type Err = anyhow::Error;
 
     fn from_str(text: &str) -> Result<Version> {
-        let (rest, build) = match text.split_once('+') {
-            Some((rest, build)) => (rest, identifiers(build, "build metadata", text)?),
-            None => (text, Vec::new()),
-        };
-        // The core holds no '-': the first one starts the pre-release.
-        let (core, prerelease) = match rest.split_once('-') {
-            Some((core, pre)) => (core, identifiers(pre, "pre-release", text)?),
-            None => (rest, Vec::new()),
-        };
-        let numbers: Vec<&str> = core.split('.').collect();
-        let [major, minor, patch] = numbers.as_slice() else {
-            bail!("{text:?} is not a version: it needs exactly MAJOR.MINOR.PATCH; {HINT}");
-        };
-        let prerelease = prerelease
-            .into_iter()
-            .map(|part| {
-                if part.bytes().all(|b| b.is_ascii_digit()) {
-                    numeric(part, "pre-release identifier", text).map(Identifier::Numeric)
-                } else {
-                    Ok(Identifier::Alphanumeric(part.to_string()))
-                }
-            })
-            .collect::<Result<_>>()?;
-        Ok(Version {
-            major: numeric(major, "major version", text)?,
-            minor: numeric(minor, "minor version", text)?,
-            patch: numeric(patch, "patch version", text)?,
-            prerelease,
-            build: build.into_iter().map(String::from).collect(),
-        })
+        semver::Version::parse(text)
+            .map(Version)
+            .map_err(|e| anyhow::anyhow!("{text:?} is not a version: {e}; {HINT}"))
     }
 }
 
@@ -231,6 +133,8 @@ mod tests {
             "1.2.3-0",
             "1.2.3-rc.0",
             "0.0.0",
+            // A pre-release number of any length compares as a number.
+            "1.0.0-rc.99999999999999999999",
         ] {
             assert_eq!(v(good).to_string(), good, "round trip of {good}");
         }
@@ -320,6 +224,7 @@ mod tests {
             "1.0.0-beta.2",
             "1.0.0-beta.11",
             "1.0.0-rc.1",
+            "1.0.0-rc.99999999999999999999",
             "1.0.0",
             "1.9.0",
             "1.10.0",

@@ -1,107 +1,50 @@
 //! A JSON document written as block-style YAML, for the Kubernetes
-//! manifests this project prints (admission policies). Every string is a
-//! double-quoted scalar with JSON's escapes, which YAML reads the same way,
-//! so no value can be misread (`on`, `1.10`, `*:ci-*`); keys are plain where
-//! they are plain words.
+//! manifests this project prints (admission policies), by yaml-rust2's
+//! emitter: a string YAML could read as something else (`on`, `1.10`,
+//! `null`, `*:ci-*`, `{{ ... }}`) or that holds a newline (a PEM key) is a
+//! double-quoted scalar with escapes, any other is plain.
 
+use anyhow::{bail, Context as _, Result};
 use serde_json::Value;
+use yaml_rust2::{Yaml, YamlEmitter};
 
-/// The document as YAML, one `---`-less document ending in a newline.
-pub fn to_yaml(value: &Value) -> String {
+/// The document as YAML: `---`, the document, a newline.
+pub fn to_yaml(value: &Value) -> Result<String> {
     let mut out = String::new();
-    match value {
-        Value::Object(map) if !map.is_empty() => write_map(&mut out, map, 0),
-        Value::Array(items) if !items.is_empty() => write_list(&mut out, items, 0),
-        scalar => {
-            out.push_str(&scalar_text(scalar));
-            out.push('\n');
-        }
-    }
-    out
-}
-
-fn scalar_text(value: &Value) -> String {
-    match value {
-        Value::Object(_) => "{}".to_string(),
-        Value::Array(_) => "[]".to_string(),
-        // serde_json writes a string with JSON's escapes: a YAML double-quoted scalar.
-        other => other.to_string(),
-    }
-}
-
-fn is_collection(value: &Value) -> bool {
-    matches!(value, Value::Object(map) if !map.is_empty())
-        || matches!(value, Value::Array(items) if !items.is_empty())
-}
-
-fn key_text(key: &str) -> String {
-    let plain = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'));
-    if plain {
-        key.to_string()
-    } else {
-        Value::String(key.to_string()).to_string()
-    }
-}
-
-fn write_map(out: &mut String, map: &serde_json::Map<String, Value>, indent: usize) {
-    for (key, value) in map {
-        out.push_str(&" ".repeat(indent));
-        out.push_str(&key_text(key));
-        out.push(':');
-        write_value(out, value, indent + 2);
-    }
-}
-
-fn write_list(out: &mut String, items: &[Value], indent: usize) {
-    for item in items {
-        out.push_str(&" ".repeat(indent));
-        out.push('-');
-        match item {
-            Value::Object(map) if !map.is_empty() => {
-                // The first entry on the dash's line, the rest aligned under it.
-                let mut first = true;
-                for (key, value) in map {
-                    if first {
-                        out.push(' ');
-                        first = false;
-                    } else {
-                        out.push_str(&" ".repeat(indent + 2));
-                    }
-                    out.push_str(&key_text(key));
-                    out.push(':');
-                    write_value(out, value, indent + 4);
-                }
-            }
-            Value::Array(items) if !items.is_empty() => {
-                out.push('\n');
-                write_list(out, items, indent + 2);
-            }
-            scalar => {
-                out.push(' ');
-                out.push_str(&scalar_text(scalar));
-                out.push('\n');
-            }
-        }
-    }
-}
-
-/// After `key:`: a scalar on the same line, a collection below it.
-fn write_value(out: &mut String, value: &Value, indent: usize) {
-    if !is_collection(value) {
-        out.push(' ');
-        out.push_str(&scalar_text(value));
-        out.push('\n');
-        return;
-    }
+    YamlEmitter::new(&mut out)
+        .dump(&node(value)?)
+        .context("cannot write the document as YAML")?;
     out.push('\n');
-    match value {
-        Value::Object(map) => write_map(out, map, indent),
-        Value::Array(items) => write_list(out, items, indent - 2),
-        _ => {}
+    Ok(out)
+}
+
+fn node(value: &Value) -> Result<Yaml> {
+    Ok(match value {
+        Value::Null => Yaml::Null,
+        Value::Bool(b) => Yaml::Boolean(*b),
+        Value::Number(n) => n
+            .as_i64()
+            .map_or_else(|| Yaml::Real(n.to_string()), Yaml::Integer),
+        Value::String(s) => string(s)?,
+        Value::Array(items) => Yaml::Array(items.iter().map(node).collect::<Result<_>>()?),
+        Value::Object(map) => Yaml::Hash(
+            map.iter()
+                .map(|(k, v)| Ok((string(k)?, node(v)?)))
+                .collect::<Result<_>>()?,
+        ),
+    })
+}
+
+/// The emitter writes some control characters (BEL, ESC, DEL, C1) as they
+/// are, which YAML readers refuse; no policy value holds one.
+fn string(text: &str) -> Result<Yaml> {
+    if let Some(c) = text
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        bail!("{text:?} holds the control character {c:?}, which YAML cannot hold: remove it");
     }
+    Ok(Yaml::String(text.to_string()))
 }
 
 #[cfg(test)]
@@ -110,7 +53,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn block_style_with_quoted_strings() {
+    fn block_style_quoting_what_yaml_would_misread() {
         let document = json!({
             "apiVersion": "kyverno.io/v1",
             "metadata": {"name": "x", "annotations": {"policies.kyverno.io/title": "T"}},
@@ -121,35 +64,63 @@ mod tests {
                 ],
                 "background": false,
                 "=(initContainers)": [{"image": "!*:ci-*"}],
+                "misread": ["on", "1.10", "null", "true", "", " x", "{{ a }}", "a: b"],
                 "pem": "-----BEGIN-----\nabc\n-----END-----\n"
             }
         });
-        let text = to_yaml(&document);
-        let expected = r#"apiVersion: "kyverno.io/v1"
+        let text = to_yaml(&document).unwrap();
+        let expected = r#"---
+apiVersion: kyverno.io/v1
 metadata:
   annotations:
-    policies.kyverno.io/title: "T"
-  name: "x"
+    policies.kyverno.io/title: T
+  name: x
 spec:
   "=(initContainers)":
-  - image: "!*:ci-*"
+    - image: "!*:ci-*"
   background: false
+  misread:
+    - "on"
+    - "1.10"
+    - "null"
+    - "true"
+    - ""
+    - " x"
+    - "{{ a }}"
+    - "a: b"
   pem: "-----BEGIN-----\nabc\n-----END-----\n"
   rules:
-  - match:
-      any:
-      - resources:
-          kinds:
-          - "Pod"
-    name: "a"
-  - empty: []
-    list:
-    -
-      - 1
-      - 2
-    name: "b"
-    none: {}
+    - match:
+        any:
+          - resources:
+              kinds:
+                - Pod
+      name: a
+    - empty: []
+      list:
+        - - 1
+          - 2
+      name: b
+      none: {}
 "#;
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn a_value_yaml_cannot_hold_plain_is_refused() {
+        for bad in [
+            "bell\u{7}",
+            "esc\u{1b}[0m",
+            "del\u{7f}",
+            "c1\u{85}",
+            "nul\u{0}",
+        ] {
+            let err = to_yaml(&json!({"key": [bad]})).unwrap_err().to_string();
+            assert!(err.contains("control character"), "{err}");
+            let err = to_yaml(&json!({ bad: 1 })).unwrap_err().to_string();
+            assert!(err.contains("control character"), "{err}");
+        }
+        let text = to_yaml(&json!({"key": "tab\tnewline\nreturn\r"})).unwrap();
+        assert_eq!(text, "---\nkey: \"tab\\tnewline\\nreturn\\r\"\n");
     }
 }

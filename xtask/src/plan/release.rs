@@ -87,11 +87,7 @@ pub fn base_tags(
         BuildRef::Tag(tag) => match Version::from_git_tag(&tag) {
             Some(version) => {
                 // A tag cannot hold build metadata (`+...`); precedence ignores it.
-                let tagged = Version {
-                    build: Vec::new(),
-                    ..version.clone()
-                };
-                let mut kinds = vec![ReleaseTagKind::Version(tagged)];
+                let mut kinds = vec![ReleaseTagKind::Version(version.without_build())];
                 // Pre-releases get only their full version; floating tags
                 // follow stable releases, and only forwards: a backport
                 // (v1.1.9 after v1.2.0) moves `1.1` but neither `1` nor `latest`.
@@ -399,7 +395,7 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
             ("revision", context.git.revision.clone()),
             ("source", context.git.source_url.clone()),
             ("url", context.git.source_url.clone()),
-            ("created", format_rfc3339(context.git.commit_time)),
+            ("created", format_rfc3339(context.git.commit_time)?),
             ("licenses", LICENSE.to_string()),
             ("base.name", base_name),
             ("base.digest", base_digest),

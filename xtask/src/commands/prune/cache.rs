@@ -456,7 +456,7 @@ mod tests {
 
     /// `2027-01-15T08:00:00.123456789Z` for an epoch second (tests only, UTC).
     fn format_epoch(t: i64) -> String {
-        let seconds = crate::model::time::format_rfc3339(t);
+        let seconds = crate::model::time::format_rfc3339(t).unwrap();
         format!("{}.123456789Z", seconds.trim_end_matches('Z'))
     }
 

@@ -4,50 +4,31 @@
 use anyhow::Result;
 
 const DURATION_HINT: &str = "expected a whole number followed by a unit s, m, h, d or w, \
-     optionally combined, e.g. 30m, 12h, 7d, 2w or 1d12h";
+     optionally combined from the largest unit down, e.g. 30m, 12h, 7d, 2w or 1d12h";
 
 /// `30m`, `12h`, `7d`, `2w`, `90s`, or combinations such as `1d12h`, in seconds.
 pub fn parse_duration(text: &str) -> Result<u64> {
     let malformed =
         || anyhow::anyhow!("malformed duration {text:?} for --older-than: {DURATION_HINT}");
-    if text.is_empty() {
+    // jiff reads more (`7 days`, `1.5h`, `30ms`, `P7D`, `-7d`, `1y`); only
+    // whole numbers with one-letter units are taken.
+    let strict = !text.is_empty()
+        && text
+            .split_inclusive(|c: char| !c.is_ascii_digit())
+            .all(|item| {
+                item.strip_suffix(['s', 'm', 'h', 'd', 'w'])
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            });
+    if !strict {
         return Err(malformed());
     }
-    let mut total: u64 = 0;
-    let mut number: Option<u64> = None;
-    for c in text.chars() {
-        if let Some(digit) = c.to_digit(10) {
-            number = Some(
-                number
-                    .unwrap_or(0)
-                    .checked_mul(10)
-                    .and_then(|n| n.checked_add(u64::from(digit)))
-                    .ok_or_else(malformed)?,
-            );
-            continue;
-        }
-        let unit: u64 = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 604_800,
-            _ => return Err(malformed()),
-        };
-        let value = number.take().ok_or_else(malformed)?;
-        total = value
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(malformed)?;
-    }
-    if number.is_some() {
-        return Err(malformed());
-    }
-    // Keep the arithmetic with epoch seconds (i64) exact.
-    if total > i64::MAX as u64 / 2 {
-        return Err(malformed());
-    }
-    Ok(total)
+    // Days and weeks of 24 hours; jiff bounds each unit (to some 20,000
+    // years), which keeps the arithmetic with epoch seconds (i64) exact.
+    let span: jiff::Span = text.parse().map_err(|_| malformed())?;
+    let duration = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|_| malformed())?;
+    u64::try_from(duration.as_secs()).map_err(|_| malformed())
 }
 
 pub fn parse_keep(text: &str) -> Result<usize> {
@@ -105,6 +86,12 @@ mod tests {
             "7dd",
             "99999999999999999999d",
             "1y",
+            "30ms",
+            "7days",
+            "1.5h",
+            "P7D",
+            "12h1d",
+            "1d1d",
         ] {
             let err = parse_duration(bad).unwrap_err().to_string();
             assert!(
