@@ -13,7 +13,10 @@ const KNOWN_ARCHES: &[&str] = &[
     "amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64",
 ];
 
-/// A target platform such as `linux/amd64` or `linux/arm/v7`.
+/// A platform such as `linux/amd64` or `linux/arm/v7`. One type for what a
+/// user asks for (`FromStr`: the Linux platforms the images are built for)
+/// and what an OCI index says (`model::oci`: any `os`/`architecture`, read
+/// as the spec's object). Plans, records and reports hold it as its text.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Platform {
@@ -116,6 +119,33 @@ pub fn parse_platforms(text: &str) -> Result<Vec<Platform>> {
     Ok(platforms)
 }
 
+/// A comma-separated list of platforms (`linux/amd64,linux/arm64`), each
+/// once, in the order given: `--platform` of the commands that build or
+/// check several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platforms(Vec<Platform>);
+
+impl Platforms {
+    pub fn into_vec(self) -> Vec<Platform> {
+        self.0
+    }
+}
+
+impl FromStr for Platforms {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<Platforms> {
+        parse_platforms(text).map(Platforms)
+    }
+}
+
+impl fmt::Display for Platforms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let texts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&texts.join(","))
+    }
+}
+
 /// The longest tag the distribution spec allows.
 pub const TAG_MAX: usize = 128;
 
@@ -137,7 +167,7 @@ pub fn validate_tag(tag: &str) -> Result<()> {
 
 /// Checks one path component of a repository name: lowercase alphanumerics
 /// separated by `.`, `_`, `__` or runs of `-`.
-fn valid_path_component(component: &str) -> bool {
+pub(crate) fn valid_path_component(component: &str) -> bool {
     let bytes = component.as_bytes();
     if bytes.is_empty() || !is_lower_alnum(bytes[0]) || !is_lower_alnum(bytes[bytes.len() - 1]) {
         return false;
@@ -167,7 +197,7 @@ fn is_lower_alnum(c: u8) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit()
 }
 
-fn looks_like_host(component: &str) -> bool {
+pub(crate) fn looks_like_host(component: &str) -> bool {
     component.contains('.') || component.contains(':') || component == "localhost"
 }
 
