@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::client::{process, registry, tar};
 use crate::model::oci::{blob_path, Index, Layout};
+use crate::model::reference::Digest;
 use crate::model::tags::SHARED_COMPILE;
 use crate::model::{build_log, files};
 use crate::plan::record::ReleaseRecord;
@@ -54,9 +55,14 @@ pub fn print_dry_run_head(plan: &Plan) {
     let checks: Vec<String> = plan.preflight.iter().map(|r| format!("{r:?}")).collect();
     println!("# checks first: {}", checks.join(", "));
     if !plan.must_not_exist.is_empty() {
+        let tags: Vec<String> = plan
+            .must_not_exist
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         println!(
             "# refuses if any of these tags exists (on another digest than the release record's): {}",
-            plan.must_not_exist.join(" ")
+            tags.join(" ")
         );
     }
 }
@@ -115,8 +121,18 @@ pub fn run_plan(plan: &Plan, options: &RunOptions, archives: Option<PathBuf>) ->
 /// A variant an earlier run pushed, that this run does not build again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resumed {
-    pub digest: String,
-    pub platform_digests: BTreeMap<String, String>,
+    pub digest: Digest,
+    pub platform_digests: BTreeMap<String, Digest>,
+}
+
+impl Resumed {
+    /// The platform images as the report holds them.
+    fn platform_digest_texts(&self) -> BTreeMap<String, String> {
+        self.platform_digests
+            .iter()
+            .map(|(platform, digest)| (platform.clone(), digest.to_string()))
+            .collect()
+    }
 }
 
 /// Builds every variant of the plan but the `resumed` ones and, for pushed
@@ -144,7 +160,7 @@ pub fn execute(
         built.insert(
             variant.clone(),
             Built {
-                digest: earlier.digest.clone(),
+                digest: earlier.digest.to_string(),
                 media_type: None,
             },
         );
@@ -160,20 +176,25 @@ pub fn execute(
             VariantResult {
                 variant: v.variant.clone(),
                 image: match plan.output {
-                    Output::Load => v.policy.tags.first().cloned().unwrap_or_default(),
+                    Output::Load => v
+                        .policy
+                        .tags
+                        .first()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
                     Output::PushByDigest(_) => format!("{}@{digest}", plan.repository),
                     Output::Archive => files.oci_archive(&v.variant).display().to_string(),
                 },
                 digest,
                 media_type,
                 platforms: v.policy.platforms.iter().map(ToString::to_string).collect(),
-                tags: v.policy.tags.clone(),
+                tags: v.policy.tags.iter().map(ToString::to_string).collect(),
                 pushed: resumed.contains_key(&v.variant),
                 signed: false,
                 tagged: plan.output == Output::Load,
                 platform_digests: resumed
                     .get(&v.variant)
-                    .map(|r| r.platform_digests.clone())
+                    .map(Resumed::platform_digest_texts)
                     .unwrap_or_default(),
                 sizes: BTreeMap::new(),
                 build_seconds,
@@ -203,7 +224,10 @@ pub fn execute(
 fn platform_details(plan: &Plan, result: &mut VariantResult) {
     match plan.output {
         Output::PushByDigest(_) if result.pushed => {
-            let Ok(Some(fetched)) = registry::fetch(&result.image) else {
+            let Ok(digest) = result.digest.parse::<Digest>() else {
+                return;
+            };
+            let Ok(Some(fetched)) = registry::fetch(&plan.repository.at(&digest)) else {
                 return;
             };
             let Some(index) = fetched.document.as_index() else {
@@ -211,8 +235,10 @@ fn platform_details(plan: &Plan, result: &mut VariantResult) {
             };
             for image in index.images() {
                 let platform = image.platform_name();
-                let reference = format!("{}@{}", plan.repository, image.digest);
-                if let Ok(Some(manifest)) = registry::fetch(&reference) {
+                let Ok(digest) = image.digest.parse::<Digest>() else {
+                    continue;
+                };
+                if let Ok(Some(manifest)) = registry::fetch(&plan.repository.at(&digest)) {
                     if let Some(manifest) = manifest.document.as_manifest() {
                         result
                             .sizes

@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use crate::client::process::{self, Invocation};
 use crate::client::registry;
 use crate::model::names::Platform;
+use crate::model::reference::Repository;
 
 /// A prerequisite checked before anything is built.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -25,7 +26,7 @@ pub enum Requirement {
     SigningKeyFile(String),
     /// The registry of this repository answers and accepts the credentials
     /// a push would use (a lookup, nothing written).
-    PushTarget(String),
+    PushTarget(Repository),
     /// A vulnerability scanner (trivy, or a program that writes its JSON).
     Scanner(String),
 }

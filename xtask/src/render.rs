@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::client::registry;
 pub use crate::model::command::Invocation;
-use crate::model::names;
+use crate::model::reference::{Digest, ImageRef};
 use crate::model::tags::SHARED_COMPILE;
 use crate::plan::gate::ExpectedSigner;
 use crate::plan::record::latest_last;
@@ -32,7 +32,18 @@ fn csv_field(field: &str) -> String {
 }
 
 pub fn digest_placeholder(variant: &str) -> String {
-    format!("<digest:{variant}>")
+    Digest::placeholder(variant).to_string()
+}
+
+/// A variant's pushed index, by the digest the build will tell.
+fn pending_index(plan: &Plan, variant: &str) -> ImageRef {
+    plan.repository.at(&Digest::placeholder(variant))
+}
+
+/// One platform image of a variant's pushed index, by the digest the
+/// registry will tell (`<digest:VARIANT:PLATFORM>`).
+pub fn pending_platform_digest(variant: &str, platform: &impl std::fmt::Display) -> Digest {
+    Digest::placeholder(&format!("{variant}:{platform}"))
 }
 
 /// Fills in the digest of `variant` wherever a command names it.
@@ -97,18 +108,14 @@ pub fn push_archive(plan: &Plan, files: &RunFiles, variant: &str) -> Option<Invo
     ]
     .map(String::from)
     .to_vec();
-    if names::is_loopback(&plan.repository) {
+    if plan.repository.is_loopback() {
         args.push("--dest-tls-verify=false".to_string());
     }
     args.push(format!(
         "oci-archive:{}",
         files.oci_archive(variant).display()
     ));
-    args.push(format!(
-        "docker://{}@{}",
-        plan.repository,
-        digest_placeholder(variant)
-    ));
+    args.push(format!("docker://{}", pending_index(plan, variant)));
     Some(Invocation::new("skopeo", args))
 }
 
@@ -277,15 +284,11 @@ pub fn build(plan: &Plan, files: &RunFiles) -> Invocation {
 
 /// `cosign sign` of one variant's pushed digest (none when signing is off).
 pub fn sign(plan: &Plan, variant: &str) -> Option<Invocation> {
-    sign_reference(
-        &plan.signing,
-        &plan.repository,
-        &format!("{}@{}", plan.repository, digest_placeholder(variant)),
-    )
+    sign_reference(&plan.signing, &pending_index(plan, variant))
 }
 
 /// `cosign sign` of one reference by digest.
-pub fn sign_reference(signing: &Signing, repository: &str, reference: &str) -> Option<Invocation> {
+pub fn sign_reference(signing: &Signing, reference: &ImageRef) -> Option<Invocation> {
     let mut args = vec!["sign".to_string(), "--yes".to_string()];
     match signing {
         Signing::None => return None,
@@ -295,7 +298,7 @@ pub fn sign_reference(signing: &Signing, repository: &str, reference: &str) -> O
         }
         Signing::Keyless => {}
     }
-    if names::is_loopback(repository) {
+    if reference.repository.is_loopback() {
         args.push("--allow-http-registry=true".to_string());
         args.push("--allow-insecure-registry=true".to_string());
     }
@@ -305,25 +308,18 @@ pub fn sign_reference(signing: &Signing, repository: &str, reference: &str) -> O
 
 /// Points a CI variant's tags at its pushed digest.
 pub fn tag(plan: &Plan, variant: &VariantPlan) -> Invocation {
-    tag_digest(
-        &variant.policy.tags,
-        &format!(
-            "{}@{}",
-            plan.repository,
-            digest_placeholder(&variant.variant)
-        ),
-    )
+    tag_digest(&variant.policy.tags, &pending_index(plan, &variant.variant))
 }
 
-/// Points `tags` (full references) at `reference` (by digest), keeping the
+/// Points `tags` (tag references) at `reference` (by digest), keeping the
 /// digest: `docker buildx imagetools create`.
-pub fn tag_digest(tags: &[String], reference: &str) -> Invocation {
+pub fn tag_digest(tags: &[ImageRef], reference: &ImageRef) -> Invocation {
     let mut args: Vec<String> = ["buildx", "imagetools", "create"]
         .map(String::from)
         .to_vec();
     for tag in tags {
         args.push("--tag".to_string());
-        args.push(tag.clone());
+        args.push(tag.to_string());
     }
     args.push(reference.to_string());
     Invocation::new("docker", args)
@@ -334,16 +330,7 @@ pub fn tag_digest(tags: &[String], reference: &str) -> Invocation {
 pub fn tag_moves(plan: &Plan) -> Vec<Invocation> {
     latest_last(&plan.variants, |variant| &variant.policy.tags)
         .into_iter()
-        .map(|(variant, tags)| {
-            tag_digest(
-                &tags,
-                &format!(
-                    "{}@{}",
-                    plan.repository,
-                    digest_placeholder(&variant.variant)
-                ),
-            )
-        })
+        .map(|(variant, tags)| tag_digest(&tags, &pending_index(plan, &variant.variant)))
         .collect()
 }
 
@@ -360,10 +347,14 @@ pub fn public_key(key: &str, out: &Path) -> Invocation {
 }
 
 /// `cosign verify` of `reference` (by digest) against the expected signer.
-pub fn cosign_verify(signer: &ExpectedSigner, public_key: &Path, reference: &str) -> Invocation {
+pub fn cosign_verify(
+    signer: &ExpectedSigner,
+    public_key: &Path,
+    reference: &ImageRef,
+) -> Invocation {
     let mut args = vec!["verify".to_string()];
     args.extend(signer.cosign_flags(&public_key.display().to_string()));
-    if names::is_loopback(reference) {
+    if reference.repository.is_loopback() {
         args.push("--allow-http-registry=true".to_string());
         args.push("--allow-insecure-registry=true".to_string());
     }
@@ -371,21 +362,20 @@ pub fn cosign_verify(signer: &ExpectedSigner, public_key: &Path, reference: &str
     Invocation::new("cosign", args)
 }
 
-/// What the gate reads of one image index (by digest) with `platforms`:
-/// the index, each platform's config, the provenance and SBOM BuildKit
-/// attached, and the signature.
+/// What the gate reads of one image index (by digest) with the platform
+/// images `platform_digests`: the index, each platform's config, the
+/// provenance and SBOM BuildKit attached, and the signature.
 pub fn gate_image(
     signer: Option<&ExpectedSigner>,
     public_key: &Path,
-    index: &str,
-    platforms: &[String],
+    index: &ImageRef,
+    platform_digests: &[Digest],
 ) -> Vec<Invocation> {
-    let repository = index.split('@').next().unwrap_or(index);
     let mut commands = vec![registry::inspect_command(index)];
     commands.extend(
-        platforms
+        platform_digests
             .iter()
-            .map(|platform| registry::config_command(&format!("{repository}@{platform}"))),
+            .map(|digest| registry::config_command(&index.repository.at(digest))),
     );
     commands.push(registry::attestation_command(
         index,
@@ -412,21 +402,17 @@ pub fn gate(plan: &Plan, files: &RunFiles) -> Vec<Invocation> {
         commands.push(public_key(key, &files.public_key()));
     }
     for variant in &plan.variants {
-        let platforms: Vec<String> = variant
+        let platform_digests: Vec<Digest> = variant
             .policy
             .platforms
             .iter()
-            .map(|p| format!("<digest:{}:{p}>", variant.variant))
+            .map(|p| pending_platform_digest(&variant.variant, p))
             .collect();
         commands.extend(gate_image(
             gate.signer.as_ref(),
             &files.public_key(),
-            &format!(
-                "{}@{}",
-                plan.repository,
-                digest_placeholder(&variant.variant)
-            ),
-            &platforms,
+            &pending_index(plan, &variant.variant),
+            &platform_digests,
         ));
     }
     commands
@@ -440,11 +426,7 @@ pub fn lookups(plan: &Plan) -> Vec<Invocation> {
         .then(|| registry::probe_command(&plan.repository));
     probe
         .into_iter()
-        .chain(
-            plan.must_not_exist
-                .iter()
-                .map(|reference| registry::inspect_command(reference)),
-        )
+        .chain(plan.must_not_exist.iter().map(registry::inspect_command))
         .collect()
 }
 
@@ -484,17 +466,11 @@ pub fn all(plan: &Plan, files: &RunFiles) -> Vec<Invocation> {
 /// What the report reads back from the registry once a variant is pushed:
 /// its index, and each platform's manifest (digest and size).
 pub fn read_back(plan: &Plan, variant: &VariantPlan) -> Vec<Invocation> {
-    let index = format!(
-        "{}@{}",
-        plan.repository,
-        digest_placeholder(&variant.variant)
-    );
+    let index = pending_index(plan, &variant.variant);
     std::iter::once(registry::inspect_command(&index))
         .chain(variant.policy.platforms.iter().map(|platform| {
-            registry::inspect_command(&format!(
-                "{}@<digest:{}:{platform}>",
-                plan.repository, variant.variant
-            ))
+            let digest = pending_platform_digest(&variant.variant, platform);
+            registry::inspect_command(&plan.repository.at(&digest))
         }))
         .collect()
 }

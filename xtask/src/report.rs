@@ -7,6 +7,7 @@ use std::io::Write;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+use crate::model::reference::{ImageRef, Repository};
 use crate::plan::record::ReleaseRecord;
 use crate::plan::Mode;
 
@@ -37,7 +38,7 @@ pub struct VariantResult {
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {
     pub mode: Mode,
-    pub repository: String,
+    pub repository: Repository,
     pub build_seconds: f64,
     pub variants: Vec<VariantResult>,
 }
@@ -115,7 +116,7 @@ pub fn write_step_output(name: &str, value: &str) -> Result<()> {
 }
 
 /// The job summary of a promotion: per variant its digest and the tags now on it.
-pub fn promotion_summary(record: &ReleaseRecord, moved: &[String]) -> String {
+pub fn promotion_summary(record: &ReleaseRecord, moved: &[ImageRef]) -> String {
     let mut text = format!(
         "### Promoted {} {}\n\nEvery digest passed the gate before any tag moved (`latest` last).\n\n| variant | digest | tags |\n|---|---|---|\n",
         record.repository, record.version
@@ -125,7 +126,7 @@ pub fn promotion_summary(record: &ReleaseRecord, moved: &[String]) -> String {
             .tags
             .iter()
             .filter(|t| moved.contains(t))
-            .map(|t| t.rsplit(':').next().unwrap_or(t))
+            .filter_map(|t| t.tag.as_deref())
             .collect();
         text.push_str(&format!(
             "| {} | `{}` | {} |\n",
@@ -208,7 +209,7 @@ mod tests {
     fn summary_says_per_variant_how_far_it_got() {
         let result = RunResult {
             mode: Mode::Release,
-            repository: "ghcr.io/acme/beacon".into(),
+            repository: "ghcr.io/acme/beacon".parse().unwrap(),
             build_seconds: 42.4,
             variants: vec![VariantResult {
                 variant: "ubi9".into(),

@@ -1096,7 +1096,11 @@ fn prune_refuses_a_registry_without_host() {
             "--older-than",
             "7d",
         ],
-        &["malformed --registry", "127.0.0.1:5000/beacon"],
+        &[
+            "--registry",
+            "\"beacon\" names no registry host",
+            "127.0.0.1:5000/beacon",
+        ],
     );
 }
 
@@ -1342,9 +1346,17 @@ fn the_expected_signer_is_exact_or_refused() {
     );
 }
 
+/// A release reads and writes no build cache, so `release-image` has no
+/// cache flags to refuse: they are unknown arguments (exit 2), and its help
+/// does not offer them.
 #[test]
-fn release_image_refuses_a_build_cache() {
-    for args in [&["--cache", "registry"][..], &["--cache-mode", "max"][..]] {
+fn release_image_has_no_build_cache_flags() {
+    for args in [
+        &["--cache", "gha"][..],
+        &["--cache", "registry"][..],
+        &["--cache-mode", "max"][..],
+        &["--cache-dir", "target/buildx-cache"][..],
+    ] {
         let mut argv = vec![
             "release-image",
             "--registry",
@@ -1354,13 +1366,98 @@ fn release_image_refuses_a_build_cache() {
             "--dry-run",
         ];
         argv.extend(args);
-        refuses(
-            &argv,
-            &[
-                "release builds read and write no build cache",
-                "remove --cache and --cache-mode",
-            ],
+        let shims = healthy_shims(&argv.join(" "));
+        let output = xtask_with(&shims, &Context::default(), &argv);
+        assert_refused(&shims, &output, &["unexpected argument", args[0]]);
+        assert_eq!(output.status.code(), Some(2), "an argument error");
+    }
+    let help = stdout(&run(xtask().args(["release-image", "--help"])));
+    assert!(help.contains("--no-cache"), "{help}");
+    for flag in [
+        "--cache ",
+        "--cache-mode",
+        "--cache-dir",
+        "gha in GitHub Actions",
+    ] {
+        assert!(
+            !help.contains(flag),
+            "release-image --help offers {flag}:\n{help}"
         );
+    }
+    let help = stdout(&run(xtask().args(["ci-image", "--help"])));
+    for flag in ["--cache <CACHE>", "--cache-mode", "--cache-dir"] {
+        assert!(help.contains(flag), "ci-image --help lacks {flag}:\n{help}");
+    }
+}
+
+/// Every value is parsed once, by the command line, into its type: a bad
+/// one is an argument error (exit 2) in one line that says what is wrong,
+/// the expected form, and the flag it was given to.
+#[test]
+fn malformed_values_are_argument_errors() {
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let bad_sign = format!("127.0.0.1:5000/Beacon@{digest}");
+    let cases: [(&[&str], &[&str]); 9] = [
+        (
+            &["ci-image", "--registry", "http://x"],
+            &[
+                "'--registry <REGISTRY>'",
+                "malformed registry",
+                "HOST[:PORT][/NAMESPACE]",
+            ],
+        ),
+        (
+            &["ci-image", "--image-name", "Bad Name"],
+            &["'--image-name <NAME>'", "malformed image name", "lowercase"],
+        ),
+        (
+            &["ci-image", "--build-arg", "=x"],
+            &["'--build-arg <KEY=VALUE>'", "VARIANT:KEY=VALUE"],
+        ),
+        (
+            &["ci-image", "--platform", "linux/amd65"],
+            &["'--platform <OS/ARCH>'", "unknown architecture"],
+        ),
+        (
+            &["release-image", "--platform", "linux/amd64,windows/amd64"],
+            &["'--platform <OS/ARCH,...>'", "unsupported platform"],
+        ),
+        (
+            &["release-image", "--sbom-generator", "Syft:1"],
+            &["'--sbom-generator <IMAGE>'", "malformed image reference"],
+        ),
+        (
+            &["sign", &bad_sign, "--key", "k"],
+            &["'[IMAGE@DIGEST]...'", "malformed repository"],
+        ),
+        (
+            &[
+                "prune-ci-images",
+                "--registry",
+                "127.0.0.1:1/b",
+                "--older-than",
+                "7",
+            ],
+            &["'--older-than <DURATION>'", "malformed duration \"7\""],
+        ),
+        (
+            &[
+                "verify",
+                "--record",
+                "r.json",
+                "--repository",
+                "acme",
+                "--key",
+                "k",
+            ],
+            &["'--repository <OWNER/REPO>'", "malformed GitHub repository"],
+        ),
+    ];
+    for (argv, keywords) in cases {
+        let shims = healthy_shims(&argv.join(" "));
+        let output = xtask_with(&shims, &Context::default(), argv);
+        assert_refused(&shims, &output, keywords);
+        assert_eq!(output.status.code(), Some(2), "{argv:?}: an argument error");
     }
 }
 

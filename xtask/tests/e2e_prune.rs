@@ -21,8 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use support::e2e::{
-    curl, one_line_error, prune_ci_images as xtask, registry, require_registry, resolve,
-    resolve_as, succeeded, tag_map, text, tiny_context, unique_label, AuthRegistry, SECRET,
+    argument_error, curl, one_line_error, prune_ci_images as xtask, registry, require_registry,
+    resolve, resolve_as, succeeded, tag_map, text, tiny_context, unique_label, AuthRegistry,
+    SECRET,
 };
 use support::TempDir;
 
@@ -241,16 +242,18 @@ fn prunes_exactly_the_expired_ci_only_images() {
     assert_eq!(before.len(), 15, "{before:?}");
 
     // Malformed inputs: one line, exit 1, nothing deleted.
-    let err = one_line_error(&xtask(
+    let err = argument_error(&xtask(
         &["--registry", &reference, "--older-than", "30x"],
         &[],
     ));
     assert!(
-        err.starts_with("error: malformed duration \"30x\" for --older-than: expected"),
+        err.contains(
+            "'--older-than <DURATION>': malformed duration \"30x\" for --older-than: expected"
+        ),
         "{err}"
     );
     assert!(err.contains("30m, 12h, 7d, 2w"), "{err}");
-    let err = one_line_error(&xtask(
+    let err = argument_error(&xtask(
         &[
             "--registry",
             &reference,
@@ -261,8 +264,11 @@ fn prunes_exactly_the_expired_ci_only_images() {
         ],
         &[],
     ));
-    assert!(err.starts_with("error: malformed --keep \"many\""), "{err}");
-    let err = one_line_error(&xtask(
+    assert!(
+        err.contains("'--keep <N>': malformed --keep \"many\""),
+        "{err}"
+    );
+    let err = argument_error(&xtask(
         &[
             "--registry",
             &format!("{registry}/UPPER"),
@@ -271,7 +277,10 @@ fn prunes_exactly_the_expired_ci_only_images() {
         ],
         &[],
     ));
-    assert!(err.starts_with("error: malformed --registry"), "{err}");
+    assert!(
+        err.contains("'--registry <REG/NAME>': malformed repository"),
+        "{err}"
+    );
     assert_eq!(
         tag_map(&registry, &repo),
         before,
@@ -542,13 +551,13 @@ fn unreachable_registry_is_one_clear_line() {
 fn malformed_duration_fails_before_any_network() {
     // Port 9 (discard) on loopback: the duration is checked before anything is contacted.
     for bad in ["", "7", "7x", "d", "1.5d", "7 d"] {
-        let err = one_line_error(&xtask(
+        let err = argument_error(&xtask(
             &["--registry", "127.0.0.1:9/beacon", "--older-than", bad],
             &[],
         ));
         assert!(
-            err.starts_with(&format!(
-                "error: malformed duration {bad:?} for --older-than: expected"
+            err.contains(&format!(
+                "malformed duration {bad:?} for --older-than: expected"
             )),
             "{err}"
         );
@@ -572,7 +581,7 @@ fn ghcr_is_refused_with_the_packages_api_pointer() {
         "{err}"
     );
     assert!(err.contains("actions/delete-package-versions"), "{err}");
-    let err = one_line_error(&xtask(&["--registry", "beacon", "--older-than", "7d"], &[]));
+    let err = argument_error(&xtask(&["--registry", "beacon", "--older-than", "7d"], &[]));
     assert!(err.contains("names no registry host"), "{err}");
 }
 

@@ -117,7 +117,7 @@ fn written(plan: &Plan) -> Vec<String> {
     plan.variants
         .iter()
         .flat_map(|v| v.policy.tags.iter())
-        .map(|t| t.rsplit_once(':').unwrap().1.to_string())
+        .map(|t| t.tag.clone().unwrap())
         .collect()
 }
 
@@ -453,7 +453,11 @@ fn every_tag_of_an_any_ref_run_must_be_new_unless_forced() {
         .into_iter()
         .map(|t| format!("ghcr.io/acme/beacon:{t}"))
         .collect();
-    let mut checked = plan.must_not_exist.clone();
+    let mut checked: Vec<String> = plan
+        .must_not_exist
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     expected.sort();
     checked.sort();
     assert_eq!(
@@ -497,7 +501,10 @@ fn every_tag_of_an_any_ref_run_must_be_new_unless_forced() {
 fn releases_check_their_version_tag_and_main_moves() {
     let version = plan(&[], &github("push", "refs/tags/v1.2.3")).unwrap();
     assert_eq!(version.must_not_exist.len(), variants().len() + 1);
-    assert!(version.must_not_exist.iter().all(|t| t.contains(":1.2.3")));
+    assert!(version
+        .must_not_exist
+        .iter()
+        .all(|t| t.to_string().contains(":1.2.3")));
     assert!(
         version.must_not_exist_because.contains("immutable"),
         "{}",

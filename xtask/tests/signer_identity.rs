@@ -185,7 +185,7 @@ fn subjects_format_and_parse_side_by_side() {
 #[test]
 fn verify_derives_the_identity_from_the_repository() {
     let signer = SignerRequest {
-        repository: Some("acme/beacon".into()),
+        repository: Some("acme/beacon".parse().unwrap()),
         certificate_oidc_issuer: Some(GITHUB_OIDC_ISSUER.into()),
         ..SignerRequest::default()
     }

@@ -19,7 +19,7 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 use xtask::commands::prune::{classify, classify_cache, CacheKind, TagKind};
 use xtask::context::BuildContext;
-use xtask::model::names;
+use xtask::model::names::{self, Platform};
 use xtask::model::tags::{self, CacheScope, CacheTag, CiTag, CiUnique};
 use xtask::plan::ci::{self, CiRequest};
 use xtask::plan::release::{self, ReleaseInputs, ReleaseRequest, DEFAULT_SBOM_GENERATOR};
@@ -37,13 +37,10 @@ fn context(git_ref: &str) -> BuildContext {
 fn options() -> BuildOptions {
     BuildOptions {
         variants: Vec::new(),
-        registry: Some("registry.example/acme".into()),
-        image_name: "beacon".into(),
+        registry: Some("registry.example/acme".parse().unwrap()),
+        image_name: "beacon".parse().unwrap(),
         build_args: Vec::new(),
         binaries: None,
-        cache: None,
-        cache_mode: None,
-        cache_dir: PathBuf::from("target/buildx-cache"),
         no_cache: false,
     }
 }
@@ -164,6 +161,9 @@ fn a_variant_with_a_dash_is_a_directory_away() {
         platform: None,
         push: true,
         stand_ins: false,
+        cache: None,
+        cache_mode: None,
+        cache_dir: PathBuf::from("target/buildx-cache"),
     };
     let plan = ci::plan(&request, &variants, &context("refs/pull/7/merge"), None).unwrap();
     let wolfi = plan
@@ -176,7 +176,7 @@ fn a_variant_with_a_dash_is_a_directory_away() {
         .policy
         .tags
         .iter()
-        .map(|t| t.rsplit(':').next().unwrap())
+        .map(|t| t.tag.as_deref().unwrap())
         .collect();
     assert_eq!(tags, ["ci-wolfi-base2", "ci-wolfi-base2-pr7"]);
     let bake = render::bake_file(&plan, &RunFiles::new(&plan, "test"));
@@ -217,7 +217,7 @@ fn a_variant_with_a_dash_is_a_directory_away() {
         .collect();
     let request = ReleaseRequest {
         build: options(),
-        platform: "linux/amd64,linux/arm64".into(),
+        platforms: vec![Platform::linux("amd64"), Platform::linux("arm64")],
         default_variant: variants[0].clone(),
         force: false,
         allow_any_ref: false,
@@ -228,7 +228,7 @@ fn a_variant_with_a_dash_is_a_directory_away() {
         },
         output_archive: false,
         build_only: false,
-        sbom_generator: DEFAULT_SBOM_GENERATOR.into(),
+        sbom_generator: DEFAULT_SBOM_GENERATOR.parse().unwrap(),
     };
     let plan = release::plan(&ReleaseInputs {
         args: &request,
@@ -244,14 +244,16 @@ fn a_variant_with_a_dash_is_a_directory_away() {
         .iter()
         .find(|v| v.variant == "wolfi-base2")
         .unwrap();
-    assert!(wolfi
-        .policy
-        .tags
-        .contains(&"registry.example/acme/beacon:1.2.3-wolfi-base2".to_string()));
+    assert!(wolfi.policy.tags.contains(
+        &"registry.example/acme/beacon:1.2.3-wolfi-base2"
+            .parse()
+            .unwrap()
+    ));
     for tag in &wolfi.policy.tags {
-        names::validate_tag(tag.rsplit(':').next().unwrap()).unwrap();
+        let text = tag.tag.as_deref().unwrap();
+        names::validate_tag(text).unwrap();
         assert_eq!(
-            classify(tag.rsplit(':').next().unwrap(), &variants),
+            classify(text, &variants),
             TagKind::Other,
             "a release tag is never a CI tag: {tag}"
         );

@@ -23,6 +23,7 @@ use crate::client::process::{self, Invocation};
 use crate::model::files;
 use crate::model::names;
 use crate::model::oci::{Document, ImageConfig};
+use crate::model::reference::{ImageRef, Repository};
 
 /// Why ghcr.io cannot be pruned here.
 pub const GHCR_UNSUPPORTED: &str = "deleting images from GitHub Container Registry (ghcr.io) is not supported: \
@@ -37,22 +38,27 @@ pub struct Fetched {
     pub document: Document,
 }
 
-/// skopeo's flags for the registry of `reference` that do not depend on
-/// the machine: plain HTTP for loopback only.
-fn skopeo_flags(reference: &str) -> Vec<String> {
-    if names::is_loopback(reference) {
+/// skopeo's flags for a registry that do not depend on the machine: plain
+/// HTTP for loopback only.
+fn skopeo_flags(repository: &Repository) -> Vec<String> {
+    if repository.is_loopback() {
         vec!["--tls-verify=false".to_string()]
     } else {
         Vec::new()
     }
 }
 
-fn skopeo(verb: &[&str], reference: &str, extra: &[String]) -> Invocation {
+/// skopeo `verb` of `target` (the repository, or an image of it) in `repository`.
+fn skopeo(verb: &[&str], repository: &Repository, target: String) -> Invocation {
     let mut args: Vec<String> = verb.iter().map(|s| s.to_string()).collect();
-    args.extend(skopeo_flags(reference));
-    args.extend(extra.iter().cloned());
-    args.push(format!("docker://{reference}"));
+    args.extend(skopeo_flags(repository));
+    args.push(format!("docker://{target}"));
     Invocation::new("skopeo", args)
+}
+
+/// The host whose credentials a registry operation uses.
+fn host(repository: &Repository) -> &str {
+    repository.host().unwrap_or("docker.io")
 }
 
 /// The docker config credentials come from: `$DOCKER_CONFIG/config.json`,
@@ -145,23 +151,36 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// The command that reads the manifest `reference` resolves to.
-pub fn inspect_command(reference: &str) -> Invocation {
-    skopeo(&["inspect", "--raw"], reference, &[])
+/// The command that reads the manifest `image` resolves to.
+pub fn inspect_command(image: &ImageRef) -> Invocation {
+    skopeo(&["inspect", "--raw"], &image.repository, image.to_string())
 }
 
-/// The command that reads the config of the image manifest `reference`.
-pub fn config_command(reference: &str) -> Invocation {
-    skopeo(&["inspect", "--config", "--raw"], reference, &[])
+/// The command that reads the config of the image manifest `image`.
+pub fn config_command(image: &ImageRef) -> Invocation {
+    skopeo(
+        &["inspect", "--config", "--raw"],
+        &image.repository,
+        image.to_string(),
+    )
 }
 
 /// The tag the push probe looks up: one nobody pushes, so the registry
 /// answers "unknown" when it is reachable and accepts the credentials.
 pub const PROBE_TAG: &str = "xtask-push-probe";
 
+/// The tag nobody pushes, in `repository`.
+fn probe_reference(repository: &Repository) -> ImageRef {
+    ImageRef {
+        repository: repository.clone(),
+        tag: Some(PROBE_TAG.to_string()),
+        digest: None,
+    }
+}
+
 /// The command that probes a push target before anything is built.
-pub fn probe_command(repository: &str) -> Invocation {
-    inspect_command(&format!("{repository}:{PROBE_TAG}"))
+pub fn probe_command(repository: &Repository) -> Invocation {
+    inspect_command(&probe_reference(repository))
 }
 
 /// Finds, before anything is built, a push target that cannot be reached or
@@ -169,12 +188,11 @@ pub fn probe_command(repository: &str) -> Invocation {
 /// pushes), with the credentials a push would use. A registry that lets the
 /// account read but not write is only found by the first push, which moves
 /// no tag.
-pub fn probe(repository: &str) -> Result<()> {
-    let reference = format!("{repository}:{PROBE_TAG}");
-    match run(&probe_command(repository), &reference)? {
+pub fn probe(repository: &Repository) -> Result<()> {
+    match run(&probe_command(repository), repository)? {
         Ok(_) | Err(Failure::NotFound) => Ok(()),
         Err(Failure::Other(message)) => Err(explain(
-            &reference,
+            repository,
             &format!("pushing to {repository}"),
             &message,
         )),
@@ -182,13 +200,13 @@ pub fn probe(repository: &str) -> Result<()> {
 }
 
 /// The command that lists a repository's tags.
-pub fn list_tags_command(repository: &str) -> Invocation {
-    skopeo(&["list-tags"], repository, &[])
+pub fn list_tags_command(repository: &Repository) -> Invocation {
+    skopeo(&["list-tags"], repository, repository.to_string())
 }
 
 /// The command that deletes a manifest by digest (every tag on it goes too).
-pub fn delete_command(repository: &str, digest: &str) -> Invocation {
-    skopeo(&["delete"], &format!("{repository}@{digest}"), &[])
+pub fn delete_command(repository: &Repository, digest: &str) -> Invocation {
+    skopeo(&["delete"], repository, format!("{repository}@{digest}"))
 }
 
 /// How a tool failed, in one line.
@@ -236,11 +254,13 @@ fn classify(message: String) -> Failure {
     }
 }
 
-/// Runs a skopeo invocation against the registry of `reference`, with the
+/// Runs a skopeo invocation against the registry of `repository`, with the
 /// credentials the docker config names: its stdout, or why it failed.
-fn run(invocation: &Invocation, reference: &str) -> Result<std::result::Result<Vec<u8>, Failure>> {
-    let host = names::registry_host(reference).unwrap_or("docker.io");
-    let auth = auth_file(host)?;
+fn run(
+    invocation: &Invocation,
+    repository: &Repository,
+) -> Result<std::result::Result<Vec<u8>, Failure>> {
+    let auth = auth_file(host(repository))?;
     let mut invocation = invocation.clone();
     if let Some(auth) = &auth {
         // `copy` reads from the registry: its source authfile.
@@ -272,19 +292,19 @@ const REGISTRY_FLAG_HINT: &str = "check --registry and that the registry is runn
 
 /// Says what a failure means for the user: a registry that cannot be
 /// reached, missing or refused credentials, or what the registry said.
-fn explain(reference: &str, what: &str, message: &str) -> anyhow::Error {
-    explain_reaching(reference, what, message, REGISTRY_FLAG_HINT)
+fn explain(repository: &Repository, what: &str, message: &str) -> anyhow::Error {
+    explain_reaching(repository, what, message, REGISTRY_FLAG_HINT)
 }
 
 /// [`explain`] for a registry whose address came from elsewhere than
 /// `--registry`: `unreachable_hint` says what to check when it cannot be reached.
 fn explain_reaching(
-    reference: &str,
+    repository: &Repository,
     what: &str,
     message: &str,
     unreachable_hint: &str,
 ) -> anyhow::Error {
-    let host = names::registry_host(reference).unwrap_or("docker.io");
+    let host = host(repository);
     explain_for(host, what, message, unreachable_hint, || {
         configured_credentials(host)
     })
@@ -350,35 +370,35 @@ fn configured_credentials(host: &str) -> bool {
     names_host("auths") || names_host("credHelpers") || config["credsStore"].is_string()
 }
 
-/// The manifest `reference` (tag or digest) resolves to, with its digest;
+/// The manifest `image` (by tag or digest) resolves to, with its digest;
 /// `None` when there is none.
-pub fn fetch(reference: &str) -> Result<Option<Fetched>> {
-    fetch_reaching(reference, REGISTRY_FLAG_HINT)
+pub fn fetch(image: &ImageRef) -> Result<Option<Fetched>> {
+    fetch_reaching(image, REGISTRY_FLAG_HINT)
 }
 
 /// [`fetch`] from a registry whose address did not come from `--registry`
 /// (a Dockerfile's pin, a mirror): `unreachable_hint` says what to check
 /// when it cannot be reached.
-pub fn fetch_reaching(reference: &str, unreachable_hint: &str) -> Result<Option<Fetched>> {
-    let bytes = match run(&inspect_command(reference), reference)? {
+pub fn fetch_reaching(image: &ImageRef, unreachable_hint: &str) -> Result<Option<Fetched>> {
+    let bytes = match run(&inspect_command(image), &image.repository)? {
         Ok(bytes) => bytes,
         Err(Failure::NotFound) => return Ok(None),
         Err(Failure::Other(message)) => {
             return Err(explain_reaching(
-                reference,
-                &format!("reading {reference}"),
+                &image.repository,
+                &format!("reading {image}"),
                 &message,
                 unreachable_hint,
             ))
         }
     };
     let digest = manifest_digest(&bytes)?;
-    if let Some((_, expected)) = reference.split_once('@') {
-        if expected != digest {
-            bail!("registry returned a manifest for {reference} whose content hashes to {digest}; refusing to trust it");
+    if let Some(expected) = &image.digest {
+        if *expected != digest {
+            bail!("registry returned a manifest for {image} whose content hashes to {digest}; refusing to trust it");
         }
     }
-    let document = Document::parse(&bytes).with_context(|| format!("{reference} is {digest}"))?;
+    let document = Document::parse(&bytes).with_context(|| format!("{image} is {digest}"))?;
     Ok(Some(Fetched {
         digest,
         bytes,
@@ -386,14 +406,14 @@ pub fn fetch_reaching(reference: &str, unreachable_hint: &str) -> Result<Option<
     }))
 }
 
-/// The manifest `reference` resolves to; an error when it does not exist.
-pub fn fetch_existing(reference: &str) -> Result<Fetched> {
-    fetch(reference)?.with_context(|| format!("{reference} does not exist in its registry"))
+/// The manifest `image` resolves to; an error when it does not exist.
+pub fn fetch_existing(image: &ImageRef) -> Result<Fetched> {
+    fetch(image)?.with_context(|| format!("{image} does not exist in its registry"))
 }
 
 /// The digest a reference resolves to, or `None` if it does not exist.
-pub fn resolve_digest(reference: &str) -> Result<Option<String>> {
-    Ok(fetch(reference)?.map(|f| f.digest))
+pub fn resolve_digest(image: &ImageRef) -> Result<Option<String>> {
+    Ok(fetch(image)?.map(|f| f.digest))
 }
 
 /// The digest of a manifest's bytes, as skopeo computes it.
@@ -411,24 +431,23 @@ fn manifest_digest(bytes: &[u8]) -> Result<String> {
     Ok(digest)
 }
 
-/// The config of the image manifest `repository@digest`.
-pub fn config(repository: &str, digest: &str) -> Result<Option<ImageConfig>> {
-    let reference = format!("{repository}@{digest}");
-    match run(&config_command(&reference), &reference)? {
+/// The config of the image manifest `image` (by digest).
+pub fn config(image: &ImageRef) -> Result<Option<ImageConfig>> {
+    match run(&config_command(image), &image.repository)? {
         Ok(bytes) => Ok(Some(
-            ImageConfig::parse(&bytes).with_context(|| format!("the config of {reference}"))?,
+            ImageConfig::parse(&bytes).with_context(|| format!("the config of {image}"))?,
         )),
         Err(Failure::NotFound) => Ok(None),
         Err(Failure::Other(message)) => Err(explain(
-            &reference,
-            &format!("reading the config of {reference}"),
+            &image.repository,
+            &format!("reading the config of {image}"),
             &message,
         )),
     }
 }
 
 /// Every tag of a repository.
-pub fn list_tags(repository: &str) -> Result<Vec<String>> {
+pub fn list_tags(repository: &Repository) -> Result<Vec<String>> {
     match run(&list_tags_command(repository), repository)? {
         Ok(bytes) => {
             let listing: Value = serde_json::from_slice(&bytes)
@@ -453,9 +472,9 @@ pub fn list_tags(repository: &str) -> Result<Vec<String>> {
 }
 
 /// Deletes a manifest by digest; false if it was already gone.
-pub fn delete(repository: &str, digest: &str) -> Result<bool> {
+pub fn delete(repository: &Repository, digest: &str) -> Result<bool> {
     names::validate_digest(digest)?;
-    if names::is_ghcr(repository) {
+    if repository.is_ghcr() {
         bail!("{GHCR_UNSUPPORTED}");
     }
     match run(&delete_command(repository, digest), repository)? {
@@ -464,7 +483,7 @@ pub fn delete(repository: &str, digest: &str) -> Result<bool> {
         Err(Failure::Other(message)) => {
             let lower = message.to_ascii_lowercase();
             if lower.contains("unsupported") || lower.contains("405 method not allowed") {
-                let host = names::registry_host(repository).unwrap_or(repository);
+                let host = repository.host().unwrap_or(repository.as_str());
                 bail!(
                     "registry {host} does not allow deletion (405 Method Not Allowed: the operation is unsupported): \
                      enable storage.delete.enabled in the registry's configuration \
@@ -480,11 +499,10 @@ pub fn delete(repository: &str, digest: &str) -> Result<bool> {
     }
 }
 
-/// Copies one image manifest (`repository@digest`, a single platform) into
-/// `dir` as skopeo's `dir:` layout: one file per blob, named by its hex digest.
-pub fn copy_to_dir(repository: &str, digest: &str, dir: &Path) -> Result<()> {
-    let reference = format!("{repository}@{digest}");
-    let mut invocation = skopeo(&["copy", "--quiet"], &reference, &[]);
+/// Copies one image manifest (by digest, a single platform) into `dir` as
+/// skopeo's `dir:` layout: one file per blob, named by its hex digest.
+pub fn copy_to_dir(image: &ImageRef, dir: &Path) -> Result<()> {
+    let mut invocation = skopeo(&["copy", "--quiet"], &image.repository, image.to_string());
     // The source's flags fit the source; the destination is a directory.
     for arg in invocation.args.iter_mut() {
         if arg == "--tls-verify=false" {
@@ -493,12 +511,12 @@ pub fn copy_to_dir(repository: &str, digest: &str, dir: &Path) -> Result<()> {
     }
     invocation.args.insert(1, "--insecure-policy".to_string());
     invocation.args.push(format!("dir:{}", dir.display()));
-    match run(&invocation, &reference)? {
+    match run(&invocation, &image.repository)? {
         Ok(_) => Ok(()),
-        Err(Failure::NotFound) => bail!("{reference} does not exist in its registry"),
+        Err(Failure::NotFound) => bail!("{image} does not exist in its registry"),
         Err(Failure::Other(message)) => Err(explain(
-            &reference,
-            &format!("copying {reference}"),
+            &image.repository,
+            &format!("copying {image}"),
             &message,
         )),
     }
@@ -507,13 +525,13 @@ pub fn copy_to_dir(repository: &str, digest: &str, dir: &Path) -> Result<()> {
 /// The attestations buildx renders for a reference by digest: `.Provenance`
 /// or `.SBOM` (keyed by platform for an index of several images, unkeyed for
 /// one); `Null` when there is none.
-pub fn attestation(reference: &str, which: Attestation) -> Result<Value> {
-    let invocation = attestation_command(reference, which);
+pub fn attestation(image: &ImageRef, which: Attestation) -> Result<Value> {
+    let invocation = attestation_command(image, which);
     let output = process::capture(&invocation)?;
     if !output.success {
         return Err(explain(
-            reference,
-            &format!("reading the attestations of {reference}"),
+            &image.repository,
+            &format!("reading the attestations of {image}"),
             &output.last_words(),
         ));
     }
@@ -522,11 +540,11 @@ pub fn attestation(reference: &str, which: Attestation) -> Result<Value> {
         return Ok(Value::Null);
     }
     serde_json::from_str(&text)
-        .with_context(|| format!("unreadable attestations of {reference} from imagetools inspect"))
+        .with_context(|| format!("unreadable attestations of {image} from imagetools inspect"))
 }
 
-/// The command that renders a reference's provenance or SBOM.
-pub fn attestation_command(reference: &str, which: Attestation) -> Invocation {
+/// The command that renders an image's provenance or SBOM.
+pub fn attestation_command(image: &ImageRef, which: Attestation) -> Invocation {
     let format = match which {
         Attestation::Provenance => "{{json .Provenance}}",
         Attestation::Sbom => "{{json .SBOM}}",
@@ -537,7 +555,7 @@ pub fn attestation_command(reference: &str, which: Attestation) -> Invocation {
             "buildx",
             "imagetools",
             "inspect",
-            reference,
+            image.to_string().as_str(),
             "--format",
             format,
         ]
@@ -625,13 +643,14 @@ mod tests {
 
     #[test]
     fn loopback_registries_alone_get_plain_http() {
-        let local = inspect_command("127.0.0.1:5000/beacon:1");
+        let image = |text: &str| text.parse::<ImageRef>().unwrap();
+        let local = inspect_command(&image("127.0.0.1:5000/beacon:1"));
         assert!(local.args.contains(&"--tls-verify=false".to_string()));
         assert_eq!(
             local.args.last().unwrap(),
             "docker://127.0.0.1:5000/beacon:1"
         );
-        let remote = inspect_command("ghcr.io/acme/beacon:1");
+        let remote = inspect_command(&image("ghcr.io/acme/beacon:1"));
         assert!(!remote.args.iter().any(|a| a.contains("tls-verify")));
     }
 

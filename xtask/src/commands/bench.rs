@@ -32,6 +32,7 @@ use serde_json::Value;
 use crate::client::{process, registry};
 use crate::context::BuildContext;
 use crate::model::names::Platform;
+use crate::model::reference::Registry;
 use crate::model::{build_log, files};
 use crate::ops::stand_ins;
 use crate::preflight::{self, Requirement};
@@ -44,7 +45,7 @@ pub struct BenchOptions {
     /// One repetition of every scenario on one variant, on a warm engine.
     pub smoke: bool,
     /// Local registry for the stand-ins, pushes and registry caches.
-    pub registry: String,
+    pub registry: Registry,
     /// Builder image for the compile stage; `dockerfile` keeps the Dockerfile's own.
     pub builder_image: Option<String>,
     /// Print the results as JSON.
@@ -579,7 +580,7 @@ pub fn run(args: BenchOptions) -> Result<()> {
         .map(|a| format!("--build-arg={a}"))
         .collect();
     if let Some(image) = builder {
-        let digest = registry::resolve_digest(&image)?
+        let digest = registry::resolve_digest(&image.parse()?)?
             .with_context(|| format!("builder image {image} not found: the benchmark measures the real compile stage; run .ci/build-builder-image or pass --builder-image"))?;
         let pinned = format!("{}@{digest}", image.split('@').next().unwrap_or(&image));
         build_args.push(format!("--build-arg=BUILDER_IMAGE={pinned}"));
@@ -625,7 +626,7 @@ pub fn run(args: BenchOptions) -> Result<()> {
     } else {
         all_variants
     };
-    let proxy = ByteProxy::start(&args.registry)?;
+    let proxy = ByteProxy::start(args.registry.as_str())?;
     let bench = Bench {
         exe: std::env::current_exe()?,
         tree: tree.clone(),
@@ -635,7 +636,11 @@ pub fn run(args: BenchOptions) -> Result<()> {
         name: format!("bench/beacon-{stamp}"),
         variants,
         build_args,
-        sbom_generator: overrides.sbom_generator.clone().unwrap_or_default(),
+        sbom_generator: overrides
+            .sbom_generator
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         key: key_prefix.with_extension("key"),
         repeat: if args.smoke { 1 } else { args.repeat.max(1) },
         smoke: args.smoke,

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::exec::{self, RunOptions};
+use crate::model::build_arg::BuildArg;
 use crate::model::names::Platform;
+use crate::model::reference::Registry;
 use crate::ops::stand_ins;
 use crate::plan::ci::{self, CiRequest};
 use crate::plan::recipe;
@@ -17,7 +19,7 @@ use crate::{context, preflight, project};
 pub struct CiImageOptions {
     pub request: CiRequest,
     /// Build the stand-ins into this registry first, and build against them.
-    pub stand_ins_registry: Option<String>,
+    pub stand_ins_registry: Option<Registry>,
     /// Compile the service on the host first, and build from that binary.
     pub host_build: bool,
     pub run: RunOptions,
@@ -33,7 +35,7 @@ pub fn run(mut options: CiImageOptions) -> Result<()> {
             binaries_only: false,
         })?;
         // The user's own build args come last, so they still win.
-        let mut build_args: Vec<String> = overrides.build_args.into_values().flatten().collect();
+        let mut build_args: Vec<BuildArg> = overrides.build_args.into_values().flatten().collect();
         build_args.append(&mut request.build.build_args);
         request.build.build_args = build_args;
         request.build.binaries.get_or_insert(overrides.binaries);
@@ -61,7 +63,7 @@ pub fn run(mut options: CiImageOptions) -> Result<()> {
 /// from), and returns the `--binaries` directory holding it. A dry run
 /// compiles nothing and names the directory.
 fn host_build(root: &std::path::Path, request: &CiRequest, dry_run: bool) -> Result<PathBuf> {
-    let platform = ci::requested_platform(request, &Platform::native())?;
+    let platform = ci::requested_platform(request, &Platform::native());
     let out = root.join("target/xtask/host-binaries");
     if preflight::find_program("cargo").is_none() {
         anyhow::bail!("--host-build compiles the service with this machine's cargo, and there is no cargo on PATH: install Rust (https://rustup.rs), or omit --host-build to compile in the images' compile stage");

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::client::registry;
-use crate::model::names::{self, Platform};
+use crate::model::names::Platform;
+use crate::model::reference::{Digest, ImageName, Registry};
 use crate::ops::promote::promote;
 use crate::ops::record::{self, RecordExpectation};
 use crate::plan::gate::{ExpectedSigner, SignerRequest};
@@ -28,24 +29,25 @@ use crate::{context, project, render};
 pub struct PromoteOptions {
     pub record: PathBuf,
     /// The repository the record must be a release to.
-    pub registry: Option<String>,
-    pub image_name: String,
+    pub registry: Option<Registry>,
+    pub image_name: ImageName,
     pub signer: SignerRequest,
-    /// Platforms every image must provide, comma-separated.
-    pub platform: String,
+    /// Platforms every image must provide.
+    pub platforms: Vec<Platform>,
     /// Print what would be checked and moved, and run nothing.
     pub dry_run: bool,
 }
 
 pub fn run(args: PromoteOptions) -> Result<()> {
-    let platforms = names::parse_platforms(&args.platform)?;
+    let platforms = &args.platforms;
     let record = ReleaseRecord::read(&args.record)?;
     let signer = args.signer.resolve()?;
     let context = context::gather(&project::project_root())?;
-    let repository = record::expected_repository(&args.registry, &args.image_name, &context)?;
+    let repository =
+        record::expected_repository(args.registry.as_ref(), &args.image_name, &context)?;
     let origin = args.record.display().to_string();
     if args.dry_run {
-        print_dry_run(&record, Some(&signer), Path::new(""), &platforms);
+        print_dry_run(&record, Some(&signer), Path::new(""), platforms);
         return Ok(());
     }
     let requirements = signer.requirements();
@@ -63,7 +65,7 @@ pub fn run(args: PromoteOptions) -> Result<()> {
         },
         Some(&signer),
         Path::new(""),
-        &platforms,
+        platforms,
         &rerun,
     )?;
     for (variant, tags) in record.tag_moves() {
@@ -91,7 +93,7 @@ pub fn print_dry_run(
     }
     println!("# the gate: nothing is tagged unless every variant passes");
     for variant in &record.variants {
-        let references: Vec<String> = variant.platform_digests.values().cloned().collect();
+        let references: Vec<Digest> = variant.platform_digests.values().cloned().collect();
         for command in render::gate_image(
             signer,
             public_key,

@@ -18,8 +18,9 @@ use crate::client::registry::{self, Attestation};
 use crate::client::{git, tar};
 use crate::context::{BuildContext, CiEnv, GitState};
 use crate::model::files;
-use crate::model::names::{ImageRef, Platform};
+use crate::model::names::Platform;
 use crate::model::oci::{blob_path, Descriptor, ImageManifest, Index, Layout};
+use crate::model::reference::{Digest, ImageRef};
 use crate::model::tags::DEFAULT_BRANCH;
 use crate::model::version::Version;
 use crate::plan::LABEL_NS;
@@ -29,7 +30,7 @@ use crate::project;
 #[derive(Debug, Clone)]
 pub struct RebuildCheckOptions {
     /// The published image (tag or digest).
-    pub image: String,
+    pub image: ImageRef,
     /// Print the comparison as JSON.
     pub json: bool,
 }
@@ -144,7 +145,7 @@ pub struct LayerDifference {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PlatformResult {
-    pub platform: String,
+    pub platform: Platform,
     pub published: String,
     pub rebuilt: Option<String>,
     pub matches: bool,
@@ -169,10 +170,10 @@ pub fn run(args: RebuildCheckOptions) -> Result<()> {
         Requirement::Engine,
         Requirement::Skopeo,
     ])?;
-    let image: ImageRef = args.image.parse()?;
-    let fetched = registry::fetch_existing(&image.to_string())?;
+    let image = &args.image;
+    let fetched = registry::fetch_existing(image)?;
     let digest = fetched.digest.clone();
-    let by_digest = format!("{}@{digest}", image.repository);
+    let by_digest = image.repository.at(&digest.parse()?);
     let Some(index) = fetched.document.as_index() else {
         bail!("{image} is a single manifest, not a release index: rebuild-check checks images published by release-image");
     };
@@ -182,7 +183,7 @@ pub fn run(args: RebuildCheckOptions) -> Result<()> {
         .next()
         .context("the index holds no platform image")?;
     let provenance = registry::attestation(&by_digest, Attestation::Provenance)?;
-    let labels = registry::config(&image.repository, &first.digest)?
+    let labels = registry::config(&image.repository.at(&first.digest.parse()?))?
         .and_then(|c| c.config.labels)
         .unwrap_or_default();
     let inputs = read_inputs(
@@ -202,18 +203,22 @@ pub fn run(args: RebuildCheckOptions) -> Result<()> {
 
     let root = project::project_root();
     let tree = checkout(&root, &inputs.revision)?;
-    let result = rebuild(&tree, &image, &inputs, &platforms, &mut notes);
+    let result = rebuild(&tree, image, &inputs, &platforms, &mut notes);
     remove_worktree(&root, &tree);
     let archive = result?;
     let rebuilt = read_archive(&archive)?;
 
     let mut results = Vec::new();
     for entry in index.images() {
-        let platform = entry.platform_name();
+        let platform = entry
+            .platform
+            .clone()
+            .with_context(|| format!("{image} holds an image without a platform"))?;
         let published = entry.digest.clone();
-        let rebuilt_entry = rebuilt.platforms.get(&platform);
+        let published_image = image.repository.at(&published.parse::<Digest>()?);
+        let rebuilt_entry = rebuilt.platforms.get(&platform.to_string());
         let mut result = PlatformResult {
-            platform: platform.clone(),
+            platform,
             published: published.clone(),
             rebuilt: rebuilt_entry.map(|(digest, _)| digest.clone()),
             matches: rebuilt_entry.is_some_and(|(digest, _)| digest == &published),
@@ -221,17 +226,15 @@ pub fn run(args: RebuildCheckOptions) -> Result<()> {
             layers: Vec::new(),
         };
         if let (false, Some((_, rebuilt_manifest))) = (result.matches, rebuilt_entry) {
-            let published_manifest =
-                registry::fetch_existing(&format!("{}@{published}", image.repository))?
-                    .document
-                    .as_manifest()
-                    .cloned()
-                    .with_context(|| format!("{published} of {image} is not an image manifest"))?;
+            let published_manifest = registry::fetch_existing(&published_image)?
+                .document
+                .as_manifest()
+                .cloned()
+                .with_context(|| format!("{published} of {image} is not an image manifest"))?;
             result.config_differs =
                 published_manifest.config.digest != rebuilt_manifest.config.digest;
             result.layers = compare_layers(
-                &image.repository,
-                &published,
+                &published_image,
                 &published_manifest,
                 rebuilt_manifest,
                 &archive,
@@ -257,11 +260,11 @@ pub fn run(args: RebuildCheckOptions) -> Result<()> {
     } else {
         print_report(&report);
     }
-    let mismatched: Vec<&str> = report
+    let mismatched: Vec<String> = report
         .platforms
         .iter()
         .filter(|p| !p.matches)
-        .map(|p| p.platform.as_str())
+        .map(|p| p.platform.to_string())
         .collect();
     if !mismatched.is_empty() {
         bail!(
@@ -351,24 +354,22 @@ fn rebuild(
     files::write(&context_file, serde_json::to_string(&context)?)?;
     // Beside the checkout, which is removed once the rebuild is compared.
     let archives = tree.with_extension("archives");
-    let (registry, name) = image
-        .repository
-        .split_once('/')
-        .unwrap_or(("localhost", &image.repository));
+    let (registry, name) = match image.repository.registry_and_name() {
+        Some((registry, name)) => (registry.to_string(), name.to_string()),
+        None => ("localhost".to_string(), image.repository.to_string()),
+    };
     let mut args: Vec<String> = vec![
         "release-image".into(),
         "--output-archive".into(),
         archives.display().to_string(),
         "--no-cache".into(),
         "--allow-any-ref".into(),
-        "--cache".into(),
-        "none".into(),
         "--variant".into(),
         inputs.variant.clone(),
         "--registry".into(),
-        registry.into(),
+        registry,
         "--image-name".into(),
-        name.into(),
+        name,
         "--platform".into(),
         platforms.join(","),
     ];
@@ -436,8 +437,7 @@ fn read_archive(archive: &Path) -> Result<Rebuilt> {
 }
 
 fn compare_layers(
-    repository: &str,
-    published_digest: &str,
+    published_image: &ImageRef,
     published: &ImageManifest,
     rebuilt: &ImageManifest,
     archive: &Path,
@@ -464,7 +464,7 @@ fn compare_layers(
         {
             let dir =
                 std::env::temp_dir().join(format!("rebuild-check-{}", files::unique_suffix()));
-            registry::copy_to_dir(repository, published_digest, &dir)?;
+            registry::copy_to_dir(published_image, &dir)?;
             let published_blob = std::fs::read(dir.join(p.digest.trim_start_matches("sha256:")))
                 .with_context(|| format!("the published layer {} was not downloaded", p.digest))?;
             downloaded = Some(dir);

@@ -24,6 +24,7 @@ use anyhow::{bail, Result};
 use crate::client::registry;
 use crate::exec::{self, Resumed, RunOptions};
 use crate::model::files;
+use crate::model::reference::ImageRef;
 use crate::model::vulnerabilities::Policy;
 use crate::ops::record::{self, RecordExpectation};
 use crate::ops::{gate, promote, scan, sign};
@@ -165,11 +166,16 @@ impl Stages<'_> {
         };
         for (variant, pushed) in plan.variants.iter().zip(&result.variants) {
             if pushed.pushed && !pushed.platform_digests.is_empty() {
+                let platform_digests = pushed
+                    .platform_digests
+                    .iter()
+                    .map(|(platform, digest)| Ok((platform.clone(), digest.parse()?)))
+                    .collect::<Result<_>>()?;
                 record.record(ReleaseRecord::entry(
                     plan,
                     variant,
-                    &pushed.digest,
-                    pushed.platform_digests.clone(),
+                    &pushed.digest.parse()?,
+                    platform_digests,
                 ));
             }
         }
@@ -200,13 +206,13 @@ impl Stages<'_> {
             eprintln!("release record written to {path}: sign, gate and promote from it");
             return Ok((result, None));
         }
-        let references: Vec<String> = record
+        let references: Vec<ImageRef> = record
             .variants
             .iter()
             .map(|v| v.image(&record.repository))
             .collect();
         if plan.signing != Signing::None {
-            if let Err(err) = sign::sign_references(&plan.signing, &plan.repository, &references) {
+            if let Err(err) = sign::sign_references(&plan.signing, &references) {
                 let err = anyhow::anyhow!(
                     "{err:#}; re-run release-image (it resumes from {path}, nothing is rebuilt) or `cargo xtask sign --record {path}`"
                 );
@@ -284,9 +290,7 @@ impl Stages<'_> {
         let mut stages: Vec<(&str, Vec<render::Invocation>)> = Vec::new();
         let mut build: Vec<render::Invocation> = resumed
             .values()
-            .map(|earlier| {
-                registry::inspect_command(&format!("{}@{}", plan.repository, earlier.digest))
-            })
+            .map(|earlier| registry::inspect_command(&plan.repository.at(&earlier.digest)))
             .collect();
         if to_build.variants.is_empty() {
             build.extend(render::lookups(plan));
@@ -309,13 +313,11 @@ impl Stages<'_> {
             if let Some(scanner) = &self.options.scanner {
                 for variant in &plan.variants {
                     for platform in &variant.policy.platforms {
+                        let digest = render::pending_platform_digest(&variant.variant, platform);
                         gate.push(scan::command(
                             scanner,
                             &Policy::production(),
-                            &format!(
-                                "{}@<digest:{}:{platform}>",
-                                plan.repository, variant.variant
-                            ),
+                            &plan.repository.at(&digest),
                         ));
                     }
                 }
@@ -333,10 +335,10 @@ impl Stages<'_> {
         for (_, commands) in stages.iter_mut() {
             for command in commands.iter_mut() {
                 for (variant, earlier) in resumed {
-                    *command = render::with_digest(command, variant, &earlier.digest);
+                    *command = render::with_digest(command, variant, earlier.digest.as_str());
                     for (platform, digest) in &earlier.platform_digests {
-                        *command =
-                            command.replacing(&format!("<digest:{variant}:{platform}>"), digest);
+                        let pending = render::pending_platform_digest(variant, platform);
+                        *command = command.replacing(pending.as_str(), digest.as_str());
                     }
                 }
             }

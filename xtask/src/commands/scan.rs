@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use crate::model::names::ImageRef;
+use crate::model::reference::{ImageName, ImageRef, Registry};
 use crate::model::vulnerabilities::Policy;
 use crate::ops::record::{self, RecordExpectation};
 use crate::ops::scan::{command, record_targets, scan_all, Target};
@@ -27,14 +27,14 @@ pub const DEFAULT_SCANNER: &str = "trivy";
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
     /// One image, by digest (`None` with `record`).
-    pub image: Option<String>,
+    pub image: Option<ImageRef>,
     /// Scan every platform image of this release record instead.
     pub record: Option<PathBuf>,
     /// With `record`: only these variants (default: all).
     pub variants: Vec<String>,
     /// With `record`: the repository it must be a release to.
-    pub registry: Option<String>,
-    pub image_name: String,
+    pub registry: Option<Registry>,
+    pub image_name: ImageName,
     /// A trivy binary, or a program that takes its arguments and writes its JSON.
     pub scanner: String,
     pub dry_run: bool,
@@ -43,13 +43,12 @@ pub struct ScanOptions {
 pub fn run(args: ScanOptions) -> Result<()> {
     let targets = match (&args.image, &args.record) {
         (Some(image), None) => {
-            let parsed: ImageRef = image.parse()?;
-            if parsed.digest.is_none() {
+            if image.digest.is_none() {
                 bail!("{image} is not a reference by digest: scan what is released, by digest (REPO@sha256:...)");
             }
             vec![Target {
-                name: image.clone(),
-                reference: parsed.pinned(),
+                name: image.to_string(),
+                reference: image.pinned(),
             }]
         }
         (None, Some(path)) => {
@@ -63,8 +62,11 @@ pub fn run(args: ScanOptions) -> Result<()> {
             }
             if !args.dry_run {
                 let context = context::gather(&project::project_root())?;
-                let repository =
-                    record::expected_repository(&args.registry, &args.image_name, &context)?;
+                let repository = record::expected_repository(
+                    args.registry.as_ref(),
+                    &args.image_name,
+                    &context,
+                )?;
                 preflight::check_all(&[Requirement::Skopeo])?;
                 record::check_record(
                     &record,

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use crate::model::names::ImageRef;
+use crate::model::reference::{ImageName, ImageRef, Registry};
 use crate::ops::record::{self, RecordExpectation};
 use crate::ops::sign::sign_references;
 use crate::plan::record::ReleaseRecord;
@@ -23,12 +23,12 @@ use crate::{context, project, render};
 #[derive(Debug, Clone)]
 pub struct SignOptions {
     /// Images to sign, by digest (empty with `record`).
-    pub images: Vec<String>,
+    pub images: Vec<ImageRef>,
     /// Sign every variant of this release record instead.
     pub record: Option<PathBuf>,
     /// With `record`: the repository it must be a release to.
-    pub registry: Option<String>,
-    pub image_name: String,
+    pub registry: Option<Registry>,
+    pub image_name: ImageName,
     pub signing: SigningRequest,
     /// Print the cosign commands instead of running them.
     pub dry_run: bool,
@@ -36,43 +36,39 @@ pub struct SignOptions {
 
 pub fn run(args: SignOptions) -> Result<()> {
     let context = context::gather(&project::project_root())?;
-    let (repository, references) = match (&args.record, args.images.is_empty()) {
+    let references: Vec<ImageRef> = match (&args.record, args.images.is_empty()) {
         (Some(path), true) => {
             let record = ReleaseRecord::read(path)?;
             let repository =
-                record::expected_repository(&args.registry, &args.image_name, &context)?;
+                record::expected_repository(args.registry.as_ref(), &args.image_name, &context)?;
             if !args.dry_run {
                 preflight::check_all(&[Requirement::Skopeo])?;
                 record::check_record(
                     &record,
                     &path.display().to_string(),
                     &RecordExpectation {
-                        repository: repository.clone(),
+                        repository,
                         commit: Some(context.git.revision.clone()),
                         complete: true,
                     },
                 )?;
                 record::refuse_other_commits(&record)?;
             }
-            let references: Vec<String> = record
+            record
                 .variants
                 .iter()
                 .map(|v| v.image(&record.repository))
-                .collect();
-            (repository, references)
+                .collect()
         }
         (None, false) => {
             let mut references = Vec::new();
-            let mut repository = String::new();
-            for text in &args.images {
-                let image: ImageRef = text.parse()?;
+            for image in &args.images {
                 if image.digest.is_none() {
-                    bail!("{text} is not a reference by digest: sign by digest, never by tag (REPO@sha256:...; `docker buildx imagetools inspect {text}` shows it)");
+                    bail!("{image} is not a reference by digest: sign by digest, never by tag (REPO@sha256:...; `docker buildx imagetools inspect {image}` shows it)");
                 }
-                repository = image.repository.clone();
                 references.push(image.pinned());
             }
-            (repository, references)
+            references
         }
         _ => {
             bail!("sign needs IMAGE@DIGEST arguments or a release record (--record FILE), not both")
@@ -84,14 +80,14 @@ pub fn run(args: SignOptions) -> Result<()> {
     }
     if args.dry_run {
         for reference in &references {
-            if let Some(invocation) = render::sign_reference(&signing, &repository, reference) {
+            if let Some(invocation) = render::sign_reference(&signing, reference) {
                 println!("{}", invocation.display());
             }
         }
         return Ok(());
     }
     preflight::check_all(&signing.requirements())?;
-    sign_references(&signing, &repository, &references)?;
+    sign_references(&signing, &references)?;
     for reference in &references {
         println!("signed {reference}");
     }

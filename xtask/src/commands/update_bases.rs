@@ -23,7 +23,8 @@ use anyhow::{anyhow, bail, Context as _, Result};
 
 use crate::client::registry;
 use crate::model::files;
-use crate::model::names::{self, ImageRef};
+use crate::model::names;
+use crate::model::reference::{ImageRef, Repository};
 use crate::preflight;
 use crate::project;
 
@@ -34,7 +35,7 @@ pub struct UpdateBasesOptions {
     /// Print the registry lookups and change nothing.
     pub dry_run: bool,
     /// `PREFIX=MIRROR`: look images under PREFIX up in MIRROR instead.
-    pub mirrors: Vec<String>,
+    pub mirrors: Vec<Mirror>,
 }
 
 /// One pinned image of a Dockerfile: `ARG NAME=REPOSITORY:TAG@DIGEST`.
@@ -42,7 +43,7 @@ pub struct UpdateBasesOptions {
 pub struct Pin {
     /// The ARG's name, e.g. `PRODUCTION_BASE`.
     pub name: String,
-    pub repository: String,
+    pub repository: Repository,
     pub tag: String,
     pub digest: String,
     /// The 1-based line of the digest.
@@ -259,6 +260,7 @@ pub fn parse_pins(label: &str, text: &str) -> Result<Vec<Pin>> {
                     "it pins a digest without a tag, so there is no tag to follow".to_string(),
                 ));
             };
+            let digest = digest.to_string();
             // The digest's characters, which must sit side by side in the file
             // (a continuation inside a digest could not be rewritten in place).
             let value_start = name.chars().count() + 1;
@@ -339,25 +341,26 @@ impl fmt::Display for Mirror {
 /// Where `repository` is looked up: under the mirror of the longest prefix
 /// that matches it whole components at a time, else where it is.
 pub fn lookup_repository<'a>(
-    repository: &str,
+    repository: &Repository,
     mirrors: &'a [Mirror],
-) -> (String, Option<&'a Mirror>) {
+) -> Result<(Repository, Option<&'a Mirror>)> {
+    let path = repository.as_str();
     let matching = mirrors
         .iter()
         .filter(|m| {
-            repository == m.prefix
-                || repository
+            path == m.prefix
+                || path
                     .strip_prefix(&m.prefix)
                     .is_some_and(|rest| rest.starts_with('/'))
         })
         .max_by_key(|m| m.prefix.len());
-    match matching {
+    Ok(match matching {
         Some(m) => (
-            format!("{}{}", m.mirror, &repository[m.prefix.len()..]),
+            format!("{}{}", m.mirror, &path[m.prefix.len()..]).parse()?,
             Some(m),
         ),
-        None => (repository.to_string(), None),
-    }
+        None => (repository.clone(), None),
+    })
 }
 
 /// One Dockerfile and its pins.
@@ -422,8 +425,8 @@ fn resolve_one(
     pin: &Pin,
     mirrors: &[Mirror],
 ) -> Result<(String, String)> {
-    let (repository, mirror) = lookup_repository(&pin.repository, mirrors);
-    let reference = format!("{repository}:{}", pin.tag);
+    let (repository, mirror) = lookup_repository(&pin.repository, mirrors)?;
+    let reference = repository.tagged(&pin.tag)?;
     let where_from = format!("{label}:{line} {}", pin.name);
     let unreachable_hint = match mirror {
         Some(m) => format!("check --mirror {m} and that the mirror is running"),
@@ -468,11 +471,7 @@ impl fmt::Display for Stale<'_> {
 }
 
 pub fn run(options: UpdateBasesOptions) -> Result<()> {
-    let mirrors: Vec<Mirror> = options
-        .mirrors
-        .iter()
-        .map(|m| m.parse())
-        .collect::<Result<_>>()?;
+    let mirrors = &options.mirrors;
     let root = project::project_root();
     let dockerfiles = read_dockerfiles(&root)?;
     let pin_count: usize = dockerfiles.iter().map(|d| d.pins.len()).sum();
@@ -482,8 +481,8 @@ pub fn run(options: UpdateBasesOptions) -> Result<()> {
     if options.dry_run {
         let mut printed = Vec::new();
         for pin in dockerfiles.iter().flat_map(|d| &d.pins) {
-            let (repository, _) = lookup_repository(&pin.repository, &mirrors);
-            let line = registry::inspect_command(&format!("{repository}:{}", pin.tag)).display();
+            let (repository, _) = lookup_repository(&pin.repository, mirrors)?;
+            let line = registry::inspect_command(&repository.tagged(&pin.tag)?).display();
             if !printed.contains(&line) {
                 println!("{line}");
                 printed.push(line);
@@ -494,7 +493,7 @@ pub fn run(options: UpdateBasesOptions) -> Result<()> {
     if preflight::find_program("skopeo").is_none() {
         bail!("skopeo not found on PATH, and update-bases looks every tag up with it: install skopeo (apt install skopeo, brew install skopeo)");
     }
-    let current = resolve_all(&dockerfiles, &mirrors)?;
+    let current = resolve_all(&dockerfiles, mirrors)?;
     let mut report = Vec::new();
     let mut stale = Vec::new();
     for dockerfile in &dockerfiles {
@@ -741,23 +740,20 @@ mod tests {
             .iter()
             .map(|m| m.parse().unwrap())
             .collect();
-        assert_eq!(
-            lookup_repository("docker.io/library/rust", &mirrors).0,
-            "m.example/lib/rust"
-        );
-        assert_eq!(
-            lookup_repository("docker.io/acme/x", &mirrors).0,
-            "m.example/hub/acme/x"
-        );
-        assert_eq!(
-            lookup_repository("docker.io.evil/x", &mirrors).0,
-            "docker.io.evil/x"
-        );
-        assert_eq!(
-            lookup_repository("docker.io/libraryx/y", &mirrors).0,
-            "m.example/hub/libraryx/y"
-        );
-        assert!(lookup_repository("cgr.dev/chainguard/static", &mirrors)
+        let lookup = |repository: &str| {
+            let repository = repository.parse().unwrap();
+            lookup_repository(&repository, &mirrors)
+                .unwrap()
+                .0
+                .to_string()
+        };
+        assert_eq!(lookup("docker.io/library/rust"), "m.example/lib/rust");
+        assert_eq!(lookup("docker.io/acme/x"), "m.example/hub/acme/x");
+        assert_eq!(lookup("docker.io.evil/x"), "docker.io.evil/x");
+        assert_eq!(lookup("docker.io/libraryx/y"), "m.example/hub/libraryx/y");
+        let chainguard = "cgr.dev/chainguard/static".parse().unwrap();
+        assert!(lookup_repository(&chainguard, &mirrors)
+            .unwrap()
             .1
             .is_none());
         for bad in [

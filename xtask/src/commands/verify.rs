@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use crate::model::names::{self, ImageRef};
+use crate::model::names::Platform;
+use crate::model::reference::{ImageName, ImageRef, Registry, Repository};
 use crate::model::{files, yaml};
 use crate::ops::gate;
 use crate::ops::record::{self, RecordExpectation};
@@ -25,33 +26,32 @@ use crate::{context, project};
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
     /// The image to check (tag or digest); `None` with `record` or `policy`.
-    pub image: Option<String>,
+    pub image: Option<ImageRef>,
     /// Print this admission policy for the repository, admitting the
     /// expected signer, instead of checking an image.
     pub policy: Option<PolicyKind>,
     /// Check every variant of a release record instead.
     pub record: Option<PathBuf>,
-    /// With `record`: the repository it must be a release to.
-    pub registry: Option<String>,
-    pub image_name: String,
+    /// With `record`: the repository it must be a release to; with
+    /// `policy`: the repository the policy guards.
+    pub registry: Option<Registry>,
+    pub image_name: ImageName,
     pub signer: SignerRequest,
-    /// Platforms the image must provide, comma-separated.
-    pub platform: String,
+    /// Platforms the image must provide.
+    pub platforms: Vec<Platform>,
 }
 
 pub fn run(args: VerifyOptions) -> Result<()> {
     if let Some(kind) = args.policy {
         return print_policy(kind, &args);
     }
-    let platforms = names::parse_platforms(&args.platform)?;
+    let platforms = &args.platforms;
     let signer = args.signer.resolve()?;
     let requirements = signer.requirements();
     match (&args.image, &args.record) {
         (Some(image), None) => {
-            let image: ImageRef = image.parse()?;
             preflight::check_all(&requirements)?;
-            let verdict =
-                gate::check_image(&image, Some(&signer), Path::new(""), &platforms, None)?;
+            let verdict = gate::check_image(image, Some(&signer), Path::new(""), platforms, None)?;
             if !verdict.problems.is_empty() {
                 bail!(
                     "{image} must not be deployed: {}",
@@ -70,7 +70,7 @@ pub fn run(args: VerifyOptions) -> Result<()> {
             let record = ReleaseRecord::read(path)?;
             let context = context::gather(&project::project_root())?;
             let repository =
-                record::expected_repository(&args.registry, &args.image_name, &context)?;
+                record::expected_repository(args.registry.as_ref(), &args.image_name, &context)?;
             preflight::check_all(&requirements)?;
             record::check_record(
                 &record,
@@ -81,7 +81,7 @@ pub fn run(args: VerifyOptions) -> Result<()> {
                     complete: true,
                 },
             )?;
-            let verdicts = gate::gate_record(&record, Some(&signer), Path::new(""), &platforms)?;
+            let verdicts = gate::gate_record(&record, Some(&signer), Path::new(""), platforms)?;
             if let Some(failure) = gate::gate_failure(
                 &record,
                 &verdicts,
@@ -119,20 +119,18 @@ fn print_policy(kind: PolicyKind, args: &VerifyOptions) -> Result<()> {
         );
     }
     let signer = args.signer.resolve()?;
-    let repository = match (&args.registry, &signer) {
-        (Some(registry), _) => format!("{}/{}", registry.trim_end_matches('/'), args.image_name),
+    let registry = match (&args.registry, &signer) {
+        (Some(registry), _) => registry.clone(),
         // The release workflow publishes to ghcr.io/<owner>/<name> by default.
-        (None, ExpectedSigner::Workflow { identity }) => format!(
-            "ghcr.io/{}/{}",
-            identity.repository.owner.to_lowercase(),
-            args.image_name
-        ),
+        (None, ExpectedSigner::Workflow { identity }) => {
+            Registry::ghcr(&identity.repository.owner)?
+        }
         (None, _) => bail!(
             "verify --policy {kind} needs the image repository the policy guards: pass --registry (e.g. ghcr.io/acme) and --image-name if not {}",
             args.image_name
         ),
     };
-    names::validate_repository(&repository)?;
+    let repository = Repository::new(&registry, &args.image_name)?;
     let admitted = match &signer {
         ExpectedSigner::Key { key, tlog } if key.starts_with("env://") => {
             let var = key.trim_start_matches("env://");

@@ -1,15 +1,17 @@
 //! The bottom layer: the vocabulary every other module speaks, with no
 //! knowledge of tasks, plans or the command line. Names and their grammars
-//! (each format beside its parse), versions, times, typed OCI documents,
-//! commands as data, file operations that name their paths, and the one
-//! registry client.
+//! (each format beside its parse: `names`, `reference`, `build_arg`,
+//! `tags`), versions, times, typed OCI documents, commands as data, file
+//! operations that name their paths, and the one registry client.
 
+pub mod build_arg;
 pub mod build_log;
 pub mod command;
 pub mod files;
 pub mod identity;
 pub mod names;
 pub mod oci;
+pub mod reference;
 pub mod tags;
 pub mod time;
 pub mod version;

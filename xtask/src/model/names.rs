@@ -1,7 +1,8 @@
 //! Parsing and validation of the names users type and registries hold:
-//! platforms, image repositories, registry hosts, tags, digests, image
-//! references, slugs. Each error says what is wrong and what a valid value
-//! looks like; each format sits beside its parse.
+//! platforms, the grammars of repositories, registry hosts, tags and
+//! digests (the types built on them are `model::reference`'s), slugs. Each
+//! error says what is wrong and what a valid value looks like; each format
+//! sits beside its parse.
 
 use std::fmt;
 use std::str::FromStr;
@@ -13,7 +14,10 @@ const KNOWN_ARCHES: &[&str] = &[
     "amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64",
 ];
 
-/// A target platform such as `linux/amd64` or `linux/arm/v7`.
+/// A platform such as `linux/amd64` or `linux/arm/v7`. One type for what a
+/// user asks for (`FromStr`: the Linux platforms the images are built for)
+/// and what an OCI index says (`model::oci`: any `os`/`architecture`, read
+/// as the spec's object). Plans, records and reports hold it as its text.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Platform {
@@ -104,16 +108,38 @@ impl From<Platform> for String {
     }
 }
 
-/// Parses a comma-separated platform list (`linux/amd64,linux/arm64`).
-pub fn parse_platforms(text: &str) -> Result<Vec<Platform>> {
-    let mut platforms: Vec<Platform> = Vec::new();
-    for item in text.split(',').map(str::trim) {
-        let platform: Platform = item.parse()?;
-        if !platforms.contains(&platform) {
-            platforms.push(platform);
-        }
+/// A comma-separated list of platforms (`linux/amd64,linux/arm64`), each
+/// once, in the order given: `--platform` of the commands that build or
+/// check several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platforms(Vec<Platform>);
+
+impl Platforms {
+    pub fn into_vec(self) -> Vec<Platform> {
+        self.0
     }
-    Ok(platforms)
+}
+
+impl FromStr for Platforms {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<Platforms> {
+        let mut platforms: Vec<Platform> = Vec::new();
+        for item in text.split(',').map(str::trim) {
+            let platform: Platform = item.parse()?;
+            if !platforms.contains(&platform) {
+                platforms.push(platform);
+            }
+        }
+        Ok(Platforms(platforms))
+    }
+}
+
+impl fmt::Display for Platforms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let texts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&texts.join(","))
+    }
 }
 
 /// The longest tag the distribution spec allows.
@@ -137,7 +163,7 @@ pub fn validate_tag(tag: &str) -> Result<()> {
 
 /// Checks one path component of a repository name: lowercase alphanumerics
 /// separated by `.`, `_`, `__` or runs of `-`.
-fn valid_path_component(component: &str) -> bool {
+pub(crate) fn valid_path_component(component: &str) -> bool {
     let bytes = component.as_bytes();
     if bytes.is_empty() || !is_lower_alnum(bytes[0]) || !is_lower_alnum(bytes[bytes.len() - 1]) {
         return false;
@@ -167,7 +193,7 @@ fn is_lower_alnum(c: u8) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit()
 }
 
-fn looks_like_host(component: &str) -> bool {
+pub(crate) fn looks_like_host(component: &str) -> bool {
     component.contains('.') || component.contains(':') || component == "localhost"
 }
 
@@ -219,50 +245,6 @@ pub fn validate_registry(registry: &str) -> Result<()> {
         .map_err(|_| anyhow::anyhow!("malformed registry {registry:?}: expected HOST[:PORT][/NAMESPACE] in lowercase, such as ghcr.io/acme or 127.0.0.1:5000"))
 }
 
-/// The host part of a repository (`127.0.0.1:5000` of `127.0.0.1:5000/beacon`),
-/// or `None` when the first component is not a host (`acme/beacon`: Docker Hub).
-pub fn registry_host(repository: &str) -> Option<&str> {
-    match repository.split_once('/') {
-        Some((first, _)) if looks_like_host(first) => Some(first),
-        _ => None,
-    }
-}
-
-/// Splits `HOST[:PORT]/NAME` into the host and the repository name on it.
-pub fn split_repository(repository: &str) -> Result<(String, String)> {
-    validate_repository(repository)?;
-    match (registry_host(repository), repository.split_once('/')) {
-        (Some(host), Some((_, name))) => Ok((host.to_string(), name.to_string())),
-        _ => bail!(
-            "{repository:?} names no registry host: expected HOST[:PORT]/NAME such as 127.0.0.1:5000/beacon or ghcr.io/acme/beacon"
-        ),
-    }
-}
-
-/// The registry of `reference` (a repository or image reference) is on this
-/// machine (tests, a laptop mirror): the one case where plain HTTP is
-/// allowed. `127.0.0.1.evil.example` is not loopback.
-pub fn is_loopback(reference: &str) -> bool {
-    let Some(host) = registry_host(reference) else {
-        return false;
-    };
-    let name = match host.rsplit_once(':') {
-        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
-        _ => host,
-    };
-    let name = name.to_ascii_lowercase();
-    name == "localhost"
-        || name == "[::1]"
-        || (name.starts_with("127.")
-            && name.split('.').count() == 4
-            && name.split('.').all(|octet| octet.parse::<u8>().is_ok()))
-}
-
-/// GitHub Container Registry, which deletes only through GitHub's packages API.
-pub fn is_ghcr(reference: &str) -> bool {
-    registry_host(reference).is_some_and(|host| host.eq_ignore_ascii_case("ghcr.io"))
-}
-
 /// The longest slug a tag or cache scope carries.
 pub const SLUG_MAX: usize = 63;
 
@@ -294,38 +276,6 @@ pub fn is_slug(text: &str) -> bool {
     !text.is_empty() && slug(text) == text
 }
 
-/// A parsed image reference: `REPO[:TAG][@DIGEST]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageRef {
-    pub repository: String,
-    pub tag: Option<String>,
-    pub digest: Option<String>,
-}
-
-impl ImageRef {
-    /// The reference by digest if known, else by tag.
-    pub fn pinned(&self) -> String {
-        match (&self.digest, &self.tag) {
-            (Some(digest), _) => format!("{}@{digest}", self.repository),
-            (None, Some(tag)) => format!("{}:{tag}", self.repository),
-            (None, None) => self.repository.clone(),
-        }
-    }
-}
-
-impl fmt::Display for ImageRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.repository)?;
-        if let Some(tag) = &self.tag {
-            write!(f, ":{tag}")?;
-        }
-        if let Some(digest) = &self.digest {
-            write!(f, "@{digest}")?;
-        }
-        Ok(())
-    }
-}
-
 pub fn validate_digest(digest: &str) -> Result<()> {
     let ok = digest.strip_prefix("sha256:").is_some_and(|hex| {
         hex.len() == 64
@@ -337,49 +287,6 @@ pub fn validate_digest(digest: &str) -> Result<()> {
         bail!("malformed digest {digest:?}: expected sha256: followed by 64 lowercase hex digits");
     }
     Ok(())
-}
-
-impl FromStr for ImageRef {
-    type Err = anyhow::Error;
-
-    fn from_str(text: &str) -> Result<ImageRef> {
-        let (rest, digest) = match text.split_once('@') {
-            Some((rest, digest)) => {
-                validate_digest(digest)?;
-                (rest, Some(digest.to_string()))
-            }
-            None => (text, None),
-        };
-        // A ':' after the last '/' separates the tag; one before it is a port.
-        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
-        let (repository, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => (
-                &rest[..last_slash + i],
-                Some(rest[last_slash + i + 1..].to_string()),
-            ),
-            None => (rest, None),
-        };
-        validate_repository(repository)
-            .map_err(|e| anyhow::anyhow!("malformed image reference {text:?}: {e}"))?;
-        if let Some(tag) = &tag {
-            validate_tag(tag)?;
-        }
-        Ok(ImageRef {
-            repository: repository.to_string(),
-            tag,
-            digest,
-        })
-    }
-}
-
-/// A `KEY=VALUE` build argument.
-pub fn parse_key_value(text: &str) -> Result<(String, String)> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
-            Ok((key.to_string(), value.to_string()))
-        }
-        _ => bail!("malformed build argument {text:?}: expected KEY=VALUE with KEY made of letters, digits and '_'"),
-    }
 }
 
 #[cfg(test)]
@@ -407,12 +314,9 @@ mod tests {
         ] {
             assert!(bad.parse::<Platform>().is_err(), "{bad} should be rejected");
         }
-        assert_eq!(
-            parse_platforms("linux/amd64, linux/arm64,linux/amd64")
-                .unwrap()
-                .len(),
-            2
-        );
+        let platforms: Platforms = "linux/amd64, linux/arm64,linux/amd64".parse().unwrap();
+        assert_eq!(platforms.to_string(), "linux/amd64,linux/arm64");
+        assert_eq!(platforms.into_vec().len(), 2);
         assert_eq!(Platform::linux("amd64").slug(), "linux-amd64");
     }
 
@@ -462,55 +366,6 @@ mod tests {
     }
 
     #[test]
-    fn image_refs() {
-        let r: ImageRef = "127.0.0.1:5000/beacon:1.2.3".parse().unwrap();
-        assert_eq!(r.repository, "127.0.0.1:5000/beacon");
-        assert_eq!(r.tag.as_deref(), Some("1.2.3"));
-        let d = format!("sha256:{}", "a".repeat(64));
-        let r: ImageRef = format!("127.0.0.1:5000/beacon@{d}").parse().unwrap();
-        assert_eq!(r.tag, None);
-        assert_eq!(r.pinned(), format!("127.0.0.1:5000/beacon@{d}"));
-        let r: ImageRef = "127.0.0.1:5000/beacon".parse().unwrap();
-        assert_eq!((r.tag, r.digest), (None, None));
-        assert!("beacon@sha256:xyz".parse::<ImageRef>().is_err());
-        assert!("beacon:bad tag".parse::<ImageRef>().is_err());
-    }
-
-    #[test]
-    fn hosts_loopback_and_ghcr() {
-        assert_eq!(
-            registry_host("127.0.0.1:5000/beacon"),
-            Some("127.0.0.1:5000")
-        );
-        assert_eq!(registry_host("acme/beacon"), None);
-        assert_eq!(
-            split_repository("127.0.0.1:5000/a/b").unwrap(),
-            ("127.0.0.1:5000".into(), "a/b".into())
-        );
-        assert!(split_repository("acme/beacon").is_err());
-        assert!(split_repository("127.0.0.1:5000/Beacon").is_err());
-        for yes in [
-            "127.0.0.1:5000/beacon",
-            "localhost/beacon",
-            "localhost:5000/a",
-            "127.1.2.3/x",
-            "[::1]:5000/x",
-        ] {
-            assert!(is_loopback(yes), "{yes}");
-        }
-        for no in [
-            "ghcr.io/acme/beacon",
-            "127.0.0.1.evil.example/beacon",
-            "beacon",
-            "acme/localhost",
-        ] {
-            assert!(!is_loopback(no), "{no}");
-        }
-        assert!(is_ghcr("ghcr.io/acme/beacon") && is_ghcr("GHCR.io/acme/beacon"));
-        assert!(!is_ghcr("ghcr.io.example/acme/beacon"));
-    }
-
-    #[test]
     fn slugs() {
         assert_eq!(slug("feature/X_y"), "feature-x-y");
         assert_eq!(slug("release/1.2"), "release-1.2");
@@ -519,15 +374,5 @@ mod tests {
         assert_eq!(slug(&"a".repeat(100)).len(), SLUG_MAX);
         assert_eq!(slug(&format!("{}-b", "a".repeat(62))), "a".repeat(62));
         assert!(is_slug("feature-x") && !is_slug("Feature") && !is_slug(""));
-    }
-
-    #[test]
-    fn build_args() {
-        assert_eq!(
-            parse_key_value("A=b=c").unwrap(),
-            ("A".into(), "b=c".into())
-        );
-        assert!(parse_key_value("=x").is_err());
-        assert!(parse_key_value("novalue").is_err());
     }
 }

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::model::names::Platform;
+
 pub const INDEX_MEDIA_TYPES: &[&str] = &[
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -21,22 +23,46 @@ pub const ATTESTATION_MANIFEST: &str = "attestation-manifest";
 /// The annotation naming the image manifest an attestation manifest describes.
 pub const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
 
-/// The platform of an index entry (`os`, `architecture`, `variant`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
+/// A descriptor's platform as the image spec writes it: an object of
+/// `os`, `architecture` and `variant` (other fields are ignored), read into
+/// the one [`Platform`] type, whatever its values.
+mod platform_object {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(variant) = &self.variant {
-            write!(f, "/{variant}")?;
-        }
-        Ok(())
+    use super::Platform;
+
+    #[derive(Serialize, Deserialize)]
+    struct Object {
+        os: String,
+        architecture: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        variant: Option<String>,
+    }
+
+    pub fn serialize<S: Serializer>(
+        platform: &Option<Platform>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        platform
+            .as_ref()
+            .map(|p| Object {
+                os: p.os.clone(),
+                architecture: p.arch.clone(),
+                variant: p.variant.clone(),
+            })
+            .serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Platform>, D::Error> {
+        Ok(
+            Option::<Object>::deserialize(deserializer)?.map(|o| Platform {
+                os: o.os,
+                arch: o.architecture,
+                variant: o.variant,
+            }),
+        )
     }
 }
 
@@ -51,7 +77,11 @@ pub struct Descriptor {
     pub digest: String,
     #[serde(default)]
     pub size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "platform_object"
+    )]
     pub platform: Option<Platform>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
@@ -254,6 +284,24 @@ mod tests {
             index.annotations["org.opencontainers.image.revision"],
             "abc"
         );
+    }
+
+    #[test]
+    fn a_descriptor_platform_is_the_one_platform_type_read_as_an_object() {
+        let object = json!({"os": "linux", "architecture": "arm", "variant": "v7"});
+        let descriptor: Descriptor =
+            serde_json::from_value(json!({"digest": "sha256:1", "platform": object})).unwrap();
+        let platform = descriptor.platform.clone().unwrap();
+        assert_eq!(platform, "linux/arm/v7".parse::<Platform>().unwrap());
+        assert_eq!(serde_json::to_value(&platform).unwrap(), "linux/arm/v7");
+        let written = serde_json::to_value(&descriptor).unwrap();
+        assert_eq!(written["platform"], object);
+        let bare: Descriptor = serde_json::from_value(json!({"digest": "sha256:2"})).unwrap();
+        assert_eq!(bare.platform_name(), "unknown");
+        assert!(serde_json::to_value(&bare)
+            .unwrap()
+            .get("platform")
+            .is_none());
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::str::FromStr;
 use anyhow::{bail, Result};
 
 use super::names;
+use super::reference::Repository;
 use super::version::Version;
 
 /// The default branch: its caches feed every pull request.
@@ -301,7 +302,7 @@ impl CacheTag {
     }
 
     /// `REPO-buildcache:<variant>-<scope>`.
-    pub fn registry_ref(&self, repository: &str) -> String {
+    pub fn registry_ref(&self, repository: &Repository) -> String {
         format!("{repository}{REGISTRY_CACHE_SUFFIX}:{self}")
     }
 
@@ -826,7 +827,7 @@ mod tests {
             scope: CacheScope::PullRequest(42),
         };
         assert_eq!(
-            tag.registry_ref("ghcr.io/acme/beacon"),
+            tag.registry_ref(&"ghcr.io/acme/beacon".parse().unwrap()),
             "ghcr.io/acme/beacon-buildcache:ubi9-pr-42"
         );
         assert_eq!(tag.gha_scope("beacon"), "beacon-ubi9-pr-42");

@@ -10,6 +10,7 @@ use anyhow::{bail, Result};
 
 use crate::client::{process, registry};
 use crate::model::names::Platform;
+use crate::model::reference::ImageRef;
 use crate::ops::gate;
 use crate::ops::record::{self, RecordExpectation};
 use crate::plan::gate::ExpectedSigner;
@@ -26,7 +27,7 @@ pub fn promote(
     public_key: &Path,
     platforms: &[Platform],
     rerun: &str,
-) -> Result<Vec<String>> {
+) -> Result<Vec<ImageRef>> {
     record::check_record(record, origin, expect)?;
     eprintln!(
         "gate: checking {} variant(s) of {} {} before any tag moves",
@@ -41,7 +42,7 @@ pub fn promote(
     for variant in &record.variants {
         for reference in &variant.immutable {
             if let Some(digest) = registry::resolve_digest(reference)? {
-                if digest != variant.digest {
+                if variant.digest != digest {
                     bail!("{reference} already exists ({digest}), and the release record puts it on {}: release tags are immutable, so no tag moved; bump the version and release again", variant.digest);
                 }
             }
@@ -55,21 +56,20 @@ pub fn promote(
 /// Moves every tag of a (gated) release record onto its digest, `latest`
 /// last. A failure says exactly how to finish: every digest is pushed,
 /// signed and has passed the gate.
-pub fn move_tags(record: &ReleaseRecord, finish: &str) -> Result<Vec<String>> {
+pub fn move_tags(record: &ReleaseRecord, finish: &str) -> Result<Vec<ImageRef>> {
     let moves = record.tag_moves();
     let mut moved = Vec::new();
     for (index, (variant, tags)) in moves.iter().enumerate() {
         let invocation = render::tag_digest(tags, &variant.image(&record.repository));
         if let Err(err) = process::run(&invocation) {
-            let remaining: Vec<String> = moves[index..]
-                .iter()
-                .flat_map(|(_, tags)| tags.iter().cloned())
-                .collect();
+            let words = |tags: &mut dyn Iterator<Item = &ImageRef>| {
+                tags.map(ToString::to_string).collect::<Vec<_>>().join(" ")
+            };
+            let remaining = words(&mut moves[index..].iter().flat_map(|(_, tags)| tags));
             bail!(
-                "moving the tags of {} failed ({err}); moved already: {}; not yet: {}; every digest passed the gate, so finish with: {finish}",
+                "moving the tags of {} failed ({err}); moved already: {}; not yet: {remaining}; every digest passed the gate, so finish with: {finish}",
                 variant.variant,
-                if moved.is_empty() { "none".to_string() } else { moved.join(" ") },
-                remaining.join(" ")
+                if moved.is_empty() { "none".to_string() } else { words(&mut moved.iter()) },
             );
         }
         moved.extend(tags.iter().cloned());

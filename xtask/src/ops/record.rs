@@ -14,6 +14,7 @@ use crate::client::registry;
 use crate::context;
 use crate::exec::Resumed;
 use crate::model::names;
+use crate::model::reference::{ImageName, Registry, Repository};
 use crate::plan::record::ReleaseRecord;
 use crate::plan::{recipe, Plan};
 
@@ -21,11 +22,11 @@ use crate::plan::{recipe, Plan};
 /// `--image-name`, defaulting as `release-image` does (ghcr.io/OWNER in
 /// GitHub Actions).
 pub fn expected_repository(
-    registry: &Option<String>,
-    image_name: &str,
+    registry: Option<&Registry>,
+    image_name: &ImageName,
     context: &context::BuildContext,
-) -> Result<String> {
-    recipe::repository(registry.as_deref(), image_name, context, true).map_err(|_| {
+) -> Result<Repository> {
+    recipe::repository(registry, image_name, context, true).map_err(|_| {
         anyhow::anyhow!("name the repository the release record must be for: pass --registry (e.g. ghcr.io/acme or 127.0.0.1:5000) or set IMAGE_REGISTRY")
     })
 }
@@ -42,7 +43,7 @@ pub fn default_record_path(root: &Path, plan: &Plan, revision: &str) -> PathBuf 
     let short: String = revision.chars().take(12).collect();
     root.join(RECORDS_DIR).join(format!(
         "{}-{}-{short}.json",
-        names::slug(&plan.repository),
+        names::slug(plan.repository.as_str()),
         names::slug(&version)
     ))
 }
@@ -83,7 +84,7 @@ pub fn resumable(
                         .images()
                         .map(|i| (i.platform_name(), i.digest.clone()))
                         .collect();
-                    listed == recorded.platform_digests
+                    listed == recorded.platform_digest_texts()
                 })
             })
         };
@@ -110,7 +111,7 @@ pub fn resumable(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordExpectation {
     /// The repository the release publishes to (`--registry`, `--image-name`).
-    pub repository: String,
+    pub repository: Repository,
     /// The commit of this checkout: the record must be a release of it.
     pub commit: Option<String>,
     /// Whether every planned variant must be recorded (signing and
@@ -168,7 +169,7 @@ pub fn check_record(
                     .collect()
             })
             .unwrap_or_default();
-        if listed != variant.platform_digests {
+        if listed != variant.platform_digest_texts() {
             return refuse(format!(
                 "{reference} ({}) holds the platform images {listed:?}, the record says {:?}",
                 variant.variant, variant.platform_digests

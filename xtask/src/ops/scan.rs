@@ -7,7 +7,7 @@ use anyhow::{bail, Context as _, Result};
 
 use crate::client::process;
 use crate::model::command::Invocation;
-use crate::model::names;
+use crate::model::reference::ImageRef;
 use crate::model::vulnerabilities::{Finding, Policy, Report};
 use crate::plan::record::ReleaseRecord;
 
@@ -15,7 +15,7 @@ use crate::plan::record::ReleaseRecord;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub name: String,
-    pub reference: String,
+    pub reference: ImageRef,
 }
 
 /// Every platform image of the record's variants (all, or `only`), by digest.
@@ -27,7 +27,7 @@ pub fn record_targets(record: &ReleaseRecord, only: &[String]) -> Vec<Target> {
         .flat_map(|v| {
             v.platform_digests.iter().map(|(platform, digest)| Target {
                 name: format!("{} {platform}", v.variant),
-                reference: format!("{}@{digest}", record.repository),
+                reference: record.repository.at(digest),
             })
         })
         .collect()
@@ -35,7 +35,7 @@ pub fn record_targets(record: &ReleaseRecord, only: &[String]) -> Vec<Target> {
 
 /// The scanner's command line for one image: trivy's JSON report of its
 /// vulnerabilities at the policy's severities; the exit code is ours to set.
-pub fn command(scanner: &str, policy: &Policy, reference: &str) -> Invocation {
+pub fn command(scanner: &str, policy: &Policy, reference: &ImageRef) -> Invocation {
     let mut args: Vec<String> = [
         "image",
         "--quiet",
@@ -52,7 +52,7 @@ pub fn command(scanner: &str, policy: &Policy, reference: &str) -> Invocation {
     if policy.fixable_only {
         args.push("--ignore-unfixed".to_string());
     }
-    if names::is_loopback(reference) {
+    if reference.repository.is_loopback() {
         args.push("--insecure".to_string());
     }
     args.push(reference.to_string());
@@ -113,19 +113,21 @@ mod tests {
 
     #[test]
     fn the_command_asks_for_fixable_high_and_critical_as_json() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let image = |repository: &str| format!("{repository}@{digest}").parse().unwrap();
         let remote = command(
             "trivy",
             &Policy::production(),
-            "ghcr.io/acme/beacon@sha256:ab",
+            &image("ghcr.io/acme/beacon"),
         );
         assert_eq!(
             remote.display(),
-            "trivy image --quiet --format json --scanners vuln --exit-code 0 --severity=HIGH,CRITICAL --ignore-unfixed ghcr.io/acme/beacon@sha256:ab"
+            format!("trivy image --quiet --format json --scanners vuln --exit-code 0 --severity=HIGH,CRITICAL --ignore-unfixed ghcr.io/acme/beacon@{digest}")
         );
         let local = command(
             "trivy",
             &Policy::production(),
-            "127.0.0.1:5000/beacon@sha256:ab",
+            &image("127.0.0.1:5000/beacon"),
         );
         assert!(local.args.contains(&"--insecure".to_string()));
     }

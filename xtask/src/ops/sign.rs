@@ -4,20 +4,25 @@
 use anyhow::{bail, Result};
 
 use crate::client::process;
+use crate::model::reference::ImageRef;
 use crate::plan::Signing;
 use crate::render;
 
 /// Signs each reference (by digest) in turn; on a failure, says which are
 /// still unsigned.
-pub fn sign_references(signing: &Signing, repository: &str, references: &[String]) -> Result<()> {
+pub fn sign_references(signing: &Signing, references: &[ImageRef]) -> Result<()> {
     for (index, reference) in references.iter().enumerate() {
-        let Some(invocation) = render::sign_reference(signing, repository, reference) else {
+        let Some(invocation) = render::sign_reference(signing, reference) else {
             return Ok(());
         };
         if let Err(err) = process::run(&invocation) {
+            let unsigned: Vec<String> = references[index..]
+                .iter()
+                .map(ToString::to_string)
+                .collect();
             bail!(
                 "signing failed ({err}); no tag was moved; still unsigned: {}",
-                references[index..].join(" ")
+                unsigned.join(" ")
             );
         }
     }

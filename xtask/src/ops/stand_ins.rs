@@ -23,8 +23,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::process::{self, Invocation};
 use crate::client::registry;
+use crate::model::build_arg::BuildArg;
 use crate::model::files;
 use crate::model::names::Platform;
+use crate::model::reference::{ImageRef, Registry, Repository};
 use crate::preflight::{self, Requirement};
 use crate::project;
 
@@ -34,7 +36,7 @@ pub const DEFAULT_INPUTS: &str = "/var/lib/xtask-stack";
 #[derive(Debug, Clone)]
 pub struct StandInsRequest {
     /// Registry to push the stand-ins to (a local one: nothing here is for production).
-    pub registry: String,
+    pub registry: Registry,
     /// Directory with busybox/{amd64,arm64}/busybox and syft/syft (as .ci/setup-stack leaves them).
     pub inputs: PathBuf,
     /// Only build the host binaries.
@@ -44,9 +46,9 @@ pub struct StandInsRequest {
 /// What the stand-ins are, as build args and paths, for tests and users.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Overrides {
-    /// Per variant: `KEY=VALUE` build args pinning the stand-in bases by digest.
-    pub build_args: BTreeMap<String, Vec<String>>,
-    pub sbom_generator: Option<String>,
+    /// Per variant: `VARIANT:KEY=VALUE` build args pinning the stand-in bases by digest.
+    pub build_args: BTreeMap<String, Vec<BuildArg>>,
+    pub sbom_generator: Option<ImageRef>,
     /// Directory for `--binaries` (DIR/linux-amd64/beacon, DIR/linux-arm64/beacon).
     pub binaries: PathBuf,
 }
@@ -96,9 +98,13 @@ pub fn build(args: &StandInsRequest) -> Result<Overrides> {
         for (arg, flavor) in [("PRODUCTION_BASE", "production"), ("CI_BASE", "ci")] {
             let context = work.join(format!("{variant}-{flavor}"));
             write_base_rootfs(&args.inputs, &context, &variant, flavor)?;
-            let reference = format!("{}/stand-ins/{variant}:{flavor}", args.registry);
+            let reference = stand_in(&args.registry, &variant)?.tagged(flavor)?;
             let pinned = push_image(&context, &reference, &["linux/amd64", "linux/arm64"])?;
-            build_args.push(format!("{variant}:{arg}={pinned}"));
+            build_args.push(BuildArg {
+                variant: Some(variant.clone()),
+                key: arg.to_string(),
+                value: pinned.to_string(),
+            });
         }
         overrides.build_args.insert(variant, build_args);
     }
@@ -107,13 +113,18 @@ pub fn build(args: &StandInsRequest) -> Result<Overrides> {
     let native = Platform::native().to_string();
     overrides.sbom_generator = Some(push_image(
         &context,
-        &format!("{}/stand-ins/sbom-generator:syft", args.registry),
+        &stand_in(&args.registry, "sbom-generator")?.tagged("syft")?,
         &[&native],
     )?);
     let file = overrides_file(&root);
     files::write_atomically(&file, serde_json::to_string_pretty(&overrides)?)?;
     eprintln!("stand-ins ready; build args written to {}", file.display());
     Ok(overrides)
+}
+
+/// The repository of a stand-in: `REGISTRY/stand-ins/NAME`.
+fn stand_in(registry: &Registry, name: &str) -> Result<Repository> {
+    format!("{registry}/stand-ins/{name}").parse()
 }
 
 /// One host build of the service.
@@ -307,7 +318,7 @@ done
 }
 
 /// Builds and pushes a small image; returns `REF@DIGEST`.
-fn push_image(context: &Path, reference: &str, platforms: &[&str]) -> Result<String> {
+fn push_image(context: &Path, reference: &ImageRef, platforms: &[&str]) -> Result<ImageRef> {
     let platforms = platforms.join(",");
     let output = format!("type=image,name={reference},push=true,oci-mediatypes=true");
     // Up to three attempts: the registry (distribution's filesystem driver)
@@ -353,5 +364,8 @@ fn push_image(context: &Path, reference: &str, platforms: &[&str]) -> Result<Str
     }
     let digest = registry::resolve_digest(reference)?
         .with_context(|| format!("{reference} was pushed but cannot be found"))?;
-    Ok(format!("{reference}@{digest}"))
+    Ok(ImageRef {
+        digest: Some(digest.parse()?),
+        ..reference.clone()
+    })
 }

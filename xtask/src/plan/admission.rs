@@ -12,6 +12,7 @@ use std::str::FromStr;
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
+use crate::model::reference::Repository;
 use crate::model::tags::CI_PREFIX;
 use crate::plan::gate::ExpectedSigner;
 use crate::plan::LABEL_NS;
@@ -70,18 +71,18 @@ pub enum AdmittedSigner {
 }
 
 /// The policy's name: the repository's last path component, and what it does.
-fn policy_name(image_repository: &str) -> String {
-    let name = image_repository
-        .rsplit('/')
-        .next()
-        .unwrap_or(image_repository);
-    format!("{name}-production-images")
+fn policy_name(image_repository: &Repository) -> String {
+    format!("{}-production-images", image_repository.name())
 }
 
 /// The policy for `image_repository` (`ghcr.io/acme/beacon`): images of it
 /// must be referenced by digest, signed by `signer`, and (Kyverno) neither
 /// tagged `ci-` nor labelled a CI image.
-pub fn policy(kind: PolicyKind, image_repository: &str, signer: &AdmittedSigner) -> Result<Value> {
+pub fn policy(
+    kind: PolicyKind,
+    image_repository: &Repository,
+    signer: &AdmittedSigner,
+) -> Result<Value> {
     if let AdmittedSigner::Keyless(expected) = signer {
         if !matches!(
             expected,
@@ -145,7 +146,7 @@ fn kyverno_attestor(signer: &AdmittedSigner) -> Value {
     }
 }
 
-fn kyverno(image_repository: &str, signer: &AdmittedSigner) -> Value {
+fn kyverno(image_repository: &Repository, signer: &AdmittedSigner) -> Value {
     let pods = json!({ "any": [{ "resources": { "kinds": ["Pod"] } }] });
     let ci_tags = format!("!{image_repository}:{CI_PREFIX}*");
     let containers = |pattern: &Value| {
@@ -243,7 +244,7 @@ fn kyverno(image_repository: &str, signer: &AdmittedSigner) -> Value {
     })
 }
 
-fn policy_controller(image_repository: &str, signer: &AdmittedSigner) -> Value {
+fn policy_controller(image_repository: &Repository, signer: &AdmittedSigner) -> Value {
     let authority = match signer {
         AdmittedSigner::Keyless(ExpectedSigner::Workflow { identity }) => json!({
             "name": "release-workflow",
@@ -299,6 +300,10 @@ mod tests {
     use super::*;
     use crate::model::identity::SignerIdentity;
 
+    fn repository(text: &str) -> Repository {
+        text.parse().unwrap()
+    }
+
     fn workflow() -> AdmittedSigner {
         AdmittedSigner::Keyless(ExpectedSigner::Workflow {
             identity: SignerIdentity::release_workflow("acme/beacon".parse().unwrap()),
@@ -307,7 +312,12 @@ mod tests {
 
     #[test]
     fn kyverno_admits_exactly_the_release_identity_by_digest() {
-        let policy = policy(PolicyKind::Kyverno, "ghcr.io/acme/beacon", &workflow()).unwrap();
+        let policy = policy(
+            PolicyKind::Kyverno,
+            &repository("ghcr.io/acme/beacon"),
+            &workflow(),
+        )
+        .unwrap();
         let verify = &policy["spec"]["rules"][0]["verifyImages"][0];
         assert_eq!(verify["imageReferences"][0], "ghcr.io/acme/beacon*");
         assert_eq!(verify["verifyDigest"], true);
@@ -335,12 +345,17 @@ mod tests {
             pem: "PEM".into(),
             tlog: false,
         };
-        let kyverno = policy(PolicyKind::Kyverno, "r.example/beacon", &key).unwrap();
+        let kyverno = policy(PolicyKind::Kyverno, &repository("r.example/beacon"), &key).unwrap();
         let keys =
             &kyverno["spec"]["rules"][0]["verifyImages"][0]["attestors"][0]["entries"][0]["keys"];
         assert_eq!(keys["publicKeys"], "PEM");
         assert_eq!(keys["rekor"]["ignoreTlog"], true);
-        let controller = policy(PolicyKind::PolicyController, "r.example/beacon", &key).unwrap();
+        let controller = policy(
+            PolicyKind::PolicyController,
+            &repository("r.example/beacon"),
+            &key,
+        )
+        .unwrap();
         assert_eq!(controller["spec"]["authorities"][0]["key"]["data"], "PEM");
         assert!(controller["spec"]["authorities"][0].get("ctlog").is_none());
         assert_eq!(

@@ -15,6 +15,7 @@ use std::str::FromStr;
 use anyhow::{bail, Result};
 
 use crate::context::BuildRef;
+use crate::model::reference::Repository;
 use crate::model::tags::{CacheScope, CacheTag};
 use crate::plan::{CachePlan, Flavor};
 
@@ -100,7 +101,7 @@ pub struct CacheInputs<'a> {
     /// Production builds write no cache by default (see the module comment).
     pub flavor: Flavor,
     pub github_actions: bool,
-    pub repository: &'a str,
+    pub repository: &'a Repository,
     pub variant: &'a str,
     pub local_dir: &'a Path,
 }
@@ -155,11 +156,7 @@ pub fn plan(inputs: &CacheInputs<'_>) -> CachePlan {
         variant: inputs.variant.to_string(),
         scope: scope.clone(),
     };
-    let name = inputs
-        .repository
-        .rsplit('/')
-        .next()
-        .unwrap_or(inputs.repository);
+    let name = inputs.repository.name();
     let (from, to): (Vec<String>, Option<String>) = match inputs.backend {
         CacheBackend::None => (Vec::new(), None),
         CacheBackend::Gha => (
@@ -239,7 +236,7 @@ mod tests {
             build_ref,
             flavor: Flavor::Ci,
             github_actions: true,
-            repository: "ghcr.io/acme/beacon",
+            repository: Box::leak(Box::new("ghcr.io/acme/beacon".parse().unwrap())),
             variant: "ubi9",
             local_dir: Path::new("/cache"),
         }

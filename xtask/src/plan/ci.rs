@@ -3,12 +3,14 @@
 //! signing, no SBOM, no provenance, cached per variant.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use crate::context::{BuildContext, BuildRef};
-use crate::model::names::{self, Platform};
+use crate::model::names::Platform;
 use crate::model::tags::{CiTag, CiUnique};
+use crate::plan::cache::{CacheBackend, CacheMode};
 use crate::plan::{
     cache, recipe, shared_compile, Attestations, BuildOptions, Flavor, Mode, Output, Plan, Policy,
     PushVia, Signing, VariantPlan, LABEL_NS,
@@ -20,25 +22,22 @@ use crate::preflight::{BuilderInfo, Requirement};
 pub struct CiRequest {
     pub build: BuildOptions,
     /// `None`: this machine's native Linux platform.
-    pub platform: Option<String>,
+    pub platform: Option<Platform>,
     /// Push to the ephemeral ci- tags instead of loading.
     pub push: bool,
     /// Built against local stand-ins of the bases (said in a label).
     pub stand_ins: bool,
+    /// `None`: the default of the environment (see [`cache::default_backend`]).
+    pub cache: Option<CacheBackend>,
+    /// `None`: the default of the ref (see [`cache::default_mode`]).
+    pub cache_mode: Option<CacheMode>,
+    /// Directory of the `local` cache backend.
+    pub cache_dir: PathBuf,
 }
 
 /// The one platform a CI request builds: `--platform`, else `native`.
-pub fn requested_platform(args: &CiRequest, native: &Platform) -> Result<Platform> {
-    match &args.platform {
-        Some(text) => {
-            let platforms = names::parse_platforms(text)?;
-            if platforms.len() != 1 {
-                bail!("ci-image builds exactly one platform, got {text:?}: pass one, e.g. --platform linux/amd64 (release-image builds several)");
-            }
-            Ok(platforms[0].clone())
-        }
-        None => Ok(native.clone()),
-    }
+pub fn requested_platform(args: &CiRequest, native: &Platform) -> Platform {
+    args.platform.clone().unwrap_or_else(|| native.clone())
 }
 
 /// The CI plan: a pure function of the arguments, the variants and the context.
@@ -48,9 +47,9 @@ pub fn plan(
     context: &BuildContext,
     builder: Option<&BuilderInfo>,
 ) -> Result<Plan> {
-    let platform = requested_platform(args, &context.native_platform)?;
+    let platform = requested_platform(args, &context.native_platform);
     let repository = recipe::repository(
-        args.build.registry.as_deref(),
+        args.build.registry.as_ref(),
         &args.build.image_name,
         context,
         args.push,
@@ -71,18 +70,17 @@ pub fn plan(
         Output::Load
     };
     let backend = args
-        .build
         .cache
         .unwrap_or_else(|| cache::default_backend(context.ci.github_actions));
     let cache_inputs = cache::CacheInputs {
         backend,
-        mode_override: args.build.cache_mode,
+        mode_override: args.cache_mode,
         build_ref: &build_ref,
         flavor: Flavor::Ci,
         github_actions: context.ci.github_actions,
         repository: &repository,
         variant: "",
-        local_dir: &args.build.cache_dir,
+        local_dir: &args.cache_dir,
     };
     let mut plans = Vec::new();
     for variant in variants {
@@ -94,8 +92,7 @@ pub fn plan(
                 unique,
             }
             .to_string();
-            names::validate_tag(&tag)?;
-            tags.push(format!("{repository}:{tag}"));
+            tags.push(repository.tagged(&tag)?);
         }
         let policy = Policy {
             flavor: Flavor::Ci,

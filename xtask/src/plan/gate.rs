@@ -28,7 +28,7 @@ impl Gate {
     /// (keyless signing happens only there).
     pub fn for_release(
         signing: &Signing,
-        repository: Option<&str>,
+        repository: Option<&GithubRepository>,
         platforms: &[Platform],
     ) -> Result<Gate> {
         let signer = match signing {
@@ -51,7 +51,7 @@ impl Gate {
                     bail!("keyless signing in GitHub Actions needs GITHUB_REPOSITORY (the signer identity the gate requires)");
                 };
                 Some(ExpectedSigner::Workflow {
-                    identity: SignerIdentity::release_workflow(repository.parse()?),
+                    identity: SignerIdentity::release_workflow(repository.clone()),
                 })
             }
         };
@@ -87,7 +87,7 @@ pub enum ExpectedSigner {
 pub struct SignerRequest {
     pub key: Option<String>,
     /// `OWNER/REPO`: its release workflow is the signer.
-    pub repository: Option<String>,
+    pub repository: Option<GithubRepository>,
     pub certificate_identity_regexp: Option<String>,
     pub certificate_oidc_issuer: Option<String>,
     pub tlog: bool,
@@ -117,8 +117,7 @@ impl SignerRequest {
             });
         }
         if let Some(repository) = &self.repository {
-            let repository: GithubRepository = repository.parse()?;
-            let mut identity = SignerIdentity::release_workflow(repository);
+            let mut identity = SignerIdentity::release_workflow(repository.clone());
             if let Some(issuer) = &self.certificate_oidc_issuer {
                 identity.issuer = issuer.clone();
             }
@@ -210,7 +209,7 @@ mod tests {
     #[test]
     fn a_repository_is_enough_for_keyless() {
         let signer = SignerRequest {
-            repository: Some("acme/beacon".into()),
+            repository: Some("acme/beacon".parse().unwrap()),
             ..SignerRequest::default()
         }
         .resolve()
@@ -232,7 +231,7 @@ mod tests {
         );
         let two = SignerRequest {
             key: Some("k.pub".into()),
-            repository: Some("acme/beacon".into()),
+            repository: Some("acme/beacon".parse().unwrap()),
             ..SignerRequest::default()
         };
         assert!(two
@@ -286,8 +285,8 @@ mod tests {
                 .cosign_flags("unused"),
             ["--key=awskms:///alias/x"]
         );
-        let keyless =
-            Gate::for_release(&Signing::Keyless, Some("acme/beacon"), &platforms).unwrap();
+        let acme = "acme/beacon".parse().unwrap();
+        let keyless = Gate::for_release(&Signing::Keyless, Some(&acme), &platforms).unwrap();
         assert!(matches!(
             keyless.signer,
             Some(ExpectedSigner::Workflow { .. })

@@ -24,10 +24,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::build_arg::BuildArg;
 use crate::model::names::Platform;
+use crate::model::reference::{ImageName, ImageRef, Registry, Repository};
 use crate::preflight::{BuilderInfo, Requirement};
-
-use self::cache::{CacheBackend, CacheMode};
 
 /// The platforms of a production image index, and what the deploy gate requires.
 pub const DEFAULT_PLATFORMS: &str = "linux/amd64,linux/arm64";
@@ -39,16 +39,12 @@ pub struct BuildOptions {
     /// Variants to build; empty: every directory under images/.
     pub variants: Vec<String>,
     /// Registry and namespace, e.g. ghcr.io/acme; `None`: the default.
-    pub registry: Option<String>,
-    pub image_name: String,
+    pub registry: Option<Registry>,
+    pub image_name: ImageName,
     /// `KEY=VALUE` or `VARIANT:KEY=VALUE`.
-    pub build_args: Vec<String>,
+    pub build_args: Vec<BuildArg>,
     /// Host-built binaries instead of the compile stage.
     pub binaries: Option<PathBuf>,
-    pub cache: Option<CacheBackend>,
-    pub cache_mode: Option<CacheMode>,
-    /// Directory of the `local` cache backend.
-    pub cache_dir: PathBuf,
     pub no_cache: bool,
 }
 
@@ -127,7 +123,7 @@ pub const LABEL_NS: &str = "dev.beacon.image";
 pub struct Plan {
     pub mode: Mode,
     /// `REGISTRY/NAME`, e.g. `ghcr.io/acme/beacon`.
-    pub repository: String,
+    pub repository: Repository,
     pub output: Output,
     pub variants: Vec<VariantPlan>,
     /// Release only: how pushed digests are signed.
@@ -135,7 +131,7 @@ pub struct Plan {
     /// Tags that must not exist yet in the registry: a version's own tag,
     /// and every tag of an `--allow-any-ref` run. Looked up before anything
     /// is built.
-    pub must_not_exist: Vec<String>,
+    pub must_not_exist: Vec<ImageRef>,
     /// Why those tags must not exist and the way out, said when one does.
     #[serde(default)]
     pub must_not_exist_because: String,
@@ -186,8 +182,8 @@ pub struct Recipe {
 pub struct Policy {
     pub flavor: Flavor,
     pub platforms: Vec<Platform>,
-    /// Full references (`REPO:TAG`) pointed at the image once everything succeeded.
-    pub tags: Vec<String>,
+    /// Tag references (`REPO:TAG`) pointed at the image once everything succeeded.
+    pub tags: Vec<ImageRef>,
     pub labels: BTreeMap<String, String>,
     /// OCI annotations set on the image index and on every image manifest.
     pub annotations: BTreeMap<String, String>,
@@ -230,7 +226,7 @@ pub struct Attestations {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SbomRequest {
     /// The scanner image; `None` lets BuildKit use its default.
-    pub generator: Option<String>,
+    pub generator: Option<ImageRef>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

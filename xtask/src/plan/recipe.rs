@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 
 use crate::context::BuildContext;
-use crate::model::names;
+use crate::model::reference::{ImageName, Registry, Repository};
 use crate::plan::{
     BuildOptions, Recipe, BINARIES_CONTEXT, BINARIES_FROM_ARG, FLAVOR_ARG, PROFILE_ARG,
     TARGET_ARCHES_ARG,
@@ -16,40 +16,35 @@ use crate::project;
 /// Actions and to `localhost` elsewhere (a name that can be loaded locally but
 /// never pushed anywhere by accident).
 pub fn repository(
-    registry: Option<&str>,
-    image_name: &str,
+    registry: Option<&Registry>,
+    image_name: &ImageName,
     context: &BuildContext,
     pushing: bool,
-) -> Result<String> {
+) -> Result<Repository> {
     let registry = match registry {
-        Some(registry) => registry.trim_end_matches('/').to_string(),
+        Some(registry) => registry.clone(),
         None => match &context.ci.repository_owner {
-            Some(owner) if context.ci.github_actions => format!("ghcr.io/{}", owner.to_lowercase()),
+            Some(owner) if context.ci.github_actions => Registry::ghcr(owner)?,
             _ if pushing => bail!(
                 "pushing needs a registry: pass --registry (e.g. ghcr.io/acme or 127.0.0.1:5000) or set IMAGE_REGISTRY"
             ),
-            _ => "localhost".to_string(),
+            _ => "localhost".parse()?,
         },
     };
-    names::validate_registry(&registry)?;
-    let repository = format!("{registry}/{image_name}");
-    names::validate_repository(&repository)
-        .map_err(|e| anyhow::anyhow!("malformed image name {image_name:?}: {e}"))?;
-    Ok(repository)
+    Repository::new(&registry, image_name)
 }
 
 /// Refuses a `VARIANT:KEY=VALUE` build arg whose variant does not exist: a
 /// typo must not silently drop an override (a mirror's base, say).
 pub fn check_build_arg_scopes(options: &BuildOptions, available: &[String]) -> Result<()> {
-    for text in &options.build_args {
-        if let Some((key, _)) = text.split_once('=') {
-            if let Some((scope, _)) = key.split_once(':') {
-                if !available.iter().any(|v| v == scope) {
-                    bail!(
-                        "--build-arg {text:?} names unknown variant {scope:?}: valid variants are {} (VARIANT:KEY=VALUE)",
-                        available.join(", ")
-                    );
-                }
+    for arg in &options.build_args {
+        if let Some(scope) = &arg.variant {
+            if !available.contains(scope) {
+                bail!(
+                    "--build-arg {:?} names unknown variant {scope:?}: valid variants are {} (VARIANT:KEY=VALUE)",
+                    arg.to_string(),
+                    available.join(", ")
+                );
             }
         }
     }
@@ -62,18 +57,9 @@ pub fn recipe(options: &BuildOptions, variant: &str, context: &BuildContext) -> 
         ("VARIANT".to_string(), variant.to_string()),
         ("REVISION".to_string(), context.git.revision.clone()),
     ]);
-    for text in &options.build_args {
-        // `VARIANT:KEY=VALUE` applies to one variant only (bases differ per vendor).
-        let (scope, pair) = match text.split_once('=') {
-            Some((key, _)) if key.contains(':') => text
-                .split_once(':')
-                .map_or((None, text.as_str()), |(s, p)| (Some(s), p)),
-            _ => (None, text.as_str()),
-        };
-        if scope.is_some_and(|s| s != variant) {
-            continue;
-        }
-        let (key, value) = names::parse_key_value(pair)?;
+    // `VARIANT:KEY=VALUE` applies to one variant only (bases differ per vendor).
+    for arg in options.build_args.iter().filter(|a| a.applies_to(variant)) {
+        let key = arg.key.as_str();
         if key == FLAVOR_ARG {
             bail!("--build-arg {FLAVOR_ARG} is chosen by the path (ci-image builds ci, release-image production); remove it");
         }
@@ -86,7 +72,7 @@ pub fn recipe(options: &BuildOptions, variant: &str, context: &BuildContext) -> 
         if key == "SOURCE_DATE_EPOCH" {
             bail!("--build-arg SOURCE_DATE_EPOCH is set by release-image from the commit time; remove it");
         }
-        build_args.insert(key, value);
+        build_args.insert(arg.key.clone(), arg.value.clone());
     }
     let mut named_contexts = BTreeMap::new();
     if let Some(dir) = &options.binaries {

@@ -19,7 +19,8 @@ use std::path::Path;
 use anyhow::{bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::model::names::{self, ImageRef, Platform};
+use crate::model::names::Platform;
+use crate::model::reference::{Digest, ImageRef, Repository};
 use crate::model::tags::CI_PREFIX;
 use crate::plan::{Mode, Plan, Recipe, VariantPlan};
 
@@ -36,7 +37,7 @@ const SOURCE: &str = "org.opencontainers.image.source";
 pub struct ReleaseRecord {
     pub format: String,
     /// `REGISTRY/NAME` every digest and tag belongs to.
-    pub repository: String,
+    pub repository: Repository,
     /// The commit every variant was built from.
     pub commit: String,
     /// `org.opencontainers.image.version` of every variant.
@@ -56,29 +57,38 @@ pub struct ReleaseRecord {
 pub struct RecordedVariant {
     pub variant: String,
     /// The image index, by digest.
-    pub digest: String,
+    pub digest: Digest,
     /// Per platform (`linux/amd64`), the image manifest's digest.
-    pub platform_digests: BTreeMap<String, String>,
-    /// Full references (`REPO:TAG`) the promotion points at the digest.
-    pub tags: Vec<String>,
+    pub platform_digests: BTreeMap<String, Digest>,
+    /// Tag references (`REPO:TAG`) the promotion points at the digest.
+    pub tags: Vec<ImageRef>,
     /// Those of `tags` that are immutable (version tags): they may exist
     /// only on this digest (an earlier, interrupted promotion moved them).
-    pub immutable: Vec<String>,
+    pub immutable: Vec<ImageRef>,
     /// What was built, so a changed build is never taken for a resumed one.
     pub recipe: Recipe,
 }
 
 impl RecordedVariant {
     /// The index by digest, `REPO@sha256:...`.
-    pub fn image(&self, repository: &str) -> String {
-        format!("{repository}@{}", self.digest)
+    pub fn image(&self, repository: &Repository) -> ImageRef {
+        repository.at(&self.digest)
     }
 
     /// One platform's image by digest.
-    pub fn platform_image(&self, repository: &str, platform: &str) -> Option<String> {
+    pub fn platform_image(&self, repository: &Repository, platform: &str) -> Option<ImageRef> {
         self.platform_digests
             .get(platform)
-            .map(|digest| format!("{repository}@{digest}"))
+            .map(|digest| repository.at(digest))
+    }
+
+    /// The platform images as text (`linux/amd64` -> `sha256:...`), as a
+    /// registry's index lists them.
+    pub fn platform_digest_texts(&self) -> BTreeMap<String, String> {
+        self.platform_digests
+            .iter()
+            .map(|(platform, digest)| (platform.clone(), digest.to_string()))
+            .collect()
     }
 }
 
@@ -87,12 +97,12 @@ impl RecordedVariant {
 /// other tags did not move). Items without tags of a round are left out.
 pub fn latest_last<'a, T>(
     items: &'a [T],
-    tags_of: impl Fn(&'a T) -> &'a [String],
-) -> Vec<(&'a T, Vec<String>)> {
+    tags_of: impl Fn(&'a T) -> &'a [ImageRef],
+) -> Vec<(&'a T, Vec<ImageRef>)> {
     let mut moves = Vec::new();
     for last in [false, true] {
         for item in items {
-            let tags: Vec<String> = tags_of(item)
+            let tags: Vec<ImageRef> = tags_of(item)
                 .iter()
                 .filter(|t| is_latest(t) == last)
                 .cloned()
@@ -106,9 +116,11 @@ pub fn latest_last<'a, T>(
 }
 
 /// Whether a tag (`REPO:TAG`) floats to the newest release: it moves last.
-pub fn is_latest(reference: &str) -> bool {
-    let tag = reference.rsplit(':').next().unwrap_or(reference);
-    tag == "latest" || tag.starts_with("latest-")
+pub fn is_latest(reference: &ImageRef) -> bool {
+    reference
+        .tag
+        .as_deref()
+        .is_some_and(|tag| tag == "latest" || tag.starts_with("latest-"))
 }
 
 impl ReleaseRecord {
@@ -145,8 +157,8 @@ impl ReleaseRecord {
     pub fn entry(
         plan: &Plan,
         variant: &VariantPlan,
-        digest: &str,
-        platform_digests: BTreeMap<String, String>,
+        digest: &Digest,
+        platform_digests: BTreeMap<String, Digest>,
     ) -> RecordedVariant {
         let immutable = variant
             .policy
@@ -157,7 +169,7 @@ impl ReleaseRecord {
             .collect();
         RecordedVariant {
             variant: variant.variant.clone(),
-            digest: digest.to_string(),
+            digest: digest.clone(),
             platform_digests,
             tags: variant.policy.tags.clone(),
             immutable,
@@ -247,7 +259,7 @@ impl ReleaseRecord {
     /// The tag moves of the promotion, in order: per variant every tag but
     /// the `latest` ones, then the `latest` ones (so `latest` never points
     /// at a release whose other tags did not move).
-    pub fn tag_moves(&self) -> Vec<(&RecordedVariant, Vec<String>)> {
+    pub fn tag_moves(&self) -> Vec<(&RecordedVariant, Vec<ImageRef>)> {
         latest_last(&self.variants, |variant| &variant.tags)
     }
 
@@ -286,7 +298,6 @@ impl ReleaseRecord {
                 self.format
             );
         }
-        names::validate_repository(&self.repository)?;
         if self.commit.len() != 40 || !self.commit.chars().all(|c| c.is_ascii_hexdigit()) {
             bail!("commit {:?} is not a full git commit id", self.commit);
         }
@@ -304,25 +315,20 @@ impl ReleaseRecord {
             if !planned.contains(name.as_str()) || !seen.insert(name.as_str()) {
                 bail!("variant {name:?} is not planned, or recorded twice");
             }
-            names::validate_digest(&variant.digest).with_context(|| format!("variant {name}"))?;
             let recorded: BTreeSet<String> = variant.platform_digests.keys().cloned().collect();
             if recorded != platforms {
                 bail!(
                     "variant {name} records the platforms {recorded:?}, the release has {platforms:?}"
                 );
             }
-            for digest in variant.platform_digests.values() {
-                names::validate_digest(digest).with_context(|| format!("variant {name}"))?;
-            }
             if variant.tags.is_empty() {
                 bail!("variant {name} has no tag to move");
             }
             for reference in &variant.tags {
-                let parsed: ImageRef = reference
-                    .parse()
-                    .with_context(|| format!("variant {name}"))?;
-                let tag = parsed.tag.as_deref().unwrap_or_default();
-                if parsed.repository != self.repository || parsed.digest.is_some() || tag.is_empty()
+                let tag = reference.tag.as_deref().unwrap_or_default();
+                if reference.repository != self.repository
+                    || reference.digest.is_some()
+                    || tag.is_empty()
                 {
                     bail!(
                         "variant {name}: {reference} is not a tag of {}",
@@ -348,8 +354,14 @@ mod tests {
 
     const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
-    fn digest(c: char) -> String {
+    fn digest(c: char) -> Digest {
         format!("sha256:{}", c.to_string().repeat(64))
+            .parse()
+            .unwrap()
+    }
+
+    fn texts(references: &[ImageRef]) -> Vec<String> {
+        references.iter().map(ToString::to_string).collect()
     }
 
     fn plan() -> Plan {
@@ -366,7 +378,7 @@ mod tests {
                 platforms: vec![Platform::linux("amd64"), Platform::linux("arm64")],
                 tags: ["1.2.3", "1.2", "latest"]
                     .iter()
-                    .map(|t| format!("r.example/beacon:{t}-{name}"))
+                    .map(|t| format!("r.example/beacon:{t}-{name}").parse().unwrap())
                     .collect(),
                 labels: BTreeMap::new(),
                 annotations: BTreeMap::from([
@@ -388,13 +400,13 @@ mod tests {
         };
         Plan {
             mode: Mode::Release,
-            repository: "r.example/beacon".into(),
+            repository: "r.example/beacon".parse().unwrap(),
             output: Output::PushByDigest(PushVia::Builder),
             variants: vec![variant("ubi9"), variant("distroless")],
             signing: Signing::None,
             must_not_exist: vec![
-                "r.example/beacon:1.2.3-ubi9".into(),
-                "r.example/beacon:1.2.3-distroless".into(),
+                "r.example/beacon:1.2.3-ubi9".parse().unwrap(),
+                "r.example/beacon:1.2.3-distroless".parse().unwrap(),
             ],
             must_not_exist_because: String::new(),
             preflight: Vec::new(),
@@ -422,7 +434,7 @@ mod tests {
         record.record(pushed(&plan, 0, 'a'));
         assert_eq!(record.variants[0].variant, "ubi9", "kept in plan order");
         assert_eq!(
-            record.variants[0].immutable,
+            texts(&record.variants[0].immutable),
             ["r.example/beacon:1.2.3-ubi9"]
         );
         assert!(record.missing().is_empty());
@@ -441,7 +453,7 @@ mod tests {
         let moves: Vec<(String, Vec<String>)> = record
             .tag_moves()
             .into_iter()
-            .map(|(v, tags)| (v.variant.clone(), tags))
+            .map(|(v, tags)| (v.variant.clone(), texts(&tags)))
             .collect();
         assert_eq!(moves.len(), 4);
         assert_eq!(moves[0].0, "ubi9");
@@ -451,7 +463,8 @@ mod tests {
         );
         assert_eq!(moves[2].1, ["r.example/beacon:latest-ubi9"]);
         assert_eq!(moves[3].1, ["r.example/beacon:latest-distroless"]);
-        assert!(is_latest("r:5000/b:latest") && !is_latest("r/b:1.2.3-latest"));
+        let tag = |text: &str| text.parse::<ImageRef>().unwrap();
+        assert!(is_latest(&tag("r:5000/b:latest")) && !is_latest(&tag("r/b:1.2.3-latest")));
     }
 
     #[test]
@@ -460,7 +473,7 @@ mod tests {
         let mut record = ReleaseRecord::for_plan(&plan).unwrap();
         record.record(pushed(&plan, 0, 'a'));
         let mut other = plan.clone();
-        other.repository = "r.example/other".into();
+        other.repository = "r.example/other".parse().unwrap();
         assert!(record
             .mismatch_with(&other)
             .unwrap()
@@ -511,5 +524,64 @@ mod tests {
         );
         assert!(refused(&|v| v["variants"][0]["variant"] = "alpine".into()).contains("not planned"));
         assert!(refused(&|v| v["commit"] = "abc".into()).contains("commit"));
+    }
+
+    /// A record as the build stage wrote it before its fields were typed
+    /// (an end-to-end release's): read and written back byte for byte.
+    #[test]
+    fn a_record_of_the_string_era_reads_and_writes_back_unchanged() {
+        let text = r#"{
+  "format": "beacon-release-record/v1",
+  "repository": "127.0.0.1:5000/e2e/release-2299-306568102",
+  "commit": "19f4d15f128b3e77f29d56bc7e7ce344e9ee2395",
+  "version": "0.9.0",
+  "source": "https://github.com/example/beacon",
+  "platforms": [
+    "linux/amd64",
+    "linux/arm64"
+  ],
+  "planned": [
+    "distroless"
+  ],
+  "variants": [
+    {
+      "variant": "distroless",
+      "digest": "sha256:4293b1c383def3046923b7d075bf00bd24aa2b523b38ef3e64fea931398e1620",
+      "platform_digests": {
+        "linux/amd64": "sha256:3defcee88b543fb3fbe84643dcc3ad1ca74bf99a9d826d490ed9f12a67a5c0a6",
+        "linux/arm64": "sha256:123c144c4e0fbd210c5a99782ed1bdaede5764debe6c24d93274e9a89d9e33ac"
+      },
+      "tags": [
+        "127.0.0.1:5000/e2e/release-2299-306568102:0.9.0-distroless",
+        "127.0.0.1:5000/e2e/release-2299-306568102:0.9-distroless"
+      ],
+      "immutable": [
+        "127.0.0.1:5000/e2e/release-2299-306568102:0.9.0-distroless"
+      ],
+      "recipe": {
+        "dockerfile": "images/distroless/Dockerfile",
+        "context": ".",
+        "build_args": {
+          "BINARIES_FROM": "context",
+          "CI_BASE": "127.0.0.1:5000/stand-ins/distroless:ci@sha256:62cb8a257f485f0a1ab75dab0bf638da1c8e96c514213b37078497d246667ba3",
+          "PRODUCTION_BASE": "127.0.0.1:5000/stand-ins/distroless:production@sha256:a594662b210406c0d028b3dca782ef33710752327da6ad59eeee8d1a88273455",
+          "REVISION": "19f4d15f128b3e77f29d56bc7e7ce344e9ee2395",
+          "VARIANT": "distroless"
+        },
+        "named_contexts": {
+          "binaries": "/work/main/target/image-binaries"
+        }
+      }
+    }
+  ]
+}
+"#;
+        let record = ReleaseRecord::parse(text, "r.json").unwrap();
+        assert_eq!(record.to_json(), text);
+        assert_eq!(record.repository.name(), "release-2299-306568102");
+        assert_eq!(
+            record.variants[0].tags[1].tag.as_deref(),
+            Some("0.9-distroless")
+        );
     }
 }

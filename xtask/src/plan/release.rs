@@ -9,13 +9,15 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 
 use crate::context::{BuildContext, BuildRef};
-use crate::model::names;
+use crate::model::identity::GithubRepository;
+use crate::model::names::{self, Platform};
+use crate::model::reference::ImageRef;
 use crate::model::tags::{ReleaseTag, ReleaseTagKind, CI_PREFIX, DEFAULT_BRANCH};
 use crate::model::time::format_rfc3339;
 use crate::model::version::Version;
 use crate::plan::gate::Gate;
 use crate::plan::{
-    cache, recipe, Attestations, BuildOptions, Flavor, Mode, Output, Plan, Policy, PushVia,
+    recipe, Attestations, BuildOptions, CachePlan, Flavor, Mode, Output, Plan, Policy, PushVia,
     SbomRequest, Signing, SigningRequest, VariantPlan, LABEL_NS,
 };
 use crate::preflight::{BuilderInfo, Requirement};
@@ -29,8 +31,8 @@ const LICENSE: &str = "Apache-2.0";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleaseRequest {
     pub build: BuildOptions,
-    /// Platforms of each image index, comma-separated.
-    pub platform: String,
+    /// Platforms of each image index.
+    pub platforms: Vec<Platform>,
     /// The variant that also gets the bare tags; `none` for no bare tags.
     pub default_variant: String,
     /// Overwrite version tags that already exist.
@@ -45,7 +47,7 @@ pub struct ReleaseRequest {
     /// which holds no signing identity).
     pub build_only: bool,
     /// SBOM generator image (BuildKit's SBOM scanning protocol).
-    pub sbom_generator: String,
+    pub sbom_generator: ImageRef,
 }
 
 pub struct ReleaseInputs<'a> {
@@ -274,7 +276,7 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
     if context.git.dirty {
         bail!("the working tree has uncommitted or untracked changes: commit or stash them (`git status`); a release must be reproducible from its commit");
     }
-    let platforms = names::parse_platforms(&args.platform)?;
+    let platforms = &args.platforms;
     if args.default_variant != "none" && !inputs.available.contains(&args.default_variant) {
         bail!(
             "unknown --default-variant {:?}: valid variants are {} (or none)",
@@ -306,25 +308,12 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
         recipe::recipe(&args.build, variant, context)?;
     }
     let repository = recipe::repository(
-        args.build.registry.as_deref(),
+        args.build.registry.as_ref(),
         &args.build.image_name,
         context,
         !args.output_archive,
     )?;
-    // A release depends on no cache entry anyone wrote (see plan/cache.rs).
-    if args
-        .build
-        .cache
-        .is_some_and(|b| b != cache::CacheBackend::None)
-        || args.build.cache_mode.is_some()
-    {
-        bail!("release builds read and write no build cache (a release must not depend on a cache entry another build wrote): remove --cache and --cache-mode");
-    }
     let build_ref = context.build_ref();
-    let backend = args
-        .build
-        .cache
-        .unwrap_or_else(|| cache::default_backend(context.ci.github_actions));
     let version = match &build_ref {
         BuildRef::Tag(tag) => tag.trim_start_matches('v').to_string(),
         _ => tags.first().cloned().unwrap_or_default(),
@@ -383,11 +372,9 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
                 bail!("the release tag {tag:?} would start with ci-, which is reserved for CI images: release from another ref");
             }
         }
-        must_not_exist.extend(
-            qualify(&must_be_new, variant, &args.default_variant)
-                .into_iter()
-                .map(|t| format!("{repository}:{t}")),
-        );
+        for tag in qualify(&must_be_new, variant, &args.default_variant) {
+            must_not_exist.push(repository.tagged(&tag)?);
+        }
         let oci = BTreeMap::from([
             ("title", format!("beacon ({variant})")),
             ("description", format!("beacon on {variant}: production image (minimal and signed; SBOM and provenance attested)")),
@@ -418,8 +405,8 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
             platforms: platforms.clone(),
             tags: variant_tags
                 .iter()
-                .map(|t| format!("{repository}:{t}"))
-                .collect(),
+                .map(|t| repository.tagged(t))
+                .collect::<Result<_>>()?,
             labels,
             annotations,
             // An archive for rebuild-check carries no attestations: they
@@ -438,16 +425,9 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
                     }),
                 }
             },
-            cache: cache::plan(&cache::CacheInputs {
-                backend,
-                mode_override: args.build.cache_mode,
-                build_ref: &build_ref,
-                flavor: Flavor::Production,
-                github_actions: context.ci.github_actions,
-                repository: &repository,
-                variant,
-                local_dir: &args.build.cache_dir,
-            }),
+            // A release reads and writes no build cache: it depends on no
+            // cache entry another build wrote (see plan/cache.rs).
+            cache: CachePlan::default(),
             source_date_epoch: Some(context.git.commit_time),
             rewrite_timestamp,
             no_cache: args.build.no_cache,
@@ -497,10 +477,17 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
     let gate = if args.output_archive || args.build_only {
         None
     } else {
+        // GitHub's OWNER/REPO of the run: keyless signing happens only there.
+        let github_repository: Option<GithubRepository> = context
+            .ci
+            .repository
+            .as_deref()
+            .map(str::parse)
+            .transpose()?;
         Some(Gate::for_release(
             &signing,
-            context.ci.repository.as_deref(),
-            &platforms,
+            github_repository.as_ref(),
+            platforms,
         )?)
     };
     Ok(Plan {

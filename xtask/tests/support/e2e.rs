@@ -470,11 +470,23 @@ pub fn succeeded(output: &Output) -> String {
 /// and nothing on stdout; returns the line.
 #[track_caller]
 pub fn one_line_error(output: &Output) -> String {
+    one_line_error_exiting(output, 1)
+}
+
+/// [`one_line_error`] of a value the command line refused (exit 2): it says
+/// which flag, what is wrong and the expected form.
+#[track_caller]
+pub fn argument_error(output: &Output) -> String {
+    one_line_error_exiting(output, 2)
+}
+
+#[track_caller]
+fn one_line_error_exiting(output: &Output, code: i32) -> String {
     let stderr = text(&output.stderr);
     assert_eq!(
         output.status.code(),
-        Some(1),
-        "expected exit 1; stdout: {} stderr: {stderr}",
+        Some(code),
+        "expected exit {code}; stdout: {} stderr: {stderr}",
         text(&output.stdout)
     );
     assert_eq!(

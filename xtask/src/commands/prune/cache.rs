@@ -11,8 +11,7 @@ use super::inventory::collect_caches;
 use super::select::{decision, facts_of, keep_children_of_kept_indexes, tags_by_digest};
 use super::time::format_age;
 use super::{
-    plural, prune, refuse_ghcr, split_registry, Decision, ImageFacts, Inventory, Pass,
-    PruneOptions, Report,
+    plural, prune, refuse_ghcr, Decision, ImageFacts, Inventory, Pass, PruneOptions, Report,
 };
 use crate::model::oci::Document;
 use crate::model::tags::{self, CacheScope, DEFAULT_BRANCH, REGISTRY_CACHE_SUFFIX};
@@ -334,27 +333,25 @@ pub fn select_caches(inventory: &Inventory, policy: &CachePolicy) -> CacheSelect
             .as_ref()
             .map(|open| open.iter().copied().collect()),
     };
-    Report::new(limit_text, open_prs, delete, keep, Vec::new())
+    Report::new(limit, open_prs, delete, keep, Vec::new())
 }
 
-pub(super) fn run_cache(args: &PruneOptions, older_than_seconds: u64) -> Result<()> {
+pub(super) fn run_cache(args: &PruneOptions) -> Result<()> {
     let open_prs = args.open_prs.as_deref().map(parse_open_prs).transpose()?;
-    let (host, name) = split_registry(&args.registry)?;
-    if name.ends_with(REGISTRY_CACHE_SUFFIX) {
+    if args.registry.name().ends_with(REGISTRY_CACHE_SUFFIX) {
         bail!(
             "--registry {} names a cache repository: with --cache give the image repository REG/NAME, \
              whose cache repository REG/NAME{REGISTRY_CACHE_SUFFIX} is pruned",
             args.registry
         );
     }
-    refuse_ghcr(&host)?;
+    refuse_ghcr(&args.registry)?;
     let policy = CachePolicy {
-        older_than_seconds,
+        older_than_seconds: args.older_than.seconds(),
         open_prs,
         now: now_seconds()?,
     };
-    let cache_name = format!("{name}{REGISTRY_CACHE_SUFFIX}");
-    let repository = format!("{host}/{cache_name}");
+    let repository = args.registry.with_suffix(REGISTRY_CACHE_SUFFIX)?;
     prune(
         args,
         &repository,
@@ -405,7 +402,8 @@ fn cache_header(selection: &CacheSelection) -> String {
     format!(
         "{}: {closed}pull request and branch caches older than {}; never the default branch's \
          (<variant>-{DEFAULT_BRANCH}); --keep does not apply to caches",
-        selection.repository, selection.older_than
+        selection.repository_text(),
+        selection.older_than
     )
 }
 

@@ -11,11 +11,12 @@ use super::select::{classify, TagKind};
 use super::{Decision, ImageFacts, Inventory, TagRecord, FLAVOR_LABEL};
 use crate::client::registry::{self, Fetched};
 use crate::model::oci::{Document, ImageConfig};
+use crate::model::reference::{Digest, Repository};
 use crate::model::time::parse_rfc3339;
 
 /// Reads the repository: every tag's manifest, every index's children, and
 /// the configs of every image a ci- tag points to.
-pub(super) fn collect(repository: &str, variants: Vec<String>) -> Result<Inventory> {
+pub(super) fn collect(repository: &Repository, variants: Vec<String>) -> Result<Inventory> {
     let (mut inventory, manifests) = collect_tags(repository)?;
     inventory.variants = variants;
     for (digest, manifest) in &manifests {
@@ -42,12 +43,12 @@ pub(super) fn collect(repository: &str, variants: Vec<String>) -> Result<Invento
 
 /// Every tag and the manifest it points to (each manifest once, by digest):
 /// an inventory with only its tags, for each pass to complete.
-fn collect_tags(repository: &str) -> Result<(Inventory, BTreeMap<String, Fetched>)> {
+fn collect_tags(repository: &Repository) -> Result<(Inventory, BTreeMap<String, Fetched>)> {
     let mut inventory = Inventory::default();
     let mut manifests: BTreeMap<String, Fetched> = BTreeMap::new();
     for tag in registry::list_tags(repository)? {
         // A tag deleted since the listing is simply not there any more.
-        let Some(manifest) = registry::fetch(&format!("{repository}:{tag}"))? else {
+        let Some(manifest) = registry::fetch(&repository.tagged(&tag)?)? else {
             continue;
         };
         inventory.tags.push(TagRecord {
@@ -60,7 +61,7 @@ fn collect_tags(repository: &str) -> Result<(Inventory, BTreeMap<String, Fetched
 }
 
 /// Creation time and production label of an image (single manifest or index).
-fn image_facts(repository: &str, manifest: &Fetched) -> Result<ImageFacts> {
+fn image_facts(repository: &Repository, manifest: &Fetched) -> Result<ImageFacts> {
     let unknown = |why: String| ImageFacts {
         unknown_because: Some(why),
         ..ImageFacts::default()
@@ -72,8 +73,8 @@ fn image_facts(repository: &str, manifest: &Fetched) -> Result<ImageFacts> {
                 return Ok(unknown("an index without platform images".into()));
             }
             for child in index.images() {
-                let reference = format!("{repository}@{}", child.digest);
-                match registry::fetch(&reference)? {
+                let digest: Digest = child.digest.parse()?;
+                match registry::fetch(&repository.at(&digest))? {
                     Some(Fetched {
                         document: Document::Manifest(_),
                         ..
@@ -97,7 +98,7 @@ fn image_facts(repository: &str, manifest: &Fetched) -> Result<ImageFacts> {
     }
     let mut configs = Vec::new();
     for digest in &images {
-        match registry::config(repository, digest)? {
+        match registry::config(&repository.at(&digest.parse()?))? {
             Some(config) => configs.push(config),
             None => return Ok(unknown(format!("the config of {digest} is missing"))),
         }
@@ -139,7 +140,7 @@ pub fn facts_from_configs(configs: &[ImageConfig]) -> ImageFacts {
 /// Resolves every tag again right before deleting: a candidate that any tag
 /// not in its own set now points to is kept, and so is a cosign manifest.
 pub(super) fn recheck(
-    repository: &str,
+    repository: &Repository,
     inventory: &Inventory,
     delete: &mut Vec<Decision>,
     keep: &mut Vec<Decision>,
@@ -152,7 +153,7 @@ pub(super) fn recheck(
         .collect();
     let mut now: Vec<(String, String)> = Vec::new();
     for tag in registry::list_tags(repository)? {
-        if let Some(digest) = registry::resolve_digest(&format!("{repository}:{tag}"))? {
+        if let Some(digest) = registry::resolve_digest(&repository.tagged(&tag)?)? {
             now.push((tag, digest));
         }
     }
@@ -196,7 +197,7 @@ pub(super) fn recheck(
 
 /// Reads the cache repository: every tag's manifest (which carries the
 /// layers' `buildkit/createdat`, so no blob is fetched) and every index's children.
-pub(super) fn collect_caches(repository: &str) -> Result<Inventory> {
+pub(super) fn collect_caches(repository: &Repository) -> Result<Inventory> {
     let (mut inventory, manifests) = collect_tags(repository)?;
     for (digest, manifest) in &manifests {
         if let Some(index) = manifest.document.as_index() {

@@ -45,12 +45,14 @@ mod select;
 mod time;
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
 
 use anyhow::{bail, Result};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::client::registry;
-use crate::model::names;
+use crate::model::reference::Repository;
 use crate::model::tags::REGISTRY_CACHE_SUFFIX;
 use crate::model::time::now_seconds;
 use crate::project;
@@ -61,24 +63,70 @@ pub use self::select::{classify, TagKind};
 use self::cache::run_cache;
 use self::inventory::{collect, recheck};
 use self::select::{select, Policy};
-use self::time::{parse_duration, parse_keep};
+use self::time::{format_age, parse_duration};
+
+pub use self::time::parse_keep;
 
 const FLAVOR_LABEL: &str = "dev.beacon.image.flavor";
 
 #[derive(Debug, Clone)]
 pub struct PruneOptions {
-    /// The repository to prune, REGISTRY/NAME.
-    pub registry: String,
+    /// The repository to prune, REGISTRY/NAME (on a registry host).
+    pub registry: Repository,
     /// `30m`, `12h`, `7d`, `2w`, ...
-    pub older_than: String,
+    pub older_than: OlderThan,
     /// The newest N ci- images of each variant always stay.
-    pub keep: String,
+    pub keep: usize,
     /// Prune the registry cache repository REG/NAME-buildcache instead.
     pub cache: bool,
     /// With `cache`: the pull requests still open.
     pub open_prs: Option<String>,
     pub dry_run: bool,
     pub json: bool,
+}
+
+/// `--older-than`: an age as it was written (`7d`, `1d12h`), and in seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OlderThan {
+    text: String,
+    seconds: u64,
+}
+
+impl OlderThan {
+    pub fn seconds(&self) -> u64 {
+        self.seconds
+    }
+
+    /// The age a selection states itself (`1h`), from its seconds.
+    fn of_seconds(seconds: i64) -> OlderThan {
+        OlderThan {
+            text: format_age(seconds),
+            seconds: u64::try_from(seconds).unwrap_or(0),
+        }
+    }
+}
+
+impl FromStr for OlderThan {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<OlderThan> {
+        Ok(OlderThan {
+            text: text.to_string(),
+            seconds: parse_duration(text)?,
+        })
+    }
+}
+
+impl fmt::Display for OlderThan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Serialize for OlderThan {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
 }
 
 /// One tag and the digest it points to.
@@ -143,41 +191,31 @@ fn plural(n: usize) -> &'static str {
 }
 
 pub fn run(args: PruneOptions) -> Result<()> {
-    let older_than_seconds = parse_duration(&args.older_than)?;
     if args.cache {
-        return run_cache(&args, older_than_seconds);
+        return run_cache(&args);
     }
     if args.open_prs.is_some() {
         bail!("--open-prs applies only to registry caches: add --cache to prune REG/NAME{REGISTRY_CACHE_SUFFIX}, or drop --open-prs");
     }
-    let keep = parse_keep(&args.keep)?;
-    let (host, name) = split_registry(&args.registry)?;
-    refuse_ghcr(&host)?;
+    refuse_ghcr(&args.registry)?;
     let policy = Policy {
-        older_than_seconds,
-        keep,
+        older_than_seconds: args.older_than.seconds(),
+        keep: args.keep,
         now: now_seconds()?,
     };
-    let repository = format!("{host}/{name}");
     let variants = project::discover_variants(&project::project_root())?;
     prune(
         &args,
-        &repository,
+        &args.registry,
         |repository| collect(repository, variants),
         |inventory| select(inventory, &policy),
     )
 }
 
-/// `--registry REG/NAME` as (REG, NAME).
-fn split_registry(registry: &str) -> Result<(String, String)> {
-    names::split_repository(registry).map_err(|err| anyhow::anyhow!("malformed --registry: {err}"))
-}
-
-/// Each pass calls this itself, right after [`split_registry`], rather than
-/// [`split_registry`] calling it: the cache pass refuses a cache repository
-/// name in between, and that order decides which error a user sees first.
-fn refuse_ghcr(host: &str) -> Result<()> {
-    if host.eq_ignore_ascii_case("ghcr.io") {
+/// Each pass calls this itself: the cache pass refuses a cache repository
+/// name first, and that order decides which error a user sees first.
+fn refuse_ghcr(repository: &Repository) -> Result<()> {
+    if repository.is_ghcr() {
         bail!("{}", registry::GHCR_UNSUPPORTED);
     }
     Ok(())
@@ -187,8 +225,9 @@ fn refuse_ghcr(host: &str) -> Result<()> {
 /// run prints, re-checks and deletes, and its JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report<P> {
-    pub repository: String,
-    pub older_than: String,
+    /// The repository the run read (set by the run, after the selection).
+    pub repository: Option<Repository>,
+    pub older_than: OlderThan,
     /// What differs between the passes: their policy as the JSON states it
     /// (`keep_newest`, `open_prs`), in this place among the fields.
     #[serde(flatten)]
@@ -205,21 +244,29 @@ impl<P> Report<P> {
     /// A report of a dry run; the run fills in the repository and the
     /// flags it was given.
     fn new(
-        older_than: String,
+        older_than_seconds: i64,
         policy: P,
         delete: Vec<Decision>,
         keep: Vec<Decision>,
         notes: Vec<String>,
     ) -> Report<P> {
         Report {
-            repository: String::new(),
-            older_than,
+            repository: None,
+            older_than: OlderThan::of_seconds(older_than_seconds),
             policy,
             dry_run: true,
             delete,
             keep,
             notes,
         }
+    }
+
+    /// The repository, for a report's header.
+    fn repository_text(&self) -> String {
+        self.repository
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
     }
 }
 
@@ -245,13 +292,13 @@ pub(super) trait Pass: Serialize + Sized {
 /// delete and sum up.
 fn prune<P: Pass>(
     args: &PruneOptions,
-    repository: &str,
-    collect: impl FnOnce(&str) -> Result<Inventory>,
+    repository: &Repository,
+    collect: impl FnOnce(&Repository) -> Result<Inventory>,
     select: impl FnOnce(&Inventory) -> Report<P>,
 ) -> Result<()> {
     let inventory = collect(repository)?;
     let mut selection = select(&inventory);
-    selection.repository = repository.to_string();
+    selection.repository = Some(repository.clone());
     selection.older_than = args.older_than.clone();
     selection.dry_run = args.dry_run;
     let log = |line: String| {

@@ -96,7 +96,9 @@ impl Pass for KeepNewest {
     fn header(selection: &Selection) -> String {
         format!(
             "{}: ci- images older than {} beyond the newest {} per variant",
-            selection.repository, selection.older_than, selection.policy.keep_newest
+            selection.repository_text(),
+            selection.older_than,
+            selection.policy.keep_newest
         )
     }
 
@@ -315,7 +317,7 @@ pub fn select(inventory: &Inventory, policy: &Policy) -> Selection {
     delete.sort_by(|a, b| a.digest.cmp(&b.digest));
     keep.sort_by(|a, b| a.digest.cmp(&b.digest));
     Report::new(
-        format_age(limit),
+        limit,
         KeepNewest {
             keep_newest: policy.keep,
         },

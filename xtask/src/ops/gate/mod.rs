@@ -17,7 +17,8 @@ use anyhow::{bail, Context as _, Result};
 use crate::client::process;
 use crate::client::registry::{self, Attestation};
 use crate::model::files;
-use crate::model::names::{ImageRef, Platform};
+use crate::model::names::Platform;
+use crate::model::reference::{Digest, ImageRef};
 use crate::model::tags::CI_PREFIX;
 use crate::plan::gate::ExpectedSigner;
 use crate::plan::record::{RecordedVariant, ReleaseRecord};
@@ -43,7 +44,7 @@ impl Recorded {
             variant: variant.variant.clone(),
             commit: record.commit.clone(),
             version: record.version.clone(),
-            platform_digests: variant.platform_digests.clone(),
+            platform_digests: variant.platform_digest_texts(),
         }
     }
 }
@@ -84,7 +85,7 @@ pub fn gate_record(
 ) -> Result<Vec<Verdict>> {
     let mut verdicts = Vec::new();
     for variant in &record.variants {
-        let image: ImageRef = variant.image(&record.repository).parse()?;
+        let image = variant.image(&record.repository);
         let recorded = Recorded::of(record, variant);
         let mut verdict = check_image(&image, signer, public_key, platforms, Some(&recorded))?;
         verdict.image = format!("{} ({})", variant.variant, verdict.image);
@@ -111,7 +112,7 @@ pub fn gate_failure(
     let digests: Vec<String> = record
         .variants
         .iter()
-        .map(|v| v.image(&record.repository))
+        .map(|v| v.image(&record.repository).to_string())
         .collect();
     Some(anyhow::anyhow!(
         "the gate refused {} of {} variant(s), so no tag moves: {} | to finish: {finish}; to abandon: nothing to undo, no tag points at the untagged digests {}",
@@ -138,8 +139,8 @@ pub fn check_image(
             "it is tagged {tag:?}, a CI tag (CI images are never deployed)"
         ));
     }
-    let fetched = registry::fetch_existing(&image.to_string())?;
-    let digest = fetched.digest.clone();
+    let fetched = registry::fetch_existing(image)?;
+    let digest: Digest = fetched.digest.parse()?;
     if let Some(expected) = &image.digest {
         if expected != &digest {
             problems.push(format!(
@@ -147,15 +148,15 @@ pub fn check_image(
             ));
         }
     }
-    let by_digest = format!("{}@{digest}", image.repository);
+    let by_digest = image.repository.at(&digest);
     let mut annotations = BTreeMap::new();
     let (listed, configs) = match fetched.document.as_index() {
         Some(index) => {
             annotations = index.annotations.clone();
             let mut configs = Vec::new();
             for entry in index.images() {
-                let config =
-                    registry::config(&image.repository, &entry.digest)?.unwrap_or_default();
+                let config = registry::config(&image.repository.at(&entry.digest.parse()?))?
+                    .unwrap_or_default();
                 configs.push((entry.platform_name(), config));
             }
             if let Some(recorded) = recorded {
@@ -174,7 +175,7 @@ pub fn check_image(
         }
         None => {
             problems.push("it is a single-platform image, not a multi-platform index".to_string());
-            let config = registry::config(&image.repository, &digest)?.unwrap_or_default();
+            let config = registry::config(&by_digest)?.unwrap_or_default();
             (Vec::new(), vec![("the image".to_string(), config)])
         }
     };
@@ -215,13 +216,13 @@ pub fn check_image(
     }
     Ok(Verdict {
         image: image.to_string(),
-        digest,
+        digest: digest.to_string(),
         platforms: listed,
         problems,
     })
 }
 
-fn cosign_verify(signer: &ExpectedSigner, public_key: &Path, reference: &str) -> Result<()> {
+fn cosign_verify(signer: &ExpectedSigner, public_key: &Path, reference: &ImageRef) -> Result<()> {
     let captured = process::capture(&render::cosign_verify(signer, public_key, reference))?;
     if !captured.success {
         let stderr = captured.stderr_text();

@@ -1,0 +1,268 @@
+//! The flags of the stages over a release record (`sign`, `verify`, `scan`,
+//! `promote`) and of the checks of a published image (`verify IMAGE`,
+//! `rebuild-check`).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::build::SigningArgs;
+use super::one_of;
+use crate::commands::{promote, rebuild_check, scan, sign, verify};
+use crate::model::identity::GithubRepository;
+use crate::model::names::Platforms;
+use crate::model::reference::{ImageName, ImageRef, Registry};
+use crate::plan::admission::PolicyKind;
+use crate::plan::gate::SignerRequest;
+use crate::plan::DEFAULT_PLATFORMS;
+
+/// The repository a release record must be a release to, as release-image
+/// named it (`sign`, `scan`, `promote`).
+#[derive(Debug, Clone, Args)]
+pub struct RecordNaming {
+    /// The registry and namespace the release record must be a release to (release-image's
+    /// --registry), e.g. ghcr.io/acme or 127.0.0.1:5000. Default: ghcr.io/<owner> in GitHub
+    /// Actions; required elsewhere.
+    #[arg(long, env = "IMAGE_REGISTRY", value_name = "REGISTRY")]
+    pub registry: Option<Registry>,
+
+    /// The image name the release record must be a release to (release-image's --image-name).
+    #[arg(
+        long,
+        env = "IMAGE_NAME",
+        default_value = "beacon",
+        value_name = "NAME"
+    )]
+    pub image_name: ImageName,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SignArgs {
+    /// Images to sign, by digest (REPO@sha256:...), as a failed release prints them; or --record.
+    #[arg(value_name = "IMAGE@DIGEST", required_unless_present = "record")]
+    pub images: Vec<ImageRef>,
+
+    /// The release record the build stage wrote (release-image --build-only --record FILE).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub naming: RecordNaming,
+
+    #[command(flatten)]
+    pub signing: SigningArgs,
+
+    /// Print the cosign commands instead of running them.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl SignArgs {
+    pub fn into_options(self) -> sign::SignOptions {
+        sign::SignOptions {
+            signing: self.signing.request(),
+            images: self.images,
+            record: self.record,
+            registry: self.naming.registry,
+            image_name: self.naming.image_name,
+            dry_run: self.dry_run,
+        }
+    }
+}
+
+/// Who must have signed an image: one of --repository, --key, --certificate-identity-regexp.
+#[derive(Debug, Clone, Args)]
+pub struct SignerArgs {
+    /// Keyless: the images must be signed by this repository's release workflow
+    /// (.github/workflows/build-push.yml) on main or a release tag vX.Y.Z, triggered by a push.
+    #[arg(long, value_name = "OWNER/REPO")]
+    pub repository: Option<GithubRepository>,
+
+    /// The public key the images must be signed with (file, env://VAR or KMS URI).
+    #[arg(long, env = "COSIGN_PUBLIC_KEY", value_name = "KEY")]
+    pub key: Option<String>,
+
+    /// Keyless, another signer: its identity as an anchored regexp (prefer --repository).
+    #[arg(long, value_name = "REGEXP")]
+    pub certificate_identity_regexp: Option<String>,
+
+    /// Keyless: the OIDC issuer of the signer.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "https://token.actions.githubusercontent.com"
+    )]
+    pub certificate_oidc_issuer: String,
+
+    /// With --key: also require a transparency log entry (key-signed images have one only if
+    /// released with --tlog; keyless signatures always have one).
+    #[arg(long)]
+    pub tlog: bool,
+}
+
+impl SignerArgs {
+    fn request(&self) -> SignerRequest {
+        SignerRequest {
+            key: self.key.clone(),
+            repository: self.repository.clone(),
+            certificate_identity_regexp: self.certificate_identity_regexp.clone(),
+            certificate_oidc_issuer: Some(self.certificate_oidc_issuer.clone()),
+            tlog: self.tlog,
+        }
+    }
+}
+
+/// The repository `verify` checks a record against, or writes a policy for.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyNaming {
+    /// With --record: the registry and namespace the release must be a release to (release-image's
+    /// --registry; default: ghcr.io/<owner> in GitHub Actions, required elsewhere). With --policy:
+    /// those of the repository the policy guards (default: ghcr.io/<owner> of --repository).
+    /// An IMAGE names its own.
+    #[arg(long, env = "IMAGE_REGISTRY", value_name = "REGISTRY")]
+    pub registry: Option<Registry>,
+
+    /// With --record or --policy: the image name under the registry (release-image's --image-name).
+    #[arg(
+        long,
+        env = "IMAGE_NAME",
+        default_value = "beacon",
+        value_name = "NAME"
+    )]
+    pub image_name: ImageName,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// The image to check (tag or digest); or --record, or --policy.
+    #[arg(value_name = "IMAGE", required_unless_present_any = ["record", "policy"])]
+    pub image: Option<ImageRef>,
+
+    /// Print an admission policy instead: a Kyverno ClusterPolicy or a sigstore policy-controller
+    /// ClusterImagePolicy admitting only images of the repository (--registry/--image-name; default
+    /// ghcr.io/<owner>/beacon with --repository) signed by the expected signer, by digest.
+    #[arg(long, value_name = "KIND", conflicts_with_all = ["image", "record"], value_parser = one_of::<PolicyKind>(PolicyKind::NAMES))]
+    pub policy: Option<PolicyKind>,
+
+    /// The release record the build stage wrote (release-image --build-only --record FILE).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub naming: VerifyNaming,
+
+    #[command(flatten)]
+    pub signer: SignerArgs,
+
+    /// Platforms the image (every variant of the record) must provide.
+    #[arg(long, value_name = "OS/ARCH,...", default_value = DEFAULT_PLATFORMS)]
+    pub platform: Platforms,
+}
+
+impl VerifyArgs {
+    pub fn into_options(self) -> verify::VerifyOptions {
+        verify::VerifyOptions {
+            image: self.image,
+            policy: self.policy,
+            record: self.record,
+            registry: self.naming.registry,
+            image_name: self.naming.image_name,
+            signer: self.signer.request(),
+            platforms: self.platform.into_vec(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScanArgs {
+    /// One image to scan, by digest; or --record.
+    #[arg(value_name = "IMAGE@DIGEST", required_unless_present = "record")]
+    pub image: Option<ImageRef>,
+
+    /// The release record the build stage wrote (release-image --build-only --record FILE).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub naming: RecordNaming,
+
+    /// With --record: scan only this variant (repeatable); default: every variant.
+    #[arg(long = "variant", value_name = "NAME")]
+    pub variants: Vec<String>,
+
+    /// The scanner: trivy, or a program that takes trivy's arguments and writes its JSON report.
+    #[arg(long, value_name = "PROGRAM", default_value = scan::DEFAULT_SCANNER)]
+    pub scanner: String,
+
+    /// Print the scanner's command lines, and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl ScanArgs {
+    pub fn into_options(self) -> scan::ScanOptions {
+        scan::ScanOptions {
+            image: self.image,
+            record: self.record,
+            variants: self.variants,
+            registry: self.naming.registry,
+            image_name: self.naming.image_name,
+            scanner: self.scanner,
+            dry_run: self.dry_run,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PromoteArgs {
+    /// The release record the build stage wrote.
+    #[arg(long, value_name = "FILE")]
+    pub record: PathBuf,
+
+    #[command(flatten)]
+    pub naming: RecordNaming,
+
+    #[command(flatten)]
+    pub signer: SignerArgs,
+
+    /// Platforms every image must provide.
+    #[arg(long, value_name = "OS/ARCH,...", default_value = DEFAULT_PLATFORMS)]
+    pub platform: Platforms,
+
+    /// Print the gate's checks and the tag moves, and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl PromoteArgs {
+    pub fn into_options(self) -> promote::PromoteOptions {
+        promote::PromoteOptions {
+            record: self.record,
+            registry: self.naming.registry,
+            image_name: self.naming.image_name,
+            signer: self.signer.request(),
+            platforms: self.platform.into_vec(),
+            dry_run: self.dry_run,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RebuildCheckArgs {
+    /// The published image (tag or digest).
+    #[arg(value_name = "IMAGE")]
+    pub image: ImageRef,
+
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl RebuildCheckArgs {
+    pub fn into_options(self) -> rebuild_check::RebuildCheckOptions {
+        rebuild_check::RebuildCheckOptions {
+            image: self.image,
+            json: self.json,
+        }
+    }
+}
