@@ -10,7 +10,10 @@ use clap::Parser;
 
 use xtask::cli::{Cli, Command};
 use xtask::context::BuildContext;
+use xtask::model::cosign::{CosignLine, CosignRun};
+use xtask::model::identity::SignerIdentity;
 use xtask::model::names::Platform;
+use xtask::plan::gate::ExpectedSigner;
 use xtask::plan::release::{self, ReleaseInputs};
 use xtask::plan::{ci, Attestations, Plan, Signing};
 use xtask::preflight::BuilderInfo;
@@ -85,13 +88,19 @@ fn files(plan: &Plan) -> RunFiles {
     RunFiles::new(plan, "<run>")
 }
 
-fn rendered(plan: &Plan) -> String {
-    render::all(plan, &files(plan))
+/// Every command of the plan, a release's as the cosign of `line` signs and checks.
+fn rendered_with(plan: &Plan, line: CosignLine) -> String {
+    render::all(plan, &files(plan), line)
         .iter()
         .map(render::Invocation::display)
         .collect::<Vec<_>>()
         .join("\n")
         + "\n"
+}
+
+/// Every command of the plan, a release's with cosign 3 (what the release workflow installs).
+fn rendered(plan: &Plan) -> String {
+    rendered_with(plan, CosignLine::V3)
 }
 
 fn golden(name: &str, actual: &str) {
@@ -144,8 +153,38 @@ fn golden_release_tag_keyless_in_github_actions() {
     golden("release-tag-keyless.txt", &rendered(&plan));
 }
 
+/// Keyless signing cannot run on this machine (no OIDC token, no Fulcio):
+/// its commands are checked here, for both lines of cosign. cosign 2 signs
+/// a `.sig` signature and its gate also reads a Sigstore bundle; cosign 3
+/// signs a bundle through the public-good signing config (TUF), and its
+/// one `verify` reads both. The identity flags are the same for both.
+#[test]
+fn golden_release_tag_keyless_in_github_actions_with_cosign_2() {
+    let plan = release_plan(&[], &tag_push()).unwrap();
+    golden(
+        "release-tag-keyless-cosign2.txt",
+        &rendered_with(&plan, CosignLine::V2),
+    );
+}
+
 #[test]
 fn golden_release_main_with_key_on_docker_driver() {
+    golden(
+        "release-main-key-docker-driver.txt",
+        &rendered(&key_plan_on_docker_driver()),
+    );
+}
+
+#[test]
+fn golden_release_main_with_key_on_docker_driver_with_cosign_2() {
+    golden(
+        "release-main-key-docker-driver-cosign2.txt",
+        &rendered_with(&key_plan_on_docker_driver(), CosignLine::V2),
+    );
+}
+
+/// A release of main signed with a key (no transparency log), built with the docker driver.
+fn key_plan_on_docker_driver() -> Plan {
     let cli = Cli::try_parse_from([
         "xtask",
         "release-image",
@@ -162,7 +201,7 @@ fn golden_release_main_with_key_on_docker_driver() {
     };
     let request = args.into_options().request;
     let builder = builder("docker");
-    let plan = release::plan(&ReleaseInputs {
+    release::plan(&ReleaseInputs {
         args: &request,
         available: &variants(),
         variants: &["ubi9".to_string()],
@@ -170,8 +209,159 @@ fn golden_release_main_with_key_on_docker_driver() {
         builder: Some(&builder),
         dockerfile_args: &dockerfile_args(),
     })
-    .unwrap();
-    golden("release-main-key-docker-driver.txt", &rendered(&plan));
+    .unwrap()
+}
+
+const SIGNED: &str =
+    "ghcr.io/acme/beacon@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn cosign_run(line: CosignLine, signing_config: Option<&str>) -> CosignRun {
+    CosignRun {
+        signing_config: signing_config.map(Into::into),
+        ..CosignRun::new(line, "run")
+    }
+}
+
+fn key(tlog_upload: bool) -> Signing {
+    Signing::Key {
+        key: "k.key".into(),
+        tlog_upload,
+    }
+}
+
+/// `cosign sign` as each line makes it; cosign 3 gets no deprecated flag.
+fn signed(signing: &Signing, run: &CosignRun) -> Vec<String> {
+    let mut commands: Vec<String> = render::sign_preparation(signing, run)
+        .iter()
+        .map(render::Invocation::display)
+        .collect();
+    commands.extend(
+        render::sign_reference(signing, run, "ghcr.io/acme/beacon", SIGNED).map(|i| i.display()),
+    );
+    if run.line == CosignLine::V3 {
+        for deprecated in [
+            "--tlog-upload",
+            "--new-bundle-format",
+            "--use-signing-config",
+            "--experimental-oci11",
+            "--private-infrastructure",
+        ] {
+            assert!(
+                commands.iter().all(|c| !c.contains(deprecated)),
+                "{deprecated}: {commands:?}"
+            );
+        }
+    }
+    commands
+}
+
+#[test]
+fn cosign_3_signs_bundles_through_a_signing_config_and_cosign_2_signs_as_today() {
+    let v3 = cosign_run(CosignLine::V3, None);
+    // A key, no transparency log: the run's own signing config (no service)
+    // and a trusted root that trusts none: nothing fetched from TUF.
+    assert_eq!(
+        signed(&key(false), &v3),
+        [
+            "cosign signing-config create --out=run/signing-config.json".to_string(),
+            format!("cosign sign --yes --key=k.key --signing-config=run/signing-config.json --trusted-root=run/trusted-root.json {SIGNED}"),
+        ]
+    );
+    assert!(render::signs_with_own_trusted_root(&key(false), &v3));
+    // A key with --tlog, and keyless: the public-good services (TUF's signing config).
+    assert_eq!(
+        signed(&key(true), &v3),
+        [format!("cosign sign --yes --key=k.key {SIGNED}")]
+    );
+    assert_eq!(
+        signed(&Signing::Keyless, &v3),
+        [format!("cosign sign --yes {SIGNED}")]
+    );
+    // A private Sigstore deployment's signing config, as given.
+    let private = cosign_run(CosignLine::V3, Some("private.json"));
+    assert_eq!(
+        signed(&Signing::Keyless, &private),
+        [format!(
+            "cosign sign --yes --signing-config=private.json {SIGNED}"
+        )]
+    );
+    assert_eq!(
+        signed(&key(false), &private),
+        [format!(
+            "cosign sign --yes --key=k.key --signing-config=private.json {SIGNED}"
+        )]
+    );
+    // cosign 2: the .sig signature, as before.
+    let v2 = cosign_run(CosignLine::V2, None);
+    assert_eq!(
+        signed(&key(false), &v2),
+        [format!(
+            "cosign sign --yes --key=k.key --tlog-upload=false {SIGNED}"
+        )]
+    );
+    assert_eq!(
+        signed(&Signing::Keyless, &v2),
+        [format!("cosign sign --yes {SIGNED}")]
+    );
+    assert!(signed(&Signing::None, &v3).is_empty());
+}
+
+#[test]
+fn the_gate_reads_either_format_whichever_cosign_runs_it() {
+    let verify = |signer: &ExpectedSigner, line: CosignLine| -> Vec<String> {
+        render::cosign_verify(signer, &cosign_run(line, None), SIGNED)
+            .iter()
+            .map(render::Invocation::display)
+            .collect()
+    };
+    let key = ExpectedSigner::Key {
+        key: "k.pub".into(),
+        tlog: false,
+    };
+    // cosign 3: one `verify` reads .sig signatures and Sigstore bundles.
+    assert_eq!(
+        verify(&key, CosignLine::V3),
+        [format!(
+            "cosign verify --key=k.pub --insecure-ignore-tlog=true {SIGNED}"
+        )]
+    );
+    // cosign 2: `verify` reads .sig signatures, `verify-attestation` the bundles.
+    assert_eq!(
+        verify(&key, CosignLine::V2),
+        [
+            format!("cosign verify --key=k.pub --insecure-ignore-tlog=true {SIGNED}"),
+            format!("cosign verify-attestation --new-bundle-format --type=https://sigstore.dev/cosign/sign/v1 --key=k.pub --insecure-ignore-tlog=true --trusted-root=run/trusted-root.json {SIGNED}"),
+        ]
+    );
+    // Keyless: the same identity flags; the Sigstore root comes from TUF (online).
+    let workflow = ExpectedSigner::Workflow {
+        identity: SignerIdentity::release_workflow("acme/beacon".parse().unwrap()),
+    };
+    let flags = SignerIdentity::release_workflow("acme/beacon".parse().unwrap())
+        .cosign_flags()
+        .iter()
+        .map(|f| render::Invocation::new("x", vec![f.clone()]).display()[2..].to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(
+        verify(&workflow, CosignLine::V3),
+        [format!("cosign verify {flags} {SIGNED}")]
+    );
+    assert_eq!(
+        verify(&workflow, CosignLine::V2),
+        [
+            format!("cosign verify {flags} {SIGNED}"),
+            format!("cosign verify-attestation --new-bundle-format --type=https://sigstore.dev/cosign/sign/v1 {flags} {SIGNED}"),
+        ]
+    );
+    // A key with the transparency log: checked online, no trusted root of ours.
+    let logged = ExpectedSigner::Key {
+        key: "k.pub".into(),
+        tlog: true,
+    };
+    assert!(verify(&logged, CosignLine::V2)
+        .iter()
+        .all(|c| !c.contains("--trusted-root") && !c.contains("--insecure-ignore-tlog")));
 }
 
 /// One Dockerfile per variant serves both paths: the recipes are identical,

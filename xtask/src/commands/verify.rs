@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
+use crate::model::files::{self, RunDir};
 use crate::model::names::{self, ImageRef};
-use crate::model::{files, yaml};
+use crate::model::yaml;
 use crate::ops::gate;
 use crate::ops::record::{self, RecordExpectation};
 use crate::plan::admission::{self, AdmittedSigner, PolicyKind};
@@ -50,8 +51,9 @@ pub fn run(args: VerifyOptions) -> Result<()> {
         (Some(image), None) => {
             let image: ImageRef = image.parse()?;
             preflight::check_all(&requirements)?;
-            let verdict =
-                gate::check_image(&image, Some(&signer), Path::new(""), &platforms, None)?;
+            let dir = RunDir::new(&project::project_root(), "verify");
+            let check = gate::prepare_signer(Some(&signer), &dir.path)?;
+            let verdict = gate::check_image(&image, check.as_ref(), &platforms, None)?;
             if !verdict.problems.is_empty() {
                 bail!(
                     "{image} must not be deployed: {}",
@@ -81,7 +83,9 @@ pub fn run(args: VerifyOptions) -> Result<()> {
                     complete: true,
                 },
             )?;
-            let verdicts = gate::gate_record(&record, Some(&signer), Path::new(""), &platforms)?;
+            let dir = RunDir::new(&project::project_root(), "verify");
+            let check = gate::prepare_signer(Some(&signer), &dir.path)?;
+            let verdicts = gate::gate_record(&record, check.as_ref(), &platforms)?;
             if let Some(failure) = gate::gate_failure(
                 &record,
                 &verdicts,

@@ -6,6 +6,7 @@
 
 pub mod build_log;
 pub mod command;
+pub mod cosign;
 pub mod files;
 pub mod identity;
 pub mod names;
