@@ -17,7 +17,7 @@ use crate::commands::{
     test_task, update_bases, verify,
 };
 use crate::exec::RunOptions;
-use crate::plan::admission::PolicyKind;
+use crate::plan::admission::{PolicyKind, SignatureFormat};
 use crate::plan::cache::{CacheBackend, CacheMode};
 use crate::plan::ci::CiRequest;
 use crate::plan::gate::SignerRequest;
@@ -429,6 +429,11 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "KIND", conflicts_with_all = ["image", "record"], value_parser = one_of::<PolicyKind>(PolicyKind::NAMES))]
     pub policy: Option<PolicyKind>,
 
+    /// With --policy: the signatures' format, the one the release wrote: bundle (cosign 3's
+    /// Sigstore bundles, what the release workflow signs) or legacy (cosign 2's .sig signatures).
+    #[arg(long, value_name = "FORMAT", default_value = "bundle", requires = "policy", value_parser = one_of::<SignatureFormat>(SignatureFormat::NAMES))]
+    pub signature_format: SignatureFormat,
+
     #[command(flatten)]
     pub record: RecordArgs,
 
@@ -445,6 +450,7 @@ impl VerifyArgs {
         verify::VerifyOptions {
             image: self.image,
             policy: self.policy,
+            signature_format: self.signature_format,
             record: self.record.record,
             registry: self.record.image.registry,
             image_name: self.record.image.image_name,
