@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod compile;
+pub mod cosign;
 pub mod e2e;
 
 use std::ffi::OsString;
