@@ -16,6 +16,7 @@ use anyhow::{bail, Context as _, Result};
 use serde_json::Value;
 
 use crate::client::{process, registry, tar};
+use crate::model::cosign::CosignLine;
 use crate::model::oci::{blob_path, Index, Layout};
 use crate::model::reference::Digest;
 use crate::model::tags::SHARED_COMPILE;
@@ -33,15 +34,18 @@ pub struct RunOptions {
     pub json: bool,
 }
 
-/// Prints what `--dry-run` promises: every check and command, exactly.
+/// Prints what `--dry-run` promises: every check and command, exactly. The
+/// plans run here sign nothing (CI images, rebuild-check's archives; a
+/// published release runs in stages), so no cosign line matters.
 pub fn print_dry_run(plan: &Plan, files: &RunFiles, json: bool) -> Result<()> {
+    let commands = render::all(plan, files, CosignLine::V3);
     if json {
-        let value = serde_json::json!({ "plan": plan, "commands": render::all(plan, files) });
+        let value = serde_json::json!({ "plan": plan, "commands": commands });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
     print_dry_run_head(plan);
-    for command in render::all(plan, files) {
+    for command in commands {
         println!("{}", command.display());
     }
     Ok(())

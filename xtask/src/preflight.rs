@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 use crate::client::process::{self, Invocation};
-use crate::client::registry;
+use crate::client::{cosign, registry};
 use crate::model::names::Platform;
 use crate::model::reference::Repository;
 
@@ -167,9 +167,9 @@ pub fn check(requirement: &Requirement) -> Result<()> {
             }
         }
         Requirement::Cosign => {
-            if find_program("cosign").is_none() {
-                bail!("cosign not found on PATH: install it (https://docs.sigstore.dev/cosign/system_config/installation/, Debian trixie: apt install cosign) or pass --sign none");
-            }
+            // Not found, too old, or no version to read: one line each,
+            // saying what was found and what is needed.
+            cosign::detect()?;
         }
         Requirement::Skopeo => {
             if find_program("skopeo").is_none() {

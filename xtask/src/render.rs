@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-use crate::client::registry;
+use crate::client::{cosign, registry};
 pub use crate::model::command::Invocation;
+use crate::model::cosign::{CosignLine, CosignRun, SIGNATURE_PREDICATE};
 use crate::model::reference::{Digest, ImageRef};
 use crate::model::tags::SHARED_COMPILE;
 use crate::plan::gate::ExpectedSigner;
@@ -77,11 +78,6 @@ impl RunFiles {
     /// Where buildx writes its metadata file.
     pub fn metadata(&self) -> PathBuf {
         self.dir.join("metadata.json")
-    }
-
-    /// Where the public half of a signing key is written for the gate.
-    pub fn public_key(&self) -> PathBuf {
-        self.dir.join("cosign.pub")
     }
 
     /// Where a variant's OCI archive goes.
@@ -283,20 +279,67 @@ pub fn build(plan: &Plan, files: &RunFiles) -> Invocation {
 }
 
 /// `cosign sign` of one variant's pushed digest (none when signing is off).
-pub fn sign(plan: &Plan, variant: &str) -> Option<Invocation> {
-    sign_reference(&plan.signing, &pending_index(plan, variant))
+pub fn sign(plan: &Plan, run: &CosignRun, variant: &str) -> Option<Invocation> {
+    sign_reference(&plan.signing, run, &pending_index(plan, variant))
 }
 
-/// `cosign sign` of one reference by digest.
-pub fn sign_reference(signing: &Signing, reference: &ImageRef) -> Option<Invocation> {
-    let mut args = vec!["sign".to_string(), "--yes".to_string()];
+/// What a run does once before it signs: a cosign-3 key-based run without
+/// the transparency log makes its signing config, which names no service
+/// (the trusted root beside it is written by the run itself).
+pub fn sign_preparation(signing: &Signing, run: &CosignRun) -> Vec<Invocation> {
     match signing {
-        Signing::None => return None,
-        Signing::Key { key, tlog_upload } => {
+        Signing::Key {
+            tlog_upload: false, ..
+        } if run.line == CosignLine::V3 && run.signing_config.is_none() => {
+            vec![cosign::create_signing_config(&run.own_signing_config())]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Whether a run writes [`CosignRun::trusted_root`] before signing.
+pub fn signs_with_own_trusted_root(signing: &Signing, run: &CosignRun) -> bool {
+    !sign_preparation(signing, run).is_empty()
+}
+
+/// `cosign sign` of one reference by digest. cosign 2 writes a `.sig`
+/// signature (`--tlog-upload` as asked); cosign 3 a Sigstore bundle whose
+/// services come from a signing config: the user's (`--signing-config`),
+/// the run's own that names none (a key without `--tlog`: nothing leaves
+/// the machine but the push, with a trusted root that trusts no service so
+/// nothing is fetched from TUF either), or the public-good one from TUF
+/// (keyless, or a key with `--tlog`). No deprecated flag is passed to either.
+pub fn sign_reference(
+    signing: &Signing,
+    run: &CosignRun,
+    reference: &ImageRef,
+) -> Option<Invocation> {
+    let mut args = vec!["sign".to_string(), "--yes".to_string()];
+    let given = run.signing_config.as_ref();
+    match (signing, run.line) {
+        (Signing::None, _) => return None,
+        (Signing::Key { key, tlog_upload }, CosignLine::V2) => {
             args.push(format!("--key={key}"));
             args.push(format!("--tlog-upload={tlog_upload}"));
         }
-        Signing::Keyless => {}
+        (Signing::Keyless, CosignLine::V2) => {}
+        (Signing::Key { key, .. }, CosignLine::V3) => {
+            args.push(format!("--key={key}"));
+            if let Some(config) = given {
+                args.push(format!("--signing-config={}", config.display()));
+            } else if signs_with_own_trusted_root(signing, run) {
+                args.push(format!(
+                    "--signing-config={}",
+                    run.own_signing_config().display()
+                ));
+                args.push(format!("--trusted-root={}", run.trusted_root().display()));
+            }
+        }
+        (Signing::Keyless, CosignLine::V3) => {
+            if let Some(config) = given {
+                args.push(format!("--signing-config={}", config.display()));
+            }
+        }
     }
     if reference.repository.is_loopback() {
         args.push("--allow-http-registry=true".to_string());
@@ -336,30 +379,55 @@ pub fn tag_moves(plan: &Plan) -> Vec<Invocation> {
 
 /// Writes the public half of a signing key where the gate reads it.
 pub fn public_key(key: &str, out: &Path) -> Invocation {
-    Invocation::new(
-        "cosign",
-        vec![
-            "public-key".to_string(),
-            format!("--key={key}"),
-            format!("--outfile={}", out.display()),
-        ],
-    )
+    cosign::public_key(key, out)
 }
 
-/// `cosign verify` of `reference` (by digest) against the expected signer.
+/// The cosign commands that check `reference`'s signature (by digest), in
+/// the order they are tried: the signature verifies when one passes and
+/// what it printed names a signature of the digest (`ops::gate`). cosign 3's
+/// `verify` reads both formats; cosign 2's reads `.sig` signatures, and
+/// `verify-attestation --new-bundle-format` of the signature predicate reads
+/// cosign 3's Sigstore bundles (with a trusted root that trusts no service
+/// for a key without the transparency log; keyless, the Sigstore root from
+/// TUF, online).
 pub fn cosign_verify(
     signer: &ExpectedSigner,
-    public_key: &Path,
+    run: &CosignRun,
     reference: &ImageRef,
-) -> Invocation {
-    let mut args = vec!["verify".to_string()];
-    args.extend(signer.cosign_flags(&public_key.display().to_string()));
+) -> Vec<Invocation> {
+    let public_key = run.public_key().display().to_string();
+    let mut insecure = Vec::new();
     if reference.repository.is_loopback() {
-        args.push("--allow-http-registry=true".to_string());
-        args.push("--allow-insecure-registry=true".to_string());
+        insecure.push("--allow-http-registry=true".to_string());
+        insecure.push("--allow-insecure-registry=true".to_string());
     }
-    args.push(reference.to_string());
-    Invocation::new("cosign", args)
+    let mut verify = vec!["verify".to_string()];
+    verify.extend(signer.cosign_flags(&public_key));
+    verify.extend(insecure.iter().cloned());
+    verify.push(reference.to_string());
+    let mut commands = vec![Invocation::new("cosign", verify)];
+    if run.line == CosignLine::V2 {
+        let mut bundle = vec![
+            "verify-attestation".to_string(),
+            "--new-bundle-format".to_string(),
+            format!("--type={SIGNATURE_PREDICATE}"),
+        ];
+        bundle.extend(signer.cosign_flags(&public_key));
+        if verifies_with_own_trusted_root(signer, run) {
+            bundle.push(format!("--trusted-root={}", run.trusted_root().display()));
+        }
+        bundle.extend(insecure);
+        bundle.push(reference.to_string());
+        commands.push(Invocation::new("cosign", bundle));
+    }
+    commands
+}
+
+/// Whether the run's signature check reads Sigstore bundles with
+/// [`CosignRun::trusted_root`] (written by the run): cosign 2, a key
+/// without the transparency log.
+pub fn verifies_with_own_trusted_root(signer: &ExpectedSigner, run: &CosignRun) -> bool {
+    run.line == CosignLine::V2 && signer.key_without_tlog()
 }
 
 /// What the gate reads of one image index (by digest) with the platform
@@ -367,7 +435,7 @@ pub fn cosign_verify(
 /// provenance and SBOM BuildKit attached, and the signature.
 pub fn gate_image(
     signer: Option<&ExpectedSigner>,
-    public_key: &Path,
+    run: &CosignRun,
     index: &ImageRef,
     platform_digests: &[Digest],
 ) -> Vec<Invocation> {
@@ -386,20 +454,20 @@ pub fn gate_image(
         registry::Attestation::Sbom,
     ));
     if let Some(signer) = signer {
-        commands.push(cosign_verify(signer, public_key, index));
+        commands.extend(cosign_verify(signer, run, index));
     }
     commands
 }
 
 /// The gate of a release plan, before any tag moves: the public key first
 /// (key-signed releases), then every variant's image as [`gate_image`] reads it.
-pub fn gate(plan: &Plan, files: &RunFiles) -> Vec<Invocation> {
+pub fn gate(plan: &Plan, run: &CosignRun) -> Vec<Invocation> {
     let Some(gate) = &plan.gate else {
         return Vec::new();
     };
     let mut commands = Vec::new();
     if let Some(ExpectedSigner::SigningKey { key, .. }) = &gate.signer {
-        commands.push(public_key(key, &files.public_key()));
+        commands.push(public_key(key, &run.public_key()));
     }
     for variant in &plan.variants {
         let platform_digests: Vec<Digest> = variant
@@ -410,7 +478,7 @@ pub fn gate(plan: &Plan, files: &RunFiles) -> Vec<Invocation> {
             .collect();
         commands.extend(gate_image(
             gate.signer.as_ref(),
-            &files.public_key(),
+            run,
             &pending_index(plan, &variant.variant),
             &platform_digests,
         ));
@@ -447,15 +515,22 @@ pub fn build_stage(plan: &Plan, files: &RunFiles) -> Vec<Invocation> {
 }
 
 /// Every command of the plan, in order, as `--dry-run` prints them: the
-/// build stage; for a CI push the tag moves; for a release the signatures,
-/// the gate and only then the tag moves, `latest` last.
-pub fn all(plan: &Plan, files: &RunFiles) -> Vec<Invocation> {
+/// build stage; for a CI push the tag moves; for a release the signatures
+/// (as the cosign of `line` makes them), the gate and only then the tag
+/// moves, `latest` last.
+pub fn all(plan: &Plan, files: &RunFiles, line: CosignLine) -> Vec<Invocation> {
     let mut commands = build_stage(plan, files);
     match (plan.mode, plan.pushes()) {
         (Mode::Ci, true) => commands.extend(plan.variants.iter().map(|v| tag(plan, v))),
         (Mode::Release, true) => {
-            commands.extend(plan.variants.iter().filter_map(|v| sign(plan, &v.variant)));
-            commands.extend(gate(plan, files));
+            let run = CosignRun::new(line, &files.dir);
+            commands.extend(sign_preparation(&plan.signing, &run));
+            commands.extend(
+                plan.variants
+                    .iter()
+                    .filter_map(|v| sign(plan, &run, &v.variant)),
+            );
+            commands.extend(gate(plan, &run));
             commands.extend(tag_moves(plan));
         }
         _ => {}

@@ -83,6 +83,10 @@ fn kyverno_policy_admits_the_gates_identity_by_digest_and_refuses_ci_images() {
     );
     assert_eq!(verify["required"], true);
     assert_eq!(verify["failureAction"], "Enforce");
+    assert_eq!(
+        verify["type"], "SigstoreBundle",
+        "the release workflow signs with cosign 3: Sigstore bundles"
+    );
     let keyless = &verify["attestors"][0]["entries"][0]["keyless"];
     let identity = identity();
     assert_eq!(keyless["subjectRegExp"], identity.subject_regexp());
@@ -193,6 +197,119 @@ fn a_policy_controller_policy_admits_the_gates_identity() {
     assert_eq!(
         controller["spec"]["images"][0]["glob"],
         "ghcr.io/acme/beacon**"
+    );
+    // cosign 3's signature is a Sigstore bundle: policy-controller's bundle
+    // setting, and the signature matched as its predicate.
+    assert_eq!(authority["signatureFormat"], "bundle");
+    assert_eq!(authority["attestations"][0]["name"], "signature");
+    assert_eq!(
+        authority["attestations"][0]["predicateType"],
+        "https://sigstore.dev/cosign/sign/v1"
+    );
+}
+
+/// What a controller cannot check is said above the policy, as comments:
+/// the reader sees it where they review the document.
+fn comments(args: &[&str]) -> (String, String) {
+    let output = run(xtask().arg("verify").args(args));
+    assert!(output.status.success(), "{}", support::stderr(&output));
+    let text = stdout(&output);
+    let comments: Vec<&str> = text
+        .lines()
+        .take_while(|l| l.starts_with("# "))
+        .map(|l| &l[2..])
+        .collect();
+    (comments.join(" "), support::stderr(&output))
+}
+
+#[test]
+fn the_kyverno_policy_says_what_kyverno_cannot_check_for_bundles() {
+    let (said, _) = comments(&["--policy", "kyverno", "--repository", "Acme/beacon"]);
+    for words in [
+        "type: SigstoreBundle",
+        "OCI referrers API",
+        "GHCR",
+        "kyverno/kyverno#16664",
+        "does not enforce them for Sigstore bundles",
+    ] {
+        assert!(said.contains(words), "{words:?} in: {said}");
+    }
+}
+
+#[test]
+fn a_key_signed_policy_for_policy_controller_says_it_reads_only_sig_signatures() {
+    let dir = support::TempDir::new("admission-key-controller");
+    let key = dir.path().join("cosign.pub");
+    std::fs::write(
+        &key,
+        "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n",
+    )
+    .unwrap();
+    let key = key.display().to_string();
+    let args = [
+        "--policy",
+        "policy-controller",
+        "--key",
+        &key,
+        "--registry",
+        "registry.example/acme",
+    ];
+    let (said, warned) = comments(&args);
+    assert!(
+        said.contains("sigstore/policy-controller#1958")
+            && said.contains("admits only .sig signatures")
+            && said.contains("cosign 3 does not"),
+        "{said}"
+    );
+    assert!(
+        warned.contains("warning: policy-controller cannot verify key-signed Sigstore bundles"),
+        "{warned}"
+    );
+    let authority = &policy(&args)["spec"]["authorities"][0];
+    assert!(authority.get("signatureFormat").is_none(), "{authority}");
+}
+
+#[test]
+fn legacy_signatures_get_the_legacy_policies() {
+    let kyverno = policy(&[
+        "--policy",
+        "kyverno",
+        "--repository",
+        "Acme/beacon",
+        "--signature-format",
+        "legacy",
+    ]);
+    let verify = &kyverno["spec"]["rules"][0]["verifyImages"][0];
+    assert_eq!(verify["type"], "Cosign");
+    assert_eq!(
+        verify["attestors"][0]["entries"][0]["keyless"]["additionalExtensions"]
+            ["githubWorkflowTrigger"],
+        "push",
+        "enforced for .sig signatures"
+    );
+    validate_with_kyverno_schema(&kyverno);
+    let controller = policy(&[
+        "--policy",
+        "policy-controller",
+        "--repository",
+        "Acme/beacon",
+        "--signature-format",
+        "legacy",
+    ]);
+    assert!(controller["spec"]["authorities"][0]
+        .get("signatureFormat")
+        .is_none());
+    assert_one_line_error(
+        &run(xtask().args([
+            "verify",
+            "--policy",
+            "kyverno",
+            "--repository",
+            "acme/beacon",
+            "--signature-format",
+            "sig",
+        ])),
+        &["sig", "bundle", "legacy"],
     );
 }
 

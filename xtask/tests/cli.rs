@@ -27,11 +27,19 @@ fn healthy_shims(label: &str) -> Shims {
     healthy_shims_for(label, BOTH_PLATFORMS)
 }
 
+/// What an upstream cosign 3 binary says of its version.
+const COSIGN_3: &str = r#"{"gitVersion":"v3.1.3","gitCommit":"0123456","gitTreeState":"clean"}"#;
+
+/// A cosign shim that reports `version_json` and otherwise succeeds quietly.
+fn cosign_shim(shims: &Shims, version_json: &str) {
+    shims.program("cosign", &[Reply::ok("version --json", version_json)]);
+}
+
 /// Shims of a working machine whose builder builds `platforms`, and cosign.
 fn healthy_shims_for(label: &str, platforms: &str) -> Shims {
     let shims = Shims::new(label);
     shims.healthy_docker(platforms);
-    shims.program("cosign", &[]);
+    cosign_shim(&shims, COSIGN_3);
     shims
 }
 
@@ -39,7 +47,7 @@ fn healthy_shims_for(label: &str, platforms: &str) -> Shims {
 fn shims_with_docker(label: &str, docker: &[Reply]) -> Shims {
     let shims = Shims::new(label);
     shims.program("docker", docker);
-    shims.program("cosign", &[]);
+    cosign_shim(&shims, COSIGN_3);
     shims
 }
 
@@ -585,7 +593,7 @@ fn ci_image_with_the_real_docker_client_and_no_engine() {
     );
     let shims = Shims::new("real-docker");
     shims.wrap("docker", &real);
-    shims.program("cosign", &[]);
+    cosign_shim(&shims, COSIGN_3);
     let buildx = run(&mut real_docker(&real, &["buildx", "version"]));
     assert!(
         buildx.status.success(),
@@ -995,6 +1003,296 @@ fn sign_refuses_a_malformed_digest() {
 fn sign_without_a_signing_identity_names_the_ways_to_get_one() {
     let image = format!("127.0.0.1:5000/beacon@sha256:{}", "a".repeat(64));
     refuses(&["sign", &image], &["no signing identity", "--key"]);
+}
+
+// ---------------------------------------------------------------------------
+// 8b. cosign: its version (2.5 or newer, read from `cosign version --json`
+// or, for builds that report none, from its flags) and a signing config
+
+/// A healthy machine whose cosign answers `version --json` with
+/// `version_json` and its `--help` with `sign_help` / `verify_attestation_help`.
+fn shims_with_cosign(
+    label: &str,
+    version_json: Reply,
+    sign_help: &str,
+    verify_attestation_help: &str,
+) -> Shims {
+    let shims = Shims::new(label);
+    shims.healthy_docker(BOTH_PLATFORMS);
+    shims.program(
+        "cosign",
+        &[
+            version_json,
+            Reply::ok("sign --help", sign_help),
+            Reply::ok("verify-attestation --help", verify_attestation_help),
+        ],
+    );
+    shims
+}
+
+/// Debian's cosign builds report no version (`devel`): their flags decide.
+const DEVEL: &str = r#"{"gitVersion":"devel","gitCommit":"unknown"}"#;
+/// Lines of `cosign sign --help` of cosign 3.1.1, 2.6 and 2.5 (Debian's builds).
+const SIGN_HELP_3: &str = "    --signing-config='':\n\tpath to a signing config file\n    --use-signing-config=true:\n\twhether to use a TUF-provided signing config\n";
+const SIGN_HELP_25: &str = "    --tlog-upload=true:\n\twhether or not to upload to the tlog\n";
+const VERIFY_ATTESTATION_HELP_25: &str =
+    "    --trusted-root='':\n\tPath to a Sigstore TrustedRoot JSON file.\n";
+
+/// The commands that need cosign, each on its own: a release, signing,
+/// the deploy gate, the promotion. `dir` holds a key pair and a record.
+fn commands_that_need_cosign(dir: &std::path::Path) -> Vec<Vec<String>> {
+    let key = dir.join("cosign.key");
+    let public = dir.join("cosign.pub");
+    std::fs::write(&key, "not used").unwrap();
+    std::fs::write(&public, "not used").unwrap();
+    let record = dir.join("record.json");
+    std::fs::write(&record, record_text("127.0.0.1:1/beacon")).unwrap();
+    let image = format!("127.0.0.1:1/beacon@sha256:{}", "a".repeat(64));
+    let (key, public, record) = (
+        format!("--key={}", key.display()),
+        format!("--key={}", public.display()),
+        record.display().to_string(),
+    );
+    [
+        vec!["release-image", "--registry", "127.0.0.1:1", &key],
+        vec![
+            "release-image",
+            "--registry",
+            "127.0.0.1:1",
+            &key,
+            "--dry-run",
+        ],
+        vec!["sign", &image, &key],
+        vec!["sign", &image, &key, "--dry-run"],
+        vec!["verify", &image, &public],
+        vec![
+            "promote",
+            "--record",
+            &record,
+            &public,
+            "--registry",
+            "127.0.0.1:1",
+        ],
+    ]
+    .iter()
+    .map(|args| args.iter().map(|a| a.to_string()).collect())
+    .collect()
+}
+
+/// Every command that needs cosign refuses this one in one line naming the
+/// version it found and what is needed, before anything is built or signed.
+#[track_caller]
+fn every_command_refuses(shims: &Shims, found: &str) {
+    for args in commands_that_need_cosign(shims.scratch()) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let line = refused_by(
+            shims,
+            &Context::default(),
+            &args,
+            &[
+                "cosign at ",
+                &format!("reports version {found}"),
+                "this tool needs cosign 2.5 or newer (3.x recommended)",
+                "cosign-installer",
+            ],
+        );
+        assert!(
+            line.contains(&shims.bin().join("cosign").display().to_string()),
+            "names the cosign it found: {line}"
+        );
+        assert!(
+            !shims.log().contains("docker buildx bake"),
+            "{args:?}: nothing is built: {line}"
+        );
+    }
+}
+
+#[test]
+fn a_cosign_older_than_2_5_is_refused_by_every_command_before_anything_is_built() {
+    let shims = shims_with_cosign(
+        "cosign-2.4",
+        Reply::ok("version --json", r#"{"gitVersion":"v2.4.1"}"#),
+        SIGN_HELP_25,
+        "",
+    );
+    every_command_refuses(&shims, "v2.4.1");
+}
+
+#[test]
+fn a_cosign_whose_version_cannot_be_read_is_refused() {
+    let shims = shims_with_cosign(
+        "cosign-unreadable",
+        Reply::fail("version --json", 1, "Error: unknown flag: --json\n"),
+        SIGN_HELP_25,
+        "",
+    );
+    every_command_refuses(
+        &shims,
+        "none that can be read (`cosign version --json` failed: Error: unknown flag: --json)",
+    );
+}
+
+#[test]
+fn an_unnumbered_cosign_with_the_flags_of_2_4_is_refused() {
+    let shims = shims_with_cosign(
+        "cosign-devel-2.4",
+        Reply::ok("version --json", DEVEL),
+        SIGN_HELP_25,
+        "    --key='':\n",
+    );
+    every_command_refuses(
+        &shims,
+        "\"devel\" (a build without a version number, whose flags are those of cosign 2.4 or older",
+    );
+}
+
+/// Debian's builds (`devel`): cosign 3.1.1 by `--use-signing-config=true`,
+/// 2.5 by `verify-attestation --trusted-root`; each signs its own way.
+#[test]
+fn an_unnumbered_cosign_is_told_apart_by_its_flags() {
+    let image = format!("127.0.0.1:5000/beacon@sha256:{}", "a".repeat(64));
+    let sign = |shims: &Shims| {
+        let output = xtask_with(
+            shims,
+            &Context::default(),
+            &["sign", &image, "--key", "k.key", "--dry-run"],
+        );
+        assert!(output.status.success(), "{}", support::stderr(&output));
+        stdout(&output)
+    };
+    let three = shims_with_cosign(
+        "cosign-devel-3",
+        Reply::ok("version --json", DEVEL),
+        SIGN_HELP_3,
+        "",
+    );
+    let text = sign(&three);
+    assert!(
+        text.contains(
+            "cosign signing-config create '--out=target/xtask/runs/sign-<run>/signing-config.json'"
+        ) && text.contains("--signing-config=target/xtask/runs/sign-<run>/signing-config.json")
+            && !text.contains("--tlog-upload"),
+        "cosign 3 signs a bundle through a signing config:\n{text}"
+    );
+    assert!(
+        !three.log().contains("verify-attestation --help"),
+        "sign --help decided"
+    );
+    let two = shims_with_cosign(
+        "cosign-devel-2.5",
+        Reply::ok("version --json", DEVEL),
+        SIGN_HELP_25,
+        VERIFY_ATTESTATION_HELP_25,
+    );
+    let text = sign(&two);
+    assert!(
+        text.contains("cosign sign --yes --key=k.key --tlog-upload=false")
+            && !text.contains("signing-config"),
+        "cosign 2.5 signs a .sig signature:\n{text}"
+    );
+    three.assert_nothing_built_or_pushed();
+    two.assert_nothing_built_or_pushed();
+}
+
+/// A signing config that names no signer (keyless needs a certificate
+/// authority), or no transparency log for --tlog, or given to cosign 2.
+#[test]
+fn a_signing_config_that_cannot_sign_as_asked_is_refused_before_anything_is_built() {
+    let shims = healthy_shims("signing-config");
+    let empty = shims.scratch().join("empty.json");
+    std::fs::write(
+        &empty,
+        r#"{"mediaType":"application/vnd.dev.sigstore.signingconfig.v0.2+json","rekorTlogConfig":{},"tsaConfig":{}}"#,
+    )
+    .unwrap();
+    let key = shims.scratch().join("cosign.key");
+    std::fs::write(&key, "not used").unwrap();
+    let (empty, key) = (empty.display().to_string(), key.display().to_string());
+    let keyless = Context {
+        oidc_available: true,
+        release_tags: vec!["v1.2.3".into()],
+        ..Context::github("refs/tags/v1.2.3")
+    };
+    let line = refused_by(
+        &shims,
+        &keyless,
+        &["release-image", "--signing-config", &empty, "--dry-run"],
+        &["the signing config", "names no signer", "caUrls", "--key"],
+    );
+    assert!(line.contains(&empty), "{line}");
+    let image = format!("127.0.0.1:1/beacon@sha256:{}", "a".repeat(64));
+    refused_by(
+        &shims,
+        &keyless,
+        &[
+            "sign",
+            &image,
+            "--sign",
+            "keyless",
+            "--signing-config",
+            &empty,
+        ],
+        &["names no signer"],
+    );
+    refused_by(
+        &shims,
+        &Context::default(),
+        &[
+            "sign",
+            &image,
+            "--key",
+            &key,
+            "--tlog",
+            "--signing-config",
+            &empty,
+        ],
+        &["--tlog asks for the transparency log", "rekorTlogUrls"],
+    );
+    refused_by(
+        &shims,
+        &Context::default(),
+        &[
+            "sign",
+            &image,
+            "--key",
+            &key,
+            "--signing-config",
+            "/nonexistent/sc.json",
+        ],
+        &["/nonexistent/sc.json"],
+    );
+    let two = shims_with_cosign(
+        "signing-config-cosign-2",
+        Reply::ok("version --json", r#"{"gitVersion":"v2.6.5"}"#),
+        "",
+        "",
+    );
+    refused_by(
+        &two,
+        &Context::default(),
+        &["sign", &image, "--key", &key, "--signing-config", &empty],
+        &[
+            "--signing-config needs cosign 3, and cosign 2.6.5",
+            "drop --signing-config",
+        ],
+    );
+    // An empty config with a key: accepted, passed on as given.
+    let text = plans(
+        &Context::default(),
+        &[
+            "sign",
+            &image,
+            "--key",
+            &key,
+            "--signing-config",
+            &empty,
+            "--dry-run",
+        ],
+    );
+    assert!(
+        text.contains(&format!("--signing-config={empty}")),
+        "{text}"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -15,7 +15,10 @@ use support::scratch::Scratch;
 
 use xtask::cli::{Cli, Command};
 use xtask::context::BuildContext;
+use xtask::model::cosign::{CosignLine, CosignRun};
+use xtask::model::identity::SignerIdentity;
 use xtask::model::names::Platform;
+use xtask::plan::gate::ExpectedSigner;
 use xtask::plan::release::{self, ReleaseInputs};
 use xtask::plan::{ci, Attestations, Plan, Signing};
 use xtask::preflight::BuilderInfo;
@@ -106,8 +109,9 @@ fn files(plan: &Plan) -> RunFiles {
     RunFiles::new(plan, "<run>")
 }
 
-fn rendered(plan: &Plan) -> String {
-    display(&render::all(plan, &files(plan)))
+/// Every command of the plan, a release's as the cosign of `line` signs and checks.
+fn rendered_with(plan: &Plan, line: CosignLine) -> String {
+    display(&render::all(plan, &files(plan), line))
 }
 
 fn display(commands: &[Invocation]) -> String {
@@ -117,6 +121,11 @@ fn display(commands: &[Invocation]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
         + "\n"
+}
+
+/// Every command of the plan, a release's with cosign 3 (what the release workflow installs).
+fn rendered(plan: &Plan) -> String {
+    rendered_with(plan, CosignLine::V3)
 }
 
 fn golden(name: &str, actual: &str) {
@@ -137,18 +146,25 @@ fn golden(name: &str, actual: &str) {
     );
 }
 
-/// The golden files, and whether each one's scenario builds every variant
-/// (else it names the variants it builds).
-const GOLDEN: &[(&str, bool)] = &[
-    ("ci-pull-request.txt", true),
-    ("ci-laptop-push.txt", true),
-    ("release-tag-keyless.txt", true),
-    ("release-main-key-docker-driver.txt", false),
+/// The golden files, whether each one's scenario builds every variant
+/// (else it names the variants it builds), and the cosign that signs and
+/// checks it (what the release workflow installs, 3, unless the name says 2).
+const GOLDEN: &[(&str, bool, CosignLine)] = &[
+    ("ci-pull-request.txt", true, CosignLine::V3),
+    ("ci-laptop-push.txt", true, CosignLine::V3),
+    ("release-tag-keyless.txt", true, CosignLine::V3),
+    ("release-tag-keyless-cosign2.txt", true, CosignLine::V2),
+    ("release-main-key-docker-driver.txt", false, CosignLine::V3),
+    (
+        "release-main-key-docker-driver-cosign2.txt",
+        false,
+        CosignLine::V2,
+    ),
 ];
 
 /// The plan a golden file renders, of the checkout at `root`.
 fn golden_plan(root: &Path, name: &str) -> Plan {
-    match name {
+    match name.replace("-cosign2", "").as_str() {
         "ci-pull-request.txt" => ci_plan_in(root, &[], &sample(Some("refs/pull/42/merge"))),
         "ci-laptop-push.txt" => {
             let mut context = sample(None);
@@ -226,6 +242,20 @@ fn golden_release_tag_keyless_in_github_actions() {
     );
 }
 
+/// Keyless signing cannot run on this machine (no OIDC token, no Fulcio):
+/// its commands are checked here, for both lines of cosign. cosign 2 signs
+/// a `.sig` signature and its gate also reads a Sigstore bundle; cosign 3
+/// signs a bundle through the public-good signing config (TUF), and its
+/// one `verify` reads both. The identity flags are the same for both.
+#[test]
+fn golden_release_tag_keyless_in_github_actions_with_cosign_2() {
+    let plan = release_plan(&[], &tag_push()).unwrap();
+    golden(
+        "release-tag-keyless-cosign2.txt",
+        &rendered_with(&plan, CosignLine::V2),
+    );
+}
+
 #[test]
 fn golden_release_main_with_key_on_docker_driver() {
     let name = "release-main-key-docker-driver.txt";
@@ -243,7 +273,7 @@ fn every_golden_file_has_its_scenario() {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
     files.sort();
-    let mut listed: Vec<String> = GOLDEN.iter().map(|(name, _)| name.to_string()).collect();
+    let mut listed: Vec<String> = GOLDEN.iter().map(|(name, ..)| name.to_string()).collect();
     listed.sort();
     assert_eq!(files, listed, "GOLDEN lists every golden file");
 }
@@ -293,7 +323,7 @@ fn take_variant(commands: &[Invocation], variant: &str) -> (Vec<Invocation>, Vec
 #[test]
 fn take_variant_takes_its_target_and_commands() {
     let plan = golden_plan(&project::project_root(), "release-tag-keyless.txt");
-    let commands = render::all(&plan, &files(&plan));
+    let commands = render::all(&plan, &files(&plan), CosignLine::V3);
     let variant = &plan.variants.last().unwrap().variant;
     let (kept, taken) = take_variant(&commands, variant);
     assert_eq!(
@@ -334,10 +364,10 @@ fn a_new_variant_changes_each_golden_render_by_its_own_commands() {
     let scratch = Scratch::new("golden");
     assert!(variants_in(&scratch.root).contains(&scratch.added));
     let golden_dir = project::project_root().join("xtask/tests/golden");
-    for &(name, every_variant) in GOLDEN {
+    for &(name, every_variant, line) in GOLDEN {
         let expected = std::fs::read_to_string(golden_dir.join(name)).unwrap();
         let here = golden_plan(&project::project_root(), name);
-        let here = render::all(&here, &files(&here));
+        let here = render::all(&here, &files(&here), line);
         assert_eq!(
             display(&here),
             expected,
@@ -345,7 +375,7 @@ fn a_new_variant_changes_each_golden_render_by_its_own_commands() {
         );
 
         let plan = golden_plan(&scratch.root, name);
-        let (kept, added) = take_variant(&render::all(&plan, &files(&plan)), &scratch.added);
+        let (kept, added) = take_variant(&render::all(&plan, &files(&plan), line), &scratch.added);
         assert_eq!(
             display(&kept),
             expected,
@@ -368,6 +398,172 @@ fn a_new_variant_changes_each_golden_render_by_its_own_commands() {
             assert_eq!(added, Vec::<String>::new(), "{name} names its variants");
         }
     }
+}
+
+#[test]
+fn golden_release_main_with_key_on_docker_driver_with_cosign_2() {
+    golden(
+        "release-main-key-docker-driver-cosign2.txt",
+        &rendered_with(
+            &golden_plan(
+                &project::project_root(),
+                "release-main-key-docker-driver.txt",
+            ),
+            CosignLine::V2,
+        ),
+    );
+}
+
+const SIGNED: &str =
+    "ghcr.io/acme/beacon@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn cosign_run(line: CosignLine, signing_config: Option<&str>) -> CosignRun {
+    CosignRun {
+        signing_config: signing_config.map(Into::into),
+        ..CosignRun::new(line, "run")
+    }
+}
+
+fn key(tlog_upload: bool) -> Signing {
+    Signing::Key {
+        key: "k.key".into(),
+        tlog_upload,
+    }
+}
+
+/// `cosign sign` as each line makes it; cosign 3 gets no deprecated flag.
+fn signed(signing: &Signing, run: &CosignRun) -> Vec<String> {
+    let mut commands: Vec<String> = render::sign_preparation(signing, run)
+        .iter()
+        .map(render::Invocation::display)
+        .collect();
+    commands.extend(
+        render::sign_reference(signing, run, &SIGNED.parse().unwrap()).map(|i| i.display()),
+    );
+    if run.line == CosignLine::V3 {
+        for deprecated in [
+            "--tlog-upload",
+            "--new-bundle-format",
+            "--use-signing-config",
+            "--experimental-oci11",
+            "--private-infrastructure",
+        ] {
+            assert!(
+                commands.iter().all(|c| !c.contains(deprecated)),
+                "{deprecated}: {commands:?}"
+            );
+        }
+    }
+    commands
+}
+
+#[test]
+fn cosign_3_signs_bundles_through_a_signing_config_and_cosign_2_signs_as_today() {
+    let v3 = cosign_run(CosignLine::V3, None);
+    // A key, no transparency log: the run's own signing config (no service)
+    // and a trusted root that trusts none: nothing fetched from TUF.
+    assert_eq!(
+        signed(&key(false), &v3),
+        [
+            "cosign signing-config create --out=run/signing-config.json".to_string(),
+            format!("cosign sign --yes --key=k.key --signing-config=run/signing-config.json --trusted-root=run/trusted-root.json {SIGNED}"),
+        ]
+    );
+    assert!(render::signs_with_own_trusted_root(&key(false), &v3));
+    // A key with --tlog, and keyless: the public-good services (TUF's signing config).
+    assert_eq!(
+        signed(&key(true), &v3),
+        [format!("cosign sign --yes --key=k.key {SIGNED}")]
+    );
+    assert_eq!(
+        signed(&Signing::Keyless, &v3),
+        [format!("cosign sign --yes {SIGNED}")]
+    );
+    // A private Sigstore deployment's signing config, as given.
+    let private = cosign_run(CosignLine::V3, Some("private.json"));
+    assert_eq!(
+        signed(&Signing::Keyless, &private),
+        [format!(
+            "cosign sign --yes --signing-config=private.json {SIGNED}"
+        )]
+    );
+    assert_eq!(
+        signed(&key(false), &private),
+        [format!(
+            "cosign sign --yes --key=k.key --signing-config=private.json {SIGNED}"
+        )]
+    );
+    // cosign 2: the .sig signature, as before.
+    let v2 = cosign_run(CosignLine::V2, None);
+    assert_eq!(
+        signed(&key(false), &v2),
+        [format!(
+            "cosign sign --yes --key=k.key --tlog-upload=false {SIGNED}"
+        )]
+    );
+    assert_eq!(
+        signed(&Signing::Keyless, &v2),
+        [format!("cosign sign --yes {SIGNED}")]
+    );
+    assert!(signed(&Signing::None, &v3).is_empty());
+}
+
+#[test]
+fn the_gate_reads_either_format_whichever_cosign_runs_it() {
+    let verify = |signer: &ExpectedSigner, line: CosignLine| -> Vec<String> {
+        render::cosign_verify(signer, &cosign_run(line, None), &SIGNED.parse().unwrap())
+            .iter()
+            .map(render::Invocation::display)
+            .collect()
+    };
+    let key = ExpectedSigner::Key {
+        key: "k.pub".into(),
+        tlog: false,
+    };
+    // cosign 3: one `verify` reads .sig signatures and Sigstore bundles.
+    assert_eq!(
+        verify(&key, CosignLine::V3),
+        [format!(
+            "cosign verify --key=k.pub --insecure-ignore-tlog=true {SIGNED}"
+        )]
+    );
+    // cosign 2: `verify` reads .sig signatures, `verify-attestation` the bundles.
+    assert_eq!(
+        verify(&key, CosignLine::V2),
+        [
+            format!("cosign verify --key=k.pub --insecure-ignore-tlog=true {SIGNED}"),
+            format!("cosign verify-attestation --new-bundle-format --type=https://sigstore.dev/cosign/sign/v1 --key=k.pub --insecure-ignore-tlog=true --trusted-root=run/trusted-root.json {SIGNED}"),
+        ]
+    );
+    // Keyless: the same identity flags; the Sigstore root comes from TUF (online).
+    let workflow = ExpectedSigner::Workflow {
+        identity: SignerIdentity::release_workflow("acme/beacon".parse().unwrap()),
+    };
+    let flags = SignerIdentity::release_workflow("acme/beacon".parse().unwrap())
+        .cosign_flags()
+        .iter()
+        .map(|f| render::Invocation::new("x", vec![f.clone()]).display()[2..].to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(
+        verify(&workflow, CosignLine::V3),
+        [format!("cosign verify {flags} {SIGNED}")]
+    );
+    assert_eq!(
+        verify(&workflow, CosignLine::V2),
+        [
+            format!("cosign verify {flags} {SIGNED}"),
+            format!("cosign verify-attestation --new-bundle-format --type=https://sigstore.dev/cosign/sign/v1 {flags} {SIGNED}"),
+        ]
+    );
+    // A key with the transparency log: checked online, no trusted root of ours.
+    let logged = ExpectedSigner::Key {
+        key: "k.pub".into(),
+        tlog: true,
+    };
+    assert!(verify(&logged, CosignLine::V2)
+        .iter()
+        .all(|c| !c.contains("--trusted-root") && !c.contains("--insecure-ignore-tlog")));
 }
 
 /// One Dockerfile per variant serves both paths: the recipes are identical,

@@ -225,6 +225,7 @@ fn a_variant_with_a_dash_is_a_directory_away() {
             method: SignMethod::None,
             key: None,
             tlog: false,
+            signing_config: None,
         },
         output_archive: false,
         build_only: false,

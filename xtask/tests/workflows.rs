@@ -1042,20 +1042,7 @@ fn build_push_publishes_in_stages_and_tags_only_after_the_gate() {
             "build-push.yml job {id}: the runtime-token export belongs only to jobs that write a gha cache"
         );
     }
-    // cosign is pinned explicitly (cosign-installer's next major installs
-    // cosign 3, whose signature layout differs).
-    for (job, step) in wf.all_steps() {
-        if step["uses"]
-            .as_str()
-            .is_some_and(|u| u.starts_with("sigstore/cosign-installer@"))
-        {
-            let version = as_text(&step["with"]["cosign-release"]);
-            assert!(
-                version.starts_with("v2."),
-                "build-push.yml job {job}: cosign-release pinned to a 2.x release, got {version:?}"
-            );
-        }
-    }
+    // cosign: pinned in every job that runs it (cosign_3_is_pinned_in_every_job_that_runs_it).
     // The scan: the real trivy, pinned, on every platform of every variant by digest.
     let trivy = wf
         .step_using("scan", "aquasecurity/setup-trivy")
@@ -1263,6 +1250,92 @@ fn update_bases_proposes_the_bumped_pins_as_a_pull_request() {
             .as_str()
             .is_none_or(|u| !u.starts_with("peter-evans/"))),
         "update-bases.yml opens the pull request with gh"
+    );
+}
+
+/// The cosign-installer release that installs cosign 3 (v4.x; v3.x can only
+/// install cosign 2), pinned by its commit, and the cosign it installs: the
+/// newest 3.1.x.
+const COSIGN_INSTALLER: &str = "sigstore/cosign-installer@6f9f17788090df1f26f669e9d70d6ae9567deba6";
+const COSIGN_INSTALLER_TAG: &str = "v4.1.2";
+const COSIGN_RELEASE: &str = "v3.1.3";
+
+/// Every job that runs cosign (it signs, verifies or promotes) installs
+/// cosign 3 first, pinned by the installer's commit and the release input:
+/// keyless signatures are then Sigstore bundles, with the exact identity the
+/// gate requires (the same `--repository` as before).
+#[test]
+fn cosign_3_is_pinned_in_every_job_that_runs_it() {
+    let wf = workflow("build-push.yml");
+    let lines = xtask_lines(&wf);
+    let runs_cosign = |job: &str| {
+        lines.iter().any(|l| {
+            l.job == job
+                && (matches!(l.words[0].as_str(), "sign" | "verify" | "promote")
+                    || (l.words[0] == "release-image"
+                        && !l.words.contains(&"--build-only".to_string())))
+        })
+    };
+    let mut checked = BTreeSet::new();
+    for (id, _) in wf.jobs() {
+        let installer = wf.step_using(id, "sigstore/cosign-installer");
+        if !runs_cosign(id) {
+            assert!(
+                installer.is_none(),
+                "build-push.yml job {id} runs no cosign and installs none"
+            );
+            continue;
+        }
+        let step =
+            installer.unwrap_or_else(|| panic!("build-push.yml job {id} runs cosign: install it"));
+        let uses = as_text(&step["uses"]);
+        assert_eq!(uses, COSIGN_INSTALLER, "build-push.yml job {id}");
+        assert_eq!(
+            as_text(&step["with"]["cosign-release"]),
+            COSIGN_RELEASE,
+            "build-push.yml job {id}: cosign pinned to the newest 3.1.x"
+        );
+        let steps = wf.steps(id);
+        let install = steps.iter().position(|s| s == step).unwrap();
+        let first_xtask = steps
+            .iter()
+            .position(|s| as_text(&s["run"]).contains("cargo xtask"))
+            .unwrap();
+        assert!(
+            install < first_xtask,
+            "build-push.yml job {id}: cosign is installed before it runs"
+        );
+        checked.insert(id.clone());
+    }
+    assert_eq!(
+        checked,
+        ["promote", "sign", "verify"]
+            .map(String::from)
+            .into_iter()
+            .collect(),
+        "the jobs that sign, gate and promote"
+    );
+    // The version comment beside the pinned commit names the tag it is.
+    let text = std::fs::read_to_string(workflow_dir().join("build-push.yml")).unwrap();
+    for line in text.lines().filter(|l| l.contains(COSIGN_INSTALLER)) {
+        assert!(
+            line.trim_end()
+                .ends_with(&format!("# {COSIGN_INSTALLER_TAG}")),
+            "{line}"
+        );
+    }
+    // Keyless signing in the sign job: cosign 3 makes the bundle, no key,
+    // no signing config of ours (the public-good one from TUF).
+    let sign: Vec<&XtaskLine> = lines.iter().filter(|l| l.job == "sign").collect();
+    assert_eq!(sign.len(), 1);
+    assert!(
+        sign[0].words.windows(2).any(|w| w == ["--sign", "keyless"])
+            && !sign[0]
+                .words
+                .iter()
+                .any(|w| w.starts_with("--key") || w.starts_with("--signing-config")),
+        "{}",
+        sign[0].line
     );
 }
 

@@ -173,6 +173,12 @@ pub struct SigningArgs {
     /// Upload key-based signatures to the public transparency log (keyless always does).
     #[arg(long)]
     pub tlog: bool,
+
+    /// cosign 3: sign through this Sigstore signing config (a private Sigstore
+    /// deployment; `cosign signing-config create`) instead of the public-good
+    /// services (keyless, --tlog) or none (a key).
+    #[arg(long, value_name = "FILE")]
+    pub signing_config: Option<PathBuf>,
 }
 
 impl SigningArgs {
@@ -181,6 +187,7 @@ impl SigningArgs {
             method: self.sign,
             key: self.key.clone(),
             tlog: self.tlog,
+            signing_config: self.signing_config.clone(),
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::commands::{promote, rebuild_check, scan, sign, verify};
 use crate::model::identity::GithubRepository;
 use crate::model::names::Platforms;
 use crate::model::reference::{ImageName, ImageRef, Registry};
-use crate::plan::admission::PolicyKind;
+use crate::plan::admission::{PolicyKind, SignatureFormat};
 use crate::plan::gate::SignerRequest;
 use crate::plan::DEFAULT_PLATFORMS;
 
@@ -144,6 +144,11 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "KIND", conflicts_with_all = ["image", "record"], value_parser = one_of::<PolicyKind>(PolicyKind::NAMES))]
     pub policy: Option<PolicyKind>,
 
+    /// With --policy: the signatures' format, the one the release wrote: bundle (cosign 3's
+    /// Sigstore bundles, what the release workflow signs) or legacy (cosign 2's .sig signatures).
+    #[arg(long, value_name = "FORMAT", default_value = "bundle", requires = "policy", value_parser = one_of::<SignatureFormat>(SignatureFormat::NAMES))]
+    pub signature_format: SignatureFormat,
+
     /// The release record the build stage wrote (release-image --build-only --record FILE).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
@@ -164,6 +169,7 @@ impl VerifyArgs {
         verify::VerifyOptions {
             image: self.image,
             policy: self.policy,
+            signature_format: self.signature_format,
             record: self.record,
             registry: self.naming.registry,
             image_name: self.naming.image_name,

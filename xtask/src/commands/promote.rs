@@ -11,15 +11,19 @@
 //! version tags an interrupted run already moved onto the recorded digests
 //! are not refused.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Result;
 
 use crate::client::registry;
+use crate::model::cosign::CosignRun;
+use crate::model::files::RunDir;
 use crate::model::names::Platform;
 use crate::model::reference::{Digest, ImageName, Registry};
+use crate::ops::gate;
 use crate::ops::promote::promote;
 use crate::ops::record::{self, RecordExpectation};
+use crate::ops::sign;
 use crate::plan::gate::{ExpectedSigner, SignerRequest};
 use crate::plan::record::ReleaseRecord;
 use crate::preflight;
@@ -47,11 +51,18 @@ pub fn run(args: PromoteOptions) -> Result<()> {
         record::expected_repository(args.registry.as_ref(), &args.image_name, &context)?;
     let origin = args.record.display().to_string();
     if args.dry_run {
-        print_dry_run(&record, Some(&signer), Path::new(""), platforms);
+        let (line, _, note) = sign::dry_run_line()?;
+        if let Some(note) = note {
+            println!("# {note}");
+        }
+        let run = CosignRun::new(line, RunDir::dry_run("promote"));
+        print_dry_run(&record, Some(&signer), &run, platforms);
         return Ok(());
     }
     let requirements = signer.requirements();
     preflight::check_all(&requirements)?;
+    let dir = RunDir::new(&project::project_root(), "promote");
+    let check = gate::prepare_signer(Some(&signer), &dir.path)?;
     let rerun = format!(
         "fix the cause, then re-run `cargo xtask promote --record {origin}` (in the release workflow: Re-run failed jobs; the record stays valid)"
     );
@@ -63,8 +74,7 @@ pub fn run(args: PromoteOptions) -> Result<()> {
             commit: Some(context.git.revision.clone()),
             complete: true,
         },
-        Some(&signer),
-        Path::new(""),
+        check.as_ref(),
         platforms,
         &rerun,
     )?;
@@ -81,7 +91,7 @@ pub fn run(args: PromoteOptions) -> Result<()> {
 pub fn print_dry_run(
     record: &ReleaseRecord,
     signer: Option<&ExpectedSigner>,
-    public_key: &Path,
+    run: &CosignRun,
     platforms: &[Platform],
 ) {
     println!("# the record is checked against the registry first:");
@@ -94,12 +104,9 @@ pub fn print_dry_run(
     println!("# the gate: nothing is tagged unless every variant passes");
     for variant in &record.variants {
         let references: Vec<Digest> = variant.platform_digests.values().cloned().collect();
-        for command in render::gate_image(
-            signer,
-            public_key,
-            &variant.image(&record.repository),
-            &references,
-        ) {
+        for command in
+            render::gate_image(signer, run, &variant.image(&record.repository), &references)
+        {
             println!("{}", command.display());
         }
     }

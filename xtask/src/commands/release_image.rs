@@ -23,6 +23,7 @@ use anyhow::{bail, Result};
 
 use crate::client::registry;
 use crate::exec::{self, Resumed, RunOptions};
+use crate::model::cosign::{CosignLine, CosignRun};
 use crate::model::files;
 use crate::model::reference::ImageRef;
 use crate::model::vulnerabilities::Policy;
@@ -128,6 +129,8 @@ impl Stages<'_> {
         preflight::check_all(&plan.preflight)?;
         // Refusals first: a run that is refused prints its one line only.
         exec::refuse_existing_tags(plan, record.as_ref())?;
+        let dir = project::project_root().join(&run_files.dir);
+        let cosign = self.prepare_signing(&dir)?;
         for warning in &plan.warnings {
             eprintln!("warning: {warning}");
         }
@@ -139,14 +142,51 @@ impl Stages<'_> {
                 names.join(", ")
             );
         }
-        let root = project::project_root();
-        let dir = root.join(&run_files.dir);
         files::create_dir_all(&dir.join("oci"))?;
-        let outcome = self.stages(&run_files, record, &resumed);
+        let outcome = self.stages(&run_files, cosign.as_ref(), record, &resumed);
         let _ = std::fs::remove_dir_all(&dir);
         let (result, failure) = outcome?;
         report::report(&result, self.options.run.json)?;
         failure.map_or(Ok(()), Err)
+    }
+
+    /// The signing setup in the run's directory, before anything is built:
+    /// a signing config that cannot sign as asked is refused here. `None`
+    /// when nothing is signed.
+    fn prepare_signing(&self, dir: &Path) -> Result<Option<CosignRun>> {
+        if self.plan.signing == Signing::None {
+            return Ok(None);
+        }
+        let config = self.options.request.signing.signing_config.as_deref();
+        sign::prepare(&self.plan.signing, config, dir)
+            .map(Some)
+            .inspect_err(|_| {
+                let _ = std::fs::remove_dir_all(dir);
+            })
+    }
+
+    /// The signing stage as a dry run prints it, the cosign setup the gate
+    /// is rendered with, and what to say about the cosign it assumed.
+    fn dry_run_signing(
+        &self,
+        files: &render::RunFiles,
+    ) -> Result<(Vec<render::Invocation>, CosignRun, Option<String>)> {
+        let plan = self.plan;
+        let (cosign, note) = match plan.signing {
+            Signing::None => (CosignRun::new(CosignLine::V3, &files.dir), None),
+            _ => sign::dry_run(
+                &plan.signing,
+                self.options.request.signing.signing_config.as_deref(),
+                &files.dir,
+            )?,
+        };
+        let mut commands = render::sign_preparation(&plan.signing, &cosign);
+        commands.extend(
+            plan.variants
+                .iter()
+                .filter_map(|v| render::sign(plan, &cosign, &v.variant)),
+        );
+        Ok((commands, cosign, note))
     }
 
     /// Build, sign, gate, promote; the result says how far each variant
@@ -154,6 +194,7 @@ impl Stages<'_> {
     fn stages(
         &self,
         run_files: &render::RunFiles,
+        cosign: Option<&CosignRun>,
         record: Option<ReleaseRecord>,
         resumed: &BTreeMap<String, Resumed>,
     ) -> Result<(RunResult, Option<anyhow::Error>)> {
@@ -211,8 +252,8 @@ impl Stages<'_> {
             .iter()
             .map(|v| v.image(&record.repository))
             .collect();
-        if plan.signing != Signing::None {
-            if let Err(err) = sign::sign_references(&plan.signing, &references) {
+        if let Some(cosign) = cosign {
+            if let Err(err) = sign::sign_references(&plan.signing, cosign, &references) {
                 let err = anyhow::anyhow!(
                     "{err:#}; re-run release-image (it resumes from {path}, nothing is rebuilt) or `cargo xtask sign --record {path}`"
                 );
@@ -243,11 +284,11 @@ impl Stages<'_> {
                 signer: None,
                 platforms: Vec::new(),
             });
-        let public_key = match gate::prepare_signer(
+        let check = match gate::prepare_signer(
             gate.signer.as_ref(),
             &project::project_root().join(&run_files.dir),
         ) {
-            Ok(file) => file,
+            Ok(check) => check,
             Err(err) => return Ok((result, Some(err))),
         };
         let promoted = promote::promote(
@@ -258,8 +299,7 @@ impl Stages<'_> {
                 commit: Some(self.revision.to_string()),
                 complete: true,
             },
-            gate.signer.as_ref(),
-            &public_key,
+            check.as_ref(),
             &gate.platforms,
             &rerun,
         );
@@ -301,15 +341,12 @@ impl Stages<'_> {
             "build and push by digest, then write the release record",
             build,
         ));
+        let mut note = None;
         if !self.options.request.build_only {
-            stages.push((
-                "sign every digest",
-                plan.variants
-                    .iter()
-                    .filter_map(|v| render::sign(plan, &v.variant))
-                    .collect(),
-            ));
-            let mut gate = render::gate(plan, files);
+            let (signing, cosign, said) = self.dry_run_signing(files)?;
+            note = said;
+            stages.push(("sign every digest", signing));
+            let mut gate = render::gate(plan, &cosign);
             if let Some(scanner) = &self.options.scanner {
                 for variant in &plan.variants {
                     for platform in &variant.policy.platforms {
@@ -358,6 +395,9 @@ impl Stages<'_> {
             return Ok(());
         }
         exec::print_dry_run_head(plan);
+        if let Some(note) = note {
+            println!("# {note}");
+        }
         println!("# release record: {}", self.path.display());
         if !resumed.is_empty() {
             let names: Vec<&str> = resumed.keys().map(String::as_str).collect();

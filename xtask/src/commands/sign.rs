@@ -7,14 +7,18 @@
 //! checkout's commit, complete, and matching the registry; each image's
 //! annotations must name that commit. The job that holds the OIDC token
 //! signs only this commit's production images, whatever the record says.
+//!
+//! cosign 3 signs Sigstore bundles, cosign 2 (2.5 or newer) `.sig`
+//! signatures (`ops::sign` prepares the run: the cosign, its signing config).
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
+use crate::model::files::RunDir;
 use crate::model::reference::{ImageName, ImageRef, Registry};
 use crate::ops::record::{self, RecordExpectation};
-use crate::ops::sign::sign_references;
+use crate::ops::sign;
 use crate::plan::record::ReleaseRecord;
 use crate::plan::{Signing, SigningRequest};
 use crate::preflight::{self, Requirement};
@@ -78,16 +82,26 @@ pub fn run(args: SignOptions) -> Result<()> {
     if signing == Signing::None {
         bail!("--sign none: nothing to do");
     }
+    let config = args.signing.signing_config.as_deref();
     if args.dry_run {
+        let (run, note) = sign::dry_run(&signing, config, &RunDir::dry_run("sign"))?;
+        if let Some(note) = note {
+            println!("# {note}");
+        }
+        for invocation in render::sign_preparation(&signing, &run) {
+            println!("{}", invocation.display());
+        }
         for reference in &references {
-            if let Some(invocation) = render::sign_reference(&signing, reference) {
+            if let Some(invocation) = render::sign_reference(&signing, &run, reference) {
                 println!("{}", invocation.display());
             }
         }
         return Ok(());
     }
     preflight::check_all(&signing.requirements())?;
-    sign_references(&signing, &references)?;
+    let dir = RunDir::new(&project::project_root(), "sign");
+    let run = sign::prepare(&signing, config, &dir.path)?;
+    sign::sign_references(&signing, &run, &references)?;
     for reference in &references {
         println!("signed {reference}");
     }

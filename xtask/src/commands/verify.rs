@@ -12,12 +12,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
+use crate::model::files::{self, RunDir};
 use crate::model::names::Platform;
 use crate::model::reference::{ImageName, ImageRef, Registry, Repository};
-use crate::model::{files, yaml};
+use crate::model::yaml;
 use crate::ops::gate;
 use crate::ops::record::{self, RecordExpectation};
-use crate::plan::admission::{self, AdmittedSigner, PolicyKind};
+use crate::plan::admission::{self, AdmittedSigner, PolicyKind, SignatureFormat};
 use crate::plan::gate::{ExpectedSigner, SignerRequest};
 use crate::plan::record::ReleaseRecord;
 use crate::preflight;
@@ -30,6 +31,8 @@ pub struct VerifyOptions {
     /// Print this admission policy for the repository, admitting the
     /// expected signer, instead of checking an image.
     pub policy: Option<PolicyKind>,
+    /// With `policy`: the signature format it reads (the release's).
+    pub signature_format: SignatureFormat,
     /// Check every variant of a release record instead.
     pub record: Option<PathBuf>,
     /// With `record`: the repository it must be a release to; with
@@ -51,7 +54,9 @@ pub fn run(args: VerifyOptions) -> Result<()> {
     match (&args.image, &args.record) {
         (Some(image), None) => {
             preflight::check_all(&requirements)?;
-            let verdict = gate::check_image(image, Some(&signer), Path::new(""), platforms, None)?;
+            let dir = RunDir::new(&project::project_root(), "verify");
+            let check = gate::prepare_signer(Some(&signer), &dir.path)?;
+            let verdict = gate::check_image(image, check.as_ref(), platforms, None)?;
             if !verdict.problems.is_empty() {
                 bail!(
                     "{image} must not be deployed: {}",
@@ -81,7 +86,9 @@ pub fn run(args: VerifyOptions) -> Result<()> {
                     complete: true,
                 },
             )?;
-            let verdicts = gate::gate_record(&record, Some(&signer), Path::new(""), platforms)?;
+            let dir = RunDir::new(&project::project_root(), "verify");
+            let check = gate::prepare_signer(Some(&signer), &dir.path)?;
+            let verdicts = gate::gate_record(&record, check.as_ref(), platforms)?;
             if let Some(failure) = gate::gate_failure(
                 &record,
                 &verdicts,
@@ -152,7 +159,33 @@ fn print_policy(kind: PolicyKind, args: &VerifyOptions) -> Result<()> {
         }
         other => AdmittedSigner::Keyless(other.clone()),
     };
-    let document = admission::policy(kind, &repository, &admitted)?;
-    print!("{}", yaml::to_yaml(&document)?);
+    let policy = admission::policy(kind, &repository, &admitted, args.signature_format)?;
+    if kind == PolicyKind::PolicyController && !matches!(admitted, AdmittedSigner::Keyless(_)) {
+        eprintln!("warning: policy-controller cannot verify key-signed Sigstore bundles (sigstore/policy-controller#1958): this policy admits only .sig signatures (cosign 2); see the comments above it");
+    }
+    for note in &policy.notes {
+        for line in comment_lines(note, 98) {
+            println!("# {line}");
+        }
+    }
+    print!("{}", yaml::to_yaml(&policy.document)?);
     Ok(())
+}
+
+/// `text` in lines of at most `width` characters (a longer word stays whole).
+fn comment_lines(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let last = lines.last_mut().map(|l| l.len()).unwrap_or(0);
+        if last > 0 && last + 1 + word.len() > width {
+            lines.push(String::new());
+        }
+        if let Some(line) = lines.last_mut() {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    lines
 }

@@ -20,6 +20,38 @@ pub fn unique_suffix() -> String {
     format!("{}-{nanos:09}", std::process::id())
 }
 
+/// Where a run keeps its own files, under the project root.
+pub const RUNS_DIR: &str = "target/xtask/runs";
+
+/// A run's own directory, `target/xtask/runs/<command>-<unique suffix>`
+/// under `root` (created by whoever writes into it), removed with
+/// everything in it when dropped.
+#[derive(Debug)]
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(root: &Path, command: &str) -> RunDir {
+        RunDir {
+            path: root
+                .join(RUNS_DIR)
+                .join(format!("{command}-{}", unique_suffix())),
+        }
+    }
+
+    /// The directory a dry run names for `command` (nothing is created).
+    pub fn dry_run(command: &str) -> PathBuf {
+        Path::new(RUNS_DIR).join(format!("{command}-<run>"))
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
 pub fn create_dir_all(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path)
         .with_context(|| format!("cannot create the directory {}: {HINT}", path.display()))

@@ -7,6 +7,7 @@
 pub mod build_arg;
 pub mod build_log;
 pub mod command;
+pub mod cosign;
 pub mod files;
 pub mod identity;
 pub mod names;

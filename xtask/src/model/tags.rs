@@ -4,7 +4,9 @@
 //! - variant names (`images/<variant>/`), checked against every grammar below;
 //! - CI image tags: `ci-<variant>` and `ci-<variant>-<unique>`;
 //! - build cache scopes and refs: `<variant>-<scope>` in `REPO-buildcache`;
-//! - cosign's tags of a digest: `sha256-<hex>.sig`, `.att`, `.sbom`;
+//! - cosign's tags of a digest: `sha256-<hex>.sig`, `.att`, `.sbom` (cosign
+//!   2), and the OCI referrers tag schema's `sha256-<hex>` (cosign 3's
+//!   Sigstore bundles on a registry without the referrers API);
 //! - the tags only releases write: versions (`1.2.3`, `1.2.3-rc.1`), their
 //!   floating series (`1.2`, `1`), `latest`, `main` and `sha-<commit>`, bare
 //!   or qualified by a variant (`1.2.3-ubi9`, `latest-ubi9`).
@@ -312,12 +314,16 @@ impl CacheTag {
     }
 }
 
-/// What cosign stores beside a digest, as a tag `sha256-<hex>.<kind>`.
+/// What cosign stores beside a digest, as a tag `sha256-<hex><suffix>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CosignKind {
     Signature,
     Attestation,
     Sbom,
+    /// `sha256-<hex>`, no suffix: the OCI referrers tag schema, an index of
+    /// the manifests that refer to the digest (cosign 3's Sigstore bundles
+    /// where the registry has no referrers API).
+    Referrers,
 }
 
 impl CosignKind {
@@ -326,6 +332,7 @@ impl CosignKind {
             CosignKind::Signature => ".sig",
             CosignKind::Attestation => ".att",
             CosignKind::Sbom => ".sbom",
+            CosignKind::Referrers => "",
         }
     }
 }
@@ -355,6 +362,7 @@ impl CosignTag {
             CosignKind::Signature,
             CosignKind::Attestation,
             CosignKind::Sbom,
+            CosignKind::Referrers,
         ]
         .into_iter()
         .find_map(|kind| {
@@ -670,6 +678,7 @@ mod tests {
             CosignKind::Signature,
             CosignKind::Attestation,
             CosignKind::Sbom,
+            CosignKind::Referrers,
         ] {
             let tag = CosignTag {
                 target: digest.clone(),
@@ -677,7 +686,21 @@ mod tests {
             };
             assert_eq!(CosignTag::parse(&tag.to_string()), Some(tag));
         }
+        let referrers = CosignTag::parse(&format!("sha256-{}", "ab".repeat(32))).unwrap();
+        assert_eq!(
+            (referrers.target, referrers.kind),
+            (digest.clone(), CosignKind::Referrers)
+        );
         assert_eq!(CosignTag::parse("sha256-ab.sig"), None);
+        assert_eq!(CosignTag::parse("sha256-ab"), None);
+        assert_eq!(
+            CosignTag::parse(&format!("sha256-{}", "AB".repeat(32))),
+            None
+        );
+        assert_eq!(
+            CosignTag::parse(&format!("sha256-{}-x", "ab".repeat(32))),
+            None
+        );
         assert_eq!(
             CosignTag::parse(&format!("sha256-{}.txt", "ab".repeat(32))),
             None

@@ -4,16 +4,13 @@
 //! tag that exists on another digest, and only when every variant passed
 //! moves the tags, `latest` last. What `promote` and `release-image` share.
 
-use std::path::Path;
-
 use anyhow::{bail, Result};
 
 use crate::client::{process, registry};
 use crate::model::names::Platform;
 use crate::model::reference::ImageRef;
-use crate::ops::gate;
+use crate::ops::gate::{self, SignatureCheck};
 use crate::ops::record::{self, RecordExpectation};
-use crate::plan::gate::ExpectedSigner;
 use crate::plan::record::ReleaseRecord;
 use crate::{render, report};
 
@@ -23,8 +20,7 @@ pub fn promote(
     record: &ReleaseRecord,
     origin: &str,
     expect: &RecordExpectation,
-    signer: Option<&ExpectedSigner>,
-    public_key: &Path,
+    signature: Option<&SignatureCheck>,
     platforms: &[Platform],
     rerun: &str,
 ) -> Result<Vec<ImageRef>> {
@@ -35,7 +31,7 @@ pub fn promote(
         record.repository,
         record.version
     );
-    let verdicts = gate::gate_record(record, signer, public_key, platforms)?;
+    let verdicts = gate::gate_record(record, signature, platforms)?;
     if let Some(failure) = gate::gate_failure(record, &verdicts, rerun) {
         return Err(failure);
     }

@@ -5,6 +5,12 @@
 //! `ClusterImagePolicy` for the image repository. Nothing here is written
 //! by hand twice: the subject regexp, the issuer and the extensions are the
 //! identity's own.
+//!
+//! The policies read the signature format the release writes: Sigstore
+//! bundles (cosign 3, what the release workflow signs with) by default, the
+//! legacy `.sig` signatures of cosign 2 with [`SignatureFormat::Legacy`].
+//! What a controller cannot check in a format is said in the policy's
+//! [`Policy::notes`] (printed as comments above it), never left out quietly.
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,6 +18,7 @@ use std::str::FromStr;
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
+use crate::model::cosign::SIGNATURE_PREDICATE;
 use crate::model::reference::Repository;
 use crate::model::tags::CI_PREFIX;
 use crate::plan::gate::ExpectedSigner;
@@ -58,6 +65,42 @@ impl fmt::Display for PolicyKind {
     }
 }
 
+/// The signature format a policy reads: the one the release wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureFormat {
+    /// Sigstore bundles (cosign 3), attached as OCI 1.1 referrers (or under
+    /// the referrers tag schema `sha256-<hex>` where a registry has no
+    /// referrers API).
+    Bundle,
+    /// `sha256-<hex>.sig` signatures (cosign 2).
+    Legacy,
+}
+
+impl SignatureFormat {
+    pub const NAMES: &'static [&'static str] = &["bundle", "legacy"];
+}
+
+impl FromStr for SignatureFormat {
+    type Err = anyhow::Error;
+    fn from_str(text: &str) -> Result<SignatureFormat> {
+        match text {
+            "bundle" => Ok(SignatureFormat::Bundle),
+            "legacy" => Ok(SignatureFormat::Legacy),
+            _ => bail!(
+                "unknown signature format {text:?}: bundle (cosign 3, what the release workflow signs) or legacy (.sig, cosign 2)"
+            ),
+        }
+    }
+}
+
+/// A policy document and what a reader must know about it (printed as
+/// comments above it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub document: Value,
+    pub notes: Vec<String>,
+}
+
 /// The signer a policy admits, with what the policy must embed of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdmittedSigner {
@@ -76,13 +119,14 @@ fn policy_name(image_repository: &Repository) -> String {
 }
 
 /// The policy for `image_repository` (`ghcr.io/acme/beacon`): images of it
-/// must be referenced by digest, signed by `signer`, and (Kyverno) neither
-/// tagged `ci-` nor labelled a CI image.
+/// must be referenced by digest, signed by `signer` in `format`, and
+/// (Kyverno) neither tagged `ci-` nor labelled a CI image.
 pub fn policy(
     kind: PolicyKind,
     image_repository: &Repository,
     signer: &AdmittedSigner,
-) -> Result<Value> {
+    format: SignatureFormat,
+) -> Result<Policy> {
     if let AdmittedSigner::Keyless(expected) = signer {
         if !matches!(
             expected,
@@ -95,9 +139,96 @@ pub fn policy(
         }
     }
     Ok(match kind {
-        PolicyKind::Kyverno => kyverno(image_repository, signer),
-        PolicyKind::PolicyController => policy_controller(image_repository, signer),
+        PolicyKind::Kyverno => Policy {
+            document: kyverno(image_repository, signer, format),
+            notes: kyverno_notes(signer, format),
+        },
+        PolicyKind::PolicyController => {
+            let keyless = matches!(signer, AdmittedSigner::Keyless(_));
+            // policy-controller reads a Sigstore bundle only from a keyless
+            // authority (sigstore/policy-controller#1958).
+            let format = if keyless {
+                format
+            } else {
+                SignatureFormat::Legacy
+            };
+            Policy {
+                document: policy_controller(image_repository, signer, format),
+                notes: policy_controller_notes(keyless, format),
+            }
+        }
     })
+}
+
+/// Where Kyverno falls short of the gate, in the reader's words.
+fn kyverno_notes(signer: &AdmittedSigner, format: SignatureFormat) -> Vec<String> {
+    let mut notes = Vec::new();
+    match format {
+        SignatureFormat::Bundle => {
+            notes.push(
+                "Reads the release's signatures as Sigstore bundles (cosign 3; type: SigstoreBundle). Kyverno finds them only \
+                 through the registry's OCI referrers API: on a registry without it (GHCR among them) cosign keeps them under \
+                 the tag sha256-<digest>, which Kyverno (up to 1.19) skips, so every image is refused there \
+                 (kyverno/kyverno#16664); enforce with policy-controller on such a registry until that is fixed."
+                    .to_string(),
+            );
+            notes.push(
+                "Kyverno accepts any Sigstore bundle of the signer here (an attestation too), not only a signature."
+                    .to_string(),
+            );
+            match signer {
+                AdmittedSigner::Keyless(ExpectedSigner::Workflow { .. }) => notes.push(
+                    "additionalExtensions (the certificate's repository and trigger) are part of the policy, but Kyverno \
+                     (up to 1.19) does not enforce them for Sigstore bundles; the subject regexp still pins the repository, \
+                     the workflow file and the refs. `cargo xtask verify` checks the extensions too."
+                        .to_string(),
+                ),
+                AdmittedSigner::PublicKey { .. } | AdmittedSigner::Kms { .. } => notes.push(
+                    "Key-signed Sigstore bundles need Kyverno 1.19 or newer.".to_string(),
+                ),
+                AdmittedSigner::Keyless(_) => {}
+            }
+        }
+        SignatureFormat::Legacy => notes.push(
+            "Reads .sig signatures (cosign 2; type: Cosign): a release signed with cosign 3 writes Sigstore bundles, \
+             which this policy does not see: generate it with --signature-format bundle for those."
+                .to_string(),
+        ),
+    }
+    notes
+}
+
+/// Where policy-controller falls short of the gate, in the reader's words.
+fn policy_controller_notes(keyless: bool, format: SignatureFormat) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !keyless {
+        notes.push(
+            "policy-controller cannot verify key-signed Sigstore bundles (sigstore/policy-controller#1958): this policy \
+             admits only .sig signatures, which cosign 2 writes and cosign 3 does not. Sign key-based releases with \
+             cosign 2 (2.5 or newer) to enforce them with policy-controller, or enforce with Kyverno 1.19+."
+                .to_string(),
+        );
+        return notes;
+    }
+    match format {
+        SignatureFormat::Bundle => notes.push(
+            "Reads the release's signature as a Sigstore bundle (signatureFormat: bundle): policy-controller matches it \
+             as an attestation of predicate type https://sigstore.dev/cosign/sign/v1 (it reads no bundle as an image \
+             signature)."
+                .to_string(),
+        ),
+        SignatureFormat::Legacy => notes.push(
+            "Reads .sig signatures (cosign 2): a release signed with cosign 3 writes Sigstore bundles, which this \
+             policy does not see: generate it with --signature-format bundle for those."
+                .to_string(),
+        ),
+    }
+    notes.push(
+        "policy-controller checks the certificate's subject and issuer only, not its trigger or repository extensions: \
+         `cargo xtask verify`, or Kyverno with .sig signatures, checks those too."
+            .to_string(),
+    );
+    notes
 }
 
 /// Kyverno's keyless attestor entry or key attestor for `signer`.
@@ -146,7 +277,11 @@ fn kyverno_attestor(signer: &AdmittedSigner) -> Value {
     }
 }
 
-fn kyverno(image_repository: &Repository, signer: &AdmittedSigner) -> Value {
+fn kyverno(
+    image_repository: &Repository,
+    signer: &AdmittedSigner,
+    format: SignatureFormat,
+) -> Value {
     let pods = json!({ "any": [{ "resources": { "kinds": ["Pod"] } }] });
     let ci_tags = format!("!{image_repository}:{CI_PREFIX}*");
     let containers = |pattern: &Value| {
@@ -180,6 +315,10 @@ fn kyverno(image_repository: &Repository, signer: &AdmittedSigner) -> Value {
                     "name": "signed-by-the-release-signer",
                     "match": pods,
                     "verifyImages": [{
+                        "type": match format {
+                            SignatureFormat::Bundle => "SigstoreBundle",
+                            SignatureFormat::Legacy => "Cosign",
+                        },
                         "imageReferences": [format!("{image_repository}*")],
                         "failureAction": "Enforce",
                         // Deployed by digest, as the deploy guide says: a tag
@@ -244,24 +383,36 @@ fn kyverno(image_repository: &Repository, signer: &AdmittedSigner) -> Value {
     })
 }
 
-fn policy_controller(image_repository: &Repository, signer: &AdmittedSigner) -> Value {
+fn policy_controller(
+    image_repository: &Repository,
+    signer: &AdmittedSigner,
+    format: SignatureFormat,
+) -> Value {
+    let keyless = |name: &str, issuer: &str, subject_regexp: &str| {
+        let mut authority = json!({
+            "name": name,
+            "keyless": {
+                "url": FULCIO_URL,
+                "identities": [{ "issuer": issuer, "subjectRegExp": subject_regexp }],
+            },
+            "ctlog": { "url": REKOR_URL },
+        });
+        if format == SignatureFormat::Bundle {
+            authority["signatureFormat"] = json!("bundle");
+            authority["attestations"] =
+                json!([{ "name": "signature", "predicateType": SIGNATURE_PREDICATE }]);
+        }
+        authority
+    };
     let authority = match signer {
-        AdmittedSigner::Keyless(ExpectedSigner::Workflow { identity }) => json!({
-            "name": "release-workflow",
-            "keyless": {
-                "url": FULCIO_URL,
-                "identities": [{ "issuer": identity.issuer, "subjectRegExp": identity.subject_regexp() }],
-            },
-            "ctlog": { "url": REKOR_URL },
-        }),
-        AdmittedSigner::Keyless(ExpectedSigner::Regexp { regexp, issuer }) => json!({
-            "name": "keyless-signer",
-            "keyless": {
-                "url": FULCIO_URL,
-                "identities": [{ "issuer": issuer, "subjectRegExp": regexp }],
-            },
-            "ctlog": { "url": REKOR_URL },
-        }),
+        AdmittedSigner::Keyless(ExpectedSigner::Workflow { identity }) => keyless(
+            "release-workflow",
+            &identity.issuer,
+            &identity.subject_regexp(),
+        ),
+        AdmittedSigner::Keyless(ExpectedSigner::Regexp { regexp, issuer }) => {
+            keyless("keyless-signer", issuer, regexp)
+        }
         AdmittedSigner::Keyless(_) => json!({}),
         AdmittedSigner::PublicKey { pem, tlog } => {
             let mut authority = json!({ "name": "release-key", "key": { "data": pem } });
@@ -312,13 +463,24 @@ mod tests {
 
     #[test]
     fn kyverno_admits_exactly_the_release_identity_by_digest() {
-        let policy = policy(
+        let written = policy(
             PolicyKind::Kyverno,
             &repository("ghcr.io/acme/beacon"),
             &workflow(),
+            SignatureFormat::Bundle,
         )
         .unwrap();
+        let policy = &written.document;
         let verify = &policy["spec"]["rules"][0]["verifyImages"][0];
+        assert_eq!(verify["type"], "SigstoreBundle");
+        assert!(written
+            .notes
+            .iter()
+            .any(|n| n.contains("kyverno/kyverno#16664")));
+        assert!(written
+            .notes
+            .iter()
+            .any(|n| n.contains("does not enforce them for Sigstore bundles")));
         assert_eq!(verify["imageReferences"][0], "ghcr.io/acme/beacon*");
         assert_eq!(verify["verifyDigest"], true);
         assert_eq!(verify["mutateDigest"], false);
@@ -345,17 +507,36 @@ mod tests {
             pem: "PEM".into(),
             tlog: false,
         };
-        let kyverno = policy(PolicyKind::Kyverno, &repository("r.example/beacon"), &key).unwrap();
+        let kyverno = policy(
+            PolicyKind::Kyverno,
+            &repository("r.example/beacon"),
+            &key,
+            SignatureFormat::Bundle,
+        )
+        .unwrap();
+        assert!(kyverno.notes.iter().any(|n| n.contains("Kyverno 1.19")));
+        let kyverno = kyverno.document;
         let keys =
             &kyverno["spec"]["rules"][0]["verifyImages"][0]["attestors"][0]["entries"][0]["keys"];
         assert_eq!(keys["publicKeys"], "PEM");
         assert_eq!(keys["rekor"]["ignoreTlog"], true);
+        assert_eq!(
+            keys["ctlog"]["ignoreSCT"], true,
+            "no observer timestamp either"
+        );
         let controller = policy(
             PolicyKind::PolicyController,
             &repository("r.example/beacon"),
             &key,
+            SignatureFormat::Bundle,
         )
         .unwrap();
+        // policy-controller cannot verify key-signed bundles: said, and legacy.
+        assert!(controller.notes[0].contains("sigstore/policy-controller#1958"));
+        let controller = controller.document;
+        assert!(controller["spec"]["authorities"][0]
+            .get("signatureFormat")
+            .is_none());
         assert_eq!(controller["spec"]["authorities"][0]["key"]["data"], "PEM");
         assert!(controller["spec"]["authorities"][0].get("ctlog").is_none());
         assert_eq!(
@@ -364,5 +545,54 @@ mod tests {
         );
         let err = "gatekeeper".parse::<PolicyKind>().unwrap_err().to_string();
         assert!(err.contains("kyverno, policy-controller"), "{err}");
+        let err = "sig".parse::<SignatureFormat>().unwrap_err().to_string();
+        assert!(err.contains("bundle") && err.contains("legacy"), "{err}");
+    }
+
+    #[test]
+    fn policy_controller_reads_a_keyless_bundle_as_the_signature_predicate() {
+        let bundle = policy(
+            PolicyKind::PolicyController,
+            &repository("ghcr.io/acme/beacon"),
+            &workflow(),
+            SignatureFormat::Bundle,
+        )
+        .unwrap();
+        let authority = &bundle.document["spec"]["authorities"][0];
+        assert_eq!(authority["signatureFormat"], "bundle");
+        assert_eq!(
+            authority["attestations"][0]["predicateType"],
+            SIGNATURE_PREDICATE
+        );
+        assert_eq!(
+            authority["keyless"]["url"], FULCIO_URL,
+            "needed for bundles too"
+        );
+        assert!(bundle
+            .notes
+            .iter()
+            .any(|n| n.contains("subject and issuer only")));
+        let legacy = policy(
+            PolicyKind::PolicyController,
+            &repository("ghcr.io/acme/beacon"),
+            &workflow(),
+            SignatureFormat::Legacy,
+        )
+        .unwrap();
+        let authority = &legacy.document["spec"]["authorities"][0];
+        assert!(
+            authority.get("signatureFormat").is_none() && authority.get("attestations").is_none()
+        );
+        let kyverno = policy(
+            PolicyKind::Kyverno,
+            &repository("ghcr.io/acme/beacon"),
+            &workflow(),
+            SignatureFormat::Legacy,
+        )
+        .unwrap();
+        assert_eq!(
+            kyverno.document["spec"]["rules"][0]["verifyImages"][0]["type"],
+            "Cosign"
+        );
     }
 }

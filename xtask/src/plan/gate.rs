@@ -165,6 +165,16 @@ impl ExpectedSigner {
         }
     }
 
+    /// A key whose signatures carry no transparency log entry: checked with
+    /// a trusted root that trusts no service, nothing fetched from TUF.
+    pub fn key_without_tlog(&self) -> bool {
+        matches!(
+            self,
+            ExpectedSigner::SigningKey { tlog: false, .. }
+                | ExpectedSigner::Key { tlog: false, .. }
+        )
+    }
+
     /// A key file this signer needs on disk (checked before anything runs).
     pub fn key_file(&self) -> Option<&str> {
         match self {

@@ -320,6 +320,9 @@ pub struct SigningRequest {
     pub key: Option<String>,
     /// Upload key-based signatures to the transparency log.
     pub tlog: bool,
+    /// cosign 3: the Sigstore signing config to sign through (a private
+    /// Sigstore deployment's services) instead of the run's own or TUF's.
+    pub signing_config: Option<PathBuf>,
 }
 
 impl SigningRequest {

@@ -11,10 +11,11 @@
 //! - a candidate is deleted only if it is older than `--older-than` (from the
 //!   `created` of its config; for an index the newest of its platform images)
 //!   and not among the newest `--keep` candidates of any of its variants;
-//! - the cosign tags (`sha256-<hex>.sig`/`.att`/`.sbom`) of a deleted digest
-//!   are deleted with it (they belong to it and would be orphans), unless
-//!   their manifest is shared with any other tag; cosign tags of anything
-//!   else are never touched;
+//! - the cosign tags (`sha256-<hex>.sig`/`.att`/`.sbom`, and the referrers
+//!   tag `sha256-<hex>` with the manifests its index lists) of a deleted
+//!   digest are deleted with it (they belong to it and would be orphans),
+//!   unless their manifest is shared with any other tag; cosign tags of
+//!   anything else are never touched;
 //! - right before deleting, every tag is resolved again; a candidate that a
 //!   tag has moved onto meanwhile is kept.
 //!
@@ -165,6 +166,10 @@ pub struct Inventory {
 pub struct CosignTag {
     pub tag: String,
     pub digest: String,
+    /// A referrers tag's (`sha256-<hex>`) index lists the manifests that
+    /// refer to the image (cosign 3's Sigstore bundles): deleted after it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<String>,
 }
 
 /// The decision about one CI image (one digest).
@@ -369,6 +374,16 @@ fn prune<P: Pass>(
                 "deleted cosign tag {} ({}) of {}",
                 cosign.tag, cosign.digest, decision.digest
             ));
+            for referrer in &cosign.referrers {
+                if let Err(err) = registry::delete(repository, referrer) {
+                    let what = format!("deleting {referrer}, listed by cosign tag {}", cosign.tag);
+                    return Err(deletion_failed(err, what, &deleted, total, P::UNITS));
+                }
+                log(format!(
+                    "deleted {referrer}, listed by cosign tag {}",
+                    cosign.tag
+                ));
+            }
         }
     }
     if args.json {
@@ -432,6 +447,12 @@ fn print_selection<P: Pass>(selection: &Report<P>, log: &dyn Fn(String)) {
                     "{verb} cosign tag {} ({}) of {}",
                     cosign.tag, cosign.digest, decision.digest
                 ));
+                for referrer in &cosign.referrers {
+                    log(format!(
+                        "{verb} {referrer}, listed by cosign tag {}",
+                        cosign.tag
+                    ));
+                }
             }
         }
     }

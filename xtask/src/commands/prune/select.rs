@@ -306,9 +306,25 @@ pub fn select(inventory: &Inventory, policy: &Policy) -> Selection {
                 continue;
             }
             if cosign_digests_taken.insert(record.digest.clone()) {
+                // A referrers index's own manifests, unless anything else
+                // tags or lists them.
+                let referrers = inventory
+                    .children
+                    .get(&record.digest)
+                    .into_iter()
+                    .flatten()
+                    .filter(|child| {
+                        !tags_of.contains_key(child.as_str())
+                            && !inventory.children.iter().any(|(parent, kids)| {
+                                parent != &record.digest && kids.contains(child)
+                            })
+                    })
+                    .cloned()
+                    .collect();
                 decision.cosign_tags.push(CosignTag {
                     tag: record.tag.clone(),
                     digest: record.digest.clone(),
+                    referrers,
                 });
             }
         }
@@ -465,9 +481,9 @@ mod tests {
             assert_eq!(classify(other, &known()), TagKind::Other, "{other}");
         }
         let hex = "ab".repeat(32);
-        for suffix in ["sig", "att", "sbom"] {
+        for suffix in [".sig", ".att", ".sbom", ""] {
             assert_eq!(
-                classify(&format!("sha256-{hex}.{suffix}"), &known()),
+                classify(&format!("sha256-{hex}{suffix}"), &known()),
                 TagKind::Cosign {
                     target: format!("sha256:{hex}")
                 }
@@ -673,6 +689,34 @@ mod tests {
         );
         // The production image's signature is not even mentioned.
         assert!(!format!("{s:?}").contains(&format!("sha256-{}.sig", hex(2))));
+    }
+
+    /// cosign 3 on a registry without the referrers API: the tag
+    /// `sha256-<hex>` names an index of the image's Sigstore bundles; both go
+    /// with the image.
+    #[test]
+    fn a_referrers_tag_goes_with_its_image_and_takes_its_bundles() {
+        let hex = |n: u8| format!("{n:02x}").repeat(32);
+        let mut inv = inventory(
+            vec![
+                tag("ci-a-pr1", 1),
+                tag(&format!("sha256-{}", hex(1)), 11),
+                tag("ci-a-pr2", 2),
+                tag(&format!("sha256-{}", hex(2)), 21),
+            ],
+            vec![(1, aged(400)), (2, aged(1))],
+        );
+        inv.children
+            .insert(digest(11), vec![digest(12), digest(13)]);
+        inv.children.insert(digest(21), vec![digest(22)]);
+        let s = select(&inv, &policy(30, 0));
+        assert_eq!(deleted(&s), vec![digest(1)]);
+        let cosign = &s.delete[0].cosign_tags;
+        assert_eq!(cosign.len(), 1);
+        assert_eq!(cosign[0].tag, format!("sha256-{}", hex(1)));
+        assert_eq!(cosign[0].referrers, vec![digest(12), digest(13)]);
+        // The kept image's referrers are not touched.
+        assert!(!format!("{s:?}").contains(&digest(22)));
     }
 
     #[test]

@@ -4,29 +4,27 @@
 //! labelled production on every platform, with SLSA provenance and an SBOM
 //! attached for every platform, whose provenance agrees with its labels and
 //! annotations (the source repository and the revision it was built from),
-//! and signed on its index digest by the expected signer. Anything else is a
-//! problem of the verdict, every reason found.
+//! and signed on its index digest by the expected signer, in either format
+//! (a `.sig` signature or a Sigstore bundle, `signature.rs`). Anything else
+//! is a problem of the verdict, every reason found.
 
 mod checks;
+mod signature;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::Result;
 
-use crate::client::process;
 use crate::client::registry::{self, Attestation};
-use crate::model::files;
 use crate::model::names::Platform;
 use crate::model::reference::{Digest, ImageRef};
 use crate::model::tags::CI_PREFIX;
-use crate::plan::gate::ExpectedSigner;
 use crate::plan::record::{RecordedVariant, ReleaseRecord};
-use crate::render;
 
 pub use checks::{
     label_problems, origin_problems, provenance_origin, provenance_problems, sbom_problems, Claim,
 };
+pub use signature::{check_signature, prepare_signer, SignatureCheck};
 
 /// What a release record says an image is, checked against what it says itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,33 +59,17 @@ pub struct Verdict {
     pub problems: Vec<String>,
 }
 
-/// Writes the public half of a signing key for the gate into `dir` (a
-/// release's own gate); other signers need nothing. Returns the file.
-pub fn prepare_signer(signer: Option<&ExpectedSigner>, dir: &Path) -> Result<PathBuf> {
-    let public_key = dir.join("cosign.pub");
-    if let Some(ExpectedSigner::SigningKey { key, .. }) = signer {
-        files::create_dir_all(dir)?;
-        process::run(&render::public_key(key, &public_key)).with_context(|| {
-            format!(
-                "cannot derive the public key of {key} for the gate (is COSIGN_PASSWORD right?)"
-            )
-        })?;
-    }
-    Ok(public_key)
-}
-
 /// Runs the gate on every variant of a record, by digest.
 pub fn gate_record(
     record: &ReleaseRecord,
-    signer: Option<&ExpectedSigner>,
-    public_key: &Path,
+    signature: Option<&SignatureCheck>,
     platforms: &[Platform],
 ) -> Result<Vec<Verdict>> {
     let mut verdicts = Vec::new();
     for variant in &record.variants {
         let image = variant.image(&record.repository);
         let recorded = Recorded::of(record, variant);
-        let mut verdict = check_image(&image, signer, public_key, platforms, Some(&recorded))?;
+        let mut verdict = check_image(&image, signature, platforms, Some(&recorded))?;
         verdict.image = format!("{} ({})", variant.variant, verdict.image);
         verdicts.push(verdict);
     }
@@ -128,8 +110,7 @@ pub fn gate_failure(
 /// the image gets wrong is a problem of the verdict.
 pub fn check_image(
     image: &ImageRef,
-    signer: Option<&ExpectedSigner>,
-    public_key: &Path,
+    signature: Option<&SignatureCheck>,
     platforms: &[Platform],
     recorded: Option<&Recorded>,
 ) -> Result<Verdict> {
@@ -203,12 +184,12 @@ pub fn check_image(
         &listed,
         recorded,
     ));
-    match signer {
-        Some(signer) => {
-            if let Err(err) = cosign_verify(signer, public_key, &by_digest) {
+    match signature {
+        Some(check) => {
+            if let Err(reason) = check_signature(check, &by_digest, &digest)? {
                 problems.push(format!(
-                    "its signature does not verify as {} ({err})",
-                    signer.describe()
+                    "its signature does not verify as {} ({reason})",
+                    check.signer.describe()
                 ));
             }
         }
@@ -220,21 +201,4 @@ pub fn check_image(
         platforms: listed,
         problems,
     })
-}
-
-fn cosign_verify(signer: &ExpectedSigner, public_key: &Path, reference: &ImageRef) -> Result<()> {
-    let captured = process::capture(&render::cosign_verify(signer, public_key, reference))?;
-    if !captured.success {
-        let stderr = captured.stderr_text();
-        let reason = stderr
-            .lines()
-            .rev()
-            .find(|l| {
-                l.starts_with("Error") || l.contains("no signatures") || l.contains("no matching")
-            })
-            .map(String::from)
-            .unwrap_or_else(|| captured.last_words());
-        bail!("{}", reason.trim());
-    }
-    Ok(())
 }
