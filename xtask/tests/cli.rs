@@ -1497,7 +1497,7 @@ fn record_text(repository: &str) -> String {
             "variant": "ubi9",
             "digest": digest('a'),
             "platform_digests": {"linux/amd64": digest('b'), "linux/arm64": digest('c')},
-            "tags": [format!("{repository}:1.2.3-ubi9"), format!("{repository}:latest-ubi9")],
+            "tags": (["1.2.3-ubi9", "1.2-ubi9", "1-ubi9", "latest-ubi9"].map(|t| format!("{repository}:{t}"))),
             "immutable": [format!("{repository}:1.2.3-ubi9")],
             "recipe": {"dockerfile": "images/ubi9/Dockerfile", "context": ".", "build_args": {}, "named_contexts": {}}
         }]
@@ -1587,8 +1587,14 @@ fn promote_dry_run_shows_the_gate_then_the_tags_latest_last() {
     let record = shims.scratch().join("record.json");
     std::fs::write(&record, record_text("127.0.0.1:1/beacon")).unwrap();
     let record = record.display().to_string();
+    // A checkout of the release's tag: the tags are derived from it again.
+    let release = Context {
+        tags_at_head: vec!["v1.2.3".into()],
+        release_tags: vec!["v1.2.3".into()],
+        ..Context::default()
+    };
     let text = plans(
-        &Context::default(),
+        &release,
         &[
             "promote",
             "--record",
@@ -1599,6 +1605,10 @@ fn promote_dry_run_shows_the_gate_then_the_tags_latest_last() {
             "127.0.0.1:1",
             "--dry-run",
         ],
+    );
+    assert!(
+        text.contains("derived from this checkout's ref and release tags (version 1.2.3)"),
+        "{text}"
     );
     let gate = text.find("# the gate").expect("the gate");
     let verify = text.find("cosign verify").expect("cosign verify");

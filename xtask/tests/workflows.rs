@@ -1008,14 +1008,16 @@ fn build_push_publishes_in_stages_and_tags_only_after_the_gate() {
         .into();
     assert_eq!(needs("promote"), gate, "promote waits for the whole gate");
 
-    let checkout = wf
-        .step_using("build", "actions/checkout")
-        .expect("a checkout");
-    assert_eq!(
-        checkout["with"]["fetch-depth"],
-        json!(0),
-        "full history and tags, to compute `latest`"
-    );
+    // The build derives the tags, and the promotion derives them again
+    // (a release record is untrusted): both need every release tag.
+    for job in ["build", "promote"] {
+        let checkout = wf.step_using(job, "actions/checkout").expect("a checkout");
+        assert_eq!(
+            checkout["with"]["fetch-depth"],
+            json!(0),
+            "{job}: full history and tags, to compute `latest`"
+        );
+    }
     // The Dockerfiles cross-compile on the build platform and their
     // production stages run no command: nothing runs under emulation.
     assert!(

@@ -215,22 +215,8 @@ pub struct ReleaseImageArgs {
     #[arg(long, value_name = "OS/ARCH,...", default_value = DEFAULT_PLATFORMS)]
     pub platform: Platforms,
 
-    /// The variant that also gets the bare tags (1.2.3, latest, ...); `none` for no bare tags.
-    #[arg(
-        long,
-        env = "DEFAULT_VARIANT",
-        default_value = "chainguard",
-        value_name = "NAME"
-    )]
-    pub default_variant: String,
-
-    /// Overwrite version tags that already exist in the registry.
-    #[arg(long)]
-    pub force: bool,
-
-    /// Release from a ref that is neither main nor a release tag vX.Y.Z.
-    #[arg(long)]
-    pub allow_any_ref: bool,
+    #[command(flatten)]
+    pub tags: TagArgs,
 
     #[command(flatten)]
     pub signing: SigningArgs,
@@ -266,9 +252,9 @@ impl ReleaseImageArgs {
             request: ReleaseRequest {
                 build: self.build.options(self.registry, self.image_name),
                 platforms: self.platform.into_vec(),
-                default_variant: self.default_variant,
-                force: self.force,
-                allow_any_ref: self.allow_any_ref,
+                default_variant: self.tags.default_variant,
+                force: self.tags.force,
+                allow_any_ref: self.tags.allow_any_ref,
                 signing: self.signing.request(),
                 output_archive: self.output_archive.is_some(),
                 build_only: self.build_only,
@@ -280,4 +266,26 @@ impl ReleaseImageArgs {
             scanner: self.scanner,
         }
     }
+}
+
+/// What decides a release's tags beside its ref: `release-image` writes
+/// them, `promote` derives them again (a release record is untrusted).
+#[derive(Debug, Clone, Args)]
+pub struct TagArgs {
+    /// The variant that also gets the bare tags (1.2.3, latest, ...); `none` for no bare tags.
+    #[arg(
+        long,
+        env = "DEFAULT_VARIANT",
+        default_value = "chainguard",
+        value_name = "NAME"
+    )]
+    pub default_variant: String,
+
+    /// Overwrite version tags that already exist in the registry.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Release from a ref that is neither main nor a release tag vX.Y.Z.
+    #[arg(long)]
+    pub allow_any_ref: bool,
 }

@@ -25,7 +25,7 @@ use crate::commands::{
     test_task, update_bases, variants, verify,
 };
 
-pub use self::build::{BuildArgs, CacheArgs, CiImageArgs, ReleaseImageArgs, SigningArgs};
+pub use self::build::{BuildArgs, CacheArgs, CiImageArgs, ReleaseImageArgs, SigningArgs, TagArgs};
 pub use self::stages::{
     PromoteArgs, RebuildCheckArgs, RecordNaming, ScanArgs, SignArgs, SignerArgs, VerifyArgs,
     VerifyNaming,

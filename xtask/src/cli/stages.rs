@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::build::SigningArgs;
+use super::build::{SigningArgs, TagArgs};
 use super::one_of;
 use crate::commands::{promote, rebuild_check, scan, sign, verify};
 use crate::model::identity::GithubRepository;
@@ -235,6 +235,12 @@ pub struct PromoteArgs {
     #[arg(long, value_name = "OS/ARCH,...", default_value = DEFAULT_PLATFORMS)]
     pub platform: Platforms,
 
+    /// The tags moved are derived again from this checkout's ref and its
+    /// release tags (check out with full history), as release-image derived
+    /// them; the record's list must be the same.
+    #[command(flatten)]
+    pub tags: TagArgs,
+
     /// Print the gate's checks and the tag moves, and run nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -248,6 +254,9 @@ impl PromoteArgs {
             image_name: self.naming.image_name,
             signer: self.signer.request(),
             platforms: self.platform.into_vec(),
+            default_variant: self.tags.default_variant,
+            force: self.tags.force,
+            allow_any_ref: self.tags.allow_any_ref,
             dry_run: self.dry_run,
         }
     }

@@ -16,16 +16,18 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::client::registry;
+use crate::context::BuildContext;
 use crate::model::cosign::CosignRun;
 use crate::model::files::RunDir;
 use crate::model::names::Platform;
 use crate::model::reference::{Digest, ImageName, Registry};
 use crate::ops::gate;
-use crate::ops::promote::promote;
+use crate::ops::promote::{promote, tag_moves};
 use crate::ops::record::{self, RecordExpectation};
 use crate::ops::sign;
 use crate::plan::gate::{ExpectedSigner, SignerRequest};
 use crate::plan::record::ReleaseRecord;
+use crate::plan::release::{self, ReleaseTags, TagRequest, TagRules};
 use crate::preflight;
 use crate::{context, project, render};
 
@@ -38,8 +40,41 @@ pub struct PromoteOptions {
     pub signer: SignerRequest,
     /// Platforms every image must provide.
     pub platforms: Vec<Platform>,
+    /// As release-image's: what decides the tags beside the ref.
+    pub default_variant: String,
+    pub force: bool,
+    pub allow_any_ref: bool,
     /// Print what would be checked and moved, and run nothing.
     pub dry_run: bool,
+}
+
+/// The tags this release moves, derived again from the checkout's ref and
+/// its release tags, for the record's variants (which must be on disk): the
+/// record's own list is compared with them, never acted on.
+fn derived_tags(
+    args: &PromoteOptions,
+    context: &BuildContext,
+    record: &ReleaseRecord,
+) -> Result<ReleaseTags> {
+    let available = project::discover_variants(&project::project_root())?;
+    release::check_default_variant(&args.default_variant, &available)?;
+    context.check_release_event()?;
+    let request = TagRequest {
+        rules: TagRules {
+            allow_any_ref: args.allow_any_ref,
+            variants: &available,
+            writes_tags: true,
+        },
+        default_variant: &args.default_variant,
+        force: args.force,
+    };
+    let on_disk: Vec<String> = record
+        .planned
+        .iter()
+        .filter(|v| available.contains(v))
+        .cloned()
+        .collect();
+    release::release_tags(context, request, &record.repository, &on_disk)
 }
 
 pub fn run(args: PromoteOptions) -> Result<()> {
@@ -50,13 +85,14 @@ pub fn run(args: PromoteOptions) -> Result<()> {
     let repository =
         record::expected_repository(args.registry.as_ref(), &args.image_name, &context)?;
     let origin = args.record.display().to_string();
+    let derived = derived_tags(&args, &context, &record)?;
     if args.dry_run {
         let (line, _, note) = sign::dry_run_line()?;
         if let Some(note) = note {
             println!("# {note}");
         }
         let run = CosignRun::new(line, RunDir::dry_run("promote"));
-        print_dry_run(&record, Some(&signer), &run, platforms);
+        print_dry_run(&record, &derived, Some(&signer), &run, platforms);
         return Ok(());
     }
     let requirements = signer.requirements();
@@ -74,11 +110,12 @@ pub fn run(args: PromoteOptions) -> Result<()> {
             commit: Some(context.git.revision.clone()),
             complete: true,
         },
+        &derived,
         check.as_ref(),
         platforms,
         &rerun,
     )?;
-    for (variant, tags) in record.tag_moves() {
+    for (variant, tags) in tag_moves(&record, &derived) {
         for tag in tags {
             println!("tagged {tag} -> {}", variant.image(&record.repository));
         }
@@ -90,6 +127,7 @@ pub fn run(args: PromoteOptions) -> Result<()> {
 /// tag moves, `latest` last.
 pub fn print_dry_run(
     record: &ReleaseRecord,
+    derived: &ReleaseTags,
     signer: Option<&ExpectedSigner>,
     run: &CosignRun,
     platforms: &[Platform],
@@ -112,13 +150,17 @@ pub fn print_dry_run(
     }
     let wanted: Vec<String> = platforms.iter().map(ToString::to_string).collect();
     println!("# every index must hold {}", wanted.join(", "));
-    for variant in &record.variants {
-        for tag in &variant.immutable {
+    println!(
+        "# the tags are derived from this checkout's ref and release tags (version {}); the record's must be the same",
+        derived.version
+    );
+    for tags in derived.variants.values() {
+        for tag in &tags.immutable {
             println!("{}", registry::inspect_command(tag).display());
         }
     }
     println!("# then the tags move, latest last:");
-    for (variant, tags) in record.tag_moves() {
+    for (variant, tags) in tag_moves(record, derived) {
         println!(
             "{}",
             render::tag_digest(&tags, &variant.image(&record.repository)).display()

@@ -30,7 +30,7 @@ use crate::model::vulnerabilities::Policy;
 use crate::ops::record::{self, RecordExpectation};
 use crate::ops::{gate, promote, scan, sign};
 use crate::plan::record::ReleaseRecord;
-use crate::plan::release::{self, ReleaseInputs, ReleaseRequest};
+use crate::plan::release::{self, ReleaseInputs, ReleaseRequest, ReleaseTags};
 use crate::plan::{recipe, Plan, Signing};
 use crate::preflight::{self, Requirement};
 use crate::report::{self, RunResult};
@@ -299,6 +299,7 @@ impl Stages<'_> {
                 commit: Some(self.revision.to_string()),
                 complete: true,
             },
+            &ReleaseTags::of_plan(plan),
             check.as_ref(),
             &gate.platforms,
             &rerun,

@@ -11,20 +11,24 @@ use crate::model::names::Platform;
 use crate::model::reference::ImageRef;
 use crate::ops::gate::{self, SignatureCheck};
 use crate::ops::record::{self, RecordExpectation};
-use crate::plan::record::ReleaseRecord;
+use crate::plan::record::{latest_last, RecordedVariant, ReleaseRecord};
+use crate::plan::release::ReleaseTags;
 use crate::{render, report};
 
-/// Checks the record, gates every digest and moves the tags (see the
-/// module comment). Returns the tags moved.
+/// Checks the record (against the registry, the checkout and the tags
+/// derived from its ref: `derived`), gates every digest and moves the
+/// derived tags (see the module comment). Returns the tags moved.
 pub fn promote(
     record: &ReleaseRecord,
     origin: &str,
     expect: &RecordExpectation,
+    derived: &ReleaseTags,
     signature: Option<&SignatureCheck>,
     platforms: &[Platform],
     rerun: &str,
 ) -> Result<Vec<ImageRef>> {
     record::check_record(record, origin, expect)?;
+    record::check_tags(record, origin, derived)?;
     eprintln!(
         "gate: checking {} variant(s) of {} {} before any tag moves",
         record.variants.len(),
@@ -36,7 +40,12 @@ pub fn promote(
         return Err(failure);
     }
     for variant in &record.variants {
-        for reference in &variant.immutable {
+        let immutable = derived
+            .variants
+            .get(&variant.variant)
+            .map(|v| v.immutable.as_slice())
+            .unwrap_or_default();
+        for reference in immutable {
             if let Some(digest) = registry::resolve_digest(reference)? {
                 if variant.digest != digest {
                     bail!("{reference} already exists ({digest}), and the release record puts it on {}: release tags are immutable, so no tag moved; bump the version and release again", variant.digest);
@@ -44,16 +53,39 @@ pub fn promote(
             }
         }
     }
-    let moved = move_tags(record, rerun)?;
+    let moved = move_tags(record, &tag_moves(record, derived), rerun)?;
     report::write_step_summary(&report::promotion_summary(record, &moved))?;
     Ok(moved)
 }
 
-/// Moves every tag of a (gated) release record onto its digest, `latest`
-/// last. A failure says exactly how to finish: every digest is pushed,
-/// signed and has passed the gate.
-pub fn move_tags(record: &ReleaseRecord, finish: &str) -> Result<Vec<ImageRef>> {
-    let moves = record.tag_moves();
+/// The promotion's tag moves: each recorded (verified) digest gets its
+/// variant's derived tags, `latest` last.
+pub fn tag_moves<'a>(
+    record: &'a ReleaseRecord,
+    derived: &ReleaseTags,
+) -> Vec<(&'a RecordedVariant, Vec<ImageRef>)> {
+    let tags: Vec<(&RecordedVariant, Vec<ImageRef>)> = record
+        .variants
+        .iter()
+        .map(|v| {
+            let tags = derived.variants.get(&v.variant).map(|t| t.tags.clone());
+            (v, tags.unwrap_or_default())
+        })
+        .collect();
+    latest_last(&tags, |(_, tags)| tags)
+        .into_iter()
+        .map(|((variant, _), tags)| (*variant, tags))
+        .collect()
+}
+
+/// Moves the tags of a (gated) release record onto its digests, in the
+/// order given (`latest` last). A failure says exactly how to finish: every
+/// digest is pushed, signed and has passed the gate.
+pub fn move_tags(
+    record: &ReleaseRecord,
+    moves: &[(&RecordedVariant, Vec<ImageRef>)],
+    finish: &str,
+) -> Result<Vec<ImageRef>> {
     let mut moved = Vec::new();
     for (index, (variant, tags)) in moves.iter().enumerate() {
         let invocation = render::tag_digest(tags, &variant.image(&record.repository));

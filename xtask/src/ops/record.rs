@@ -16,6 +16,7 @@ use crate::exec::Resumed;
 use crate::model::names;
 use crate::model::reference::{ImageName, Registry, Repository};
 use crate::plan::record::ReleaseRecord;
+use crate::plan::release::{differences, ReleaseTags};
 use crate::plan::{recipe, Plan};
 
 /// The repository a record must be a release to: `--registry` and
@@ -179,6 +180,47 @@ pub fn check_record(
     Ok(())
 }
 
+/// Refuses, in one line, a record whose version or tags are not the ones
+/// this release moves, derived again from the checkout's ref and the
+/// repository's release tags (`plan::release::release_tags`): every tag the
+/// record adds or lacks is named. A record is untrusted input (it travels
+/// between jobs as an artifact, written by the job that runs third-party
+/// build scripts): the tags moved are the derived ones, never the record's.
+pub fn check_tags(record: &ReleaseRecord, origin: &str, derived: &ReleaseTags) -> Result<()> {
+    let refuse = |why: String| -> Result<()> {
+        bail!("the release record {origin} does not match: {why}; a release's tags are derived from the ref it builds and the repository's release tags, never taken from the record, so nothing was tagged (use the record of this release's build stage, from a checkout of the same ref with its tags: `fetch-depth: 0`)")
+    };
+    if record.version != derived.version {
+        return refuse(format!(
+            "it is a release of version {:?}, and this checkout's ref releases {:?}",
+            record.version, derived.version
+        ));
+    }
+    for variant in &record.variants {
+        let Some(expected) = derived.variants.get(&variant.variant) else {
+            return refuse(format!(
+                "it names the variant {}, which this checkout does not have (images/{}/Dockerfile)",
+                variant.variant, variant.variant
+            ));
+        };
+        let (extra, missing) = differences(&variant.tags, &expected.tags);
+        if !extra.is_empty() || !missing.is_empty() {
+            let mut why = format!("the tags of {} are not this release's:", variant.variant);
+            if !extra.is_empty() {
+                why.push_str(&format!(" it adds {}", extra.join(" ")));
+            }
+            if !missing.is_empty() {
+                if !extra.is_empty() {
+                    why.push(';');
+                }
+                why.push_str(&format!(" it lacks {}", missing.join(" ")));
+            }
+            return refuse(why);
+        }
+    }
+    Ok(())
+}
+
 /// Signs nothing the record names that its annotations do not say is a
 /// production image of the recorded commit (a record whose digest was
 /// swapped for another image of the repository).
@@ -205,4 +247,156 @@ pub fn refuse_other_commits(record: &ReleaseRecord) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::BuildContext;
+    use crate::model::reference::{ImageRef, Repository};
+    use crate::plan::record::{RecordedVariant, RECORD_FORMAT};
+    use crate::plan::release::{release_tags, TagRequest, TagRules};
+    use crate::plan::Recipe;
+
+    const REPOSITORY: &str = "r.example/beacon";
+
+    fn variants() -> Vec<String> {
+        ["chainguard", "distroless", "ubi9"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    /// What a release of `git_ref` derives (chainguard gets the bare tags).
+    fn derived(git_ref: &str, release_tags_in_repo: &[&str]) -> ReleaseTags {
+        let mut context = BuildContext::example(Some(git_ref));
+        context.git.release_tags = release_tags_in_repo.iter().map(|t| t.to_string()).collect();
+        let repository: Repository = REPOSITORY.parse().unwrap();
+        let request = TagRequest {
+            rules: TagRules {
+                allow_any_ref: false,
+                variants: &variants(),
+                writes_tags: true,
+            },
+            default_variant: "chainguard",
+            force: false,
+        };
+        release_tags(&context, request, &repository, &variants()).unwrap()
+    }
+
+    /// The record the build stage writes for `derived`.
+    fn record_of(derived: &ReleaseTags) -> ReleaseRecord {
+        let digest = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        ReleaseRecord {
+            format: RECORD_FORMAT.to_string(),
+            repository: REPOSITORY.parse().unwrap(),
+            commit: "0123456789abcdef0123456789abcdef01234567".into(),
+            version: derived.version.clone(),
+            source: "https://github.com/acme/beacon".into(),
+            platforms: vec!["linux/amd64".parse().unwrap()],
+            planned: variants(),
+            variants: derived
+                .variants
+                .iter()
+                .map(|(variant, tags)| RecordedVariant {
+                    variant: variant.clone(),
+                    digest: digest('a').parse().unwrap(),
+                    platform_digests: [("linux/amd64".to_string(), digest('b').parse().unwrap())]
+                        .into(),
+                    tags: tags.tags.clone(),
+                    immutable: tags.immutable.clone(),
+                    recipe: Recipe {
+                        dockerfile: format!("images/{variant}/Dockerfile"),
+                        context: ".".into(),
+                        build_args: Default::default(),
+                        named_contexts: Default::default(),
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    fn tag(text: &str) -> ImageRef {
+        format!("{REPOSITORY}:{text}").parse().unwrap()
+    }
+
+    fn refused(record: &ReleaseRecord, derived: &ReleaseTags) -> String {
+        check_tags(record, "r.json", derived)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn the_record_of_the_derived_tags_passes() {
+        let tags = derived("refs/tags/v1.2.4", &["v1.2.3", "v1.2.4"]);
+        let record = record_of(&tags);
+        assert!(record.variants[0].tags.contains(&tag("latest")));
+        check_tags(&record, "r.json", &tags).unwrap();
+    }
+
+    #[test]
+    fn a_tag_added_or_removed_is_refused_naming_it() {
+        let main = derived("refs/heads/main", &["v1.0.0"]);
+        type Edit = Box<dyn Fn(&mut ReleaseRecord)>;
+        let edits: [(&str, Edit, &str); 5] = [
+            (
+                "a version tag",
+                Box::new(|r| r.variants[0].tags.push(tag("1.0.0-ubi9"))),
+                "it adds r.example/beacon:1.0.0-ubi9",
+            ),
+            (
+                "latest",
+                Box::new(|r| r.variants[0].tags.push(tag("latest"))),
+                "it adds r.example/beacon:latest",
+            ),
+            (
+                "another variant's tag",
+                Box::new(|r| r.variants[0].tags.push(tag("main-ubi9"))),
+                "it adds r.example/beacon:main-ubi9",
+            ),
+            (
+                "a tag of another repository",
+                Box::new(|r| {
+                    r.variants[1]
+                        .tags
+                        .push("r.example/other:main".parse().unwrap())
+                }),
+                "it adds r.example/other:main",
+            ),
+            (
+                "one removed",
+                Box::new(|r| {
+                    r.variants[2].tags.pop();
+                }),
+                "it lacks r.example/beacon:sha-0123456-ubi9",
+            ),
+        ];
+        for (what, edit, expected) in edits {
+            let mut record = record_of(&main);
+            edit(&mut record);
+            let line = refused(&record, &main);
+            assert!(line.contains(expected), "{what}: {line}");
+            assert!(line.contains("nothing was tagged"), "{what}: {line}");
+            assert!(!line.contains('\n'), "{what}: one line");
+        }
+    }
+
+    #[test]
+    fn a_backport_never_moves_latest_whatever_the_record_says() {
+        // v1.1.9 after v1.2.0: the record claims `latest`, the derived tags do not.
+        let backport = derived("refs/tags/v1.1.9", &["v1.1.8", "v1.1.9", "v1.2.0"]);
+        let mut record = record_of(&backport);
+        record.variants[0].tags.push(tag("latest"));
+        assert!(refused(&record, &backport).contains("it adds r.example/beacon:latest"));
+    }
+
+    #[test]
+    fn another_version_or_an_unknown_variant_is_refused() {
+        let release = derived("refs/tags/v1.2.4", &["v1.2.4"]);
+        let mut record = record_of(&release);
+        record.version = "1.2.5".into();
+        assert!(refused(&record, &release).contains("version \"1.2.5\""));
+        let mut record = record_of(&release);
+        record.variants[0].variant = "alpine".into();
+        assert!(refused(&record, &release).contains("the variant alpine"));
+    }
 }

@@ -256,13 +256,6 @@ impl ReleaseRecord {
             .collect()
     }
 
-    /// The tag moves of the promotion, in order: per variant every tag but
-    /// the `latest` ones, then the `latest` ones (so `latest` never points
-    /// at a release whose other tags did not move).
-    pub fn tag_moves(&self) -> Vec<(&RecordedVariant, Vec<ImageRef>)> {
-        latest_last(&self.variants, |variant| &variant.tags)
-    }
-
     pub fn to_json(&self) -> String {
         let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
         text.push('\n');
@@ -450,8 +443,7 @@ mod tests {
         let mut record = ReleaseRecord::for_plan(&plan).unwrap();
         record.record(pushed(&plan, 0, 'a'));
         record.record(pushed(&plan, 1, 'b'));
-        let moves: Vec<(String, Vec<String>)> = record
-            .tag_moves()
+        let moves: Vec<(String, Vec<String>)> = latest_last(&record.variants, |v| &v.tags)
             .into_iter()
             .map(|(v, tags)| (v.variant.clone(), texts(&tags)))
             .collect();

@@ -119,5 +119,5 @@ pub fn default_variant() -> String {
     let XtaskCommand::ReleaseImage(args) = cli.command else {
         unreachable!()
     };
-    args.default_variant
+    args.tags.default_variant
 }

@@ -11,7 +11,8 @@ use anyhow::{bail, Result};
 mod tags;
 
 pub use self::tags::{
-    base_tags, differences, qualify, release_tags, ReleaseTags, TagRequest, TagRules, VariantTags,
+    base_tags, check_default_variant, differences, qualify, release_tags, ReleaseTags, TagRequest,
+    TagRules, VariantTags,
 };
 
 use crate::context::{BuildContext, BuildRef};
@@ -146,13 +147,7 @@ fn refuse_unreleasable(inputs: &ReleaseInputs<'_>) -> Result<()> {
     if context.git.dirty {
         bail!("the working tree has uncommitted or untracked changes: commit or stash them (`git status`); a release must be reproducible from its commit");
     }
-    if args.default_variant != "none" && !inputs.available.contains(&args.default_variant) {
-        bail!(
-            "unknown --default-variant {:?}: valid variants are {} (or none)",
-            args.default_variant,
-            inputs.available.join(", ")
-        );
-    }
+    tags::check_default_variant(&args.default_variant, inputs.available)?;
     // Only a push publishes (a job of another event may say `main` while it
     // checks out other code); an archive for rebuild-check publishes nothing.
     if !args.output_archive {

@@ -14,6 +14,10 @@ use crate::model::names;
 use crate::model::reference::{ImageRef, Repository};
 use crate::model::tags::{ReleaseTag, ReleaseTagKind, CI_PREFIX, DEFAULT_BRANCH};
 use crate::model::version::Version;
+use crate::plan::Plan;
+
+/// The annotation that carries a release's version.
+const VERSION_ANNOTATION: &str = "org.opencontainers.image.version";
 
 /// How a run's tags are decided and checked.
 #[derive(Debug, Clone, Copy)]
@@ -296,6 +300,49 @@ pub fn qualified_tags(
         version,
         variants: per_variant,
     })
+}
+
+impl ReleaseTags {
+    /// The tags a release plan moves, as its build stage records them.
+    pub fn of_plan(plan: &Plan) -> ReleaseTags {
+        let version = plan
+            .variants
+            .first()
+            .and_then(|v| v.policy.annotations.get(VERSION_ANNOTATION))
+            .cloned()
+            .unwrap_or_default();
+        let variants = plan
+            .variants
+            .iter()
+            .map(|v| {
+                let immutable = v
+                    .policy
+                    .tags
+                    .iter()
+                    .filter(|t| plan.must_not_exist.contains(t))
+                    .cloned()
+                    .collect();
+                let tags = VariantTags {
+                    tags: v.policy.tags.clone(),
+                    immutable,
+                };
+                (v.variant.clone(), tags)
+            })
+            .collect();
+        ReleaseTags { version, variants }
+    }
+}
+
+/// Refuses a default variant (the one that also gets the bare tags) that is
+/// not a variant on disk; `none` gives no bare tags.
+pub fn check_default_variant(default_variant: &str, available: &[String]) -> Result<()> {
+    if default_variant != "none" && !available.iter().any(|v| v == default_variant) {
+        bail!(
+            "unknown --default-variant {default_variant:?}: valid variants are {} (or none)",
+            available.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// How a recorded list of tags differs from the derived one: the tags it
