@@ -2,6 +2,7 @@
 //! through [`process`]; the registry is read and written only through
 //! [`registry`].
 
+pub mod docker;
 pub mod git;
 pub mod process;
 pub mod registry;

@@ -5,6 +5,7 @@
 //! registry client.
 
 pub mod build_log;
+pub mod builder;
 pub mod command;
 pub mod files;
 pub mod identity;
