@@ -152,6 +152,12 @@ pub struct BuildArgs {
     #[arg(long)]
     pub no_cache: bool,
 
+    /// The buildx builder to build with (one `docker buildx ls` lists); default: the current
+    /// one. A `docker`-driver builder of another docker context is used through its engine:
+    /// every engine command of the run becomes `docker --context CONTEXT ...`.
+    #[arg(long, value_name = "NAME")]
+    pub builder: Option<String>,
+
     /// Print every command that would run (registry lookups included), and run nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -222,6 +228,7 @@ impl CiImageArgs {
             },
             stand_ins_registry: self.stand_ins,
             host_build: self.host_build,
+            builder: self.build.builder.clone(),
             run: self.build.run_options(),
         }
     }
@@ -325,6 +332,7 @@ impl ReleaseImageArgs {
             run: self.build.run_options(),
             record: self.record,
             scanner: self.scanner,
+            builder: self.build.builder.clone(),
         }
     }
 }
@@ -530,6 +538,12 @@ pub struct RebuildCheckArgs {
     /// Print the comparison as JSON.
     #[arg(long)]
     pub json: bool,
+
+    /// The buildx builder to build with (one `docker buildx ls` lists); default: the current
+    /// one. A `docker`-driver builder of another docker context is used through its engine:
+    /// every engine command of the run becomes `docker --context CONTEXT ...`.
+    #[arg(long, value_name = "NAME")]
+    pub builder: Option<String>,
 }
 
 impl RebuildCheckArgs {
@@ -537,6 +551,7 @@ impl RebuildCheckArgs {
         rebuild_check::RebuildCheckOptions {
             image: self.image,
             json: self.json,
+            builder: self.builder,
         }
     }
 }
@@ -611,6 +626,7 @@ impl StandInsArgs {
             registry: self.registry,
             inputs: self.inputs,
             binaries_only: self.binaries_only,
+            builder: None,
         }
     }
 }
@@ -671,6 +687,12 @@ pub struct BenchArgs {
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
+
+    /// The buildx builder to build with (one `docker buildx ls` lists); default: the current
+    /// one. A `docker`-driver builder of another docker context is used through its engine:
+    /// every engine command of the run becomes `docker --context CONTEXT ...`.
+    #[arg(long, value_name = "NAME")]
+    pub builder: Option<String>,
 }
 
 impl BenchArgs {
@@ -681,6 +703,7 @@ impl BenchArgs {
             registry: self.registry,
             builder_image: self.builder_image,
             json: self.json,
+            builder: self.builder,
         }
     }
 }

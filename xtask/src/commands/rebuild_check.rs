@@ -18,10 +18,11 @@ use crate::client::registry::{self, Attestation};
 use crate::client::{git, tar};
 use crate::context::{BuildContext, CiEnv, GitState};
 use crate::model::files;
-use crate::model::names::{ImageRef, Platform};
+use crate::model::names::{self, ImageRef, Platform};
 use crate::model::oci::{blob_path, Descriptor, ImageManifest, Index, Layout};
 use crate::model::tags::DEFAULT_BRANCH;
 use crate::model::version::Version;
+use crate::ops::builder;
 use crate::plan::LABEL_NS;
 use crate::preflight::{self, Requirement};
 use crate::project;
@@ -32,6 +33,8 @@ pub struct RebuildCheckOptions {
     pub image: String,
     /// Print the comparison as JSON.
     pub json: bool,
+    /// The buildx builder to rebuild with (`docker buildx ls`); `None`: the current one.
+    pub builder: Option<String>,
 }
 
 /// What the published image says it was built from.
@@ -163,12 +166,15 @@ pub struct Report {
 }
 
 pub fn run(args: RebuildCheckOptions) -> Result<()> {
-    preflight::check_all(&[
+    let mut checks = vec![
         Requirement::Docker,
         Requirement::Buildx,
         Requirement::Engine,
         Requirement::Skopeo,
-    ])?;
+    ];
+    // A named builder's engine is checked once the platforms are known.
+    checks.retain(|r| args.builder.is_none() || *r != Requirement::Engine);
+    preflight::check_all(&checks)?;
     let image: ImageRef = args.image.parse()?;
     let fetched = registry::fetch_existing(&image.to_string())?;
     let digest = fetched.digest.clone();
@@ -177,6 +183,7 @@ pub fn run(args: RebuildCheckOptions) -> Result<()> {
         bail!("{image} is a single manifest, not a release index: rebuild-check checks images published by release-image");
     };
     let platforms = index.platforms();
+    select_builder(args.builder.as_deref(), &platforms)?;
     let first = index
         .images()
         .next()
@@ -202,7 +209,14 @@ pub fn run(args: RebuildCheckOptions) -> Result<()> {
 
     let root = project::project_root();
     let tree = checkout(&root, &inputs.revision)?;
-    let result = rebuild(&tree, &image, &inputs, &platforms, &mut notes);
+    let result = rebuild(
+        &tree,
+        &image,
+        &inputs,
+        &platforms,
+        args.builder.as_deref(),
+        &mut notes,
+    );
     remove_worktree(&root, &tree);
     let archive = result?;
     let rebuilt = read_archive(&archive)?;
@@ -274,6 +288,20 @@ pub fn run(args: RebuildCheckOptions) -> Result<()> {
     Ok(())
 }
 
+/// The named builder (`--builder`), checked for the image's platforms: it
+/// exists, can build them, its engine answers; then said.
+fn select_builder(name: Option<&str>, platforms: &[String]) -> Result<()> {
+    let Some(name) = name else {
+        return Ok(());
+    };
+    let platforms = names::parse_platforms(&platforms.join(","))?;
+    if let Some(selected) = builder::select(Some(name), &platforms)? {
+        preflight::check_on(&Requirement::Engine, Some(&selected.selection))?;
+        eprintln!("{}", selected.selection.describe());
+    }
+    Ok(())
+}
+
 /// A clean checkout of `revision` in a scratch worktree of its own.
 fn checkout(root: &Path, revision: &str) -> Result<PathBuf> {
     let tree = root.join("target/rebuild-check").join(format!(
@@ -315,6 +343,7 @@ fn rebuild(
     image: &ImageRef,
     inputs: &BuildInputs,
     platforms: &[String],
+    builder: Option<&str>,
     notes: &mut Vec<String>,
 ) -> Result<PathBuf> {
     let commit_time: i64 = git::read(tree, &["log", "-1", "--format=%ct", "HEAD"])?
@@ -372,6 +401,9 @@ fn rebuild(
         "--platform".into(),
         platforms.join(","),
     ];
+    if let Some(builder) = builder {
+        args.extend(["--builder".to_string(), builder.to_string()]);
+    }
     args.extend(
         inputs
             .images

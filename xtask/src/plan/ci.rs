@@ -169,6 +169,7 @@ pub fn plan(
         warnings,
         gate: None,
         shared_compile,
+        builder: None,
     })
 }
 

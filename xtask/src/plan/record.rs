@@ -401,6 +401,7 @@ mod tests {
             warnings: Vec::new(),
             gate: None,
             shared_compile: None,
+            builder: None,
         }
     }
 
