@@ -386,14 +386,14 @@ fn remove_shared_compile_image(plan: &Plan, metadata: &Value) {
     if !untagged {
         return;
     }
-    let removed = process::read(&docker::engine(
+    let remove = docker::engine(
         plan.builder.as_ref(),
         vec!["image".into(), "rm".into(), digest.to_string()],
-    ));
-    if let Err(err) = removed {
+    );
+    if let Err(err) = process::read(&remove) {
         eprintln!(
             "warning: the compile stages' untagged image {digest} stays in the engine ({err}); remove it with `{}`",
-            docker::engine(plan.builder.as_ref(), vec!["image".into(), "rm".into(), digest.to_string()]).display()
+            remove.display()
         );
     }
 }
