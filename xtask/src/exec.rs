@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::{bail, Context as _, Result};
 use serde_json::Value;
 
-use crate::client::{process, registry, tar};
+use crate::client::{docker, process, registry, tar};
 use crate::model::cosign::CosignLine;
 use crate::model::oci::{blob_path, Index, Layout};
 use crate::model::reference::Digest;
@@ -23,7 +23,7 @@ use crate::model::tags::SHARED_COMPILE;
 use crate::model::{build_log, files};
 use crate::plan::record::ReleaseRecord;
 use crate::plan::{Mode, Output, Plan, COMPILE_STAGES};
-use crate::render::{self, Invocation, RunFiles};
+use crate::render::{self, RunFiles};
 use crate::report::{report, RunResult, VariantResult};
 use crate::{preflight, project};
 
@@ -56,6 +56,9 @@ pub fn print_dry_run_head(plan: &Plan) {
     for warning in &plan.warnings {
         println!("# warning: {warning}");
     }
+    if let Some(builder) = &plan.builder {
+        println!("# {}", builder.describe());
+    }
     let checks: Vec<String> = plan.preflight.iter().map(|r| format!("{r:?}")).collect();
     println!("# checks first: {}", checks.join(", "));
     if !plan.must_not_exist.is_empty() {
@@ -68,6 +71,14 @@ pub fn print_dry_run_head(plan: &Plan) {
             "# refuses if any of these tags exists (on another digest than the release record's): {}",
             tags.join(" ")
         );
+    }
+}
+
+/// Says which builder (and node) builds what, when the user named one: after
+/// the checks, so that a refusal stays one line.
+pub fn say_builder(plan: &Plan) {
+    if let Some(builder) = &plan.builder {
+        eprintln!("{}", builder.describe());
     }
 }
 
@@ -95,9 +106,10 @@ pub fn run_plan(plan: &Plan, options: &RunOptions, archives: Option<PathBuf>) ->
     if options.dry_run {
         return print_dry_run(plan, &run_files, options.json);
     }
-    preflight::check_all(&plan.preflight)?;
+    preflight::check_all_on(&plan.preflight, plan.builder.as_ref())?;
     // A refusal is one line: it comes before the warnings about the run it stops.
     refuse_existing_tags(plan, None)?;
+    say_builder(plan);
     for warning in &plan.warnings {
         eprintln!("warning: {warning}");
     }
@@ -256,8 +268,8 @@ fn platform_details(plan: &Plan, result: &mut VariantResult) {
             }
         }
         Output::Load if std::env::var_os("GITHUB_STEP_SUMMARY").is_some() => {
-            let size = process::read(&Invocation::new(
-                "docker",
+            let size = process::read(&docker::engine(
+                plan.builder.as_ref(),
                 vec![
                     "image".into(),
                     "inspect".into(),
@@ -283,11 +295,15 @@ fn build(plan: &Plan, files: &RunFiles) -> Result<BTreeMap<String, Built>> {
     if let Some(dir) = &files.archives {
         files::create_dir_all(&root.join(dir))?;
     }
-    let invocation = render::build(plan, files);
+    let mut invocation = render::build(plan, files);
     eprintln!(
         "+ {}",
         invocation.display().lines().next().unwrap_or_default()
     );
+    // buildx 0.18+ refuses paths outside the project root unless told (0.13 ignores this).
+    if let Some((key, value)) = docker::bake_entitlements(&render::bake_file(plan, files), &root) {
+        invocation = invocation.with_env(key, value);
+    }
     let invocation = invocation.in_dir(&root);
     let mut streamed = process::stream(&invocation)?;
     // Only a failed bake's log is read for a race.
@@ -359,7 +375,7 @@ fn build(plan: &Plan, files: &RunFiles) -> Result<BTreeMap<String, Built>> {
     })?;
     let metadata: Value =
         serde_json::from_str(&text).context("buildx wrote an unreadable metadata file")?;
-    remove_shared_compile_image(&metadata);
+    remove_shared_compile_image(plan, &metadata);
     let mut built = BTreeMap::new();
     for variant in plan.variant_names() {
         let entry = metadata.get(variant);
@@ -386,7 +402,7 @@ fn build(plan: &Plan, files: &RunFiles) -> Result<BTreeMap<String, Built>> {
 /// (the shared compile's `type=cacheonly`) as an untagged image: one of a
 /// few MB per change of the service, which would pile up on a laptop. It is
 /// in the build cache anyway, so it goes (a failure only warns).
-fn remove_shared_compile_image(metadata: &Value) {
+fn remove_shared_compile_image(plan: &Plan, metadata: &Value) {
     let Some(entry) = metadata.get(SHARED_COMPILE) else {
         return;
     };
@@ -400,13 +416,14 @@ fn remove_shared_compile_image(metadata: &Value) {
     if !untagged {
         return;
     }
-    let removed = process::read(&Invocation::new(
-        "docker",
+    let remove = docker::engine(
+        plan.builder.as_ref(),
         vec!["image".into(), "rm".into(), digest.to_string()],
-    ));
-    if let Err(err) = removed {
+    );
+    if let Err(err) = process::read(&remove) {
         eprintln!(
-            "warning: the compile stages' untagged image {digest} stays in the engine ({err}); remove it with `docker image rm {digest}`"
+            "warning: the compile stages' untagged image {digest} stays in the engine ({err}); remove it with `{}`",
+            remove.display()
         );
     }
 }

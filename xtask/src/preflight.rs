@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 use crate::client::process::{self, Invocation};
-use crate::client::{cosign, registry};
+use crate::client::{cosign, docker, registry};
+use crate::model::builder::{Builder, Selection};
 use crate::model::names::Platform;
 use crate::model::reference::Repository;
 
@@ -37,6 +38,17 @@ pub struct BuilderInfo {
     pub name: String,
     pub driver: String,
     pub platforms: Vec<String>,
+}
+
+impl From<&Builder> for BuilderInfo {
+    /// The builder as a whole: every node's platforms together.
+    fn from(builder: &Builder) -> BuilderInfo {
+        BuilderInfo {
+            name: builder.name.clone(),
+            driver: builder.driver.clone(),
+            platforms: builder.platforms(),
+        }
+    }
 }
 
 impl BuilderInfo {
@@ -73,10 +85,15 @@ pub fn is_executable(path: &Path) -> bool {
 /// together they are most of the tool's fixed cost), and reports the first
 /// failing one in the order given.
 pub fn check_all(requirements: &[Requirement]) -> Result<()> {
+    check_all_on(requirements, None)
+}
+
+/// [`check_all`], the engine and builder ones on the selected builder.
+pub fn check_all_on(requirements: &[Requirement], selection: Option<&Selection>) -> Result<()> {
     let results: Vec<Result<()>> = std::thread::scope(|scope| {
         let handles: Vec<_> = requirements
             .iter()
-            .map(|r| scope.spawn(move || check(r)))
+            .map(|r| scope.spawn(move || check_on(r, selection)))
             .collect();
         handles
             .into_iter()
@@ -102,6 +119,11 @@ fn first_line(text: &str) -> String {
 }
 
 pub fn check(requirement: &Requirement) -> Result<()> {
+    check_on(requirement, None)
+}
+
+/// [`check`], the engine and builder ones on the selected builder.
+pub fn check_on(requirement: &Requirement, selection: Option<&Selection>) -> Result<()> {
     match requirement {
         Requirement::Docker => {
             if find_program("docker").is_none() {
@@ -137,7 +159,8 @@ pub fn check(requirement: &Requirement) -> Result<()> {
         Requirement::Engine => {
             // `docker version` asks the engine for its version and nothing else
             // (`docker info` gathers the engine's whole state: twice as slow).
-            let out = process::capture(&docker(&["version", "--format", "{{.Server.Version}}"]))?;
+            let version = ["version", "--format", "{{.Server.Version}}"].map(String::from);
+            let out = process::capture(&docker::engine(selection, version.to_vec()))?;
             let version = out.stdout_text().trim().to_string();
             if !out.success || version.is_empty() {
                 bail!(
@@ -147,23 +170,8 @@ pub fn check(requirement: &Requirement) -> Result<()> {
             }
         }
         Requirement::BuilderPlatforms(platforms) => {
-            let builder = builder_info()?;
-            let missing: Vec<String> = platforms
-                .iter()
-                .filter(|p| !builder.supports(p))
-                .map(ToString::to_string)
-                .collect();
-            if !missing.is_empty() {
-                bail!(
-                    "the buildx builder {:?} (driver {}) cannot build {} (it can build: {}): enable QEMU emulation \
-                     (docker run --privileged --rm tonistiigi/binfmt --install all, or apt install qemu-user-static) \
-                     or select a builder that can (docker buildx create --use --platform {})",
-                    builder.name,
-                    builder.driver,
-                    missing.join(", "),
-                    builder.platforms.join(", "),
-                    platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
-                );
+            if let Some(refusal) = platforms_refusal(&builder_info_on(selection)?, platforms) {
+                bail!("{refusal}");
             }
         }
         Requirement::Cosign => {
@@ -203,6 +211,28 @@ pub fn check(requirement: &Requirement) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Why `builder` cannot build every one of `platforms`, in one line; `None` if it can.
+pub fn platforms_refusal(builder: &BuilderInfo, platforms: &[Platform]) -> Option<String> {
+    let missing: Vec<String> = platforms
+        .iter()
+        .filter(|p| !builder.supports(p))
+        .map(ToString::to_string)
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "the buildx builder {:?} (driver {}) cannot build {} (it can build: {}): enable QEMU emulation \
+         (docker run --privileged --rm tonistiigi/binfmt --install all, or apt install qemu-user-static) \
+         or select a builder that can (docker buildx create --use --platform {})",
+        builder.name,
+        builder.driver,
+        missing.join(", "),
+        builder.platforms.join(", "),
+        platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+    ))
 }
 
 /// Where a successful buildx check is remembered, if this is a checkout.
@@ -269,40 +299,17 @@ fn buildx_fingerprint() -> Option<String> {
 
 /// Reads the current builder's name, driver and platforms.
 pub fn builder_info() -> Result<BuilderInfo> {
-    let out = process::capture(&docker(&["buildx", "inspect"]))?;
-    if !out.success {
-        bail!(
-            "cannot inspect the buildx builder ({}): check `docker buildx ls`",
-            first_line(&out.stderr_text())
-        );
-    }
-    Ok(parse_builder_info(&out.stdout_text()))
+    builder_info_on(None)
 }
 
+/// Reads the selected builder's (else the current one's) name, driver and platforms.
+pub fn builder_info_on(selection: Option<&Selection>) -> Result<BuilderInfo> {
+    Ok(BuilderInfo::from(&docker::inspect_selected(selection)?))
+}
+
+#[cfg(test)]
 fn parse_builder_info(text: &str) -> BuilderInfo {
-    let mut info = BuilderInfo {
-        name: String::new(),
-        driver: String::new(),
-        platforms: Vec::new(),
-    };
-    for line in text.lines() {
-        let Some((key, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        match key.trim() {
-            "Name" if info.name.is_empty() => info.name = value.to_string(),
-            "Driver" if info.driver.is_empty() => info.driver = value.to_string(),
-            "Platforms" => info.platforms.extend(
-                value
-                    .split(',')
-                    .map(|p| p.trim().trim_end_matches('*').to_string())
-                    .filter(|p| !p.is_empty()),
-            ),
-            _ => {}
-        }
-    }
-    info
+    BuilderInfo::from(&crate::model::builder::parse(text).unwrap_or_else(|e| panic!("{e}")))
 }
 
 #[cfg(test)]

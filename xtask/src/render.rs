@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-use crate::client::{cosign, registry};
+use crate::client::{cosign, docker, registry};
 pub use crate::model::command::Invocation;
 use crate::model::cosign::{CosignLine, CosignRun, SIGNATURE_PREDICATE};
 use crate::model::reference::{Digest, ImageRef};
@@ -255,10 +255,10 @@ fn shared_compile_target(compile: &SharedCompile, policy: &Policy) -> Value {
     target
 }
 
-/// The one buildx invocation that builds every variant of the plan.
+/// The one buildx invocation that builds every variant of the plan (on the
+/// selected builder, if any).
 pub fn build(plan: &Plan, files: &RunFiles) -> Invocation {
     let mut args: Vec<String> = [
-        "buildx",
         "bake",
         "--file",
         "-",
@@ -274,7 +274,7 @@ pub fn build(plan: &Plan, files: &RunFiles) -> Invocation {
     bake.push('\n');
     Invocation {
         stdin: Some(bake),
-        ..Invocation::new("docker", args)
+        ..docker::buildx(plan.builder.as_ref(), args)
     }
 }
 

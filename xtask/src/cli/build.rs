@@ -40,6 +40,12 @@ pub struct BuildArgs {
     #[arg(long)]
     pub no_cache: bool,
 
+    /// The buildx builder to build with (one `docker buildx ls` lists); default: the current
+    /// one. A `docker`-driver builder of another docker context is used through its engine:
+    /// every engine command of the run becomes `docker --context CONTEXT ...`.
+    #[arg(long, value_name = "NAME")]
+    pub builder: Option<String>,
+
     /// Print every command that would run (registry lookups included), and run nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -154,6 +160,7 @@ impl CiImageArgs {
             },
             stand_ins_registry: self.stand_ins,
             host_build: self.host_build,
+            builder: self.build.builder.clone(),
             run: self.build.run_options(),
         }
     }
@@ -264,6 +271,7 @@ impl ReleaseImageArgs {
             run: self.build.run_options(),
             record: self.record,
             scanner: self.scanner,
+            builder: self.build.builder.clone(),
         }
     }
 }

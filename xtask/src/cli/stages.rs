@@ -271,6 +271,12 @@ pub struct RebuildCheckArgs {
     /// Print the comparison as JSON.
     #[arg(long)]
     pub json: bool,
+
+    /// The buildx builder to build with (one `docker buildx ls` lists); default: the current
+    /// one. A `docker`-driver builder of another docker context is used through its engine:
+    /// every engine command of the run becomes `docker --context CONTEXT ...`.
+    #[arg(long, value_name = "NAME")]
+    pub builder: Option<String>,
 }
 
 impl RebuildCheckArgs {
@@ -278,6 +284,7 @@ impl RebuildCheckArgs {
         rebuild_check::RebuildCheckOptions {
             image: self.image,
             json: self.json,
+            builder: self.builder,
         }
     }
 }

@@ -82,6 +82,7 @@ impl StandInsArgs {
             registry: self.registry,
             inputs: self.inputs,
             binaries_only: self.binaries_only,
+            builder: None,
         }
     }
 }
@@ -142,6 +143,12 @@ pub struct BenchArgs {
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
+
+    /// The buildx builder to build with (one `docker buildx ls` lists); default: the current
+    /// one. A `docker`-driver builder of another docker context is used through its engine:
+    /// every engine command of the run becomes `docker --context CONTEXT ...`.
+    #[arg(long, value_name = "NAME")]
+    pub builder: Option<String>,
 }
 
 impl BenchArgs {
@@ -152,6 +159,7 @@ impl BenchArgs {
             registry: self.registry,
             builder_image: self.builder_image,
             json: self.json,
+            builder: self.builder,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! [`registry`].
 
 pub mod cosign;
+pub mod docker;
 pub mod git;
 pub mod process;
 pub mod registry;

@@ -29,12 +29,13 @@ use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::client::{process, registry};
+use crate::client::{docker, process, registry};
 use crate::context::BuildContext;
+use crate::model::builder::Selection;
 use crate::model::names::Platform;
 use crate::model::reference::Registry;
 use crate::model::{build_log, files};
-use crate::ops::stand_ins;
+use crate::ops::{builder, stand_ins};
 use crate::preflight::{self, Requirement};
 use crate::project;
 
@@ -50,6 +51,8 @@ pub struct BenchOptions {
     pub builder_image: Option<String>,
     /// Print the results as JSON.
     pub json: bool,
+    /// The buildx builder every build runs on (`docker buildx ls`); `None`: the current one.
+    pub builder: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -386,6 +389,9 @@ struct Bench {
     key: PathBuf,
     repeat: usize,
     smoke: bool,
+    /// `--builder NAME` of every build, and how the bench's own engine commands select it.
+    builder: Option<String>,
+    selection: Option<Selection>,
 }
 
 impl Bench {
@@ -400,10 +406,16 @@ impl Bench {
             .env_remove("GITHUB_STEP_SUMMARY")
     }
 
+    /// `--variant` of each variant, and `--builder` (every build command takes both).
     fn variant_args(&self) -> Vec<String> {
+        let builder = self
+            .builder
+            .iter()
+            .flat_map(|b| ["--builder".to_string(), b.clone()]);
         self.variants
             .iter()
             .flat_map(|v| ["--variant".to_string(), v.clone()])
+            .chain(builder)
             .collect()
     }
 
@@ -511,7 +523,9 @@ impl Bench {
     /// make every later build of the test suite compile from scratch.
     fn cold(&self) -> Result<()> {
         if !self.smoke {
-            timed(duct::cmd!("docker", "buildx", "prune", "--all", "--force"))?;
+            let args = ["prune", "--all", "--force"].map(String::from).to_vec();
+            let prune = docker::buildx(self.selection.as_ref(), args);
+            timed(duct::cmd(&prune.program, &prune.args))?;
         }
         Ok(())
     }
@@ -550,13 +564,22 @@ impl Bench {
 }
 
 pub fn run(args: BenchOptions) -> Result<()> {
-    preflight::check_all(&[
-        Requirement::Docker,
-        Requirement::Buildx,
-        Requirement::Engine,
-        Requirement::Cosign,
-        Requirement::Skopeo,
-    ])?;
+    let platforms = [Platform::linux("amd64"), Platform::linux("arm64")];
+    let selected = builder::select(args.builder.as_deref(), &platforms)?;
+    let selection = builder::selection(selected.as_ref());
+    preflight::check_all_on(
+        &[
+            Requirement::Docker,
+            Requirement::Buildx,
+            Requirement::Engine,
+            Requirement::Cosign,
+            Requirement::Skopeo,
+        ],
+        selection.as_ref(),
+    )?;
+    if let Some(selection) = &selection {
+        eprintln!("bench: {}", selection.describe());
+    }
     let root = project::project_root();
     let work = root.join("target/bench");
     files::create_dir_all(&work)?;
@@ -567,6 +590,7 @@ pub fn run(args: BenchOptions) -> Result<()> {
         registry: args.registry.clone(),
         inputs: PathBuf::from(stand_ins::DEFAULT_INPUTS),
         binaries_only: false,
+        builder: selection.clone(),
     })?;
     let builder = match args.builder_image.as_deref() {
         Some("dockerfile") => None,
@@ -644,6 +668,8 @@ pub fn run(args: BenchOptions) -> Result<()> {
         key: key_prefix.with_extension("key"),
         repeat: if args.smoke { 1 } else { args.repeat.max(1) },
         smoke: args.smoke,
+        builder: args.builder.clone(),
+        selection: selection.clone(),
     };
     if args.smoke {
         notes.push("smoke run: one repetition, one variant, and the engine is never emptied, so the cold and fresh-runner figures are warm ones: they prove the scenarios run, nothing more".to_string());
@@ -655,13 +681,15 @@ pub fn run(args: BenchOptions) -> Result<()> {
         .ignore_stderr()
         .run();
     let measured = result?;
-    let version_format = "{{.Server.Version}}";
+    let version = ["version", "--format", "{{.Server.Version}}"].map(String::from);
+    let engine = process::read(&docker::engine(selection.as_ref(), version.to_vec()));
     let machine = serde_json::json!({
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "arch": std::env::consts::ARCH,
         "os": std::env::consts::OS,
-        "engine": xshell::cmd!(sh, "docker version --format {version_format}").quiet().ignore_stderr().read().unwrap_or_default(),
-        "builder_driver": preflight::builder_info().map(|b| b.driver).unwrap_or_default(),
+        "engine": engine.map(|v| v.trim().to_string()).unwrap_or_default(),
+        "builder": args.builder.as_deref().unwrap_or("(current)"),
+        "builder_driver": preflight::builder_info_on(selection.as_ref()).map(|b| b.driver).unwrap_or_default(),
     });
     let report = Report {
         machine,
@@ -1089,7 +1117,11 @@ fn measure_overhead(
         .as_array()
         .into_iter()
         .flatten()
-        .find(|c| c["args"][1] == "bake")
+        .find(|c| {
+            c["args"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|v| v == "bake"))
+        })
         .context("--dry-run --json printed no buildx bake")?;
     // The run directory a dry run names, made real for the hand-run bake.
     let by_hand_dir = "target/xtask/runs/bench-by-hand";

@@ -10,7 +10,7 @@ use crate::exec::{self, RunOptions};
 use crate::model::build_arg::BuildArg;
 use crate::model::names::Platform;
 use crate::model::reference::Registry;
-use crate::ops::stand_ins;
+use crate::ops::{builder, stand_ins};
 use crate::plan::ci::{self, CiRequest};
 use crate::plan::recipe;
 use crate::{context, preflight, project};
@@ -22,17 +22,30 @@ pub struct CiImageOptions {
     pub stand_ins_registry: Option<Registry>,
     /// Compile the service on the host first, and build from that binary.
     pub host_build: bool,
+    /// The buildx builder to build with (`docker buildx ls`); `None`: the current one.
+    pub builder: Option<String>,
     pub run: RunOptions,
 }
 
 pub fn run(mut options: CiImageOptions) -> Result<()> {
     let root = project::project_root();
+    let context = context::gather(&root)?;
     let request = &mut options.request;
+    // The named builder first: every engine command below runs on it.
+    let selected = match options.builder.as_deref() {
+        Some(name) => {
+            let platform = ci::requested_platform(request, &context.native_platform);
+            builder::select(Some(name), &[platform])?
+        }
+        None => None,
+    };
+    let selection = builder::selection(selected.as_ref());
     if let Some(registry) = options.stand_ins_registry.clone() {
         let overrides = stand_ins::build(&stand_ins::StandInsRequest {
             registry,
             inputs: std::path::PathBuf::from(stand_ins::DEFAULT_INPUTS),
             binaries_only: false,
+            builder: selection.clone(),
         })?;
         // The user's own build args come last, so they still win.
         let mut build_args: Vec<BuildArg> = overrides.build_args.into_values().flatten().collect();
@@ -46,14 +59,13 @@ pub fn run(mut options: CiImageOptions) -> Result<()> {
     let available = project::discover_variants(&root)?;
     let variants = project::select_variants(&available, &request.build.variants)?;
     recipe::check_build_arg_scopes(&request.build, &available)?;
-    let context = context::gather(&root)?;
     // Pushing needs to know whether the builder can push by digest itself.
-    let builder = if request.push {
-        preflight::builder_info().ok()
-    } else {
-        None
+    let builder = match &selected {
+        Some(selected) => Some(selected.info()),
+        None if request.push => preflight::builder_info().ok(),
+        None => None,
     };
-    let plan = ci::plan(request, &variants, &context, builder.as_ref())?;
+    let plan = ci::plan(request, &variants, &context, builder.as_ref())?.on_builder(selection);
     exec::run_plan(&plan, &options.run, None)
 }
 

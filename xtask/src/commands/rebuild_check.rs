@@ -23,6 +23,7 @@ use crate::model::oci::{blob_path, Descriptor, ImageManifest, Index, Layout};
 use crate::model::reference::{Digest, ImageRef};
 use crate::model::tags::DEFAULT_BRANCH;
 use crate::model::version::Version;
+use crate::ops::builder;
 use crate::plan::LABEL_NS;
 use crate::preflight::{self, Requirement};
 use crate::project;
@@ -33,6 +34,8 @@ pub struct RebuildCheckOptions {
     pub image: ImageRef,
     /// Print the comparison as JSON.
     pub json: bool,
+    /// The buildx builder to rebuild with (`docker buildx ls`); `None`: the current one.
+    pub builder: Option<String>,
 }
 
 /// What the published image says it was built from.
@@ -164,12 +167,15 @@ pub struct Report {
 }
 
 pub fn run(args: RebuildCheckOptions) -> Result<()> {
-    preflight::check_all(&[
+    let mut checks = vec![
         Requirement::Docker,
         Requirement::Buildx,
         Requirement::Engine,
         Requirement::Skopeo,
-    ])?;
+    ];
+    // A named builder's engine is checked once the platforms are known.
+    checks.retain(|r| args.builder.is_none() || *r != Requirement::Engine);
+    preflight::check_all(&checks)?;
     let image = &args.image;
     let fetched = registry::fetch_existing(image)?;
     let digest = fetched.digest.clone();
@@ -178,6 +184,7 @@ pub fn run(args: RebuildCheckOptions) -> Result<()> {
         bail!("{image} is a single manifest, not a release index: rebuild-check checks images published by release-image");
     };
     let platforms = index.platforms();
+    select_builder(args.builder.as_deref(), &platforms)?;
     let first = index
         .images()
         .next()
@@ -203,7 +210,14 @@ pub fn run(args: RebuildCheckOptions) -> Result<()> {
 
     let root = project::project_root();
     let tree = checkout(&root, &inputs.revision)?;
-    let result = rebuild(&tree, image, &inputs, &platforms, &mut notes);
+    let result = rebuild(
+        &tree,
+        image,
+        &inputs,
+        &platforms,
+        args.builder.as_deref(),
+        &mut notes,
+    );
     remove_worktree(&root, &tree);
     let archive = result?;
     let rebuilt = read_archive(&archive)?;
@@ -277,6 +291,23 @@ pub fn run(args: RebuildCheckOptions) -> Result<()> {
     Ok(())
 }
 
+/// The named builder (`--builder`), checked for the image's platforms: it
+/// exists, can build them, its engine answers; then said.
+fn select_builder(name: Option<&str>, platforms: &[String]) -> Result<()> {
+    let Some(name) = name else {
+        return Ok(());
+    };
+    let platforms = platforms
+        .iter()
+        .map(|p| p.parse())
+        .collect::<Result<Vec<Platform>>>()?;
+    if let Some(selected) = builder::select(Some(name), &platforms)? {
+        preflight::check_on(&Requirement::Engine, Some(&selected.selection))?;
+        eprintln!("{}", selected.selection.describe());
+    }
+    Ok(())
+}
+
 /// A clean checkout of `revision` in a scratch worktree of its own.
 fn checkout(root: &Path, revision: &str) -> Result<PathBuf> {
     let tree = root.join("target/rebuild-check").join(format!(
@@ -318,6 +349,7 @@ fn rebuild(
     image: &ImageRef,
     inputs: &BuildInputs,
     platforms: &[String],
+    builder: Option<&str>,
     notes: &mut Vec<String>,
 ) -> Result<PathBuf> {
     let commit_time: i64 = git::read(tree, &["log", "-1", "--format=%ct", "HEAD"])?
@@ -373,6 +405,9 @@ fn rebuild(
         "--platform".into(),
         platforms.join(","),
     ];
+    if let Some(builder) = builder {
+        args.extend(["--builder".to_string(), builder.to_string()]);
+    }
     args.extend(
         inputs
             .images

@@ -28,7 +28,7 @@ use crate::model::files;
 use crate::model::reference::ImageRef;
 use crate::model::vulnerabilities::Policy;
 use crate::ops::record::{self, RecordExpectation};
-use crate::ops::{gate, promote, scan, sign};
+use crate::ops::{builder, gate, promote, scan, sign};
 use crate::plan::record::ReleaseRecord;
 use crate::plan::release::{self, ReleaseInputs, ReleaseRequest, ReleaseTags};
 use crate::plan::{recipe, Plan, Signing};
@@ -47,6 +47,8 @@ pub struct ReleaseImageOptions {
     pub record: Option<PathBuf>,
     /// Also scan every platform image before the tags move, with this scanner.
     pub scanner: Option<String>,
+    /// The buildx builder to build with (`docker buildx ls`); `None`: the current one.
+    pub builder: Option<String>,
 }
 
 pub fn run(options: ReleaseImageOptions) -> Result<()> {
@@ -65,15 +67,27 @@ pub fn run(options: ReleaseImageOptions) -> Result<()> {
     }
     // The builder decides how pushing works (the docker driver cannot push by
     // digest); a dry run without an engine plans for an unknown one.
-    let builder = if options.run.dry_run {
-        preflight::builder_info().ok()
-    } else {
-        preflight::check_all(&[
-            Requirement::Docker,
-            Requirement::Buildx,
-            Requirement::Engine,
-        ])?;
-        Some(preflight::builder_info()?)
+    let selected = match options.builder.as_deref() {
+        Some(name) => builder::select(Some(name), &args.platforms)?,
+        None => None,
+    };
+    let selection = builder::selection(selected.as_ref());
+    let builder = match &selected {
+        Some(selected) => {
+            if !options.run.dry_run {
+                preflight::check_on(&Requirement::Engine, selection.as_ref())?;
+            }
+            Some(selected.info())
+        }
+        None if options.run.dry_run => preflight::builder_info().ok(),
+        None => {
+            preflight::check_all(&[
+                Requirement::Docker,
+                Requirement::Buildx,
+                Requirement::Engine,
+            ])?;
+            Some(preflight::builder_info()?)
+        }
     };
     let plan = release::plan(&ReleaseInputs {
         args,
@@ -82,7 +96,8 @@ pub fn run(options: ReleaseImageOptions) -> Result<()> {
         context: &context,
         builder: builder.as_ref(),
         dockerfile_args: &dockerfile_args,
-    })?;
+    })?
+    .on_builder(selection);
     if !plan.pushes() {
         // An archive for rebuild-check: no record, no stages.
         return exec::run_plan(&plan, &options.run, options.archive_dir.clone());
@@ -126,9 +141,10 @@ impl Stages<'_> {
         if self.options.run.dry_run {
             return self.print_dry_run(&run_files, &resumed);
         }
-        preflight::check_all(&plan.preflight)?;
+        preflight::check_all_on(&plan.preflight, plan.builder.as_ref())?;
         // Refusals first: a run that is refused prints its one line only.
         exec::refuse_existing_tags(plan, record.as_ref())?;
+        exec::say_builder(plan);
         let dir = project::project_root().join(&run_files.dir);
         let cosign = self.prepare_signing(&dir)?;
         for warning in &plan.warnings {

@@ -6,6 +6,7 @@
 
 pub mod build_arg;
 pub mod build_log;
+pub mod builder;
 pub mod command;
 pub mod cosign;
 pub mod files;

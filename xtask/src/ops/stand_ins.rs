@@ -22,8 +22,9 @@ use anyhow::{bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::client::process::{self, Invocation};
-use crate::client::registry;
+use crate::client::{docker, registry};
 use crate::model::build_arg::BuildArg;
+use crate::model::builder::Selection;
 use crate::model::files;
 use crate::model::names::Platform;
 use crate::model::reference::{ImageRef, Registry, Repository};
@@ -41,6 +42,9 @@ pub struct StandInsRequest {
     pub inputs: PathBuf,
     /// Only build the host binaries.
     pub binaries_only: bool,
+    /// The builder the images are built with (`ci-image --stand-ins --builder`);
+    /// `None`: the current one.
+    pub builder: Option<Selection>,
 }
 
 /// What the stand-ins are, as build args and paths, for tests and users.
@@ -86,12 +90,16 @@ pub fn build(args: &StandInsRequest) -> Result<Overrides> {
     if args.binaries_only {
         return Ok(overrides);
     }
-    preflight::check_all(&[
-        Requirement::Docker,
-        Requirement::Buildx,
-        Requirement::Engine,
-        Requirement::Skopeo,
-    ])?;
+    let builder = args.builder.as_ref();
+    preflight::check_all_on(
+        &[
+            Requirement::Docker,
+            Requirement::Buildx,
+            Requirement::Engine,
+            Requirement::Skopeo,
+        ],
+        builder,
+    )?;
     let work = root.join("target/stand-ins");
     for variant in project::discover_variants(&root)? {
         let mut build_args = Vec::new();
@@ -99,7 +107,12 @@ pub fn build(args: &StandInsRequest) -> Result<Overrides> {
             let context = work.join(format!("{variant}-{flavor}"));
             write_base_rootfs(&args.inputs, &context, &variant, flavor)?;
             let reference = stand_in(&args.registry, &variant)?.tagged(flavor)?;
-            let pinned = push_image(&context, &reference, &["linux/amd64", "linux/arm64"])?;
+            let pinned = push_image(
+                builder,
+                &context,
+                &reference,
+                &["linux/amd64", "linux/arm64"],
+            )?;
             build_args.push(BuildArg {
                 variant: Some(variant.clone()),
                 key: arg.to_string(),
@@ -112,6 +125,7 @@ pub fn build(args: &StandInsRequest) -> Result<Overrides> {
     write_sbom_generator(&args.inputs, &context)?;
     let native = Platform::native().to_string();
     overrides.sbom_generator = Some(push_image(
+        builder,
         &context,
         &stand_in(&args.registry, "sbom-generator")?.tagged("syft")?,
         &[&native],
@@ -318,7 +332,12 @@ done
 }
 
 /// Builds and pushes a small image; returns `REF@DIGEST`.
-fn push_image(context: &Path, reference: &ImageRef, platforms: &[&str]) -> Result<ImageRef> {
+fn push_image(
+    builder: Option<&Selection>,
+    context: &Path,
+    reference: &ImageRef,
+    platforms: &[&str],
+) -> Result<ImageRef> {
     let platforms = platforms.join(",");
     let output = format!("type=image,name={reference},push=true,oci-mediatypes=true");
     // Up to three attempts: the registry (distribution's filesystem driver)
@@ -327,10 +346,9 @@ fn push_image(context: &Path, reference: &ImageRef, platforms: &[&str]) -> Resul
     // test lanes of `cargo xtask test`) re-push the same stand-in tags.
     let mut attempt = 1;
     loop {
-        let build = Invocation::new(
-            "docker",
+        let build = docker::buildx(
+            builder,
             [
-                "buildx",
                 "build",
                 "--quiet",
                 "--provenance=false",

@@ -166,6 +166,7 @@ pub fn plan(
         warnings,
         gate: None,
         shared_compile,
+        builder: None,
     })
 }
 

@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::model::build_arg::BuildArg;
+use crate::model::builder::Selection;
 use crate::model::names::Platform;
 use crate::model::reference::{ImageName, ImageRef, Registry, Repository};
 use crate::preflight::{BuilderInfo, Requirement};
@@ -145,6 +146,10 @@ pub struct Plan {
     /// variant takes its binaries from (see [`shared_compile`]).
     #[serde(default)]
     pub shared_compile: Option<SharedCompile>,
+    /// The builder the user selected (`--builder NAME`) and how every engine
+    /// command of the run addresses it; `None`: the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builder: Option<Selection>,
 }
 
 /// The compile stages as a build of their own (a bake target every
@@ -371,6 +376,11 @@ impl Signing {
 }
 
 impl Plan {
+    /// The same plan, built with the selected builder (`--builder`).
+    pub fn on_builder(self, builder: Option<Selection>) -> Plan {
+        Plan { builder, ..self }
+    }
+
     pub fn pushes(&self) -> bool {
         matches!(self.output, Output::PushByDigest(_))
     }

@@ -406,6 +406,7 @@ mod tests {
             warnings: Vec::new(),
             gate: None,
             shared_compile: None,
+            builder: None,
         }
     }
 

@@ -9,6 +9,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod builders;
 pub mod compile;
 pub mod cosign;
 pub mod e2e;

@@ -135,6 +135,7 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
         // Production builds use no cache, so nothing misses one: they
         // compile in the variants' own stages, once for every variant.
         shared_compile: None,
+        builder: None,
     })
 }
 
