@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use crate::context::BuildContext;
 use crate::model::names;
 use crate::plan::{
-    BuildOptions, Recipe, BINARIES_CONTEXT, BINARIES_FROM_ARG, FLAVOR_ARG, PROFILE_ARG,
+    BuildOptions, Recipe, BINARIES_CONTEXT, COMPILE_STAGE_ARGS, FLAVOR_ARG, PROFILE_ARG,
     TARGET_ARCHES_ARG,
 };
 use crate::project;
@@ -65,10 +65,17 @@ pub fn recipe(options: &BuildOptions, variant: &str, context: &BuildContext) -> 
                 .map_or((None, text.as_str()), |(s, p)| (Some(s), p)),
             _ => (None, text.as_str()),
         };
+        let (key, value) = names::parse_key_value(pair)?;
+        if let Some(scope) = scope.filter(|_| COMPILE_STAGE_ARGS.contains(&key.as_str())) {
+            bail!(
+                "--build-arg {text:?} sets {key} for variant {scope} only, but it is an arg of {}, whose one compile \
+                 builds every variant's binaries: set it for all of them (--build-arg {pair})",
+                project::COMPILE_DOCKERFILE
+            );
+        }
         if scope.is_some_and(|s| s != variant) {
             continue;
         }
-        let (key, value) = names::parse_key_value(pair)?;
         if key == FLAVOR_ARG {
             bail!("--build-arg {FLAVOR_ARG} is chosen by the path (ci-image builds ci, release-image production); remove it");
         }
@@ -86,7 +93,6 @@ pub fn recipe(options: &BuildOptions, variant: &str, context: &BuildContext) -> 
     let mut named_contexts = BTreeMap::new();
     if let Some(dir) = &options.binaries {
         named_contexts.insert(BINARIES_CONTEXT.to_string(), dir.display().to_string());
-        build_args.insert(BINARIES_FROM_ARG.to_string(), "context".to_string());
     }
     Ok(Recipe {
         dockerfile: project::dockerfile_path(variant),

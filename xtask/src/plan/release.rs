@@ -15,15 +15,14 @@ use crate::model::time::format_rfc3339;
 use crate::model::version::Version;
 use crate::plan::gate::Gate;
 use crate::plan::{
-    cache, recipe, Attestations, BuildOptions, Flavor, Mode, Output, Plan, Policy, PushVia,
-    SbomRequest, Signing, SigningRequest, VariantPlan, LABEL_NS,
+    cache, recipe, shared_compile, Attestations, BuildOptions, Flavor, Mode, Output, Plan, Policy,
+    PushVia, SbomRequest, Signing, SigningRequest, VariantPlan, LABEL_NS, LICENSE,
 };
 use crate::preflight::{BuilderInfo, Requirement};
 
 /// BuildKit's SBOM scanner, pinned; override it for a mirror or an air-gapped registry.
 pub const DEFAULT_SBOM_GENERATOR: &str =
     "docker.io/docker/buildkit-syft-scanner:1.12.0@sha256:ae4f3b554449e7e25548e7d8ccc029d17357348e30c6e3df01b92bc93654d6a9";
-const LICENSE: &str = "Apache-2.0";
 
 /// What `release-image` is asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +55,9 @@ pub struct ReleaseInputs<'a> {
     pub variants: &'a [String],
     pub context: &'a BuildContext,
     pub builder: Option<&'a BuilderInfo>,
-    /// Each variant's Dockerfile `ARG` defaults (where the bases are pinned).
+    /// The `ARG` defaults each variant is built with, the compile file's and
+    /// its own (where the builder image and the bases are pinned:
+    /// `project::build_arg_defaults`).
     pub dockerfile_args: &'a BTreeMap<String, BTreeMap<String, String>>,
 }
 
@@ -343,6 +344,16 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
     if inputs.builder.is_none() {
         warnings.push("no builder could be inspected (is the engine running?): the plan assumes one that pushes by digest itself".to_string());
     }
+    let cache_inputs = cache::CacheInputs {
+        backend,
+        mode_override: args.build.cache_mode,
+        build_ref: &build_ref,
+        flavor: Flavor::Production,
+        github_actions: context.ci.github_actions,
+        repository: &repository,
+        variant: "",
+        local_dir: &args.build.cache_dir,
+    };
     let mut must_not_exist = Vec::new();
     let mut plans = Vec::new();
     for variant in inputs.variants {
@@ -438,14 +449,8 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
                 }
             },
             cache: cache::plan(&cache::CacheInputs {
-                backend,
-                mode_override: args.build.cache_mode,
-                build_ref: &build_ref,
-                flavor: Flavor::Production,
-                github_actions: context.ci.github_actions,
-                repository: &repository,
                 variant,
-                local_dir: &args.build.cache_dir,
+                ..cache_inputs.clone()
             }),
             source_date_epoch: Some(context.git.commit_time),
             rewrite_timestamp,
@@ -462,6 +467,9 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
     if args.force || args.output_archive {
         must_not_exist.clear();
     }
+    // Both platforms' binaries in one compile, with no cache (a production
+    // plan has none), SOURCE_DATE_EPOCH and --no-cache from the policy.
+    let shared_compile = shared_compile::plan(&plans, &cache_inputs);
     let must_not_exist_because = if matches!(build_ref, BuildRef::Tag(ref tag) if Version::from_git_tag(tag).is_some())
     {
         "a release's version tag is immutable: bump the version, or pass --force to overwrite it"
@@ -517,8 +525,6 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
         preflight,
         warnings,
         gate,
-        // Production builds use no cache, so nothing misses one: they
-        // compile in the variants' own stages, once for every variant.
-        shared_compile: None,
+        shared_compile,
     })
 }
