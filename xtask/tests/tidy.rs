@@ -328,6 +328,110 @@ fn the_compile_stages_read_only_the_args_the_plan_knows() {
     assert_eq!(read_args, expected);
 }
 
+/// The ARGs a Dockerfile declares, globally or in a stage.
+fn declared_args(text: &str) -> BTreeSet<String> {
+    xtask::project::logical_lines(text)
+        .iter()
+        .filter_map(|l| l.strip_prefix("ARG "))
+        .flat_map(|declared| declared.split_whitespace())
+        .map(|word| word.split('=').next().unwrap().to_string())
+        .collect()
+}
+
+/// The README's plain build (two `docker buildx build` commands, without the
+/// tool) is in step with the files: the compile file's stage that holds the
+/// binaries, written where the variant's `binaries` context reads them, a
+/// variant's Dockerfile, and only build args those files declare.
+#[test]
+fn the_readme_builds_a_variant_by_hand_with_the_files_as_they_are() {
+    let readme = read("README.md");
+    let section = readme
+        .split("\n### Build one variant by hand\n")
+        .nth(1)
+        .expect("README: a section \"Build one variant by hand\"");
+    let section = section.split("\n#").next().unwrap();
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the commands, in a sh block");
+    let mut commands = Vec::new();
+    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(words[..3], ["docker", "buildx", "build"], "{line}");
+        assert_eq!(
+            words.last(),
+            Some(&"."),
+            "the repository root is the context: {line}"
+        );
+        let mut flags: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let mut rest = words[3..words.len() - 1].iter();
+        while let Some(flag) = rest.next() {
+            match *flag {
+                "--load" => {
+                    flags.entry(flag).or_default();
+                }
+                "-f" | "--target" | "--output" | "--build-context" | "--build-arg" | "--tag" => {
+                    let value = rest
+                        .next()
+                        .unwrap_or_else(|| panic!("{flag} needs a value: {line}"));
+                    flags.entry(flag).or_default().push(value);
+                }
+                _ => panic!("a flag this test does not know, {flag}: {line}"),
+            }
+        }
+        commands.push((line, flags));
+    }
+    assert_eq!(commands.len(), 2, "compile, then the variant: {block}");
+    let (compile, image) = (&commands[0].1, &commands[1].1);
+    assert_eq!(compile["-f"], [COMPILE_FILE]);
+    assert_eq!(compile["--target"], [xtask::plan::COMPILE_STAGE]);
+    assert!(stages(&compile_file()).contains_key(xtask::plan::COMPILE_STAGE));
+    let dest = compile["--output"][0]
+        .strip_prefix("type=local,dest=")
+        .expect("the binaries go to a directory");
+    let dockerfile = image["-f"][0];
+    assert!(
+        variants()
+            .iter()
+            .any(|v| xtask::project::dockerfile_path(v) == dockerfile),
+        "{dockerfile} is a variant's"
+    );
+    assert_eq!(
+        image["--build-context"],
+        [format!("{}={dest}", xtask::plan::BINARIES_CONTEXT)],
+        "the variant reads its binaries where the compile wrote them"
+    );
+    for (line, flags) in &commands {
+        let text = read(flags["-f"][0]);
+        for arg in flags.get("--build-arg").into_iter().flatten() {
+            let key = arg.split('=').next().unwrap();
+            assert!(
+                declared_args(&text).contains(key),
+                "{line}: {key} is no ARG of the file"
+            );
+        }
+    }
+    // The build args the section's text adds are those of the compile file
+    // or of every variant.
+    let compile_args = declared_args(&compile_file());
+    let mentioned: Vec<&str> = section
+        .split("--build-arg ")
+        .skip(1)
+        .map(|rest| rest.split('=').next().unwrap())
+        .collect();
+    assert!(mentioned.len() >= 4, "{mentioned:?}");
+    for key in mentioned {
+        assert!(
+            compile_args.contains(key)
+                || variants().iter().all(|v| {
+                    declared_args(&read(xtask::project::dockerfile_path(v))).contains(key)
+                }),
+            "README's plain build names --build-arg {key}, which no file declares"
+        );
+    }
+}
+
 /// The dependency layers are keyed only by what determines them: `fetch`
 /// copies only the manifests and Cargo.lock, `deps` leaves the compiled
 /// dependencies in its layer (`/deps-target`: cache mounts are in no
