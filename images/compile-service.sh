@@ -1,5 +1,6 @@
 #!/bin/sh
-# The compile stages of every images/<variant>/Dockerfile: the service as a
+# The compile stages of images/compile.Dockerfile, whose result every
+# images/<variant>/Dockerfile takes its binaries from: the service as a
 # static binary per target architecture, cross-compiled on the build platform
 # (never under emulation). One step per subcommand, each keyed (by BuildKit's
 # cache) only by what determines its result:
@@ -223,8 +224,10 @@ case "$command" in
       cp "target/$triple/$profile/beacon" "$out/linux-$arch/beacon"
       # A fixed modification time (the commit's, for a release), so the
       # image's binary layer is the same whether this stage ran now or came
-      # from a cache written by an older build: BuildKit's rewrite-timestamp
-      # only clamps timestamps newer than SOURCE_DATE_EPOCH.
+      # from a cache written by an older build of the commit: BuildKit's
+      # rewrite-timestamp only clamps timestamps newer than SOURCE_DATE_EPOCH.
+      # (The `binaries` stage copies the binaries by content, whatever their
+      # time: a release builds it again, plan/shared_compile.rs.)
       touch -d "@${SOURCE_DATE_EPOCH:-0}" "$out/linux-$arch/beacon"
     done
     ;;

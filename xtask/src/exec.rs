@@ -324,9 +324,10 @@ fn build(plan: &Plan, files: &RunFiles) -> Result<BTreeMap<String, Built>> {
             targets.push(SHARED_COMPILE);
         }
         let mut failed = build_log::failed_variants(&log, &targets);
-        // A step the variants share is reported under whichever target's
-        // name BuildKit printed first: a failed compile step is the shared
-        // compile's, whatever it is labelled.
+        // The compile's steps are in every variant's build too (its
+        // `binaries` context), and a shared step is reported under whichever
+        // target's name BuildKit printed first: a failed step of a compile
+        // stage is the compile's, whatever it is labelled.
         if plan.shared_compile.is_some()
             && build_log::failed_stages(&log)
                 .iter()

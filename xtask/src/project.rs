@@ -1,5 +1,5 @@
 //! Where things are: the project root, the image variants under `images/`,
-//! and what their Dockerfiles declare.
+//! the compile file they share, and what their Dockerfiles declare.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -70,6 +70,44 @@ pub fn select_variants(available: &[String], requested: &[String]) -> Result<Vec
 
 pub fn dockerfile_path(variant: &str) -> String {
     format!("images/{variant}/Dockerfile")
+}
+
+/// The compile stages, written once: every variant takes its binaries from
+/// this file's result (the named context `binaries`). Not a variant: no
+/// directory of its own.
+pub const COMPILE_DOCKERFILE: &str = "images/compile.Dockerfile";
+
+/// Every Dockerfile of the images, relative to the root: the shared ones
+/// (`images/*.Dockerfile`, such as [`COMPILE_DOCKERFILE`]), then each
+/// variant's. Where pinned images are looked for.
+pub fn dockerfiles(root: &Path) -> Result<Vec<String>> {
+    let images = root.join("images");
+    let mut shared = Vec::new();
+    for entry in
+        std::fs::read_dir(&images).with_context(|| format!("cannot read {}", images.display()))?
+    {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".Dockerfile") && images.join(&name).is_file() {
+            shared.push(format!("images/{name}"));
+        }
+    }
+    shared.sort();
+    let variants = discover_variants(root)?;
+    Ok(shared
+        .into_iter()
+        .chain(variants.iter().map(|v| dockerfile_path(v)))
+        .collect())
+}
+
+/// The `ARG` defaults a variant's image is built with: the compile file's
+/// (the builder image, the cross linker) and the variant's own (its bases).
+pub fn build_arg_defaults(root: &Path, variant: &str) -> Result<BTreeMap<String, String>> {
+    let path = root.join(COMPILE_DOCKERFILE);
+    let compile = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut args = global_arg_defaults(&compile);
+    args.extend(global_arg_defaults(&read_dockerfile(root, variant)?));
+    Ok(args)
 }
 
 /// The global `ARG NAME=default` lines of a Dockerfile (those before the

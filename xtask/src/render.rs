@@ -20,7 +20,7 @@ use crate::plan::gate::ExpectedSigner;
 use crate::plan::record::latest_last;
 use crate::plan::{
     Mode, Output, Plan, Policy, PushVia, SharedCompile, Signing, VariantPlan, BINARIES_CONTEXT,
-    BINARIES_FROM_ARG, COMPILE_STAGE, FLAVOR_ARG, PROFILE_ARG, TARGET_ARCHES_ARG,
+    COMPILE_STAGE, FLAVOR_ARG, PROFILE_ARG, TARGET_ARCHES_ARG,
 };
 
 /// Quotes one field of buildx's comma-separated output spec when needed.
@@ -115,7 +115,9 @@ pub fn push_archive(plan: &Plan, files: &RunFiles, variant: &str) -> Option<Invo
     Some(Invocation::new("skopeo", args))
 }
 
-/// The bake file: one target per variant, and a `default` group of them all.
+/// The bake file: one target per variant, a `default` group of them all, and
+/// the compile file's target their binaries come from (none with host-built
+/// binaries).
 pub fn bake_file(plan: &Plan, files: &RunFiles) -> Value {
     let mut targets = Map::new();
     for variant in &plan.variants {
@@ -135,15 +137,17 @@ pub fn bake_file(plan: &Plan, files: &RunFiles) -> Value {
 
 fn bake_target(plan: &Plan, files: &RunFiles, variant: &VariantPlan) -> Value {
     let (recipe, policy) = (&variant.recipe, &variant.policy);
-    let mut args = build_args(&recipe.build_args, policy);
+    // Every build arg of the run, the compile's included: the image's
+    // provenance records what its binaries were compiled with
+    // (rebuild-check reads the builder image back from it).
+    let args = build_args(&recipe.build_args, policy);
     let mut named_contexts = recipe.named_contexts.clone();
     if plan.shared_compile.is_some() {
-        // The binaries come from the compile stages' own build.
+        // The binaries come from the compile file's own build.
         named_contexts.insert(
             BINARIES_CONTEXT.to_string(),
             format!("target:{SHARED_COMPILE}"),
         );
-        args.insert(BINARIES_FROM_ARG.to_string(), json!("context"));
     }
     let mut attest = Vec::new();
     match &policy.attestations.provenance {
@@ -230,8 +234,9 @@ fn build_args(recipe_args: &BTreeMap<String, String>, policy: &Policy) -> Map<St
     args
 }
 
-/// The compile stages' own build: the variants' policy (one for them all in
-/// a CI plan), the binaries as its result, kept only in the build cache.
+/// The compile file's own build: the variants' policy (the same for them
+/// all: flavor, profile, platforms, SOURCE_DATE_EPOCH, --no-cache), the
+/// binaries as its result, kept only in the build cache.
 fn shared_compile_target(compile: &SharedCompile, policy: &Policy) -> Value {
     let mut target = json!({
         "context": compile.context,
@@ -244,6 +249,9 @@ fn shared_compile_target(compile: &SharedCompile, policy: &Policy) -> Value {
     if let Some(fields) = target.as_object_mut() {
         if policy.no_cache {
             fields.insert("no-cache".into(), json!(true));
+        }
+        if !compile.no_cache_stages.is_empty() {
+            fields.insert("no-cache-filter".into(), json!(compile.no_cache_stages));
         }
         if !compile.cache.from.is_empty() {
             fields.insert("cache-from".into(), json!(compile.cache.from));

@@ -1,4 +1,4 @@
-//! End to end through the Dockerfiles' real compile stages (fetch, toolchain,
+//! End to end through images/compile.Dockerfile's real stages (fetch, toolchain,
 //! deps, compile: see images/compile-service.sh), on the real engine and
 //! registry, with nothing pulled: the builder image is made locally by
 //! `.ci/build-builder-image` (Debian's Rust toolchain and the arm64 cross
@@ -330,9 +330,9 @@ fn rebuild_check(reference: &str) -> Output {
 
 /// A fresh runner has nothing but the default branch's registry cache, and
 /// the dependencies come from it, for a build of every variant (which
-/// compiles once, in a build of its own: plan/shared_compile.rs; before, a
-/// bake of several variants missed that cache now and then): after a
-/// one-line change to the service no
+/// compiles once, in a build of its own with a cache of its own:
+/// plan/shared_compile.rs; before, a bake of several variants missed that
+/// cache now and then): after a one-line change to the service no
 /// dependency is compiled (the deps layer is in the exported cache), and
 /// after a change to xtask/, the README and a workflow the compile stage is
 /// not even run (none of them is in its context). The CI image of `main`

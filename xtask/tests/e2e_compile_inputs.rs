@@ -12,15 +12,17 @@ mod support;
 use std::process::Command;
 
 use support::compile::{
-    clean_checkout, release_image, remove_checkout, service_crates_compiled, xtask_in, VARIANT,
+    clean_checkout, release_image, remove_checkout, service_crates_compiled, xtask_in,
 };
 use support::e2e::{
     compile_fixture, context_file, engine_lock, http_get, ok, registry, registry_digest, root, run,
     stderr, unique_name, with_registry_cache,
 };
 
-/// An out-of-date Cargo.lock fails the build with one line that says so and
-/// how to fix it, before anything is compiled or pushed.
+/// An out-of-date Cargo.lock fails a release with one line that names the
+/// compile (images/compile.Dockerfile, a build of its own every variant
+/// takes its binaries from), says what is wrong and how to fix it, before
+/// anything is compiled or pushed.
 #[test]
 fn an_out_of_date_cargo_lock_fails_in_one_line_and_pushes_nothing() {
     let _ = compile_fixture();
@@ -44,8 +46,9 @@ fn an_out_of_date_cargo_lock_fails_in_one_line_and_pushes_nothing() {
     let log = stderr(&output);
     let last = log.lines().last().unwrap_or_default();
     assert!(
-        last.starts_with("error: the build failed for variant(s) distroless")
-            && last.contains("Cargo.lock is out of date")
+        last.starts_with(
+            "error: the build failed for the compile stages, which build every variant's binaries"
+        ) && last.contains("Cargo.lock is out of date")
             && last.contains("cargo update --workspace")
             && last.contains("commit Cargo.lock")
             && last.contains("no tag of any variant was moved"),
@@ -65,8 +68,8 @@ fn an_out_of_date_cargo_lock_fails_in_one_line_and_pushes_nothing() {
     );
 }
 
-/// The same in a cached CI build of every variant, which compiles in a
-/// build of its own (plan/shared_compile.rs): the one line names the compile
+/// The same in a cached CI build of every variant, whose compile has a
+/// cache of its own (plan/shared_compile.rs): the one line names the compile
 /// stages, says how to fix the lock, and nothing is pushed, cache included.
 #[test]
 fn an_out_of_date_cargo_lock_fails_a_shared_compile_in_one_line() {
@@ -156,7 +159,7 @@ fn the_cross_linker_is_installed_at_its_pinned_versions_when_missing() {
             "--progress",
             "plain",
             "--file",
-            &format!("images/{VARIANT}/Dockerfile"),
+            xtask::project::COMPILE_DOCKERFILE,
             "--target",
             "toolchain",
             // The compile stages build the targets TARGET_ARCHES lists.
@@ -176,7 +179,7 @@ fn the_cross_linker_is_installed_at_its_pinned_versions_when_missing() {
         ]))
     };
     let args = xtask::project::global_arg_defaults(
-        &std::fs::read_to_string(root().join(format!("images/{VARIANT}/Dockerfile"))).unwrap(),
+        &std::fs::read_to_string(root().join(xtask::project::COMPILE_DOCKERFILE)).unwrap(),
     );
     let pinned = &args["CROSS_GCC_VERSION"];
     let installed = toolchain(pinned);

@@ -786,7 +786,7 @@ fn a_pull_requests_first_build_reuses_the_default_branch_cache() {
     // The final stage's COPY (step #N) was answered from the imported cache.
     let step = log
         .lines()
-        .find(|l| l.contains("COPY --from=selected-binaries"))
+        .find(|l| l.contains("COPY --from=binaries "))
         .and_then(|l| l.split_whitespace().next())
         .expect("the build log shows the final COPY step")
         .to_string();

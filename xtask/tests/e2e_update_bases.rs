@@ -59,10 +59,16 @@ fn push(dir: &Path, repo: &str, tag: &str, payload: &str) -> String {
     resolve(&registry, repo, tag).expect("the pushed tag resolves")
 }
 
-/// A scratch checkout with `images/<variant>/Dockerfile` for each entry.
+/// A scratch checkout with `images/<variant>/Dockerfile` for each entry, or
+/// `images/<name>` for a shared one (`compile.Dockerfile`).
 fn checkout(dir: &Path, dockerfiles: &[(&str, String)]) -> PathBuf {
     let root = dir.join("checkout");
     for (variant, text) in dockerfiles {
+        if variant.ends_with(".Dockerfile") {
+            std::fs::create_dir_all(root.join("images")).unwrap();
+            std::fs::write(root.join("images").join(variant), text).unwrap();
+            continue;
+        }
         let path = root.join("images").join(variant);
         std::fs::create_dir_all(&path).unwrap();
         std::fs::write(path.join("Dockerfile"), text).unwrap();
@@ -73,15 +79,22 @@ fn checkout(dir: &Path, dockerfiles: &[(&str, String)]) -> PathBuf {
 /// Every Dockerfile of a checkout and its bytes.
 fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
+    let mut paths = Vec::new();
     for entry in std::fs::read_dir(root.join("images")).unwrap() {
-        let dir = entry.unwrap().path();
-        for file in std::fs::read_dir(&dir).unwrap() {
-            let path = file.unwrap().path();
-            files.insert(
-                path.strip_prefix(root).unwrap().display().to_string(),
-                std::fs::read(&path).unwrap(),
-            );
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            for file in std::fs::read_dir(&path).unwrap() {
+                paths.push(file.unwrap().path());
+            }
+        } else {
+            paths.push(path);
         }
+    }
+    for path in paths {
+        files.insert(
+            path.strip_prefix(root).unwrap().display().to_string(),
+            std::fs::read(&path).unwrap(),
+        );
     }
     files
 }
@@ -129,22 +142,28 @@ fn a_tag_that_moves_is_reported_stale_and_its_pin_rewritten() {
     let first = push(dir.path(), &repo, "moving", "first\n");
     let steady = push(dir.path(), &repo, "steady", "steady\n");
     let image = format!("{registry}/{repo}");
-    // Two Dockerfiles: one pin on a plain line, one after a continuation,
-    // one that never moves; the other holds the same moving pin.
+    // Two variants' Dockerfiles: one pin on a plain line, one after a
+    // continuation, one that never moves; the other holds the same moving
+    // pin, and so does a shared one (images/compile.Dockerfile, no variant).
     let alpha = format!(
         "# escape=\\\nARG BASE={image}:moving@{first} \\\n    # the tag that moves\n    STEADY_BASE=\"{image}:steady@{steady}\"\nARG PLAIN=nothing\nFROM ${{BASE}}\n"
     );
     let beta = dockerfile(&[("BASE", &format!("{image}:moving@{first}"))]);
+    let compile = dockerfile(&[("BUILDER_IMAGE", &format!("{image}:moving@{first}"))]);
     let root = checkout(
         dir.path(),
-        &[("alpha", alpha.clone()), ("beta", beta.clone())],
+        &[
+            ("alpha", alpha.clone()),
+            ("beta", beta.clone()),
+            ("compile.Dockerfile", compile.clone()),
+        ],
     );
 
     let output = update_bases(&root, &["--check"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let report = text(&output.stdout);
     assert!(
-        report.contains("all 3 pinned images are current"),
+        report.contains("all 4 pinned images are current"),
         "{report}"
     );
 
@@ -155,9 +174,12 @@ fn a_tag_that_moves_is_reported_stale_and_its_pin_rewritten() {
         &root,
         &["--check"],
         &[
-            "2 of 3 pinned images are stale",
+            "3 of 4 pinned images are stale",
             &format!("images/alpha/Dockerfile:2 BASE {image}:moving ({first} -> {second})"),
             &format!("images/beta/Dockerfile:2 BASE {image}:moving ({first} -> {second})"),
+            &format!(
+                "images/compile.Dockerfile:2 BUILDER_IMAGE {image}:moving ({first} -> {second})"
+            ),
             "run `cargo xtask update-bases`",
         ],
     );
@@ -167,7 +189,7 @@ fn a_tag_that_moves_is_reported_stale_and_its_pin_rewritten() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let report = text(&output.stdout);
     assert!(
-        report.contains("updated 2 of 3 pinned images in 2 Dockerfile(s)")
+        report.contains("updated 3 of 4 pinned images in 3 Dockerfile(s)")
             && report.contains(&format!(
                 "images/alpha/Dockerfile:4 STEADY_BASE {image}:steady: current"
             )),
@@ -184,8 +206,12 @@ fn a_tag_that_moves_is_reported_stale_and_its_pin_rewritten() {
         beta.replace(&first, &second)
     );
     assert_eq!(
+        String::from_utf8(after["images/compile.Dockerfile"].clone()).unwrap(),
+        compile.replace(&first, &second)
+    );
+    assert_eq!(
         after.len(),
-        2,
+        3,
         "no temporary file is left: {:?}",
         after.keys()
     );

@@ -9,6 +9,8 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use serde_json::json;
+
 use clap::Parser;
 use serde_json::Value;
 use support::scratch::Scratch;
@@ -47,7 +49,7 @@ fn dockerfile_args_in(root: &Path) -> BTreeMap<String, BTreeMap<String, String>>
     variants_in(root)
         .into_iter()
         .map(|v| {
-            let args = project::global_arg_defaults(&project::read_dockerfile(root, &v).unwrap());
+            let args = project::build_arg_defaults(root, &v).unwrap();
             (v, args)
         })
         .collect()
@@ -590,14 +592,10 @@ fn ci_and_release_plans_differ_only_in_policy() {
         }
         let mut ci_args = ci_target["args"].as_object().unwrap().clone();
         let mut release_args = release_target["args"].as_object().unwrap().clone();
-        // A cached CI build takes the binaries from the compile stages' own
-        // build (a policy: see plan/shared_compile.rs); the release compiles
-        // in the variant's stages. The same stages, from the same Dockerfile
-        // text (a tidy test), given the same args (checked below).
-        assert!(ci.shared_compile.is_some() && release.shared_compile.is_none());
-        assert_eq!(ci_target["contexts"]["binaries"], "target:compile");
-        assert_eq!(release_target.get("contexts"), None);
-        assert_eq!(ci_args.remove("BINARIES_FROM").unwrap(), "context");
+        // Both take their binaries from the compile file's own build.
+        for target in [ci_target, release_target] {
+            assert_eq!(target["contexts"]["binaries"], "target:compile");
+        }
         assert_eq!(ci_args.remove("IMAGE_FLAVOR").unwrap(), "ci");
         assert_eq!(release_args.remove("IMAGE_FLAVOR").unwrap(), "production");
         assert!(release_args.remove("SOURCE_DATE_EPOCH").is_some());
@@ -612,24 +610,34 @@ fn ci_and_release_plans_differ_only_in_policy() {
             "{}: no other build arg differs",
             c.variant
         );
-        // The compile stages' own build gets the same args as the release's
-        // compile stages read, but the policy's.
-        let compile = &render::bake_file(&ci, &files(&ci))["target"]["compile"];
-        assert_eq!(compile["target"], "binaries-compile");
-        let mut compile_args = compile["args"].as_object().unwrap().clone();
-        assert_eq!(compile_args.remove("IMAGE_FLAVOR").unwrap(), "ci");
-        assert_eq!(compile_args.remove("CARGO_PROFILE").unwrap(), "ci");
-        assert_eq!(
-            compile_args.remove("TARGET_ARCHES").unwrap(),
-            native.as_str()
-        );
-        let release_compile_args: serde_json::Map<String, serde_json::Value> = release_args
-            .into_iter()
-            .filter(|(k, _)| xtask::plan::COMPILE_STAGE_ARGS.contains(&k.as_str()))
-            .collect();
-        assert_eq!(compile_args, release_compile_args, "{}", c.variant);
-        assert!(compile_args.contains_key("BUILDER_IMAGE"));
     }
+    // One compile file, built alike but for the policy's args.
+    let ci_compile = &render::bake_file(&ci, &files(&ci))["target"]["compile"];
+    let release_compile = &render::bake_file(&release, &files(&release))["target"]["compile"];
+    for field in ["context", "dockerfile", "target", "output"] {
+        assert_eq!(ci_compile[field], release_compile[field], "{field}");
+    }
+    assert_eq!(ci_compile["dockerfile"], "images/compile.Dockerfile");
+    assert_eq!(ci_compile["target"], "binaries");
+    let mut ci_args = ci_compile["args"].as_object().unwrap().clone();
+    let mut release_args = release_compile["args"].as_object().unwrap().clone();
+    assert_eq!(ci_args.remove("IMAGE_FLAVOR").unwrap(), "ci");
+    assert_eq!(release_args.remove("IMAGE_FLAVOR").unwrap(), "production");
+    assert_eq!(ci_args.remove("CARGO_PROFILE").unwrap(), "ci");
+    assert_eq!(release_args.remove("CARGO_PROFILE").unwrap(), "release");
+    assert_eq!(
+        ci_args.remove("TARGET_ARCHES").unwrap(),
+        Platform::native().arch.as_str()
+    );
+    assert_eq!(release_args.remove("TARGET_ARCHES").unwrap(), "amd64 arm64");
+    assert!(release_args.remove("SOURCE_DATE_EPOCH").is_some());
+    assert_eq!(ci_args, release_args);
+    // The compile's args: those of the compile file the run sets, no other.
+    assert_eq!(
+        ci_args.keys().collect::<Vec<_>>(),
+        ["BUILDER_IMAGE"],
+        "{ci_args:?}"
+    );
 }
 
 /// The compile stage builds every architecture of the platforms, whatever
@@ -863,16 +871,17 @@ fn dockerfile_args_exist() {
     assert_eq!(dockerfile_args().len(), variants().len());
 }
 
-/// A CI build that reads or writes a cache compiles once, in a build of its
-/// own that every variant takes its binaries from; one without a cache, a
-/// host-built one and a release compile in the variants' own stages; variants
-/// whose compile stages are given different args cannot share one, and the
-/// plan says so.
+/// Every build compiles once, in a build of its own (the compile file) that
+/// every variant takes its binaries from: a cached CI build with a cache of
+/// its own, one without a cache and a release (both platforms, no cache,
+/// SOURCE_DATE_EPOCH) alike; host-built binaries replace it. Its args are
+/// the same for every variant: setting one for one variant is refused.
 #[test]
-fn cached_ci_builds_compile_once_in_a_build_of_their_own() {
+fn every_build_compiles_once_in_a_build_of_its_own() {
     let pr = sample(Some("refs/pull/42/merge"));
     let shared = ci_plan(&["--cache", "registry", "--registry", "r.example"], &pr).unwrap();
     let compile = shared.shared_compile.as_ref().expect("a shared compile");
+    assert_eq!(compile.dockerfile, project::COMPILE_DOCKERFILE);
     assert_eq!(
         compile.cache.from,
         [
@@ -885,15 +894,55 @@ fn cached_ci_builds_compile_once_in_a_build_of_their_own() {
     for variant in &shared.variants {
         let target = &bake["target"][&variant.variant];
         assert_eq!(target["contexts"]["binaries"], "target:compile");
-        assert_eq!(target["args"]["BINARIES_FROM"], "context");
+        assert!(target["args"].get("BINARIES_FROM").is_none());
     }
     assert_eq!(bake["target"]["compile"]["output"][0], "type=cacheonly");
     // Only the variants are asked for: buildx builds what they name.
     let build = render::build(&shared, &files(&shared));
     assert!(!build.args.iter().any(|a| a == "compile"));
 
-    for argv in [
-        &["--cache", "none"][..],
+    // Without a cache (a laptop's default): the same compile, no cache.
+    let plain = ci_plan(&[], &sample(None)).unwrap();
+    let bake = render::bake_file(&plain, &files(&plain));
+    let compile = &bake["target"]["compile"];
+    assert_eq!(compile["dockerfile"], "images/compile.Dockerfile");
+    assert!(compile.get("cache-from").is_none() && compile.get("cache-to").is_none());
+    assert!(
+        compile.get("no-cache-filter").is_none(),
+        "CI builds reuse it"
+    );
+    assert_eq!(
+        bake["target"][&plain.variants[0].variant]["contexts"]["binaries"],
+        "target:compile"
+    );
+
+    // A release: both platforms' binaries in one compile, reproducibly.
+    let release = release_plan(&["--sign", "none"], &tag_push()).unwrap();
+    let bake = render::bake_file(&release, &files(&release));
+    let compile = &bake["target"]["compile"];
+    assert_eq!(compile["platforms"], json!(["linux/amd64", "linux/arm64"]));
+    assert_eq!(compile["args"]["TARGET_ARCHES"], "amd64 arm64");
+    assert_eq!(compile["args"]["SOURCE_DATE_EPOCH"], "1700000000");
+    assert_eq!(compile["args"]["IMAGE_FLAVOR"], "production");
+    assert!(compile.get("cache-from").is_none() && compile.get("cache-to").is_none());
+    // Its binaries carry the commit time whatever the engine's cache holds.
+    assert_eq!(compile["no-cache-filter"], json!(["binaries"]));
+    let rebuild = release_plan(
+        &[
+            "--sign",
+            "none",
+            "--no-cache",
+            "--output-archive",
+            "target/a",
+        ],
+        &tag_push(),
+    )
+    .unwrap();
+    let bake = render::bake_file(&rebuild, &files(&rebuild));
+    assert_eq!(bake["target"]["compile"]["no-cache"], true, "rebuild-check");
+
+    // Host-built binaries: no compile at all.
+    let host = ci_plan(
         &[
             "--cache",
             "registry",
@@ -901,41 +950,33 @@ fn cached_ci_builds_compile_once_in_a_build_of_their_own() {
             "r.example",
             "--binaries",
             "target/bin",
-        ][..],
-    ] {
-        let plan = ci_plan(argv, &pr).unwrap();
-        assert_eq!(plan.shared_compile, None, "{argv:?}");
-        let bake = render::bake_file(&plan, &files(&plan));
-        assert!(bake["target"].get("compile").is_none(), "{argv:?}");
-    }
-    // Not in GitHub Actions, no cache by default: as a plain bake.
-    assert_eq!(ci_plan(&[], &sample(None)).unwrap().shared_compile, None);
-    // A release uses no cache.
-    assert_eq!(release_plan(&[], &tag_push()).unwrap().shared_compile, None);
-
-    let mirror = format!(
-        "ubi9:BUILDER_IMAGE=mirror.example/rust:1@sha256:{}",
-        "b".repeat(64)
-    );
-    let differ = ci_plan(
-        &[
-            "--cache",
-            "registry",
-            "--registry",
-            "r.example",
-            "--build-arg",
-            &mirror,
         ],
         &pr,
     )
     .unwrap();
-    assert_eq!(differ.shared_compile, None);
-    assert!(
-        differ.warnings.iter().any(|w| w.contains("BUILDER_IMAGE")),
-        "{:?}",
-        differ.warnings
+    assert_eq!(host.shared_compile, None);
+    let bake = render::bake_file(&host, &files(&host));
+    assert!(bake["target"].get("compile").is_none());
+    assert_eq!(
+        bake["target"][&host.variants[0].variant]["contexts"]["binaries"],
+        "target/bin"
     );
-    // A base of one variant is no compile stage arg: still shared.
+
+    // A compile arg for one variant only: refused, naming the way out.
+    let mirror = format!(
+        "ubi9:BUILDER_IMAGE=mirror.example/rust:1@sha256:{}",
+        "b".repeat(64)
+    );
+    let err = ci_plan(&["--build-arg", &mirror], &pr)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("BUILDER_IMAGE")
+            && err.contains("images/compile.Dockerfile")
+            && err.contains("--build-arg BUILDER_IMAGE=mirror.example"),
+        "{err}"
+    );
+    // A base of one variant is no compile arg: still one compile.
     let base = format!(
         "ubi9:CI_BASE=mirror.example/ubi:9@sha256:{}",
         "c".repeat(64)

@@ -23,11 +23,40 @@ fn variants() -> Vec<String> {
     xtask::project::discover_variants(&root()).unwrap()
 }
 
-/// Every external image is an ARG default pinned NAME:TAG@sha256:<64 hex>.
+/// The compile file every variant takes its binaries from.
+const COMPILE_FILE: &str = xtask::project::COMPILE_DOCKERFILE;
+
+fn compile_file() -> String {
+    read(COMPILE_FILE)
+}
+
+/// Every Dockerfile of the images as the tool finds them (the compile file
+/// and each variant's): (path, text).
+fn dockerfiles() -> Vec<(String, String)> {
+    xtask::project::dockerfiles(&root())
+        .unwrap()
+        .into_iter()
+        .map(|path| {
+            let text = read(&path);
+            (path, text)
+        })
+        .collect()
+}
+
+/// Every external image is an ARG default pinned NAME:TAG@sha256:<64 hex>,
+/// in the file that uses it: the builder image in the compile file, the
+/// bases in each variant's.
 #[test]
 fn every_external_image_is_pinned_by_tag_and_digest() {
-    for variant in variants() {
-        let text = read(format!("images/{variant}/Dockerfile"));
+    let all = dockerfiles();
+    let paths: Vec<&str> = all.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths.len(),
+        variants().len() + 1,
+        "the compile file and one per variant: {paths:?}"
+    );
+    assert!(paths.contains(&COMPILE_FILE));
+    for (path, text) in &all {
         let mut images = Vec::new();
         for line in text.lines().take_while(|l| !l.starts_with("FROM")) {
             let Some(assignment) = line.strip_prefix("ARG ") else {
@@ -42,55 +71,67 @@ fn every_external_image_is_pinned_by_tag_and_digest() {
             images.push(name.to_string());
             let (reference, digest) = value
                 .split_once("@sha256:")
-                .unwrap_or_else(|| panic!("{variant}: {name} is not pinned by digest"));
+                .unwrap_or_else(|| panic!("{path}: {name} is not pinned by digest"));
             assert!(
                 digest.len() == 64
                     && digest
                         .chars()
                         .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
-                "{variant}: {name} digest"
+                "{path}: {name} digest"
             );
             let last = reference.rsplit('/').next().unwrap();
             assert!(
                 last.contains(':'),
-                "{variant}: {name} names a tag too (for Dependabot and humans)"
+                "{path}: {name} names a tag too (for Dependabot and humans)"
             );
         }
-        for required in ["BUILDER_IMAGE", "PRODUCTION_BASE", "CI_BASE"] {
-            assert!(
-                images.iter().any(|i| i == required),
-                "{variant}: {required} is a pinned ARG (has: {images:?})"
-            );
-        }
-        // Every FROM is an earlier stage, scratch, the `binaries` named
-        // context, a stage chosen by an ARG, or one of those pinned ARGs.
-        let mut stages: Vec<&str> = Vec::new();
-        for line in text.lines().filter(|l| l.starts_with("FROM ")) {
+        let required: &[&str] = if path == COMPILE_FILE {
+            &["BUILDER_IMAGE"]
+        } else {
+            &["PRODUCTION_BASE", "CI_BASE"]
+        };
+        assert_eq!(images, required, "{path}: the pinned ARGs");
+        // Every FROM is an earlier stage, scratch, a stage chosen by an ARG,
+        // or one of those pinned ARGs; every COPY --from an earlier stage or
+        // the named context `binaries`.
+        let mut stages: Vec<String> = Vec::new();
+        for line in xtask::project::logical_lines(text) {
             let words: Vec<&str> = line
                 .split_whitespace()
                 .filter(|w| !w.starts_with("--platform"))
                 .collect();
-            let image = words[1];
-            assert!(
-                image.starts_with("${")
-                    || image == "scratch"
-                    || image == "binaries"
-                    || stages.contains(&image)
-                    || image.starts_with("base-${")
-                    || image.starts_with("binaries-${")
-                    || image.starts_with("compile-tools-${"),
-                "{variant}: FROM {image} must come from a pinned ARG or an earlier stage"
-            );
-            if let [_, _, as_word, name] = words[..] {
-                assert!(as_word.eq_ignore_ascii_case("AS"), "{variant}: {line}");
-                stages.push(name);
+            if words[0] == "FROM" {
+                let image = words[1];
+                assert!(
+                    image.starts_with("${")
+                        || image == "scratch"
+                        || stages.iter().any(|s| s == image)
+                        || image.starts_with("base-${")
+                        || image.starts_with("compile-tools-${"),
+                    "{path}: FROM {image} must come from a pinned ARG or an earlier stage"
+                );
+                if let [_, _, as_word, name] = words[..] {
+                    assert!(as_word.eq_ignore_ascii_case("AS"), "{path}: {line}");
+                    stages.push(name.to_string());
+                }
+            }
+            for from in words.iter().filter_map(|w| w.strip_prefix("--from=")) {
+                assert!(
+                    stages.iter().any(|s| s == from) || from == xtask::plan::BINARIES_CONTEXT,
+                    "{path}: {line} copies from neither an earlier stage nor the binaries context"
+                );
             }
         }
     }
 }
 
 /// The final stage, where CI and production meet, is the same text in every
-/// variant (but for the variant's name): the paths cannot drift apart.
+/// variant (but for the variant's name): the paths cannot drift apart. It
+/// copies the service out of the named context `binaries` (the compile
+/// file's result, or host-built binaries) and runs nothing; the labels are
+/// the plan's (plan/ci.rs, plan/release.rs), written once. A variant's
+/// Dockerfile is its bases and that stage: it compiles nothing and reads
+/// nothing from the build context.
 #[test]
 fn the_final_stage_is_identical_across_variants() {
     let finals: Vec<(String, String)> = variants()
@@ -128,48 +169,45 @@ fn the_final_stage_is_identical_across_variants() {
         !text.contains("RUN "),
         "the final stage runs nothing: production bases have no shell"
     );
+    assert!(
+        text.contains(
+            "COPY --from=binaries --chmod=0555 /linux-${TARGETARCH}/beacon /usr/local/bin/beacon"
+        ),
+        "the binary comes from the binaries context, the compile file's layout"
+    );
+    assert!(
+        !text.contains("LABEL "),
+        "the labels are the plan's, for both paths"
+    );
     for variant in variants() {
         let text = read(format!("images/{variant}/Dockerfile"));
         assert!(
             text.contains("ARG IMAGE_FLAVOR=production"),
             "{variant}: production is the default"
         );
-        for stage in ["fetch", "toolchain"] {
-            assert!(
-                text.contains(&format!(
-                    "FROM --platform=$BUILDPLATFORM ${{BUILDER_IMAGE}} AS {stage}"
-                )),
-                "{variant}: {stage} runs on the build platform"
-            );
-        }
-        for chain in [
-            "FROM toolchain AS cargo-tools",
-            "FROM toolchain AS deps",
-            "FROM deps AS compile-tools-production",
-            "FROM deps AS compile-tools-ci",
-            "FROM compile-tools-${IMAGE_FLAVOR} AS compile",
-        ] {
-            assert!(
-                text.contains(chain),
-                "{variant}: compile on the build platform ({chain})"
-            );
-        }
-        assert!(
-            text.contains("--mount=type=cache"),
-            "{variant}: cache mounts"
+        let stages = stages(&text);
+        assert_eq!(
+            stages.keys().collect::<Vec<_>>(),
+            ["base-ci", "base-production", "final"],
+            "{variant}: its bases and the final stage"
         );
-        let production = text
-            .split("AS base-production")
-            .nth(1)
-            .unwrap()
-            .split("FROM ")
-            .next()
-            .unwrap()
-            .to_string();
         assert!(
-            !production.contains("RUN "),
+            !stages["base-production"].join("\n").contains("RUN "),
             "{variant}: the production base stage runs nothing"
         );
+        for line in xtask::project::logical_lines(&text) {
+            assert!(
+                !line.contains("BUILDER_IMAGE")
+                    && !line.contains("compile-service.sh")
+                    && !line.contains("--mount="),
+                "{variant}: compiles nothing ({line})"
+            );
+            assert!(
+                !(line.starts_with("COPY ") || line.starts_with("ADD "))
+                    || line.contains("--from="),
+                "{variant}: reads nothing from the build context ({line})"
+            );
+        }
     }
 }
 
@@ -189,41 +227,68 @@ fn stages(text: &str) -> BTreeMap<String, Vec<String>> {
     stages
 }
 
-/// The compile stages, and every global ARG but the variant's own bases, are
-/// the same text in every variant: one bake of several variants compiles the
-/// service once (item 9 of issue 12 relies on it).
+/// The compile stages are written once, in the compile file, which no
+/// variant is: they run on the build platform (cross-compiling, never under
+/// emulation), and its last stage holds the binaries every variant's
+/// `binaries` context takes (`plan::COMPILE_STAGE`).
 #[test]
-fn the_compile_stages_are_identical_across_variants() {
-    let shared = |variant: &str| {
-        let text = read(format!("images/{variant}/Dockerfile"));
-        let lines = xtask::project::logical_lines(&text);
-        let end = lines
+fn the_compile_stages_are_written_once() {
+    let text = compile_file();
+    assert!(
+        !variants()
             .iter()
-            .position(|l| l.starts_with("FROM ") && l.ends_with("AS binaries-compile"))
-            .unwrap_or_else(|| panic!("{variant}: no binaries-compile stage"));
-        lines[..end]
-            .iter()
-            .filter(|l| !l.starts_with("ARG PRODUCTION_BASE=") && !l.starts_with("ARG CI_BASE="))
-            .cloned()
-            .collect::<Vec<_>>()
-    };
-    let all = variants();
-    let first = shared(&all[0]);
-    assert!(first.iter().any(|l| l.ends_with("AS compile")));
-    for variant in &all[1..] {
-        assert_eq!(
-            shared(variant),
-            first,
-            "{variant}'s compile stages differ from {}'s",
-            all[0]
+            .any(|v| xtask::project::dockerfile_path(v) == COMPILE_FILE),
+        "the compile file is no variant"
+    );
+    assert!(
+        text.contains("ARG IMAGE_FLAVOR=production"),
+        "production binaries are the default"
+    );
+    for stage in ["fetch", "toolchain"] {
+        assert!(
+            text.contains(&format!(
+                "FROM --platform=$BUILDPLATFORM ${{BUILDER_IMAGE}} AS {stage}"
+            )),
+            "{stage} runs on the build platform"
         );
     }
+    for chain in [
+        "FROM toolchain AS cargo-tools",
+        "FROM toolchain AS deps",
+        "FROM deps AS compile-tools-production",
+        "FROM deps AS compile-tools-ci",
+        "FROM compile-tools-${IMAGE_FLAVOR} AS compile",
+        "FROM scratch AS binaries",
+    ] {
+        assert!(
+            text.contains(chain),
+            "compile on the build platform ({chain})"
+        );
+    }
+    assert!(text.contains("--mount=type=cache"), "cache mounts");
+    let stages = stages(&text);
+    assert_eq!(
+        stages[xtask::plan::COMPILE_STAGE],
+        [
+            format!("FROM scratch AS {}", xtask::plan::COMPILE_STAGE),
+            "COPY --from=compile /out/ /".to_string()
+        ],
+        "the result: /linux-ARCH/beacon of every target"
+    );
+    let last = xtask::project::logical_lines(&text)
+        .into_iter()
+        .rfind(|l| l.starts_with("FROM "))
+        .unwrap();
+    assert!(
+        last.ends_with(&format!(" AS {}", xtask::plan::COMPILE_STAGE)),
+        "the binaries are the default target: {last}"
+    );
 }
 
-/// The compile stages are those the plan knows (`plan::COMPILE_STAGES`), and
-/// the build args they read are those the plan gives their own build
-/// (`plan::COMPILE_STAGE_ARGS`, and those the policy sets): an arg missing
-/// from the list would be dropped from a shared compile.
+/// The compile file's stages are those the plan knows (`plan::COMPILE_STAGES`),
+/// and the build args it reads are those the plan gives the compile's own
+/// build (`plan::COMPILE_STAGE_ARGS`, and those the policy sets): an arg
+/// missing from the list would be dropped.
 #[test]
 fn the_compile_stages_read_only_the_args_the_plan_knows() {
     let policy_args = [
@@ -232,38 +297,138 @@ fn the_compile_stages_read_only_the_args_the_plan_knows() {
         "TARGET_ARCHES",
         "SOURCE_DATE_EPOCH",
     ];
-    let expected: std::collections::BTreeSet<String> = xtask::plan::COMPILE_STAGE_ARGS
+    let expected: BTreeSet<String> = xtask::plan::COMPILE_STAGE_ARGS
         .iter()
         .chain(policy_args.iter())
         .map(|s| s.to_string())
         .collect();
-    for variant in variants() {
-        let text = read(format!("images/{variant}/Dockerfile"));
-        let lines = xtask::project::logical_lines(&text);
-        let first_from = lines.iter().position(|l| l.starts_with("FROM ")).unwrap();
-        let end = lines
-            .iter()
-            .position(|l| l.starts_with("FROM ") && l.ends_with("AS selected-binaries"))
-            .unwrap_or_else(|| panic!("{variant}: no selected-binaries stage"));
-        let stage_names: Vec<&str> = lines[first_from..end]
-            .iter()
-            .filter(|l| l.starts_with("FROM ") && !l.ends_with("AS binaries-context"))
-            .filter_map(|l| l.split_whitespace().last())
-            .collect();
-        assert_eq!(stage_names, xtask::plan::COMPILE_STAGES, "{variant}");
-        let mut read_args = std::collections::BTreeSet::new();
-        for line in &lines[first_from..end] {
-            if let Some(declared) = line.strip_prefix("ARG ") {
-                let name = declared.split(['=', ' ']).next().unwrap();
+    let lines = xtask::project::logical_lines(&compile_file());
+    let first_from = lines.iter().position(|l| l.starts_with("FROM ")).unwrap();
+    for global in xtask::project::global_arg_defaults(&compile_file()).keys() {
+        assert!(expected.contains(global), "global ARG {global}");
+    }
+    let stage_names: Vec<&str> = lines[first_from..]
+        .iter()
+        .filter(|l| l.starts_with("FROM "))
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    assert_eq!(stage_names, xtask::plan::COMPILE_STAGES);
+    let mut read_args = BTreeSet::new();
+    for line in &lines[first_from..] {
+        if let Some(declared) = line.strip_prefix("ARG ") {
+            let name = declared.split(['=', ' ']).next().unwrap();
+            read_args.insert(name.to_string());
+        } else if line.starts_with("FROM ") {
+            for part in line.split("${").skip(1) {
+                let name = part.split('}').next().unwrap();
                 read_args.insert(name.to_string());
-            } else if line.starts_with("FROM ") && !line.ends_with("AS binaries-context") {
-                for part in line.split("${").skip(1) {
-                    let name = part.split('}').next().unwrap();
-                    read_args.insert(name.to_string());
-                }
             }
         }
-        assert_eq!(read_args, expected, "{variant}");
+    }
+    assert_eq!(read_args, expected);
+}
+
+/// The ARGs a Dockerfile declares, globally or in a stage.
+fn declared_args(text: &str) -> BTreeSet<String> {
+    xtask::project::logical_lines(text)
+        .iter()
+        .filter_map(|l| l.strip_prefix("ARG "))
+        .flat_map(|declared| declared.split_whitespace())
+        .map(|word| word.split('=').next().unwrap().to_string())
+        .collect()
+}
+
+/// The README's plain build (two `docker buildx build` commands, without the
+/// tool) is in step with the files: the compile file's stage that holds the
+/// binaries, written where the variant's `binaries` context reads them, a
+/// variant's Dockerfile, and only build args those files declare.
+#[test]
+fn the_readme_builds_a_variant_by_hand_with_the_files_as_they_are() {
+    let readme = read("README.md");
+    let section = readme
+        .split("\n### Build one variant by hand\n")
+        .nth(1)
+        .expect("README: a section \"Build one variant by hand\"");
+    let section = section.split("\n#").next().unwrap();
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the commands, in a sh block");
+    let mut commands = Vec::new();
+    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(words[..3], ["docker", "buildx", "build"], "{line}");
+        assert_eq!(
+            words.last(),
+            Some(&"."),
+            "the repository root is the context: {line}"
+        );
+        let mut flags: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let mut rest = words[3..words.len() - 1].iter();
+        while let Some(flag) = rest.next() {
+            match *flag {
+                "--load" => {
+                    flags.entry(flag).or_default();
+                }
+                "-f" | "--target" | "--output" | "--build-context" | "--build-arg" | "--tag" => {
+                    let value = rest
+                        .next()
+                        .unwrap_or_else(|| panic!("{flag} needs a value: {line}"));
+                    flags.entry(flag).or_default().push(value);
+                }
+                _ => panic!("a flag this test does not know, {flag}: {line}"),
+            }
+        }
+        commands.push((line, flags));
+    }
+    assert_eq!(commands.len(), 2, "compile, then the variant: {block}");
+    let (compile, image) = (&commands[0].1, &commands[1].1);
+    assert_eq!(compile["-f"], [COMPILE_FILE]);
+    assert_eq!(compile["--target"], [xtask::plan::COMPILE_STAGE]);
+    assert!(stages(&compile_file()).contains_key(xtask::plan::COMPILE_STAGE));
+    let dest = compile["--output"][0]
+        .strip_prefix("type=local,dest=")
+        .expect("the binaries go to a directory");
+    let dockerfile = image["-f"][0];
+    assert!(
+        variants()
+            .iter()
+            .any(|v| xtask::project::dockerfile_path(v) == dockerfile),
+        "{dockerfile} is a variant's"
+    );
+    assert_eq!(
+        image["--build-context"],
+        [format!("{}={dest}", xtask::plan::BINARIES_CONTEXT)],
+        "the variant reads its binaries where the compile wrote them"
+    );
+    for (line, flags) in &commands {
+        let text = read(flags["-f"][0]);
+        for arg in flags.get("--build-arg").into_iter().flatten() {
+            let key = arg.split('=').next().unwrap();
+            assert!(
+                declared_args(&text).contains(key),
+                "{line}: {key} is no ARG of the file"
+            );
+        }
+    }
+    // The build args the section's text adds are those of the compile file
+    // or of every variant.
+    let compile_args = declared_args(&compile_file());
+    let mentioned: Vec<&str> = section
+        .split("--build-arg ")
+        .skip(1)
+        .map(|rest| rest.split('=').next().unwrap())
+        .collect();
+    assert!(mentioned.len() >= 4, "{mentioned:?}");
+    for key in mentioned {
+        assert!(
+            compile_args.contains(key)
+                || variants().iter().all(|v| {
+                    declared_args(&read(xtask::project::dockerfile_path(v))).contains(key)
+                }),
+            "README's plain build names --build-arg {key}, which no file declares"
+        );
     }
 }
 
@@ -279,91 +444,90 @@ fn dependencies_compile_in_layers_of_their_own() {
             && script.contains("cp -a /deps-target/. target/"),
         "deps copies its result into the layer, build seeds its cache mount from it"
     );
-    for variant in variants() {
-        let stages = stages(&read(format!("images/{variant}/Dockerfile")));
-        let copies = |stage: &str| -> Vec<String> {
+    let stages = stages(&compile_file());
+    let copies = |stage: &str| -> Vec<String> {
+        stages[stage]
+            .iter()
+            .filter(|l| l.starts_with("COPY "))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        copies("fetch"),
+        [
+            "COPY Cargo.toml Cargo.lock ./",
+            "COPY service/Cargo.toml service/",
+            "COPY xtask/Cargo.toml xtask/"
+        ],
+        "{COMPILE_FILE}: fetch sees only the manifests and Cargo.lock"
+    );
+    assert_eq!(
+        copies("deps"),
+        ["COPY --from=fetch /src/ /src/"],
+        "{COMPILE_FILE}"
+    );
+    assert_eq!(
+        copies("compile"),
+        ["COPY service/src/ /src/service/src/"],
+        "{COMPILE_FILE}"
+    );
+    for stage in ["cargo-tools", "toolchain", "fetch", "deps"] {
+        let text = stages[stage].join("\n");
+        assert!(
+            !text.contains("SOURCE_DATE_EPOCH"),
+            "{COMPILE_FILE}: stage {stage} must not depend on the commit time"
+        );
+        assert!(
+            !text.contains("target=/deps-target"),
+            "{COMPILE_FILE}: stage {stage} must leave /deps-target in its layer, not in a mount"
+        );
+    }
+    for stage in ["cargo-tools", "toolchain", "fetch"] {
+        assert!(
+            !stages[stage].iter().any(|l| l.contains("type=cache")),
+            "{COMPILE_FILE}: stage {stage} must leave its result in its layer, not a cache mount"
+        );
+    }
+    // No compile stage reads the platform it is built for: every platform
+    // of a build has the same steps, which BuildKit runs once, each
+    // compiling every target of TARGET_ARCHES (set from --platform).
+    for stage in ["fetch", "toolchain", "cargo-tools", "deps", "compile"] {
+        let text = stages[stage].join("\n");
+        assert!(
+            !text.contains("TARGETARCH")
+                && !text.contains("TARGETPLATFORM")
+                && !text.contains("TARGETOS")
+                && !text.contains("TARGETVARIANT"),
+            "{COMPILE_FILE}: stage {stage} is the same step for every target platform"
+        );
+    }
+    assert!(
+        !stages["fetch"].join("\n").contains("TARGET"),
+        "{COMPILE_FILE}: fetch is the same for every set of targets"
+    );
+    for stage in ["toolchain", "deps", "compile"] {
+        assert!(
             stages[stage]
                 .iter()
-                .filter(|l| l.starts_with("COPY "))
-                .cloned()
-                .collect()
-        };
-        assert_eq!(
-            copies("fetch"),
-            [
-                "COPY Cargo.toml Cargo.lock ./",
-                "COPY service/Cargo.toml service/",
-                "COPY xtask/Cargo.toml xtask/"
-            ],
-            "{variant}: fetch sees only the manifests and Cargo.lock"
+                .any(|l| l == "ARG TARGET_ARCHES=\"amd64 arm64\""),
+            "{COMPILE_FILE}: {stage} compiles the targets cargo xtask lists (both by default)"
         );
-        assert_eq!(
-            copies("deps"),
-            ["COPY --from=fetch /src/ /src/"],
-            "{variant}"
-        );
-        assert_eq!(
-            copies("compile"),
-            ["COPY service/src/ /src/service/src/"],
-            "{variant}"
-        );
-        for stage in ["cargo-tools", "toolchain", "fetch", "deps"] {
-            let text = stages[stage].join("\n");
-            assert!(
-                !text.contains("SOURCE_DATE_EPOCH"),
-                "{variant}: stage {stage} must not depend on the commit time"
-            );
-            assert!(
-                !text.contains("target=/deps-target"),
-                "{variant}: stage {stage} must leave /deps-target in its layer, not in a mount"
-            );
-        }
-        for stage in ["cargo-tools", "toolchain", "fetch"] {
-            assert!(
-                !stages[stage].iter().any(|l| l.contains("type=cache")),
-                "{variant}: stage {stage} must leave its result in its layer, not a cache mount"
-            );
-        }
-        // No compile stage reads the platform it is built for: every platform
-        // of a build has the same steps, which BuildKit runs once, each
-        // compiling every target of TARGET_ARCHES (set from --platform).
-        for stage in ["fetch", "toolchain", "cargo-tools", "deps", "compile"] {
-            let text = stages[stage].join("\n");
-            assert!(
-                !text.contains("TARGETARCH")
-                    && !text.contains("TARGETPLATFORM")
-                    && !text.contains("TARGETOS")
-                    && !text.contains("TARGETVARIANT"),
-                "{variant}: stage {stage} is the same step for every target platform"
-            );
-        }
+    }
+    for (stage, id) in [
+        ("deps", "beacon-deps-${CARGO_PROFILE}"),
+        ("compile", "beacon-target-${CARGO_PROFILE}-${TARGET_ARCHES}"),
+    ] {
+        let text = stages[stage].join("\n");
         assert!(
-            !stages["fetch"].join("\n").contains("TARGET"),
-            "{variant}: fetch is the same for every set of targets"
+            text.contains(&format!("--mount=type=cache,id={id},target=/src/target")),
+            "{COMPILE_FILE}: {stage} compiles in its own cache mount ({id})"
         );
-        for stage in ["toolchain", "deps", "compile"] {
-            assert!(
-                stages[stage]
-                    .iter()
-                    .any(|l| l == "ARG TARGET_ARCHES=\"amd64 arm64\""),
-                "{variant}: {stage} compiles the targets cargo xtask lists (both by default)"
-            );
-        }
-        for (stage, id) in [
-            ("deps", "beacon-deps-${CARGO_PROFILE}"),
-            ("compile", "beacon-target-${CARGO_PROFILE}-${TARGET_ARCHES}"),
-        ] {
-            let text = stages[stage].join("\n");
-            assert!(
-                text.contains(&format!("--mount=type=cache,id={id},target=/src/target")),
-                "{variant}: {stage} compiles in its own cache mount ({id})"
-            );
-        }
     }
 }
 
-/// The build context holds only what the compile stages read: an xtask,
-/// README or workflow change never reruns them.
+/// The build context holds only what the compile stages read (the variants'
+/// Dockerfiles read nothing from it): an xtask, README or workflow change
+/// never reruns them.
 #[test]
 fn the_build_context_is_only_what_the_compile_stages_read() {
     let ignore = read(".dockerignore");
@@ -388,8 +552,7 @@ fn the_build_context_is_only_what_the_compile_stages_read() {
             "images/compile-service.sh"
         ]
     );
-    for variant in variants() {
-        let text = read(format!("images/{variant}/Dockerfile"));
+    for (path, text) in dockerfiles() {
         for line in xtask::project::logical_lines(&text) {
             let mut sources: Vec<String> = Vec::new();
             if let Some(copy) = line.strip_prefix("COPY ") {
@@ -419,7 +582,7 @@ fn the_build_context_is_only_what_the_compile_stages_read() {
                     included
                         .iter()
                         .any(|i| source == *i || source.starts_with(&format!("{i}/"))),
-                    "{variant}: {source} is read by the build but not in .dockerignore's list"
+                    "{path}: {source} is read by the build but not in .dockerignore's list"
                 );
             }
         }
@@ -467,40 +630,40 @@ fn the_compile_stages_install_only_pinned_versions() {
         script.contains("-o Dir::Etc::SourceParts=-"),
         "only the pinned source is read"
     );
-    for variant in variants() {
-        let text = read(format!("images/{variant}/Dockerfile"));
-        let args = xtask::project::global_arg_defaults(&text);
-        assert!(
-            args["CROSS_APT_MIRROR"].starts_with("http://snapshot.debian.org/archive/debian/20"),
-            "{variant}: the cross linker comes from a pinned snapshot"
-        );
-        for arg in ["CROSS_GCC_VERSION", "CROSS_LIBC_VERSION"] {
-            assert!(
-                args[arg].chars().next().is_some_and(|c| c.is_ascii_digit()),
-                "{variant}: {arg} is an exact version"
-            );
-        }
+    for (path, text) in dockerfiles() {
         assert!(
             !text.contains("apt-get"),
-            "{variant}: no apt-get in the Dockerfile"
-        );
-        let auditable = text
-            .lines()
-            .find_map(|l| l.strip_prefix("ARG CARGO_AUDITABLE_VERSION="))
-            .unwrap_or_else(|| panic!("{variant}: no ARG CARGO_AUDITABLE_VERSION"));
-        assert!(
-            auditable.split('.').count() == 3
-                && auditable
-                    .split('.')
-                    .all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())),
-            "{variant}: cargo-auditable is pinned to an exact version, not {auditable:?}"
-        );
-        assert!(
-            text.contains("cargo install --debug --locked")
-                && text.contains("--version \"${CARGO_AUDITABLE_VERSION}\""),
-            "{variant}: cargo-auditable installs --locked at the pinned version"
+            "{path}: no apt-get in the Dockerfile"
         );
     }
+    let text = compile_file();
+    let args = xtask::project::global_arg_defaults(&text);
+    assert!(
+        args["CROSS_APT_MIRROR"].starts_with("http://snapshot.debian.org/archive/debian/20"),
+        "{COMPILE_FILE}: the cross linker comes from a pinned snapshot"
+    );
+    for arg in ["CROSS_GCC_VERSION", "CROSS_LIBC_VERSION"] {
+        assert!(
+            args[arg].chars().next().is_some_and(|c| c.is_ascii_digit()),
+            "{COMPILE_FILE}: {arg} is an exact version"
+        );
+    }
+    let auditable = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ARG CARGO_AUDITABLE_VERSION="))
+        .unwrap_or_else(|| panic!("{COMPILE_FILE}: no ARG CARGO_AUDITABLE_VERSION"));
+    assert!(
+        auditable.split('.').count() == 3
+            && auditable
+                .split('.')
+                .all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())),
+        "{COMPILE_FILE}: cargo-auditable is pinned to an exact version, not {auditable:?}"
+    );
+    assert!(
+        text.contains("cargo install --debug --locked")
+            && text.contains("--version \"${CARGO_AUDITABLE_VERSION}\""),
+        "{COMPILE_FILE}: cargo-auditable installs --locked at the pinned version"
+    );
 }
 
 /// Every `.rs` file under a directory, sorted.

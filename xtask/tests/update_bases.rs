@@ -68,17 +68,33 @@ fn the_real_dockerfiles_dry_run_names_every_pinned_image() {
     let output = update_bases(&shims, &support::project_root(), &["--dry-run"]);
     assert!(output.status.success(), "{}", support::stderr(&output));
     let lines = stdout(&output);
-    for image in ["PRODUCTION_BASE", "CI_BASE", "BUILDER_IMAGE"] {
-        for variant in xtask::project::discover_variants(&support::project_root()).unwrap() {
-            let text = xtask::project::read_dockerfile(&support::project_root(), &variant).unwrap();
-            let value = &xtask::project::global_arg_defaults(&text)[image];
-            let followed = value.split('@').next().unwrap();
+    let root = support::project_root();
+    let mut followed = 0;
+    // The compile file's builder image, each variant's bases.
+    for path in xtask::project::dockerfiles(&root).unwrap() {
+        let text = std::fs::read_to_string(root.join(&path)).unwrap();
+        for (image, value) in xtask::project::global_arg_defaults(&text) {
+            if !(image.ends_with("_BASE") || image.ends_with("_IMAGE")) {
+                continue;
+            }
+            followed += 1;
+            let name = value.split('@').next().unwrap();
             assert!(
-                lines.contains(&format!("docker://{followed}\n")),
-                "{variant} {image}={value} is looked up:\n{lines}"
+                lines.contains(&format!("docker://{name}\n")),
+                "{path} {image}={value} is looked up:\n{lines}"
             );
         }
     }
+    let variants = xtask::project::discover_variants(&root).unwrap();
+    assert_eq!(
+        followed,
+        1 + 2 * variants.len(),
+        "BUILDER_IMAGE and two bases each"
+    );
+    assert!(
+        lines.contains("docker://docker.io/library/rust:"),
+        "{lines}"
+    );
     assert_eq!(shims.log(), "");
 }
 

@@ -1222,7 +1222,8 @@ fn update_bases_proposes_the_bumped_pins_as_a_pull_request() {
     let step = &steps[propose].1;
     let script = step["run"].as_str().unwrap_or_default();
     assert!(
-        script.contains("git add -- images/*/Dockerfile") && !script.contains("git add -A"),
+        script.contains("git add -- images/*.Dockerfile images/*/Dockerfile")
+            && !script.contains("git add -A"),
         "the pull request holds the Dockerfiles' pins and nothing else"
     );
     assert!(

@@ -65,7 +65,7 @@ pub enum Command {
     PruneCiImages(PruneArgs),
     /// Build stand-in base images into a local registry, and static host binaries.
     StandIns(StandInsArgs),
-    /// Re-resolve every pinned image (ARG NAME=IMAGE:TAG@sha256:... in images/*/Dockerfile) and rewrite the pins whose tag moved.
+    /// Re-resolve every pinned image (ARG NAME=IMAGE:TAG@sha256:... in images/*/Dockerfile and images/*.Dockerfile) and rewrite the pins whose tag moved.
     UpdateBases(UpdateBasesArgs),
     /// Measure the split's promises side by side on this machine (see README: Performance).
     Bench(BenchArgs),

@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: the split's promises, measured side by side in one
 //! run on this machine, against the local stack, on the real dependency
 //! graph. Each scenario runs what that path really runs (the production path
-//! compiles both platforms in the Dockerfile's compile stages, pushes,
+//! compiles both platforms in images/compile.Dockerfile's stages, pushes,
 //! attests and signs); medians of several repetitions, the ratios between
 //! them with their targets, and what each build cost (CPU seconds, bytes
 //! written to the registry).

@@ -203,7 +203,7 @@ pub fn run(args: RebuildCheckOptions) -> Result<()> {
     let mut notes = Vec::new();
     if !inputs.local_contexts.is_empty() {
         notes.push(format!(
-            "the release used local build contexts ({}) that its commit alone cannot reproduce; the rebuild uses the Dockerfile's compile stage",
+            "the release used local build contexts ({}) that its commit alone cannot reproduce; the rebuild compiles them with images/compile.Dockerfile",
             inputs.local_contexts.join(", ")
         ));
     }

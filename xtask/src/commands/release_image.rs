@@ -62,7 +62,7 @@ pub fn run(options: ReleaseImageOptions) -> Result<()> {
     for variant in &variants {
         dockerfile_args.insert(
             variant.clone(),
-            project::global_arg_defaults(&project::read_dockerfile(&root, variant)?),
+            project::build_arg_defaults(&root, variant)?,
         );
     }
     // The builder decides how pushing works (the docker driver cannot push by

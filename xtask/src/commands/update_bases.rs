@@ -1,6 +1,7 @@
 //! `cargo xtask update-bases`: keeps the pinned images of the Dockerfiles
 //! fresh. Every `ARG NAME=IMAGE:TAG@sha256:DIGEST` of `images/*/Dockerfile`
-//! (the bases and the builder image; Dependabot reads `FROM` lines only,
+//! and `images/*.Dockerfile` (the bases, and the builder image of
+//! `images/compile.Dockerfile`; Dependabot reads `FROM` lines only,
 //! dependabot-core#2057) is looked up again: where the tag now names another
 //! digest, the pin is rewritten to it. `--check` changes nothing and fails
 //! listing the stale pins; `--mirror PREFIX=MIRROR` looks tags up in a
@@ -371,11 +372,11 @@ struct Dockerfile {
     pins: Vec<Pin>,
 }
 
-/// Reads and parses every `images/*/Dockerfile`.
+/// Reads and parses every Dockerfile of the images (`images/*.Dockerfile`,
+/// `images/*/Dockerfile`).
 fn read_dockerfiles(root: &Path) -> Result<Vec<Dockerfile>> {
     let mut dockerfiles = Vec::new();
-    for variant in project::discover_variants(root)? {
-        let label = project::dockerfile_path(&variant);
+    for label in project::dockerfiles(root)? {
         let path = root.join(&label);
         let text = files::read_to_string(&path)?;
         let pins = parse_pins(&label, &text)?;
@@ -476,7 +477,7 @@ pub fn run(options: UpdateBasesOptions) -> Result<()> {
     let dockerfiles = read_dockerfiles(&root)?;
     let pin_count: usize = dockerfiles.iter().map(|d| d.pins.len()).sum();
     if pin_count == 0 {
-        bail!("no pinned image in images/*/Dockerfile (ARG NAME=REPOSITORY:TAG@sha256:DIGEST): nothing to update; pin the bases first");
+        bail!("no pinned image in images/*/Dockerfile or images/*.Dockerfile (ARG NAME=REPOSITORY:TAG@sha256:DIGEST): nothing to update; pin the bases first");
     }
     if options.dry_run {
         let mut printed = Vec::new();
@@ -812,14 +813,18 @@ mod tests {
     #[test]
     fn the_real_dockerfiles_pin_every_image_in_a_form_this_reads() {
         let root = project::project_root();
-        for variant in project::discover_variants(&root).unwrap() {
-            let label = project::dockerfile_path(&variant);
-            let text = project::read_dockerfile(&root, &variant).unwrap();
+        let labels = project::dockerfiles(&root).unwrap();
+        assert!(labels.contains(&project::COMPILE_DOCKERFILE.to_string()));
+        for label in labels {
+            let text = std::fs::read_to_string(root.join(&label)).unwrap();
             let found = parse_pins(&label, &text).unwrap();
             let names: Vec<&str> = found.iter().map(|p| p.name.as_str()).collect();
-            for expected in ["BUILDER_IMAGE", "PRODUCTION_BASE", "CI_BASE"] {
-                assert!(names.contains(&expected), "{label}: {names:?}");
-            }
+            let expected: &[&str] = if label == project::COMPILE_DOCKERFILE {
+                &["BUILDER_IMAGE"]
+            } else {
+                &["PRODUCTION_BASE", "CI_BASE"]
+            };
+            assert_eq!(names, expected, "{label}");
             // The same pins as the release path reads (its ARG defaults).
             let defaults = project::global_arg_defaults(&text);
             for pin in &found {

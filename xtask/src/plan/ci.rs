@@ -13,7 +13,7 @@ use crate::model::tags::{CiTag, CiUnique};
 use crate::plan::cache::{CacheBackend, CacheMode};
 use crate::plan::{
     cache, recipe, shared_compile, Attestations, BuildOptions, Flavor, Mode, Output, Plan, Policy,
-    PushVia, Signing, VariantPlan, LABEL_NS,
+    PushVia, Signing, VariantPlan, LABEL_NS, LICENSE,
 };
 use crate::preflight::{BuilderInfo, Requirement};
 
@@ -145,15 +145,7 @@ pub fn plan(
         // An unreachable registry or refused credentials, before the build.
         preflight.push(Requirement::PushTarget(repository.clone()));
     }
-    let mut warnings = Vec::new();
-    let shared_compile = match shared_compile::plan(&plans, &cache_inputs) {
-        shared_compile::Outcome::Shared(compile) => Some(compile),
-        shared_compile::Outcome::NotNeeded => None,
-        shared_compile::Outcome::VariantsDiffer(why) => {
-            warnings.push(why);
-            None
-        }
-    };
+    let shared_compile = shared_compile::plan(&plans, shared_compile::cache_plan(&cache_inputs));
     Ok(Plan {
         mode: Mode::Ci,
         repository,
@@ -163,7 +155,7 @@ pub fn plan(
         must_not_exist: Vec::new(),
         must_not_exist_because: String::new(),
         preflight,
-        warnings,
+        warnings: Vec::new(),
         gate: None,
         shared_compile,
         builder: None,
@@ -199,6 +191,7 @@ fn labels(variant: &str, context: &BuildContext, build_ref: &BuildRef) -> BTreeM
             "org.opencontainers.image.source".into(),
             context.git.source_url.clone(),
         ),
+        ("org.opencontainers.image.licenses".into(), LICENSE.into()),
         (format!("{LABEL_NS}.flavor"), Flavor::Ci.as_str().into()),
         (format!("{LABEL_NS}.variant"), variant.into()),
         (format!("{LABEL_NS}.not-for-production"), "true".into()),

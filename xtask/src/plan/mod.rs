@@ -44,7 +44,7 @@ pub struct BuildOptions {
     pub image_name: ImageName,
     /// `KEY=VALUE` or `VARIANT:KEY=VALUE`.
     pub build_args: Vec<BuildArg>,
-    /// Host-built binaries instead of the compile stage.
+    /// Host-built binaries instead of the compile file's.
     pub binaries: Option<PathBuf>,
     pub no_cache: bool,
 }
@@ -83,17 +83,15 @@ pub const PROFILE_ARG: &str = "CARGO_PROFILE";
 /// (space-separated): those of the build's platforms, so that every platform
 /// shares one compile (see images/compile-service.sh).
 pub const TARGET_ARCHES_ARG: &str = "TARGET_ARCHES";
-/// The named build context (a stage of every Dockerfile) that holds the
-/// per-platform service binaries; replacing it skips the compile stage.
+/// The named build context every variant's Dockerfile copies the
+/// per-platform service binaries from (`/linux-ARCH/beacon`): the compile
+/// file's result (`target:compile`) or host-built binaries (`--binaries`).
 pub const BINARIES_CONTEXT: &str = "binaries";
-/// The build arg that selects where the binaries come from: `compile` (the
-/// compile stages) or `context` (the [`BINARIES_CONTEXT`]).
-pub const BINARIES_FROM_ARG: &str = "BINARIES_FROM";
-/// The stage of every Dockerfile that holds the compile stages' binaries
-/// (`/linux-ARCH/beacon`).
-pub const COMPILE_STAGE: &str = "binaries-compile";
-/// The compile stages of every Dockerfile, the same text in each (tidy
-/// tests keep both true): what the shared compile builds.
+/// The stage of the compile file (`project::COMPILE_DOCKERFILE`) that holds
+/// its result, the binaries (`/linux-ARCH/beacon`).
+pub const COMPILE_STAGE: &str = "binaries";
+/// The stages of the compile file (a tidy test keeps this true): a failed
+/// step of one is the compile's, whichever target's name BuildKit printed.
 pub const COMPILE_STAGES: &[&str] = &[
     "fetch",
     "toolchain",
@@ -104,11 +102,11 @@ pub const COMPILE_STAGES: &[&str] = &[
     "compile",
     COMPILE_STAGE,
 ];
-/// The build args the compile stages read that a user may set (a mirror's
+/// The build args the compile file reads that a user may set (a mirror's
 /// builder image, the cross linker's versions, the tool's version); the
 /// policy sets the others (`IMAGE_FLAVOR`, `CARGO_PROFILE`, `TARGET_ARCHES`,
 /// `SOURCE_DATE_EPOCH`). A tidy test keeps this list equal to what the
-/// Dockerfiles' compile stages declare.
+/// compile file declares.
 pub const COMPILE_STAGE_ARGS: &[&str] = &[
     "BUILDER_IMAGE",
     "CARGO_AUDITABLE_VERSION",
@@ -116,6 +114,8 @@ pub const COMPILE_STAGE_ARGS: &[&str] = &[
     "CROSS_GCC_VERSION",
     "CROSS_LIBC_VERSION",
 ];
+/// The license every image states (`org.opencontainers.image.licenses`).
+pub const LICENSE: &str = "Apache-2.0";
 /// Our own label namespace (the OCI spec defines only `org.opencontainers.*`
 /// keys of its own; anything else of ours goes here).
 pub const LABEL_NS: &str = "dev.beacon.image";
@@ -142,8 +142,9 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// A published release: what its images must pass before any tag moves.
     pub gate: Option<gate::Gate>,
-    /// The compile stages built once, as a build of their own that every
-    /// variant takes its binaries from (see [`shared_compile`]).
+    /// The compile file built once, as a build of its own that every
+    /// variant takes its binaries from (see [`shared_compile`]); `None` when
+    /// the binaries are host-built (`--binaries`).
     #[serde(default)]
     pub shared_compile: Option<SharedCompile>,
     /// The builder the user selected (`--builder NAME`) and how every engine
@@ -152,16 +153,20 @@ pub struct Plan {
     pub builder: Option<Selection>,
 }
 
-/// The compile stages as a build of their own (a bake target every
-/// variant's `binaries` context names), with a cache of their own.
+/// The compile file as a build of its own (a bake target every variant's
+/// `binaries` context names), with a cache of its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SharedCompile {
-    /// Any variant's Dockerfile: their compile stages are the same text.
+    /// `project::COMPILE_DOCKERFILE`.
     pub dockerfile: String,
     pub context: String,
     /// The [`COMPILE_STAGE_ARGS`] the variants set (the same for all of them).
     pub build_args: BTreeMap<String, String>,
     pub cache: CachePlan,
+    /// Stages always built again (a release: [`COMPILE_STAGE`], see
+    /// [`shared_compile`]).
+    #[serde(default)]
+    pub no_cache_stages: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,7 +183,7 @@ pub struct Recipe {
     pub context: String,
     /// Build args common to both paths (variant, revision, base overrides, user args).
     pub build_args: BTreeMap<String, String>,
-    /// Named build contexts replacing stages (e.g. host-built binaries).
+    /// Named build contexts (host-built binaries).
     pub named_contexts: BTreeMap<String, String>,
 }
 

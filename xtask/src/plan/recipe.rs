@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use crate::context::BuildContext;
 use crate::model::reference::{ImageName, Registry, Repository};
 use crate::plan::{
-    BuildOptions, Recipe, BINARIES_CONTEXT, BINARIES_FROM_ARG, FLAVOR_ARG, PROFILE_ARG,
+    BuildOptions, Recipe, BINARIES_CONTEXT, COMPILE_STAGE_ARGS, FLAVOR_ARG, PROFILE_ARG,
     TARGET_ARCHES_ARG,
 };
 use crate::project;
@@ -57,9 +57,24 @@ pub fn recipe(options: &BuildOptions, variant: &str, context: &BuildContext) -> 
         ("VARIANT".to_string(), variant.to_string()),
         ("REVISION".to_string(), context.git.revision.clone()),
     ]);
-    // `VARIANT:KEY=VALUE` applies to one variant only (bases differ per vendor).
-    for arg in options.build_args.iter().filter(|a| a.applies_to(variant)) {
+    for arg in &options.build_args {
         let key = arg.key.as_str();
+        if let Some(scope) = arg
+            .variant
+            .as_deref()
+            .filter(|_| COMPILE_STAGE_ARGS.contains(&key))
+        {
+            bail!(
+                "--build-arg {arg} sets {key} for variant {scope} only, but it is an arg of {}, whose one compile \
+                 builds every variant's binaries: set it for all of them (--build-arg {key}={})",
+                project::COMPILE_DOCKERFILE,
+                arg.value
+            );
+        }
+        // `VARIANT:KEY=VALUE` applies to one variant only (bases differ per vendor).
+        if !arg.applies_to(variant) {
+            continue;
+        }
         if key == FLAVOR_ARG {
             bail!("--build-arg {FLAVOR_ARG} is chosen by the path (ci-image builds ci, release-image production); remove it");
         }
@@ -77,7 +92,6 @@ pub fn recipe(options: &BuildOptions, variant: &str, context: &BuildContext) -> 
     let mut named_contexts = BTreeMap::new();
     if let Some(dir) = &options.binaries {
         named_contexts.insert(BINARIES_CONTEXT.to_string(), dir.display().to_string());
-        build_args.insert(BINARIES_FROM_ARG.to_string(), "context".to_string());
     }
     Ok(Recipe {
         dockerfile: project::dockerfile_path(variant),

@@ -9,8 +9,8 @@ use xtask::model::build_log;
 
 use super::e2e::{compile_fixture, ok, registry, root, xtask};
 
-/// The variant the compile stages are exercised on: they are the same text
-/// in every variant (a tidy test checks it), so one stands for all.
+/// The variant the compile stages are exercised on: every variant takes its
+/// binaries from the one compile file, so one stands for all.
 pub const VARIANT: &str = "distroless";
 
 /// The steps of the compile stage's `compile-service.sh build` in a build

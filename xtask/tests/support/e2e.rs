@@ -311,8 +311,8 @@ pub struct Fixture {
     pub sbom_generator: String,
     /// The host-built binaries, for `--binaries`.
     binaries: String,
-    /// The Rust builder image pinned by digest, for builds that run the
-    /// Dockerfiles' compile stage (None: builds take the host binaries).
+    /// The Rust builder image pinned by digest, for builds that run
+    /// images/compile.Dockerfile (None: builds take the host binaries).
     builder: Option<String>,
 }
 

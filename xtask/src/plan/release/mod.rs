@@ -23,15 +23,14 @@ use crate::model::time::format_rfc3339;
 use crate::model::version::Version;
 use crate::plan::gate::Gate;
 use crate::plan::{
-    recipe, Attestations, BuildOptions, CachePlan, Flavor, Mode, Output, Plan, Policy, PushVia,
-    Recipe, SbomRequest, Signing, SigningRequest, VariantPlan, LABEL_NS,
+    recipe, shared_compile, Attestations, BuildOptions, CachePlan, Flavor, Mode, Output, Plan,
+    Policy, PushVia, Recipe, SbomRequest, Signing, SigningRequest, VariantPlan, LABEL_NS, LICENSE,
 };
 use crate::preflight::{BuilderInfo, Requirement};
 
 /// BuildKit's SBOM scanner, pinned; override it for a mirror or an air-gapped registry.
 pub const DEFAULT_SBOM_GENERATOR: &str =
     "docker.io/docker/buildkit-syft-scanner:1.12.0@sha256:ae4f3b554449e7e25548e7d8ccc029d17357348e30c6e3df01b92bc93654d6a9";
-const LICENSE: &str = "Apache-2.0";
 
 /// What `release-image` is asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +112,7 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
         .iter()
         .map(|variant| variant_plan(inputs, variant, &tags))
         .collect::<Result<Vec<_>>>()?;
+    let shared_compile = shared_compile::plan(&variants, CachePlan::default());
     Ok(Plan {
         mode: Mode::Release,
         output: if args.output_archive {
@@ -132,9 +132,9 @@ pub fn plan(inputs: &ReleaseInputs<'_>) -> Result<Plan> {
         gate: gate(args, context, &signing)?,
         signing,
         repository,
-        // Production builds use no cache, so nothing misses one: they
-        // compile in the variants' own stages, once for every variant.
-        shared_compile: None,
+        // Both platforms' binaries in one compile, with no cache (a release
+        // reads and writes none), SOURCE_DATE_EPOCH and --no-cache from the policy.
+        shared_compile,
         builder: None,
     })
 }
