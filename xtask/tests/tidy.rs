@@ -1115,7 +1115,6 @@ const KNOWN_LONG: &[(&str, &str)] = &[
     ("xtask/src/commands/update_bases.rs", ""),
     ("xtask/src/commands/update_bases.rs", "run"),
     ("xtask/src/exec.rs", "build"),
-    ("xtask/src/model/tags.rs", ""),
     ("xtask/src/ops/gate/mod.rs", "check_image"),
     ("xtask/src/plan/admission.rs", "kyverno"),
     ("xtask/src/plan/cache.rs", "plan"),
