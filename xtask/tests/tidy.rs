@@ -1169,8 +1169,6 @@ const KNOWN_LONG: &[(&str, &str)] = &[
     ("xtask/src/commands/rebuild_check.rs", "run"),
     ("xtask/src/commands/release_image.rs", "print_dry_run"),
     ("xtask/src/commands/release_image.rs", "stages"),
-    ("xtask/src/commands/update_bases.rs", ""),
-    ("xtask/src/commands/update_bases.rs", "run"),
     ("xtask/src/exec.rs", "build"),
     ("xtask/src/ops/gate/mod.rs", "check_image"),
     ("xtask/src/plan/admission.rs", "kyverno"),

@@ -1,0 +1,112 @@
+//! `--mirror PREFIX=MIRROR`: where an image is looked up instead of its
+//! own registry, the pins keeping their names.
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{bail, Result};
+
+use crate::model::names;
+
+/// `PREFIX=MIRROR`: images whose repository starts with PREFIX (whole path
+/// components) are looked up under MIRROR instead. A mirror must hold them
+/// by their own digests (a pull-through cache, or `skopeo copy --all`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirror {
+    pub prefix: String,
+    pub mirror: String,
+}
+
+impl FromStr for Mirror {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<Mirror> {
+        let hint =
+            "expected --mirror PREFIX=MIRROR, e.g. docker.io/library=registry.example/hub-library";
+        let Some((prefix, mirror)) = text.split_once('=') else {
+            bail!("malformed mirror {text:?}: {hint}");
+        };
+        let (prefix, mirror) = (prefix.trim_end_matches('/'), mirror.trim_end_matches('/'));
+        for part in [prefix, mirror] {
+            if names::validate_repository(part).is_err() {
+                bail!("malformed mirror {text:?}: {part:?} is not a registry or repository path; {hint}");
+            }
+        }
+        Ok(Mirror {
+            prefix: prefix.to_string(),
+            mirror: mirror.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for Mirror {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.prefix, self.mirror)
+    }
+}
+
+/// Where `repository` is looked up: under the mirror of the longest prefix
+/// that matches it whole components at a time, else where it is.
+pub fn lookup_repository<'a>(
+    repository: &str,
+    mirrors: &'a [Mirror],
+) -> (String, Option<&'a Mirror>) {
+    let matching = mirrors
+        .iter()
+        .filter(|m| {
+            repository == m.prefix
+                || repository
+                    .strip_prefix(&m.prefix)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+        .max_by_key(|m| m.prefix.len());
+    match matching {
+        Some(m) => (
+            format!("{}{}", m.mirror, &repository[m.prefix.len()..]),
+            Some(m),
+        ),
+        None => (repository.to_string(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirrors_match_whole_components_and_the_longest_prefix() {
+        let mirrors: Vec<Mirror> = ["docker.io=m.example/hub", "docker.io/library=m.example/lib"]
+            .iter()
+            .map(|m| m.parse().unwrap())
+            .collect();
+        assert_eq!(
+            lookup_repository("docker.io/library/rust", &mirrors).0,
+            "m.example/lib/rust"
+        );
+        assert_eq!(
+            lookup_repository("docker.io/acme/x", &mirrors).0,
+            "m.example/hub/acme/x"
+        );
+        assert_eq!(
+            lookup_repository("docker.io.evil/x", &mirrors).0,
+            "docker.io.evil/x"
+        );
+        assert_eq!(
+            lookup_repository("docker.io/libraryx/y", &mirrors).0,
+            "m.example/hub/libraryx/y"
+        );
+        assert!(lookup_repository("cgr.dev/chainguard/static", &mirrors)
+            .1
+            .is_none());
+        for bad in [
+            "nothing",
+            "=m.example",
+            "docker.io=",
+            "docker.io/X=m",
+            "a=b=c",
+        ] {
+            let err = bad.parse::<Mirror>().unwrap_err().to_string();
+            assert!(err.contains("--mirror PREFIX=MIRROR"), "{bad}: {err}");
+        }
+    }
+}
