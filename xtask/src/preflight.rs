@@ -107,64 +107,9 @@ pub fn check(requirement: &Requirement) -> Result<()> {
                 bail!("docker not found on PATH: install Docker Engine (Linux) or Docker Desktop (macOS), see https://docs.docker.com/get-docker/");
             }
         }
-        Requirement::Buildx => {
-            // Three processes (the CLI, its plugin lookup, the plugin), most of
-            // a rebuild's fixed cost: a success is remembered for this docker
-            // client and these plugin directories (see `buildx_fingerprint`).
-            let fingerprint = buildx_fingerprint();
-            let remembered = buildx_check_file();
-            if let (Some(fingerprint), Some(file)) = (&fingerprint, &remembered) {
-                if std::fs::read_to_string(file).is_ok_and(|text| &text == fingerprint) {
-                    return Ok(());
-                }
-            }
-            let out = process::capture(&docker(&["buildx", "version"]))?;
-            if !out.success {
-                bail!(
-                    "docker buildx is not available ({}): install the buildx plugin (Debian/Ubuntu: apt install docker-buildx; see https://docs.docker.com/go/buildx/)",
-                    first_line(&out.stderr_text())
-                );
-            }
-            if let (Some(fingerprint), Some(file)) = (fingerprint, remembered) {
-                // Best effort: a write that fails only means checking again next time.
-                let temporary = file.with_extension(format!("{}", std::process::id()));
-                if std::fs::write(&temporary, fingerprint).is_ok() {
-                    let _ = std::fs::rename(&temporary, &file);
-                }
-            }
-        }
-        Requirement::Engine => {
-            // `docker version` asks the engine for its version and nothing else
-            // (`docker info` gathers the engine's whole state: twice as slow).
-            let out = process::capture(&docker(&["version", "--format", "{{.Server.Version}}"]))?;
-            let version = out.stdout_text().trim().to_string();
-            if !out.success || version.is_empty() {
-                bail!(
-                    "the Docker engine is not reachable ({}): start it (Linux: sudo systemctl start docker; macOS: open Docker Desktop) and check `docker info`",
-                    first_line(&out.stderr_text())
-                );
-            }
-        }
-        Requirement::BuilderPlatforms(platforms) => {
-            let builder = builder_info()?;
-            let missing: Vec<String> = platforms
-                .iter()
-                .filter(|p| !builder.supports(p))
-                .map(ToString::to_string)
-                .collect();
-            if !missing.is_empty() {
-                bail!(
-                    "the buildx builder {:?} (driver {}) cannot build {} (it can build: {}): enable QEMU emulation \
-                     (docker run --privileged --rm tonistiigi/binfmt --install all, or apt install qemu-user-static) \
-                     or select a builder that can (docker buildx create --use --platform {})",
-                    builder.name,
-                    builder.driver,
-                    missing.join(", "),
-                    builder.platforms.join(", "),
-                    platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
-                );
-            }
-        }
+        Requirement::Buildx => check_buildx()?,
+        Requirement::Engine => check_engine()?,
+        Requirement::BuilderPlatforms(platforms) => check_builder_platforms(platforms)?,
         Requirement::Cosign => {
             if find_program("cosign").is_none() {
                 bail!("cosign not found on PATH: install it (https://docs.sigstore.dev/cosign/system_config/installation/, Debian trixie: apt install cosign) or pass --sign none");
@@ -178,16 +123,7 @@ pub fn check(requirement: &Requirement) -> Result<()> {
                 );
             }
         }
-        Requirement::Scanner(program) => {
-            let found = if program.contains('/') {
-                is_executable(Path::new(program))
-            } else {
-                find_program(program).is_some()
-            };
-            if !found {
-                bail!("the vulnerability scanner {program:?} is not installed: install trivy (https://trivy.dev/latest/getting-started/installation/; in GitHub Actions aquasecurity/setup-trivy), or pass --scanner PROGRAM (a program that takes trivy's arguments and writes its JSON)");
-            }
-        }
+        Requirement::Scanner(program) => check_scanner(program)?,
         Requirement::PushTarget(repository) => {
             // Without skopeo the Skopeo requirement reports it, with its hint.
             if find_program("skopeo").is_some() {
@@ -200,6 +136,86 @@ pub fn check(requirement: &Requirement) -> Result<()> {
                 bail!("key file {path:?} does not exist: pass an existing --key (`cosign generate-key-pair` makes a key pair)");
             }
         }
+    }
+    Ok(())
+}
+
+/// The buildx plugin answers.
+fn check_buildx() -> Result<()> {
+    // Three processes (the CLI, its plugin lookup, the plugin), most of
+    // a rebuild's fixed cost: a success is remembered for this docker
+    // client and these plugin directories (see `buildx_fingerprint`).
+    let fingerprint = buildx_fingerprint();
+    let remembered = buildx_check_file();
+    if let (Some(fingerprint), Some(file)) = (&fingerprint, &remembered) {
+        if std::fs::read_to_string(file).is_ok_and(|text| &text == fingerprint) {
+            return Ok(());
+        }
+    }
+    let out = process::capture(&docker(&["buildx", "version"]))?;
+    if !out.success {
+        bail!(
+            "docker buildx is not available ({}): install the buildx plugin (Debian/Ubuntu: apt install docker-buildx; see https://docs.docker.com/go/buildx/)",
+            first_line(&out.stderr_text())
+        );
+    }
+    if let (Some(fingerprint), Some(file)) = (fingerprint, remembered) {
+        // Best effort: a write that fails only means checking again next time.
+        let temporary = file.with_extension(format!("{}", std::process::id()));
+        if std::fs::write(&temporary, fingerprint).is_ok() {
+            let _ = std::fs::rename(&temporary, &file);
+        }
+    }
+    Ok(())
+}
+
+/// The engine answers.
+fn check_engine() -> Result<()> {
+    // `docker version` asks the engine for its version and nothing else
+    // (`docker info` gathers the engine's whole state: twice as slow).
+    let out = process::capture(&docker(&["version", "--format", "{{.Server.Version}}"]))?;
+    let version = out.stdout_text().trim().to_string();
+    if !out.success || version.is_empty() {
+        bail!(
+            "the Docker engine is not reachable ({}): start it (Linux: sudo systemctl start docker; macOS: open Docker Desktop) and check `docker info`",
+            first_line(&out.stderr_text())
+        );
+    }
+    Ok(())
+}
+
+/// The builder can build every platform asked for.
+fn check_builder_platforms(platforms: &[Platform]) -> Result<()> {
+    let builder = builder_info()?;
+    let missing: Vec<String> = platforms
+        .iter()
+        .filter(|p| !builder.supports(p))
+        .map(ToString::to_string)
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "the buildx builder {:?} (driver {}) cannot build {} (it can build: {}): enable QEMU emulation \
+             (docker run --privileged --rm tonistiigi/binfmt --install all, or apt install qemu-user-static) \
+             or select a builder that can (docker buildx create --use --platform {})",
+            builder.name,
+            builder.driver,
+            missing.join(", "),
+            builder.platforms.join(", "),
+            platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+        );
+    }
+    Ok(())
+}
+
+/// The vulnerability scanner is installed (a path, or a name on PATH).
+fn check_scanner(program: &str) -> Result<()> {
+    let found = if program.contains('/') {
+        is_executable(Path::new(program))
+    } else {
+        find_program(program).is_some()
+    };
+    if !found {
+        bail!("the vulnerability scanner {program:?} is not installed: install trivy (https://trivy.dev/latest/getting-started/installation/; in GitHub Actions aquasecurity/setup-trivy), or pass --scanner PROGRAM (a program that takes trivy's arguments and writes its JSON)");
     }
     Ok(())
 }
