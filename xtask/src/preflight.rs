@@ -130,45 +130,8 @@ pub fn check_on(requirement: &Requirement, selection: Option<&Selection>) -> Res
                 bail!("docker not found on PATH: install Docker Engine (Linux) or Docker Desktop (macOS), see https://docs.docker.com/get-docker/");
             }
         }
-        Requirement::Buildx => {
-            // Three processes (the CLI, its plugin lookup, the plugin), most of
-            // a rebuild's fixed cost: a success is remembered for this docker
-            // client and these plugin directories (see `buildx_fingerprint`).
-            let fingerprint = buildx_fingerprint();
-            let remembered = buildx_check_file();
-            if let (Some(fingerprint), Some(file)) = (&fingerprint, &remembered) {
-                if std::fs::read_to_string(file).is_ok_and(|text| &text == fingerprint) {
-                    return Ok(());
-                }
-            }
-            let out = process::capture(&docker(&["buildx", "version"]))?;
-            if !out.success {
-                bail!(
-                    "docker buildx is not available ({}): install the buildx plugin (Debian/Ubuntu: apt install docker-buildx; see https://docs.docker.com/go/buildx/)",
-                    first_line(&out.stderr_text())
-                );
-            }
-            if let (Some(fingerprint), Some(file)) = (fingerprint, remembered) {
-                // Best effort: a write that fails only means checking again next time.
-                let temporary = file.with_extension(format!("{}", std::process::id()));
-                if std::fs::write(&temporary, fingerprint).is_ok() {
-                    let _ = std::fs::rename(&temporary, &file);
-                }
-            }
-        }
-        Requirement::Engine => {
-            // `docker version` asks the engine for its version and nothing else
-            // (`docker info` gathers the engine's whole state: twice as slow).
-            let version = ["version", "--format", "{{.Server.Version}}"].map(String::from);
-            let out = process::capture(&docker::engine(selection, version.to_vec()))?;
-            let version = out.stdout_text().trim().to_string();
-            if !out.success || version.is_empty() {
-                bail!(
-                    "the Docker engine is not reachable ({}): start it (Linux: sudo systemctl start docker; macOS: open Docker Desktop) and check `docker info`",
-                    first_line(&out.stderr_text())
-                );
-            }
-        }
+        Requirement::Buildx => check_buildx()?,
+        Requirement::Engine => check_engine(selection)?,
         Requirement::BuilderPlatforms(platforms) => {
             if let Some(refusal) = platforms_refusal(&builder_info_on(selection)?, platforms) {
                 bail!("{refusal}");
@@ -209,6 +172,51 @@ pub fn check_on(requirement: &Requirement, selection: Option<&Selection>) -> Res
                 bail!("key file {path:?} does not exist: pass an existing --key (`cosign generate-key-pair` makes a key pair)");
             }
         }
+    }
+    Ok(())
+}
+
+/// The buildx plugin answers.
+fn check_buildx() -> Result<()> {
+    // Three processes (the CLI, its plugin lookup, the plugin), most of
+    // a rebuild's fixed cost: a success is remembered for this docker
+    // client and these plugin directories (see `buildx_fingerprint`).
+    let fingerprint = buildx_fingerprint();
+    let remembered = buildx_check_file();
+    if let (Some(fingerprint), Some(file)) = (&fingerprint, &remembered) {
+        if std::fs::read_to_string(file).is_ok_and(|text| &text == fingerprint) {
+            return Ok(());
+        }
+    }
+    let out = process::capture(&docker(&["buildx", "version"]))?;
+    if !out.success {
+        bail!(
+            "docker buildx is not available ({}): install the buildx plugin (Debian/Ubuntu: apt install docker-buildx; see https://docs.docker.com/go/buildx/)",
+            first_line(&out.stderr_text())
+        );
+    }
+    if let (Some(fingerprint), Some(file)) = (fingerprint, remembered) {
+        // Best effort: a write that fails only means checking again next time.
+        let temporary = file.with_extension(format!("{}", std::process::id()));
+        if std::fs::write(&temporary, fingerprint).is_ok() {
+            let _ = std::fs::rename(&temporary, &file);
+        }
+    }
+    Ok(())
+}
+
+/// The engine (of the selected builder) answers.
+fn check_engine(selection: Option<&Selection>) -> Result<()> {
+    // `docker version` asks the engine for its version and nothing else
+    // (`docker info` gathers the engine's whole state: twice as slow).
+    let version = ["version", "--format", "{{.Server.Version}}"].map(String::from);
+    let out = process::capture(&docker::engine(selection, version.to_vec()))?;
+    let version = out.stdout_text().trim().to_string();
+    if !out.success || version.is_empty() {
+        bail!(
+            "the Docker engine is not reachable ({}): start it (Linux: sudo systemctl start docker; macOS: open Docker Desktop) and check `docker info`",
+            first_line(&out.stderr_text())
+        );
     }
     Ok(())
 }

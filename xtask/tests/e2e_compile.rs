@@ -7,22 +7,31 @@
 //! compile the service inside the build (no `--binaries`), but for the
 //! tampered image of the rebuild check.
 //!
-//! Every build here compiles the real dependency graph, so there is one
-//! test, and it reuses each build for several assertions: one release
-//! (cross compile, SBOM, reproducibility), the benchmark's smoke run, one CI
-//! build of `main` and two pull request builds on an emptied engine (the
-//! dependency layer and the build context; all variants, which compile
-//! once), in that order so that each
-//! reuses what the one before compiled. (The two checks of the compile
-//! stages' inputs that compile nothing are in e2e_compile_inputs.rs, in the
-//! other lane of `cargo xtask test`.) It fails (never skips) when the engine,
-//! the registry or the builder image is missing. Assertions read what the
-//! engine, the registry and the images hold, plus the build log where only
-//! it can tell (which platform a step ran on, which crates cargo compiled).
+//! Every build here compiles the real dependency graph, so the tests share
+//! what they build: one release ([`release`], built by the first test that
+//! needs it) that the `release_*` tests check (cross compile, SBOM,
+//! reproducibility), and one CI build of `main` ([`mains_ci_build`]) whose
+//! registry cache the `with_only_mains_registry_cache_*` tests build pull
+//! requests from on an emptied engine; the benchmark's smoke run is a test
+//! of its own. Each test runs alone too (`cargo test --test e2e_compile
+//! NAME`). Run together, the engine lock lets them in the order of their
+//! names, so each reuses what the one before left in the engine: the
+//! release's rebuild-check compiles both architectures from an emptied
+//! engine, the tampered image's rebuild finds those dependencies in the
+//! cache mounts, the benchmark's smoke run (which never empties the engine)
+//! finds that release in the cache, and main's CI build finds the smoke
+//! run's CI compile (its pull requests empty the engine themselves). (The
+//! two checks of the compile stages' inputs that compile nothing are in
+//! e2e_compile_inputs.rs, in the other lane of `cargo xtask test`.) They
+//! fail (never skip) when the engine, the registry or the builder image is
+//! missing. Assertions read what the engine, the registry and the images
+//! hold, plus the build log where only it can tell (which platform a step
+//! ran on, which crates cargo compiled).
 
 mod support;
 
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 use serde_json::Value;
 use xtask::model::build_log;
@@ -34,7 +43,7 @@ use support::compile::{
 use support::e2e::{
     arm64_version, compile_fixture, context_file, docker, engine_lock, git, http_get,
     index_platforms, native_arch, platform_config, registry, registry_json, root, run, run_ok,
-    start_service, stderr, stdout, unique_name, wait_for_http, with_registry_cache, xtask,
+    shared, start_service, stderr, stdout, unique_name, wait_for_http, with_registry_cache, xtask,
 };
 
 /// ELF facts of a binary: (e_machine, has a PT_INTERP program header).
@@ -89,47 +98,53 @@ fn locked_version(package: &str) -> String {
         .unwrap_or_else(|| panic!("{package} is not in Cargo.lock"))
 }
 
-/// The costly checks of the compile stages, in one engine lifecycle and in
-/// this order, because each reuses what the one before left in the engine
-/// (separately, in any order, the suite compiled the dependency graph of
-/// both architectures three times): the release's rebuild-check compiles it
-/// from an emptied engine; the benchmark's smoke run, which never empties the
-/// engine, then finds that release in the cache; the fresh-runner check's
-/// `main` build finds the smoke run's CI compile (its pull request builds
-/// empty the engine themselves). A failure names its step by its message
-/// and line.
-#[test]
-fn release_then_benchmark_smoke_then_fresh_runner() {
-    let _ = compile_fixture();
-    let _engine = engine_lock();
-    release_cross_compiles_lists_its_crates_and_rebuilds_identically();
-    bench_smoke_run_measures_every_scenario();
-    with_only_mains_registry_cache_a_one_line_change_compiles_no_dependency();
+/// The release every `release_*` test checks: VARIANT at v3.1.4, compiled
+/// in the compile stages for both platforms, from a clean checkout.
+struct Release {
+    /// The repository under the test registry.
+    name: String,
+    /// `REGISTRY/NAME:3.1.4-VARIANT`.
+    reference: String,
+    /// `3.1.4-VARIANT`.
+    tag: String,
+    /// The release's build log.
+    log: String,
 }
 
-/// One release of VARIANT, compiled in the compile stages for both
-/// platforms, checked for what it is (cross-compiled on the build platform,
-/// static, an SBOM that lists what ships) and for being reproducible (from
-/// an emptied engine, the commit rebuilds to the same image; a tampered
-/// image is a mismatch naming the binary).
-fn release_cross_compiles_lists_its_crates_and_rebuilds_identically() {
-    let name = unique_name("release-compile");
-    let tree = clean_checkout("release-compile");
-    let context = context_file("release-compile-v3.1.4", "refs/tags/v3.1.4", &["v3.1.4"]);
-    let release = |extra: &[&str]| {
+fn release() -> &'static Release {
+    static RELEASE: OnceLock<Result<Release, String>> = OnceLock::new();
+    shared(&RELEASE, "the release of the compile-stage tests", || {
+        let name = unique_name("release-compile");
+        let tree = clean_checkout("release-compile");
+        let context = context_file("release-compile-v3.1.4", "refs/tags/v3.1.4", &["v3.1.4"]);
         let mut command = xtask_in(&tree, &context);
         release_image(&mut command, &name);
-        run_ok(command.args(extra))
-    };
-    let log = stderr(&release(&[]));
+        let output = run(&mut command);
+        remove_checkout(&tree);
+        let log = stderr(&output);
+        assert!(output.status.success(), "the release failed:\n{log}");
+        let tag = format!("3.1.4-{VARIANT}");
+        Release {
+            reference: format!("{}/{name}:{tag}", registry()),
+            name,
+            tag,
+            log,
+        }
+    })
+}
 
-    // The compile stage runs once for both target platforms, on the build
-    // platform: BuildKit labels a step that runs on another platform than
-    // the one it is built for `BUILD->TARGET` (`linux/amd64->arm64`), and the
-    // one step both platforms share carries either platform's label. One
-    // cargo invocation compiled both targets (the script names them).
+/// The compile stage runs once for both target platforms, on the build
+/// platform: BuildKit labels a step that runs on another platform than the
+/// one it is built for `BUILD->TARGET` (`linux/amd64->arm64`), and the one
+/// step both platforms share carries either platform's label. One cargo
+/// invocation compiled both targets (the script names them), and what
+/// compiled in the compile step (when it ran) was the service alone.
+#[test]
+fn release_compiles_both_platforms_in_one_step_on_the_build_platform() {
+    let _engine = engine_lock();
+    let log = &release().log;
     let build_platform = format!("linux/{}", native_arch());
-    let steps = compile_steps(&log);
+    let steps = compile_steps(log);
     assert_eq!(
         steps.len(),
         1,
@@ -144,7 +159,7 @@ fn release_cross_compiles_lists_its_crates_and_rebuilds_identically() {
     );
     for command in ["deps", "build"] {
         let instruction = format!("compile-service.sh {command}");
-        let ran: Vec<build_log::Step> = build_log::steps(&log)
+        let ran: Vec<build_log::Step> = build_log::steps(log)
             .into_iter()
             .filter(|s| {
                 s.instruction.ends_with(&instruction)
@@ -163,35 +178,42 @@ fn release_cross_compiles_lists_its_crates_and_rebuilds_identically() {
             ran[0]
         );
     }
-    // What compiled in the compile step (when it ran) was the service alone.
-    for (step, name) in build_log::compiled_crates(&log, "compile-service.sh") {
+    for (step, name) in build_log::compiled_crates(log, "compile-service.sh") {
         if step.contains(" compile ") {
             assert_eq!(name, "beacon", "only the service compiles in {step}");
         }
     }
+}
 
-    // The registry holds an index with both platforms.
-    let tag = format!("3.1.4-{VARIANT}");
-    let index = registry_json(&name, &format!("manifests/{tag}"));
+/// The registry holds an index with both platforms, labelled production.
+#[test]
+fn release_index_holds_both_platforms_labelled_production() {
+    let _engine = engine_lock();
+    let release = release();
+    let index = registry_json(&release.name, &format!("manifests/{}", release.tag));
     let mut platforms = index_platforms(&index);
     platforms.sort();
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
-    let config = platform_config(&name, &index, "arm64");
+    let config = platform_config(&release.name, &index, "arm64");
     assert_eq!(config["architecture"], "arm64");
     assert_eq!(
         config["config"]["Labels"]["dev.beacon.image.flavor"],
         "production"
     );
+}
 
-    // The SBOM of each platform lists what ships: the service and the crates
-    // compiled into it, at Cargo.lock's versions (cargo-auditable; syft
-    // reads them as rust-crate packages).
-    let reference = format!("{}/{name}:{tag}", registry());
+/// The SBOM of each platform lists what ships: the service and the crates
+/// compiled into it, at Cargo.lock's versions (cargo-auditable; syft reads
+/// them as rust-crate packages).
+#[test]
+fn release_sbom_lists_the_service_and_its_crates_at_cargo_lock_versions() {
+    let _engine = engine_lock();
+    let release = release();
     let sbom = docker(&[
         "buildx",
         "imagetools",
         "inspect",
-        &reference,
+        &release.reference,
         "--format",
         "{{json .SBOM}}",
     ]);
@@ -226,28 +248,38 @@ fn release_cross_compiles_lists_its_crates_and_rebuilds_identically() {
             );
         }
     }
+}
 
-    // The arm64 binary is a static aarch64 ELF, and it runs (under emulation).
-    let binary = file_from_image(&reference, "linux/arm64", "/usr/local/bin/beacon");
+/// The arm64 binary is a static aarch64 ELF, and it runs (under emulation).
+#[test]
+fn release_arm64_binary_is_static_and_runs() {
+    let _engine = engine_lock();
+    let reference = &release().reference;
+    let binary = file_from_image(reference, "linux/arm64", "/usr/local/bin/beacon");
     let (machine, interp) = elf_machine_and_interp(&binary);
     assert_eq!(machine, 183, "EM_AARCH64");
     assert!(
         !interp,
         "the arm64 binary is static (no program interpreter)"
     );
-    let arm = arm64_version(&reference);
-    docker(&["image", "rm", &reference]);
+    let arm = arm64_version(reference);
+    docker(&["image", "rm", reference]);
     assert!(
         arm.status.success(),
         "the arm64 image does not run: {}{}",
         stdout(&arm),
         stderr(&arm)
     );
+}
 
-    // From an emptied engine, the commit rebuilds to the same image, per
-    // platform: through the new dependency layers, with no cache at all.
+/// From an emptied engine, the commit rebuilds to the same image, per
+/// platform: through the new dependency layers, with no cache at all.
+#[test]
+fn release_rebuilds_identically_from_an_emptied_engine() {
+    let _engine = engine_lock();
+    let release = release();
     empty_the_engine();
-    let checked = rebuild_check(&reference);
+    let checked = rebuild_check(&release.reference);
     assert!(
         checked.status.success(),
         "rebuild-check of an honest release failed:\n{}\n{}",
@@ -271,11 +303,17 @@ fn release_cross_compiles_lists_its_crates_and_rebuilds_identically() {
         report["attestation_manifests"], 2,
         "attestations are reported, not compared"
     );
+}
 
-    // Publish a different image under the same tag: the same commit, but a
-    // binary the commit does not build (host binaries, one byte appended).
-    // The rebuild reuses the dependencies the first one left in the cache
-    // mounts (--no-cache keeps them), so only the service compiles again.
+/// A release of the same commit whose binary the commit does not build
+/// (host binaries, one byte appended) is a mismatch naming the binary's
+/// layer and file. Its rebuild reuses the dependencies an earlier compile
+/// left in the cache mounts (--no-cache keeps them): run after the honest
+/// rebuild, only the service compiles again.
+#[test]
+fn release_tampered_is_a_mismatch_naming_the_binary() {
+    let _engine = engine_lock();
+    let _ = compile_fixture();
     let tampered = root().join("target/e2e/tampered-binaries");
     for platform in ["linux-amd64", "linux-arm64"] {
         let dir = tampered.join(platform);
@@ -290,9 +328,15 @@ fn release_cross_compiles_lists_its_crates_and_rebuilds_identically() {
         binary.push(0);
         std::fs::write(dir.join("beacon"), binary).unwrap();
     }
-    release(&["--force", &format!("--binaries={}", tampered.display())]);
-    let checked = rebuild_check(&reference);
+    let name = unique_name("release-tampered");
+    let tree = clean_checkout("release-tampered");
+    let context = context_file("release-tampered-v3.1.4", "refs/tags/v3.1.4", &["v3.1.4"]);
+    let mut command = xtask_in(&tree, &context);
+    release_image(&mut command, &name);
+    let published = run(command.arg(format!("--binaries={}", tampered.display())));
     remove_checkout(&tree);
+    assert!(published.status.success(), "{}", stderr(&published));
+    let checked = rebuild_check(&format!("{}/{name}:3.1.4-{VARIANT}", registry()));
     assert!(
         !checked.status.success(),
         "rebuild-check must fail on a tampered image"
@@ -328,171 +372,13 @@ fn rebuild_check(reference: &str) -> Output {
     run(xtask().args(["rebuild-check", reference, "--json"]))
 }
 
-/// A fresh runner has nothing but the default branch's registry cache, and
-/// the dependencies come from it, for a build of every variant (which
-/// compiles once, in a build of its own with a cache of its own:
-/// plan/shared_compile.rs; before, a bake of several variants missed that
-/// cache now and then): after a one-line change to the service no
-/// dependency is compiled (the deps layer is in the exported cache), and
-/// after a change to xtask/, the README and a workflow the compile stage is
-/// not even run (none of them is in its context). The CI image of `main`
-/// that wrote that cache is the compile stage's own: a static binary for
-/// the native platform that starts and says what it is.
-fn with_only_mains_registry_cache_a_one_line_change_compiles_no_dependency() {
-    let fixture = compile_fixture();
-    let name = unique_name("fresh-runner");
-    let tree = clean_checkout("fresh-runner");
-    let ci_image = |git_ref: &str, label: &str| {
-        let context = context_file(&format!("fresh-runner-{label}"), git_ref, &[]);
-        run_ok(
-            xtask_in(&tree, &context)
-                .args(["ci-image", "--json"])
-                .args(with_registry_cache(&name))
-                .args(fixture.build_options()),
-        )
-    };
-
-    // main's CI build writes main's registry cache (mode=max).
-    let main = ci_image("refs/heads/main", "main");
-    let log = stderr(&main);
-    // The variants take their binaries from one compile: BuildKit runs the
-    // shared step once, under one variant's label, and prints it again,
-    // CACHED, under the others'. (It may not run at all: the benchmark's
-    // smoke run, just before, leaves it in the engine.)
-    let steps = compile_steps(&log);
-    let ran: Vec<_> = steps.iter().filter(|s| !s.from_cache()).collect();
-    assert!(
-        !steps.is_empty() && ran.len() <= 1,
-        "the compile stage ran at most once: {steps:?}\n{log}"
-    );
-    assert!(
-        steps.iter().all(|s| !s.label.contains("->")),
-        "a native single-platform build compiles natively: {steps:?}"
-    );
-    let result: Value = serde_json::from_str(&stdout(&main)).unwrap();
-    let built = result["variants"]
-        .as_array()
-        .expect("variants in the result");
-    let every_variant = xtask::project::discover_variants(&root()).unwrap();
-    assert_eq!(built.len(), every_variant.len(), "every variant: {result}");
-    let image = built
-        .iter()
-        .find(|v| v["variant"] == VARIANT)
-        .and_then(|v| v["image"].as_str())
-        .unwrap_or_else(|| panic!("no image in {result}"))
-        .to_string();
-    let binary = file_from_image(
-        &image,
-        &format!("linux/{}", native_arch()),
-        "/usr/local/bin/beacon",
-    );
-    let (machine, interp) = elf_machine_and_interp(&binary);
-    let expected_machine = if native_arch() == "arm64" { 183 } else { 62 };
-    assert_eq!(
-        machine, expected_machine,
-        "ELF machine of the native binary"
-    );
-    assert!(!interp, "the binary is static (no program interpreter)");
-    let container = format!("e2e-fresh-runner-{}", std::process::id());
-    let port_text = start_service(&container, &image);
-    let port: Option<u16> = port_text
-        .lines()
-        .next()
-        .and_then(|l| l.rsplit(':').next())
-        .and_then(|p| p.parse().ok());
-    let health = port.and_then(|p| wait_for_http(p, "/healthz"));
-    let version = port.and_then(|p| http_get(&format!("127.0.0.1:{p}"), "/version"));
-    let logs = docker(&["logs", &container]);
-    docker(&["rm", "-f", &container]);
-    assert!(
-        health.is_some_and(|b| b.contains("ok")),
-        "/healthz did not answer (port {port_text:?}); container log:\n{}{}",
-        stdout(&logs),
-        stderr(&logs)
-    );
-    let version: Value = serde_json::from_str(&version.expect("/version answers")).unwrap();
-    assert_eq!(version["variant"], VARIANT);
-    assert_eq!(version["build_target"], "ci");
-
-    // A pull request that changes only xtask/, the README and a workflow, on
-    // a fresh runner: the compile stage comes from main's cache.
-    append(&tree, "xtask/src/lib.rs", "// e2e: an xtask-only change");
-    append(&tree, "README.md", "<!-- e2e: a README change -->");
-    append(
-        &tree,
-        ".github/workflows/ci-build.yml",
-        "# e2e: a workflow change",
-    );
-    empty_the_engine();
-    let log = stderr(&ci_image("refs/pull/41/merge", "pr-41"));
-    let steps = compile_steps(&log);
-    assert!(
-        !steps.is_empty() && steps.iter().all(|s| s.from_cache()),
-        "the compile step came from main's cache: {steps:?}\n{log}"
-    );
-    assert_eq!(
-        service_crates_compiled(&log),
-        Vec::<String>::new(),
-        "nothing compiled"
-    );
-
-    // A one-line change to the service, on a fresh runner: the service is
-    // compiled, and no dependency.
-    // Unique to this run: the engine may still hold records of an earlier
-    // run's change (images loaded from it keep them), a fresh runner never.
-    append(
-        &tree,
-        "service/src/main.rs",
-        &format!("// e2e: a one-line change, {name}"),
-    );
-    empty_the_engine();
-    let output = ci_image("refs/pull/42/merge", "pr-42");
-    remove_checkout(&tree);
-    let log = stderr(&output);
-    for cache in [VARIANT, "compile"] {
-        assert!(
-            log.contains(&format!(
-                "importing cache manifest from {}/{name}-buildcache:{cache}-main",
-                registry()
-            )),
-            "the pull request imports main's {cache} cache"
-        );
-    }
-    let compiled = service_crates_compiled(&log);
-    assert!(
-        compiled.iter().any(|c| c.starts_with("beacon ")),
-        "the service itself was compiled: {compiled:?}\n{log}"
-    );
-    assert_eq!(
-        dependencies_compiled(&log),
-        Vec::<String>::new(),
-        "no dependency compiled on a fresh runner with main's cache"
-    );
-    let deps: Vec<_> = build_log::steps(&log)
-        .into_iter()
-        .filter(|s| s.instruction.contains("compile-service.sh deps"))
-        .collect();
-    assert!(
-        !deps.is_empty() && deps.iter().all(|s| s.from_cache()),
-        "the deps layer came from main's cache: {deps:?}\n{log}"
-    );
-    let loaded = docker(&[
-        "image",
-        "ls",
-        "--format",
-        "{{.Repository}}:{{.Tag}}",
-        &format!("{}/{name}", registry()),
-    ]);
-    for tag in stdout(&loaded).lines() {
-        docker(&["image", "rm", tag]);
-    }
-}
-
 /// A smoke run of `cargo xtask bench` (one repetition, one variant, an
 /// engine never emptied) so the benchmark cannot rot. Its figures are not
 /// judged here: performance goals live in the benchmark's own report, not in
 /// timed tests.
-fn bench_smoke_run_measures_every_scenario() {
+#[test]
+fn the_benchmark_smoke_run_measures_every_scenario() {
+    let _engine = engine_lock();
     let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .current_dir(root())
         .args(["bench", "--smoke", "--json"])
@@ -574,4 +460,230 @@ fn bench_smoke_run_measures_every_scenario() {
         "the cold compile is skipped, and says so"
     );
     assert!(report["machine"]["cpus"].as_u64().unwrap() >= 1);
+}
+
+/// Main's CI build of every variant (which compiles once, in a build of its
+/// own: plan/shared_compile.rs), writing main's registry cache (mode=max):
+/// what a fresh runner's pull request builds from.
+struct MainsBuild {
+    name: String,
+    log: String,
+    /// The CI build's result (`--json`).
+    result: Value,
+    /// VARIANT's image by its unique tag (a pull request's build moves
+    /// `ci-VARIANT`, not this one).
+    image: String,
+}
+
+fn mains_ci_build() -> &'static MainsBuild {
+    static MAIN: OnceLock<Result<MainsBuild, String>> = OnceLock::new();
+    shared(&MAIN, "main's CI build", || {
+        let name = unique_name("fresh-runner");
+        let tree = clean_checkout("fresh-runner-main");
+        let main = fresh_runner_ci_image(&tree, &name, "refs/heads/main", "main");
+        remove_checkout(&tree);
+        let result: Value = serde_json::from_str(&stdout(&main)).unwrap();
+        let image = result["variants"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| v["variant"] == VARIANT)
+            .and_then(|v| v["tags"][1].as_str())
+            .unwrap_or_else(|| panic!("no unique tag of {VARIANT} in {result}"))
+            .to_string();
+        MainsBuild {
+            name,
+            log: stderr(&main),
+            result,
+            image,
+        }
+    })
+}
+
+/// `ci-image --json` of every variant in `tree` as REGISTRY/NAME at
+/// `git_ref`, reading and writing its registry cache.
+fn fresh_runner_ci_image(tree: &std::path::Path, name: &str, git_ref: &str, label: &str) -> Output {
+    let context = context_file(&format!("fresh-runner-{label}"), git_ref, &[]);
+    run_ok(
+        xtask_in(tree, &context)
+            .args(["ci-image", "--json"])
+            .args(with_registry_cache(name))
+            .args(compile_fixture().build_options()),
+    )
+}
+
+/// Removes the images a pull request's build loaded (all of REGISTRY/NAME
+/// but main's build's own tags).
+fn remove_loaded_images(name: &str, keep: &[String]) {
+    let loaded = docker(&[
+        "image",
+        "ls",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        &format!("{}/{name}", registry()),
+    ]);
+    for tag in stdout(&loaded).lines() {
+        if !keep.iter().any(|k| k == tag) {
+            docker(&["image", "rm", tag]);
+        }
+    }
+}
+
+/// Main's tags, as its CI build's result lists them.
+fn mains_tags(main: &MainsBuild) -> Vec<String> {
+    main.result["variants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|v| v["tags"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t.as_str().map(String::from))
+        .collect()
+}
+
+/// The CI image of `main` that writes the fresh runners' cache is the
+/// compile stage's own, for every variant from one compile: the shared
+/// step ran at most once (BuildKit runs it under one variant's label and
+/// prints it again, CACHED, under the others'; the benchmark's smoke run
+/// may have left it in the engine), natively; VARIANT's image holds a
+/// static binary for the native platform that starts and says what it is.
+#[test]
+fn with_only_mains_registry_cache_mains_ci_image_is_native_static_and_serves() {
+    let _engine = engine_lock();
+    let main = mains_ci_build();
+    let steps = compile_steps(&main.log);
+    let ran: Vec<_> = steps.iter().filter(|s| !s.from_cache()).collect();
+    assert!(
+        !steps.is_empty() && ran.len() <= 1,
+        "the compile stage ran at most once: {steps:?}\n{}",
+        main.log
+    );
+    assert!(
+        steps.iter().all(|s| !s.label.contains("->")),
+        "a native single-platform build compiles natively: {steps:?}"
+    );
+    let built = main.result["variants"]
+        .as_array()
+        .expect("variants in the result");
+    let every_variant = xtask::project::discover_variants(&root()).unwrap();
+    assert_eq!(
+        built.len(),
+        every_variant.len(),
+        "every variant: {}",
+        main.result
+    );
+    let binary = file_from_image(
+        &main.image,
+        &format!("linux/{}", native_arch()),
+        "/usr/local/bin/beacon",
+    );
+    let (machine, interp) = elf_machine_and_interp(&binary);
+    let expected_machine = if native_arch() == "arm64" { 183 } else { 62 };
+    assert_eq!(
+        machine, expected_machine,
+        "ELF machine of the native binary"
+    );
+    assert!(!interp, "the binary is static (no program interpreter)");
+    let container = format!("e2e-fresh-runner-{}", std::process::id());
+    let port_text = start_service(&container, &main.image);
+    let port: Option<u16> = port_text
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|p| p.parse().ok());
+    let health = port.and_then(|p| wait_for_http(p, "/healthz"));
+    let version = port.and_then(|p| http_get(&format!("127.0.0.1:{p}"), "/version"));
+    let logs = docker(&["logs", &container]);
+    docker(&["rm", "-f", &container]);
+    remove_loaded_images(&main.name, &[]);
+    assert!(
+        health.is_some_and(|b| b.contains("ok")),
+        "/healthz did not answer (port {port_text:?}); container log:\n{}{}",
+        stdout(&logs),
+        stderr(&logs)
+    );
+    let version: Value = serde_json::from_str(&version.expect("/version answers")).unwrap();
+    assert_eq!(version["variant"], VARIANT);
+    assert_eq!(version["build_target"], "ci");
+}
+
+/// A pull request that changes only xtask/, the README and a workflow, on a
+/// fresh runner: the compile stage comes from main's cache (none of them is
+/// in its context), and nothing is compiled.
+#[test]
+fn with_only_mains_registry_cache_a_change_outside_the_service_compiles_nothing() {
+    let _engine = engine_lock();
+    let main = mains_ci_build();
+    let tree = clean_checkout("fresh-runner-pr-41");
+    append(&tree, "xtask/src/lib.rs", "// e2e: an xtask-only change");
+    append(&tree, "README.md", "<!-- e2e: a README change -->");
+    append(
+        &tree,
+        ".github/workflows/ci-build.yml",
+        "# e2e: a workflow change",
+    );
+    empty_the_engine();
+    let output = fresh_runner_ci_image(&tree, &main.name, "refs/pull/41/merge", "pr-41");
+    remove_checkout(&tree);
+    remove_loaded_images(&main.name, &mains_tags(main));
+    let log = stderr(&output);
+    let steps = compile_steps(&log);
+    assert!(
+        !steps.is_empty() && steps.iter().all(|s| s.from_cache()),
+        "the compile step came from main's cache: {steps:?}\n{log}"
+    );
+    assert_eq!(
+        service_crates_compiled(&log),
+        Vec::<String>::new(),
+        "nothing compiled"
+    );
+}
+
+/// A one-line change to the service, on a fresh runner (an emptied engine
+/// and main's registry cache): the service is compiled, and no dependency
+/// (the deps layer is in the exported cache).
+#[test]
+fn with_only_mains_registry_cache_a_one_line_change_compiles_no_dependency() {
+    let _engine = engine_lock();
+    let main = mains_ci_build();
+    let name = &main.name;
+    let tree = clean_checkout("fresh-runner-pr-42");
+    // Unique to this run: the engine may still hold records of an earlier
+    // run's change (images loaded from it keep them), a fresh runner never.
+    append(
+        &tree,
+        "service/src/main.rs",
+        &format!("// e2e: a one-line change, {name}"),
+    );
+    empty_the_engine();
+    let output = fresh_runner_ci_image(&tree, name, "refs/pull/42/merge", "pr-42");
+    remove_checkout(&tree);
+    remove_loaded_images(name, &mains_tags(main));
+    let log = stderr(&output);
+    for cache in [VARIANT, "compile"] {
+        assert!(
+            log.contains(&format!(
+                "importing cache manifest from {}/{name}-buildcache:{cache}-main",
+                registry()
+            )),
+            "the pull request imports main's {cache} cache"
+        );
+    }
+    let compiled = service_crates_compiled(&log);
+    assert!(
+        compiled.iter().any(|c| c.starts_with("beacon ")),
+        "the service itself was compiled: {compiled:?}\n{log}"
+    );
+    assert_eq!(
+        dependencies_compiled(&log),
+        Vec::<String>::new(),
+        "no dependency compiled on a fresh runner with main's cache"
+    );
+    let deps: Vec<_> = build_log::steps(&log)
+        .into_iter()
+        .filter(|s| s.instruction.contains("compile-service.sh deps"))
+        .collect();
+    assert!(
+        !deps.is_empty() && deps.iter().all(|s| s.from_cache()),
+        "the deps layer came from main's cache: {deps:?}\n{log}"
+    );
 }

@@ -11,14 +11,15 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 use serde_json::Value;
 
 use support::e2e::{
     arm64_version, assert_ok, context_file, cosign_keys, docker, engine_lock, fixture, git,
     http_get, index_platforms, native_arch, ok, platform_config, registry, registry_digest,
-    registry_manifest, registry_tags, root, run, start_service, stderr, stdout, unique_name,
-    wait_for_http, xtask,
+    registry_manifest, registry_tags, root, run, shared, start_service, stderr, stdout,
+    unique_name, wait_for_http, xtask,
 };
 
 /// The variants, as the tool discovers them.
@@ -241,34 +242,57 @@ fn verify(image: &str, key: &Path) -> Output {
         .arg(format!("--key={}", key.display())))
 }
 
-#[test]
-fn release_publishes_signed_attested_multi_platform_images_and_verify_gates_them() {
-    let _ = fixture();
-    let _engine = engine_lock();
-    let name = unique_name("release");
-    let repository = format!("{}/{name}", registry());
-    let (key, public_key) = cosign_keys(&root().join("target/e2e/keys"), "");
-    let rel = Release {
-        repository: repository.clone(),
-        key,
-    };
+/// A release of every variant at v1.2.3, signed with a key without a
+/// password: what the `release_*` tests check, and what
+/// `a_second_release_*` and `a_rerun_*` release again.
+struct Published {
+    /// The repository under the test registry.
+    name: String,
+    release: Release,
+    public_key: PathBuf,
+    /// The release's `--json` result.
+    result: Value,
+}
 
-    let first = release(&rel, "refs/tags/v1.2.3", &["--json"], "");
-    assert_ok(&first);
-    // The JSON result lists per variant the index digest, the per-platform
-    // digests, the tags and whether it was signed; the registry agrees.
-    let result: Value = serde_json::from_str(&stdout(&first)).unwrap();
+fn published() -> &'static Published {
+    static PUBLISHED: OnceLock<Result<Published, String>> = OnceLock::new();
+    shared(&PUBLISHED, "the release of every variant", || {
+        let name = unique_name("release");
+        let (key, public_key) = cosign_keys(&root().join("target/e2e/keys"), "");
+        let release_of = Release {
+            repository: format!("{}/{name}", registry()),
+            key,
+        };
+        let first = release(&release_of, "refs/tags/v1.2.3", &["--json"], "");
+        assert_ok(&first);
+        Published {
+            name,
+            release: release_of,
+            public_key,
+            result: serde_json::from_str(&stdout(&first)).unwrap(),
+        }
+    })
+}
+
+/// The JSON result lists per variant the index digest, the per-platform
+/// digests, the tags and whether it was signed; the registry agrees. A
+/// release writes its version's tags, bare for the default variant, and
+/// never a ci- tag.
+#[test]
+fn release_result_and_tags_are_what_the_registry_holds() {
+    let _engine = engine_lock();
+    let Published { name, result, .. } = published();
     for variant in result["variants"].as_array().unwrap() {
         let name_tag = format!("1.2.3-{}", variant["variant"].as_str().unwrap());
         assert_eq!(
             variant["digest"].as_str(),
-            registry_digest(&name, &name_tag).as_deref()
+            registry_digest(name, &name_tag).as_deref()
         );
         assert_eq!(
             (&variant["pushed"], &variant["signed"], &variant["tagged"]),
             (&Value::Bool(true), &Value::Bool(true), &Value::Bool(true))
         );
-        let index = registry_manifest(&name, &name_tag);
+        let index = registry_manifest(name, &name_tag);
         for entry in index["manifests"]
             .as_array()
             .unwrap()
@@ -294,7 +318,7 @@ fn release_publishes_signed_attested_multi_platform_images_and_verify_gates_them
             .iter()
             .any(|t| t.as_str().unwrap().ends_with(&format!(":{name_tag}"))));
     }
-    let tags = registry_tags(&name);
+    let tags = registry_tags(name);
     assert!(
         tags.iter().all(|t| !t.starts_with("ci-")),
         "a release never writes a ci- tag: {tags:?}"
@@ -304,17 +328,25 @@ fn release_publishes_signed_attested_multi_platform_images_and_verify_gates_them
             tags.contains(&tag.to_string()),
             "bare {tag} for the default variant: {tags:?}"
         );
-    }
-    for variant in variants() {
-        for tag in ["1.2.3", "1.2", "1", "latest"] {
+        for variant in variants() {
             assert!(
                 tags.contains(&format!("{tag}-{variant}")),
                 "{tag}-{variant} in {tags:?}"
             );
         }
-        let reference = format!("{repository}:1.2.3-{variant}");
-        // An index with both platforms, and attestation manifests for each.
-        let index = registry_manifest(&name, &format!("1.2.3-{variant}"));
+    }
+}
+
+/// Every variant's index holds both platforms, an attestation manifest for
+/// each, the version, revision and base annotations; provenance (SLSA) and
+/// an SBOM (SPDX) for both platforms.
+#[test]
+fn release_indexes_hold_both_platforms_attested_and_annotated() {
+    let _engine = engine_lock();
+    let Published { name, release, .. } = published();
+    for variant in variants() {
+        let reference = format!("{}:1.2.3-{variant}", release.repository);
+        let index = registry_manifest(name, &format!("1.2.3-{variant}"));
         let manifests = index["manifests"].as_array().unwrap();
         let platforms = index_platforms(&index);
         assert_eq!(platforms, ["linux/amd64", "linux/arm64"], "{variant}");
@@ -337,8 +369,6 @@ fn release_publishes_signed_attested_multi_platform_images_and_verify_gates_them
             .as_str()
             .unwrap()
             .starts_with("sha256:"));
-
-        // Provenance (SLSA) and SBOM (SPDX) for both platforms.
         for (format, key) in [("{{json .Provenance}}", "SLSA"), ("{{json .SBOM}}", "SPDX")] {
             let out = docker(&[
                 "buildx",
@@ -356,16 +386,26 @@ fn release_publishes_signed_attested_multi_platform_images_and_verify_gates_them
                 );
             }
         }
+    }
+}
 
-        // The arm64 image runs (under emulation) and is minimal: no shell, no tools.
+/// The arm64 image runs (under emulation) and is really arm64 (its config,
+/// from the registry, says so); the images are minimal (no shell, no tools)
+/// and labelled production.
+#[test]
+fn release_images_run_on_arm64_are_minimal_and_labelled_production() {
+    let _engine = engine_lock();
+    let Published { name, release, .. } = published();
+    for variant in variants() {
+        let reference = format!("{}:1.2.3-{variant}", release.repository);
         let arm = arm64_version(&reference);
         assert!(
             arm.status.success(),
             "{variant} arm64 does not run: {}",
             stderr(&arm)
         );
-        // ... and is really an arm64 image: its config, from the registry, says so.
-        let config = platform_config(&name, &index, "arm64");
+        let index = registry_manifest(name, &format!("1.2.3-{variant}"));
+        let config = platform_config(name, &index, "arm64");
         assert_eq!(config["architecture"], "arm64");
         for tool in [
             "/bin/sh",
@@ -399,9 +439,22 @@ fn release_publishes_signed_attested_multi_platform_images_and_verify_gates_them
         let labels: Value = serde_json::from_slice(&labels.stdout).unwrap();
         assert_eq!(labels["dev.beacon.image.flavor"], "production");
         assert!(labels.get("dev.beacon.image.not-for-production").is_none());
+    }
+}
 
-        // Signed by digest: cosign itself says so.
-        let digest = registry_digest(&name, &format!("1.2.3-{variant}")).unwrap();
+/// Every variant is signed by digest (cosign itself says so) and passes the
+/// deploy gate.
+#[test]
+fn release_images_are_signed_by_digest_and_pass_the_gate() {
+    let _engine = engine_lock();
+    let Published {
+        name,
+        release,
+        public_key,
+        ..
+    } = published();
+    for variant in variants() {
+        let digest = registry_digest(name, &format!("1.2.3-{variant}")).unwrap();
         ok(Command::new("cosign")
             .args([
                 "verify",
@@ -409,23 +462,43 @@ fn release_publishes_signed_attested_multi_platform_images_and_verify_gates_them
                 "--allow-http-registry",
                 "--key",
             ])
-            .arg(&public_key)
-            .arg(format!("{repository}@{digest}")));
-        // And the deploy gate passes.
-        assert_ok(&verify(&reference, &public_key));
+            .arg(public_key)
+            .arg(format!("{}@{digest}", release.repository)));
+        assert_ok(&verify(
+            &format!("{}:1.2.3-{variant}", release.repository),
+            public_key,
+        ));
     }
+}
 
-    // The deploy gate refuses a CI image and an unsigned image.
+/// The deploy gate refuses a CI image.
+#[test]
+fn verify_refuses_a_ci_image() {
+    let _engine = engine_lock();
+    let name = unique_name("verify-ci");
+    let (_, public_key) = cosign_keys(&root().join("target/e2e/keys"), "");
     ok(&mut ci_image(&name, &["--push", "--variant", "ubi9"]));
-    let ci = verify(&format!("{repository}:ci-ubi9"), &public_key);
+    let ci = verify(&format!("{}/{name}:ci-ubi9", registry()), &public_key);
     assert!(!ci.status.success());
     assert!(
         stderr(&ci).contains("CI tag") && stderr(&ci).contains("flavor=ci"),
         "{}",
         stderr(&ci)
     );
+}
+
+/// The deploy gate refuses an unsigned release.
+#[test]
+fn verify_refuses_an_unsigned_image() {
+    let _engine = engine_lock();
+    let name = unique_name("verify-unsigned");
+    let repository = format!("{}/{name}", registry());
+    let (key, public_key) = cosign_keys(&root().join("target/e2e/keys"), "");
     let unsigned = release(
-        &rel,
+        &Release {
+            repository: repository.clone(),
+            key,
+        },
         "refs/tags/v0.9.0",
         &["--sign", "none", "--variant", "distroless"],
         "",
@@ -438,17 +511,24 @@ fn release_publishes_signed_attested_multi_platform_images_and_verify_gates_them
         "{}",
         stderr(&out)
     );
+}
 
-    // Another release of the same version (not the one its record holds) is
-    // refused before anything is built.
-    let before = registry_digest(&name, "1.2.3-ubi9");
+/// Another release of a released version (not the one its record holds)
+/// is refused before anything is built; no tag moves.
+#[test]
+fn a_second_release_of_a_version_is_refused_before_building() {
+    let _engine = engine_lock();
+    let Published {
+        name, release: rel, ..
+    } = published();
+    let before = registry_digest(name, "1.2.3-ubi9");
     let fresh = root().join(format!(
         "target/e2e/{}-fresh-record.json",
         name.replace('/', "-")
     ));
     let _ = std::fs::remove_file(&fresh);
     let again = release(
-        &rel,
+        rel,
         "refs/tags/v1.2.3",
         &["--record", &fresh.display().to_string()],
         "",
@@ -463,65 +543,115 @@ fn release_publishes_signed_attested_multi_platform_images_and_verify_gates_them
         !stderr(&again).contains("buildx bake"),
         "refused before building"
     );
-    assert_eq!(registry_digest(&name, "1.2.3-ubi9"), before);
-    // A re-run of the finished release itself resumes from its record: nothing is
-    // rebuilt, and every tag stays on its digest.
-    let rerun = release(&rel, "refs/tags/v1.2.3", &[], "");
+    assert_eq!(registry_digest(name, "1.2.3-ubi9"), before);
+}
+
+/// A re-run of the finished release itself resumes from its record:
+/// nothing is rebuilt, and every tag stays on its digest.
+#[test]
+fn a_rerun_of_a_finished_release_resumes_from_its_record() {
+    let _engine = engine_lock();
+    let Published {
+        name, release: rel, ..
+    } = published();
+    let before = registry_digest(name, "1.2.3-ubi9");
+    let rerun = release(rel, "refs/tags/v1.2.3", &[], "");
     assert_ok(&rerun);
     assert!(
         !stderr(&rerun).contains("buildx bake"),
         "{}",
         stderr(&rerun)
     );
-    assert_eq!(registry_digest(&name, "1.2.3-ubi9"), before);
+    assert_eq!(registry_digest(name, "1.2.3-ubi9"), before);
 }
 
-#[test]
-fn failures_move_no_tag_and_a_rerun_completes() {
-    let _ = fixture();
-    let _engine = engine_lock();
-    let name = unique_name("all-or-nothing");
-    let repository = format!("{}/{name}", registry());
-    let (key, public_key) = cosign_keys(
-        &root().join("target/e2e/keys-with-password"),
-        "correct horse",
-    );
-    let rel = Release { repository, key };
-    assert_ok(&release(&rel, "refs/tags/v1.2.3", &[], "correct horse"));
-    let snapshot = |tags: &[&str]| -> Vec<Option<String>> {
-        let mut digests = Vec::new();
-        for variant in variants() {
-            for tag in tags {
-                digests.push(registry_digest(&name, &format!("{tag}-{variant}")));
-            }
-        }
-        digests
-    };
-    let floating = ["1", "latest"];
-    let before = snapshot(&floating);
-    assert!(before.iter().all(Option::is_some));
+/// A release of every variant at v1.2.3, signed with a key that has a
+/// password: the floating tags the failures below must not move.
+struct PasswordRelease {
+    name: String,
+    release: Release,
+    public_key: PathBuf,
+}
 
-    // (1) One variant's build fails: no tag of any variant moves.
+const PASSWORD: &str = "correct horse";
+
+fn password_release() -> &'static PasswordRelease {
+    static RELEASED: OnceLock<Result<PasswordRelease, String>> = OnceLock::new();
+    shared(&RELEASED, "the release signed with a password", || {
+        let name = unique_name("all-or-nothing");
+        let (key, public_key) =
+            cosign_keys(&root().join("target/e2e/keys-with-password"), PASSWORD);
+        let release_of = Release {
+            repository: format!("{}/{name}", registry()),
+            key,
+        };
+        assert_ok(&release(&release_of, "refs/tags/v1.2.3", &[], PASSWORD));
+        PasswordRelease {
+            name,
+            release: release_of,
+            public_key,
+        }
+    })
+}
+
+/// The digests `TAG-VARIANT` names now, for every variant and tag.
+fn snapshot(name: &str, tags: &[&str]) -> Vec<Option<String>> {
+    let mut digests = Vec::new();
+    for variant in variants() {
+        for tag in tags {
+            digests.push(registry_digest(name, &format!("{tag}-{variant}")));
+        }
+    }
+    digests
+}
+
+const FLOATING: [&str; 2] = ["1", "latest"];
+
+/// One variant's build fails: no tag of any variant moves.
+#[test]
+fn a_failed_variant_build_moves_no_tag() {
+    let _engine = engine_lock();
+    let PasswordRelease {
+        name, release: rel, ..
+    } = password_release();
+    let before = snapshot(name, &FLOATING);
+    assert!(before.iter().all(Option::is_some));
     let broken = format!(
         "--build-arg=ubi9:PRODUCTION_BASE={}/stand-ins/missing:x@sha256:{}",
         registry(),
         "0".repeat(64)
     );
-    let failed = release(&rel, "refs/tags/v1.3.0", &[&broken], "correct horse");
+    let failed = release(rel, "refs/tags/v1.3.0", &[&broken], PASSWORD);
     assert!(!failed.status.success());
     let message = stderr(&failed);
     assert!(
         message.lines().last().unwrap().contains("variant(s) ubi9") && message.contains("no tag"),
         "{message}"
     );
-    assert_eq!(snapshot(&floating), before, "floating tags did not move");
+    assert_eq!(
+        snapshot(name, &FLOATING),
+        before,
+        "floating tags did not move"
+    );
     assert!(
-        snapshot(&["1.3.0"]).iter().all(Option::is_none),
+        snapshot(name, &["1.3.0"]).iter().all(Option::is_none),
         "no 1.3.0 tag exists"
     );
+}
 
-    // (2) Signing fails after the push: non-zero, the untagged digests are named, no tag moved.
-    let failed = release(&rel, "refs/tags/v1.3.0", &["--json"], "wrong password");
+/// Signing fails after the push: non-zero, the untagged digests are named,
+/// no tag moved; `cargo xtask sign` signs them without rebuilding, and the
+/// re-run then completes and tags.
+#[test]
+fn a_signing_failure_moves_no_tag_and_sign_then_a_rerun_completes() {
+    let _engine = engine_lock();
+    let PasswordRelease {
+        name,
+        release: rel,
+        public_key,
+    } = password_release();
+    let before = snapshot(name, &FLOATING);
+    let failed = release(rel, "refs/tags/v1.4.0", &["--json"], "wrong password");
     assert!(!failed.status.success());
     // The JSON result still says, per variant, how far it got.
     let result: Value = serde_json::from_str(&stdout(&failed))
@@ -549,17 +679,16 @@ fn failures_move_no_tag_and_a_rerun_completes() {
         .split_whitespace()
         .collect();
     assert_eq!(unsigned.len(), variants().len(), "{last}");
-    assert_eq!(snapshot(&floating), before);
-    assert!(snapshot(&["1.3.0"]).iter().all(Option::is_none));
+    assert_eq!(snapshot(name, &FLOATING), before);
+    assert!(snapshot(name, &["1.4.0"]).iter().all(Option::is_none));
 
-    // `cargo xtask sign` signs them without rebuilding; the re-run then completes and tags.
     let mut sign = xtask();
     sign.arg("sign")
         .args(&unsigned)
         .arg(format!("--key={}", rel.key.display()))
-        .env("COSIGN_PASSWORD", "correct horse");
+        .env("COSIGN_PASSWORD", PASSWORD);
     ok(&mut sign);
-    let rerun = release(&rel, "refs/tags/v1.3.0", &[], "correct horse");
+    let rerun = release(rel, "refs/tags/v1.4.0", &[], PASSWORD);
     assert_ok(&rerun);
     // It did not rebuild what the failed run had pushed: no bake ran at all.
     let log = stderr(&rerun);
@@ -571,13 +700,16 @@ fn failures_move_no_tag_and_a_rerun_completes() {
         "{log}"
     );
     assert!(!log.contains("buildx bake"), "the re-run rebuilt: {log}");
-    let after = snapshot(&["1.3.0"]);
-    assert!(after.iter().all(Option::is_some));
-    assert_ne!(snapshot(&floating), before, "latest and 1 moved to 1.3.0");
+    assert!(snapshot(name, &["1.4.0"]).iter().all(Option::is_some));
+    assert_ne!(
+        snapshot(name, &FLOATING),
+        before,
+        "latest and 1 moved to 1.4.0"
+    );
     for variant in variants() {
         assert_ok(&verify(
-            &format!("{}:1.3.0-{variant}", rel.repository),
-            &public_key,
+            &format!("{}:1.4.0-{variant}", rel.repository),
+            public_key,
         ));
     }
 }
@@ -823,21 +955,17 @@ fn ci_image_with_stand_ins_works_offline_and_says_so() {
     assert_eq!(labels["dev.beacon.image.flavor"], "ci");
 }
 
-/// The deploy gate also refuses a signed production image that lacks a
-/// platform, and one that carries no provenance.
+/// The deploy gate refuses a signed, attested production image that lacks
+/// a platform.
 #[test]
-fn verify_refuses_a_missing_platform_and_a_missing_provenance() {
-    let _ = fixture();
+fn verify_refuses_a_release_missing_a_platform() {
     let _engine = engine_lock();
-    let name = unique_name("verify-gate");
-    let repository = format!("{}/{name}", registry());
+    let repository = format!("{}/{}", registry(), unique_name("verify-platform"));
     let (key, public_key) = cosign_keys(&root().join("target/e2e/keys"), "");
     let rel = Release {
         repository: repository.clone(),
-        key: key.clone(),
+        key,
     };
-
-    // Signed, attested, production, but amd64 only.
     assert_ok(&release(
         &rel,
         "refs/tags/v4.0.0",
@@ -852,8 +980,17 @@ fn verify_refuses_a_missing_platform_and_a_missing_provenance() {
         !message.contains("signature does not verify") && !message.contains("provenance"),
         "only the platform is wrong: {message}"
     );
+}
 
-    // Signed, production-labelled, both platforms, but built without provenance.
+/// The deploy gate refuses a signed, production-labelled image of both
+/// platforms built without provenance.
+#[test]
+fn verify_refuses_an_image_without_provenance() {
+    let _engine = engine_lock();
+    let _ = fixture();
+    let name = unique_name("verify-provenance");
+    let repository = format!("{}/{name}", registry());
+    let (key, public_key) = cosign_keys(&root().join("target/e2e/keys"), "");
     let context = root().join("target/e2e/no-provenance");
     std::fs::create_dir_all(&context).unwrap();
     std::fs::write(

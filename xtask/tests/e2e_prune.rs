@@ -198,12 +198,35 @@ fn cleanup(registry: &str, repo: &str, pushed: &[String]) {
         .status();
 }
 
-#[test]
-fn prunes_exactly_the_expired_ci_only_images() {
+/// A repository of CI images, expired or not, and images a prune must
+/// never touch, as the registry holds it once pushed: what the tests of the
+/// image pass prune (each its own). Removed when dropped.
+struct Population {
+    registry: String,
+    repo: String,
+    _dir: TempDir,
+    recent_chainguard: String,
+    expired: String,
+    expired_index: String,
+    expired_distroless: String,
+    kept_by_rank: String,
+    shared: String,
+    labelled: String,
+    production: String,
+    production_sig: String,
+    odd: String,
+    expired_sig: String,
+    expired_att: String,
+    pushed: Vec<String>,
+    /// Every tag and its digest, as pushed.
+    before: BTreeMap<String, String>,
+}
+
+fn populate(label: &str) -> Population {
     let registry = registry();
     require_registry(&registry);
-    let repo = unique("main");
-    let dir = scratch("main");
+    let repo = unique(label);
+    let dir = scratch(label);
     let recent = now() - 3600;
     let mut images = Pusher {
         registry: &registry,
@@ -211,7 +234,6 @@ fn prunes_exactly_the_expired_ci_only_images() {
         dir: dir.path(),
         pushed: Vec::new(),
     };
-
     // chainguard: a recent image (two tags), an expired one and an expired multi-platform index.
     let recent_chainguard = images.image(
         "b",
@@ -236,12 +258,51 @@ fn prunes_exactly_the_expired_ci_only_images() {
     let expired_sig = images.cosign("asig", &expired, "sig");
     let expired_att = images.cosign("aatt", &expired, "att");
     let pushed = images.pushed;
-
-    let reference = format!("{registry}/{repo}");
     let before = tag_map(&registry, &repo);
     assert_eq!(before.len(), 15, "{before:?}");
+    Population {
+        registry,
+        repo,
+        _dir: dir,
+        recent_chainguard,
+        expired,
+        expired_index,
+        expired_distroless,
+        kept_by_rank,
+        shared,
+        labelled,
+        production,
+        production_sig,
+        odd,
+        expired_sig,
+        expired_att,
+        pushed,
+        before,
+    }
+}
 
-    // Malformed inputs: one line, exit 1, nothing deleted.
+impl Population {
+    /// `REGISTRY/REPO`.
+    fn reference(&self) -> String {
+        format!("{}/{}", self.registry, self.repo)
+    }
+
+    fn tags(&self) -> BTreeMap<String, String> {
+        tag_map(&self.registry, &self.repo)
+    }
+}
+
+impl Drop for Population {
+    fn drop(&mut self) {
+        cleanup(&self.registry, &self.repo, &self.pushed);
+    }
+}
+
+/// Malformed inputs: one line, exit 1, nothing deleted.
+#[test]
+fn malformed_arguments_fail_in_one_line_and_delete_nothing() {
+    let images = populate("malformed");
+    let reference = images.reference();
     let err = argument_error(&xtask(
         &["--registry", &reference, "--older-than", "30x"],
         &[],
@@ -271,7 +332,7 @@ fn prunes_exactly_the_expired_ci_only_images() {
     let err = argument_error(&xtask(
         &[
             "--registry",
-            &format!("{registry}/UPPER"),
+            &format!("{}/UPPER", images.registry),
             "--older-than",
             "30d",
         ],
@@ -282,12 +343,34 @@ fn prunes_exactly_the_expired_ci_only_images() {
         "{err}"
     );
     assert_eq!(
-        tag_map(&registry, &repo),
-        before,
+        images.tags(),
+        images.before,
         "a failed run must delete nothing"
     );
+}
 
-    // --dry-run: says exactly what and why, deletes nothing.
+/// `--dry-run` says exactly what it would delete and keep and why, and
+/// deletes nothing; `--dry-run --json` is the same selection as data.
+#[test]
+fn a_dry_run_says_what_and_why_and_deletes_nothing() {
+    let images = populate("dry-run");
+    let reference = images.reference();
+    let Population {
+        recent_chainguard,
+        expired,
+        expired_index,
+        expired_distroless,
+        kept_by_rank,
+        shared,
+        labelled,
+        production,
+        production_sig,
+        odd,
+        expired_sig,
+        expired_att,
+        before,
+        ..
+    } = &images;
     let args = [
         "--registry",
         reference.as_str(),
@@ -297,15 +380,11 @@ fn prunes_exactly_the_expired_ci_only_images() {
         "1",
     ];
     let out = succeeded(&xtask(&[&args[..], &["--dry-run"]].concat(), &[]));
-    assert_eq!(
-        tag_map(&registry, &repo),
-        before,
-        "--dry-run must delete nothing"
-    );
+    assert_eq!(&images.tags(), before, "--dry-run must delete nothing");
     for (digest, tag) in [
-        (&expired, "ci-chainguard-aaaaaaa"),
-        (&expired_index, "ci-chainguard-pr7"),
-        (&expired_distroless, "ci-distroless-pr12"),
+        (expired, "ci-chainguard-aaaaaaa"),
+        (expired_index, "ci-chainguard-pr7"),
+        (expired_distroless, "ci-distroless-pr12"),
     ] {
         let line = out
             .lines()
@@ -316,11 +395,11 @@ fn prunes_exactly_the_expired_ci_only_images() {
             "{line}"
         );
     }
-    for (kind, cosign_digest) in [("sig", &expired_sig), ("att", &expired_att)] {
+    for (kind, cosign_digest) in [("sig", expired_sig), ("att", expired_att)] {
         assert!(
             out.contains(&format!(
                 "would delete cosign tag {} ({cosign_digest}) of {expired}",
-                cosign_tag(&expired, kind)
+                cosign_tag(expired, kind)
             )),
             "{out}"
         );
@@ -340,7 +419,9 @@ fn prunes_exactly_the_expired_ci_only_images() {
         "{out}"
     );
     assert!(
-        !out.contains(&production) && !out.contains(&odd) && !out.contains(&production_sig),
+        !out.contains(production.as_str())
+            && !out.contains(odd.as_str())
+            && !out.contains(production_sig.as_str()),
         "production must not even be mentioned: {out}"
     );
     assert_eq!(
@@ -349,7 +430,6 @@ fn prunes_exactly_the_expired_ci_only_images() {
         "{out}"
     );
 
-    // --dry-run --json: the same selection as data.
     let out = succeeded(&xtask(&[&args[..], &["--dry-run", "--json"]].concat(), &[]));
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     let digests = |key: &str| -> BTreeSet<String> {
@@ -379,26 +459,52 @@ fn prunes_exactly_the_expired_ci_only_images() {
     );
     assert_eq!(json["dry_run"], true);
     assert_eq!(
-        tag_map(&registry, &repo),
+        &images.tags(),
         before,
         "--dry-run --json must delete nothing"
     );
+}
 
-    // The real thing.
+/// The real thing: exactly the expired CI-only images (and their cosign
+/// tags) go, everything else still resolves, the production index is
+/// intact; running again finds nothing more to delete.
+#[test]
+fn prunes_exactly_the_expired_ci_only_images() {
+    let images = populate("main");
+    let reference = images.reference();
+    let Population {
+        registry,
+        repo,
+        expired,
+        expired_index,
+        expired_distroless,
+        expired_sig,
+        expired_att,
+        before,
+        ..
+    } = &images;
+    let args = [
+        "--registry",
+        reference.as_str(),
+        "--older-than",
+        "30d",
+        "--keep",
+        "1",
+    ];
     let out = succeeded(&xtask(&args, &[]));
     assert_eq!(
         out.lines().last(),
         Some("deleted 3 images (3 tags) and 2 cosign tags of them, kept 4"),
         "{out}"
     );
-    let after = tag_map(&registry, &repo);
+    let after = images.tags();
     let s = |t: &str| t.to_string();
     let gone: BTreeSet<String> = [
         s("ci-chainguard-aaaaaaa"),
         s("ci-chainguard-pr7"),
         s("ci-distroless-pr12"),
-        cosign_tag(&expired, "sig"),
-        cosign_tag(&expired, "att"),
+        cosign_tag(expired, "sig"),
+        cosign_tag(expired, "att"),
     ]
     .into();
     let expected: BTreeMap<String, String> = before
@@ -411,26 +517,26 @@ fn prunes_exactly_the_expired_ci_only_images() {
         "exactly the expired CI-only images (and their cosign tags) must be gone"
     );
     for digest in [
-        &expired,
-        &expired_index,
-        &expired_distroless,
-        &expired_sig,
-        &expired_att,
+        expired,
+        expired_index,
+        expired_distroless,
+        expired_sig,
+        expired_att,
     ] {
         assert_eq!(
-            resolve(&registry, &repo, digest),
+            resolve(registry, repo, digest),
             None,
             "{digest} should be deleted"
         );
     }
-    for (tag, digest) in &before {
+    for (tag, digest) in before {
         if !gone.contains(tag) {
             assert_eq!(
-                resolve(&registry, &repo, tag).as_ref(),
+                resolve(registry, repo, tag).as_ref(),
                 Some(digest),
                 "{tag} must still resolve to {digest}"
             );
-            assert_eq!(resolve(&registry, &repo, digest).as_ref(), Some(digest));
+            assert_eq!(resolve(registry, repo, digest).as_ref(), Some(digest));
         }
     }
     for tag in ["1.0.0", "latest", "1.0.0-ubi9"] {
@@ -447,7 +553,7 @@ fn prunes_exactly_the_expired_ci_only_images() {
     let index: serde_json::Value = serde_json::from_str(&body).unwrap();
     for child in index["manifests"].as_array().unwrap() {
         let child = child["digest"].as_str().unwrap();
-        assert_eq!(resolve(&registry, &repo, child).as_deref(), Some(child));
+        assert_eq!(resolve(registry, repo, child).as_deref(), Some(child));
     }
 
     // Running again finds nothing more to delete.
@@ -457,9 +563,7 @@ fn prunes_exactly_the_expired_ci_only_images() {
         Some("deleted 0 images (0 tags), kept 4"),
         "{out}"
     );
-    assert_eq!(tag_map(&registry, &repo), expected);
-
-    cleanup(&registry, &repo, &pushed);
+    assert_eq!(images.tags(), expected);
 }
 
 /// A variant named with a dash (`wolfi-base`, in a scratch copy of the
@@ -581,6 +685,10 @@ fn ghcr_is_refused_with_the_packages_api_pointer() {
         "{err}"
     );
     assert!(err.contains("actions/delete-package-versions"), "{err}");
+}
+
+#[test]
+fn a_registry_without_a_host_is_refused() {
     let err = argument_error(&xtask(&["--registry", "beacon", "--older-than", "7d"], &[]));
     assert!(err.contains("names no registry host"), "{err}");
 }
@@ -617,13 +725,23 @@ fn assert_credentials_refused(dir: &Path, host: &str, repo: &str, args: &[&str])
     );
 }
 
-#[test]
-fn basic_auth_from_docker_config_and_a_registry_that_refuses_deletion() {
+/// A second registry, with htpasswd auth and deletion disabled, holding an
+/// expired CI image (copied from the test registry, whose copy goes when
+/// this is dropped).
+struct AuthSetup {
+    auth: AuthRegistry,
+    repo: String,
+    digest: String,
+    dir: TempDir,
+    pushed: Vec<String>,
+}
+
+fn auth_setup(label: &str) -> AuthSetup {
     let registry = registry();
     require_registry(&registry);
-    let auth = AuthRegistry::start(scratch("authreg"));
-    let repo = unique("auth");
-    let dir = scratch("auth");
+    let auth = AuthRegistry::start(scratch(&format!("{label}-registry")));
+    let repo = unique(label);
+    let dir = scratch(label);
     let mut pushed = Vec::new();
     let spec = Spec {
         key: "x",
@@ -651,40 +769,105 @@ fn basic_auth_from_docker_config_and_a_registry_that_refuses_deletion() {
         "skopeo copy failed: {}",
         text(&copy.stderr)
     );
-    let user = format!("alice:{SECRET}");
-    assert_eq!(
-        resolve_as(&auth.addr, &repo, "ci-chainguard-pr1", Some(&user)).as_deref(),
-        Some(digest.as_str())
+    let setup = AuthSetup {
+        auth,
+        repo,
+        digest,
+        dir,
+        pushed,
+    };
+    assert_eq!(setup.resolved().as_deref(), Some(setup.digest.as_str()));
+    setup
+}
+
+impl AuthSetup {
+    /// `--registry HOST/REPO --older-than 30d --keep 0`.
+    fn args(&self) -> Vec<String> {
+        let reference = format!("{}/{}", self.auth.addr, self.repo);
+        [
+            "--registry",
+            &reference,
+            "--older-than",
+            "30d",
+            "--keep",
+            "0",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    /// [`Self::args`] and `--dry-run`.
+    fn dry_run(&self) -> Vec<String> {
+        let mut args = self.args();
+        args.push("--dry-run".into());
+        args
+    }
+
+    /// The digest of the image's tag, read with the right password.
+    fn resolved(&self) -> Option<String> {
+        let user = format!("alice:{SECRET}");
+        resolve_as(
+            &self.auth.addr,
+            &self.repo,
+            "ci-chainguard-pr1",
+            Some(&user),
+        )
+    }
+
+    /// A docker config with the right password in auths (base64 user:password).
+    fn good_config(&self) -> String {
+        docker_config(
+            &self.dir.path().join("good"),
+            &serde_json::json!({ "auths": { format!("http://{}", self.auth.addr): { "auth": BASIC_GOOD } } }),
+        )
+    }
+}
+
+impl Drop for AuthSetup {
+    fn drop(&mut self) {
+        cleanup(&registry(), &self.repo, &self.pushed);
+    }
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// No credentials at all, and a wrong password in auths: one line each,
+/// saying to `docker login`.
+#[test]
+fn basic_auth_without_or_with_wrong_credentials_says_docker_login() {
+    let setup = auth_setup("auth-refused");
+    assert_credentials_refused(
+        setup.dir.path(),
+        &setup.auth.addr,
+        &setup.repo,
+        &strs(&setup.dry_run()),
     );
+}
 
-    let reference = format!("{}/{repo}", auth.addr);
-    let args = [
-        "--registry",
-        reference.as_str(),
-        "--older-than",
-        "30d",
-        "--keep",
-        "0",
-    ];
-    let dry = [&args[..], &["--dry-run"]].concat();
-    let host = &auth.addr;
-
-    // No credentials at all, and a wrong password in auths.
-    assert_credentials_refused(dir.path(), host, &repo, &dry);
-
-    // The right password in auths (base64 user:password).
-    let good = docker_config(
-        &dir.path().join("good"),
-        &serde_json::json!({ "auths": { format!("http://{host}"): { "auth": BASIC_GOOD } } }),
-    );
-    let out = succeeded(&xtask(&dry, &[("DOCKER_CONFIG", &good)]));
+/// The right password in the docker config's auths.
+#[test]
+fn basic_auth_from_the_docker_config() {
+    let setup = auth_setup("auth-config");
+    let good = setup.good_config();
+    let out = succeeded(&xtask(&strs(&setup.dry_run()), &[("DOCKER_CONFIG", &good)]));
     assert!(
-        out.contains(&format!("would delete {digest} [ci-chainguard-pr1]")),
+        out.contains(&format!(
+            "would delete {} [ci-chainguard-pr1]",
+            setup.digest
+        )),
         "{out}"
     );
+    assert!(!out.contains(SECRET) && !out.contains(BASIC_GOOD), "{out}");
+}
 
-    // The same password from a credential helper named by credsStore.
-    let bin = dir.path().join("bin");
+/// The same password from a credential helper named by credsStore.
+#[test]
+fn basic_auth_from_a_credential_helper_named_by_creds_store() {
+    let setup = auth_setup("auth-helper");
+    let host = &setup.auth.addr;
+    let bin = setup.dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let helper = bin.join("docker-credential-xtasktest");
     std::fs::write(
@@ -702,7 +885,7 @@ fn basic_auth_from_docker_config_and_a_registry_that_refuses_deletion() {
         .status()
         .unwrap();
     let store = docker_config(
-        &dir.path().join("store"),
+        &setup.dir.path().join("store"),
         &serde_json::json!({ "credsStore": "xtasktest" }),
     );
     let path = format!(
@@ -710,32 +893,42 @@ fn basic_auth_from_docker_config_and_a_registry_that_refuses_deletion() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = succeeded(&xtask(&dry, &[("DOCKER_CONFIG", &store), ("PATH", &path)]));
+    let out = succeeded(&xtask(
+        &strs(&setup.dry_run()),
+        &[("DOCKER_CONFIG", &store), ("PATH", &path)],
+    ));
     assert!(
-        out.contains(&format!("would delete {digest} [ci-chainguard-pr1]")),
+        out.contains(&format!(
+            "would delete {} [ci-chainguard-pr1]",
+            setup.digest
+        )),
         "{out}"
     );
+}
 
-    // Deleting from a registry with deletion disabled: a clear line, nothing deleted.
-    let out = xtask(&args, &[("DOCKER_CONFIG", &good)]);
+/// Deleting from a registry with deletion disabled: a clear line, nothing
+/// deleted, and no secret printed.
+#[test]
+fn a_registry_that_refuses_deletion_is_one_line_and_nothing_is_deleted() {
+    let setup = auth_setup("auth-delete");
+    let good = setup.good_config();
+    let out = xtask(&strs(&setup.args()), &[("DOCKER_CONFIG", &good)]);
     let err = one_line_error(&out);
     assert!(
-        err.contains(&format!("registry {host} does not allow deletion (405")),
+        err.contains(&format!(
+            "registry {} does not allow deletion (405",
+            setup.auth.addr
+        )),
         "{err}"
     );
     assert!(err.contains("enable storage.delete.enabled"), "{err}");
-    assert_eq!(
-        resolve_as(&auth.addr, &repo, "ci-chainguard-pr1", Some(&user)).as_deref(),
-        Some(digest.as_str())
-    );
-
+    assert_eq!(setup.resolved().as_deref(), Some(setup.digest.as_str()));
     for output in [text(&out.stdout), text(&out.stderr)] {
         assert!(
             !output.contains(SECRET) && !output.contains(BASIC_GOOD),
             "a secret was printed: {output}"
         );
     }
-    cleanup(&registry, &repo, &pushed);
 }
 
 /// A fake registry that speaks the Bearer token flow and paginates its tag list.
@@ -891,37 +1084,43 @@ fn write_response(mut stream: TcpStream, status: u16, headers: &[(String, String
     let _ = stream.write_all(body);
 }
 
-#[test]
-fn bearer_token_flow_with_credentials_and_tag_pagination() {
-    let name = "acme/beacon";
-    let fake = FakeRegistry::start(name);
-    let dir = scratch("bearer");
-    let host = fake.addr.clone();
-    let reference = format!("{host}/{name}");
-    let args = [
+/// `--registry HOST/acme/beacon ... --dry-run --json` against a fake
+/// registry of the Bearer token flow.
+fn bearer_args(host: &str) -> Vec<String> {
+    [
         "--registry",
-        reference.as_str(),
+        &format!("{host}/acme/beacon"),
         "--older-than",
         "30d",
         "--keep",
         "0",
         "--dry-run",
         "--json",
-    ];
+    ]
+    .map(String::from)
+    .to_vec()
+}
 
+/// The token flow: a token bought with the docker config's Basic
+/// credentials for the repository's pull scope, then used on every read,
+/// including the second tag page, reached only through the Link header.
+#[test]
+fn bearer_token_flow_with_credentials_and_tag_pagination() {
+    let name = "acme/beacon";
+    let fake = FakeRegistry::start(name);
+    let dir = scratch("bearer");
+    let host = fake.addr.clone();
     let good = docker_config(
         &dir.path().join("good"),
         &serde_json::json!({ "auths": { &host: { "auth": BASIC_GOOD } } }),
     );
-    let out = xtask(&args, &[("DOCKER_CONFIG", &good)]);
+    let out = xtask(&strs(&bearer_args(&host)), &[("DOCKER_CONFIG", &good)]);
     let stdout = succeeded(&out);
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(json["delete"][0]["tags"][0], "ci-chainguard-pr1", "{json}");
     assert_eq!(json["delete"][0]["created"], "2020-01-01T00:00:00Z");
     assert_eq!(json["keep"].as_array().map(Vec::len), Some(0));
     let log = fake.requests.lock().unwrap().clone();
-    // The token flow: a token bought with the docker config's Basic
-    // credentials for the repository's pull scope, then used on every read.
     let token_requests: Vec<&String> = log
         .iter()
         .filter(|r| r.starts_with("GET /token?"))
@@ -934,7 +1133,6 @@ fn bearer_token_flow_with_credentials_and_tag_pagination() {
             "{request}"
         );
     }
-    // The second tag page, reached only through the Link header.
     assert!(
         log.iter().any(
             |r| r.starts_with(&format!("GET /v2/{name}/tags/list?last=1.0.0"))
@@ -949,6 +1147,19 @@ fn bearer_token_flow_with_credentials_and_tag_pagination() {
         "the config was read with the token: {log:#?}"
     );
     assert!(!text(&out.stderr).contains(SECRET) && !stdout.contains(SECRET));
+}
 
-    assert_credentials_refused(dir.path(), &host, name, &args);
+/// The token flow without credentials, or with wrong ones: one line each,
+/// saying to `docker login`.
+#[test]
+fn bearer_token_flow_without_or_with_wrong_credentials_says_docker_login() {
+    let name = "acme/beacon";
+    let fake = FakeRegistry::start(name);
+    let dir = scratch("bearer-refused");
+    assert_credentials_refused(
+        dir.path(),
+        &fake.addr,
+        name,
+        &strs(&bearer_args(&fake.addr)),
+    );
 }

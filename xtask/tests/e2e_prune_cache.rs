@@ -10,8 +10,8 @@
 //! writes on its layers; it cannot be faked, so "expired" is made with
 //! sleeps and `--older-than` of a few seconds.
 //!
-//! This test fails (it never skips) when the stack is missing: run
-//! `.ci/setup-stack` first.
+//! Each test works on repositories of its own. They fail (they never skip)
+//! when the stack is missing: run `.ci/setup-stack` first.
 
 mod support;
 
@@ -217,52 +217,65 @@ fn json_digests(json: &Value, key: &str) -> BTreeSet<String> {
         .collect()
 }
 
-#[test]
-fn prunes_closed_and_expired_pull_request_caches_never_main() {
+/// A repository `REPO` and its cache repository `REPO-buildcache` of one
+/// test, removed when dropped (also when the test fails).
+struct Repos {
+    registry: String,
+    repo: String,
+    cache_repo: String,
+    dir: TempDir,
+    cleanup: Cleanup,
+}
+
+fn repos(label: &str) -> Repos {
     let registry = registry();
     require_registry(&registry);
-    let repo = unique("repo");
+    let repo = unique(label);
     let cache_repo = format!("{repo}-buildcache");
-    let dir = TempDir::new(&unique("ctx"));
-    let reference = format!("{registry}/{repo}");
+    Repos {
+        dir: TempDir::new(&unique(&format!("{label}-ctx"))),
+        cleanup: Cleanup {
+            registry: registry.clone(),
+            repos: vec![cache_repo.clone(), repo.clone()],
+            images: Vec::new(),
+        },
+        registry,
+        repo,
+        cache_repo,
+    }
+}
 
-    // The image repository holds tags shaped like cache refs and ci- images:
-    // the cache pass must not even look there.
-    let mut cleanup = Cleanup {
-        registry: registry.clone(),
-        repos: vec![cache_repo.clone(), repo.clone()],
-        images: Vec::new(),
-    };
-    cleanup.images = push_image(&registry, &repo, dir.path(), &["a-pr-2", "ci-a-pr2"]);
-    let image_tags = tag_map(&registry, &repo);
-    assert_eq!(image_tags.len(), 2, "{image_tags:?}");
+impl Repos {
+    /// `REGISTRY/REPO`: what `--registry` names.
+    fn reference(&self) -> String {
+        format!("{}/{}", self.registry, self.repo)
+    }
 
-    // Real BuildKit caches, one push at a time.
-    let main = export_cache(&registry, &cache_repo, dir.path(), "a-main");
-    let pr1 = export_cache(&registry, &cache_repo, dir.path(), "a-pr-1");
-    let pr2 = export_cache(&registry, &cache_repo, dir.path(), "a-pr-2");
-    let pr3 = export_cache(&registry, &cache_repo, dir.path(), "a-pr-3");
-    let branch = export_cache(&registry, &cache_repo, dir.path(), "a-branch-feature-x");
-    // A closed pull request's cache ref on main's very manifest: never deleted.
-    retag(&registry, &cache_repo, "a-main", "a-pr-4");
-    let before = tag_map(&registry, &cache_repo);
-    assert_eq!(before.len(), 6, "{before:?}");
-    assert_eq!(before["a-pr-4"], main);
-    let distinct: BTreeSet<&String> = [&main, &pr1, &pr2, &pr3, &branch].into();
-    assert_eq!(distinct.len(), 5, "every scope has its own cache manifest");
-    // They are what the pruner expects: BuildKit cache manifests with createdat on their layers.
-    let url = format!("http://{registry}/v2/{cache_repo}/manifests/a-pr-1");
-    let manifest: Value = serde_json::from_str(&curl("GET", &url, &[], None).2).unwrap();
-    assert_eq!(
-        manifest["config"]["mediaType"],
-        "application/vnd.buildkit.cacheconfig.v0"
-    );
-    assert!(
-        manifest["layers"][0]["annotations"]["buildkit/createdat"].is_string(),
-        "{manifest}"
-    );
+    /// Exports a real cache as `REPO-buildcache:TAG`; its digest.
+    fn export(&self, tag: &str) -> String {
+        export_cache(&self.registry, &self.cache_repo, self.dir.path(), tag)
+    }
 
-    // Malformed or misdirected runs: one line, nothing deleted.
+    /// The cache repository's tags and digests.
+    fn caches(&self) -> BTreeMap<String, String> {
+        tag_map(&self.registry, &self.cache_repo)
+    }
+
+    /// Pushes an image to the image repository under tags shaped like cache
+    /// refs and ci- images: the cache pass must not even look there.
+    fn push_image(&mut self, tags: &[&str]) -> BTreeMap<String, String> {
+        self.cleanup.images = push_image(&self.registry, &self.repo, self.dir.path(), tags);
+        tag_map(&self.registry, &self.repo)
+    }
+}
+
+/// Malformed or misdirected runs: one line, nothing deleted.
+#[test]
+fn malformed_or_misdirected_cache_runs_fail_in_one_line_and_delete_nothing() {
+    let repos = repos("malformed");
+    repos.export("a-pr-1");
+    let before = repos.caches();
+    let (registry, reference) = (&repos.registry, repos.reference());
     let err = one_line_error(&xtask(&[
         "--registry",
         &reference,
@@ -301,7 +314,7 @@ fn prunes_closed_and_expired_pull_request_caches_never_main() {
     );
     let err = one_line_error(&xtask(&[
         "--registry",
-        &format!("{registry}/{cache_repo}"),
+        &format!("{registry}/{}", repos.cache_repo),
         "--older-than",
         "1h",
         "--cache",
@@ -319,9 +332,42 @@ fn prunes_closed_and_expired_pull_request_caches_never_main() {
             && err.contains("-buildcache does not exist"),
         "{err}"
     );
-    assert_eq!(tag_map(&registry, &cache_repo), before);
+    assert_eq!(repos.caches(), before);
+}
 
-    // 1. Young caches, pull requests 1 and 3 open: only closed pull request 2 goes.
+/// Young caches, pull requests 1 and 3 open: only closed pull request 2's
+/// cache goes (dry run, as JSON, then for real); main's, and a closed pull
+/// request's cache ref on main's very manifest, stay. The caches are what
+/// the pruner expects: BuildKit cache manifests with createdat on their
+/// layers, one per scope.
+#[test]
+fn the_caches_of_closed_pull_requests_go_never_mains() {
+    let repos = repos("closed");
+    let (registry, cache_repo) = (&repos.registry, &repos.cache_repo);
+    let main = repos.export("a-main");
+    let pr1 = repos.export("a-pr-1");
+    let pr2 = repos.export("a-pr-2");
+    let pr3 = repos.export("a-pr-3");
+    let branch = repos.export("a-branch-feature-x");
+    // A closed pull request's cache ref on main's very manifest: never deleted.
+    retag(registry, cache_repo, "a-main", "a-pr-4");
+    let before = repos.caches();
+    assert_eq!(before.len(), 6, "{before:?}");
+    assert_eq!(before["a-pr-4"], main);
+    let distinct: BTreeSet<&String> = [&main, &pr1, &pr2, &pr3, &branch].into();
+    assert_eq!(distinct.len(), 5, "every scope has its own cache manifest");
+    let url = format!("http://{registry}/v2/{cache_repo}/manifests/a-pr-1");
+    let manifest: Value = serde_json::from_str(&curl("GET", &url, &[], None).2).unwrap();
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.buildkit.cacheconfig.v0"
+    );
+    assert!(
+        manifest["layers"][0]["annotations"]["buildkit/createdat"].is_string(),
+        "{manifest}"
+    );
+
+    let reference = repos.reference();
     let args = [
         "--registry",
         reference.as_str(),
@@ -332,11 +378,7 @@ fn prunes_closed_and_expired_pull_request_caches_never_main() {
         "1,3",
     ];
     let out = succeeded(&xtask(&[&args[..], &["--dry-run"]].concat()));
-    assert_eq!(
-        tag_map(&registry, &cache_repo),
-        before,
-        "--dry-run deletes nothing"
-    );
+    assert_eq!(repos.caches(), before, "--dry-run deletes nothing");
     assert!(
         out.lines().next().unwrap_or("").starts_with(&format!(
             "{registry}/{cache_repo}: caches of pull requests not open (open: 1, 3)"
@@ -378,7 +420,7 @@ fn prunes_closed_and_expired_pull_request_caches_never_main() {
         json_digests(&json, "keep"),
         BTreeSet::from([main.clone(), pr1.clone(), pr3.clone(), branch.clone()])
     );
-    assert_eq!(tag_map(&registry, &cache_repo), before);
+    assert_eq!(repos.caches(), before);
 
     let out = succeeded(&xtask(&args));
     assert_eq!(
@@ -390,23 +432,34 @@ fn prunes_closed_and_expired_pull_request_caches_never_main() {
         Some("deleted 1 cache ref (1 manifest), kept 5 cache refs (4 manifests)"),
         "{out}"
     );
-    let after_closed = without(&before, &["a-pr-2"]);
-    assert_eq!(tag_map(&registry, &cache_repo), after_closed);
+    assert_eq!(repos.caches(), without(&before, &["a-pr-2"]));
     assert_eq!(
-        resolve(&registry, &cache_repo, &pr2),
+        resolve(registry, cache_repo, &pr2),
         None,
         "{pr2} is deleted"
     );
     assert_eq!(
-        resolve(&registry, &cache_repo, "a-main").as_ref(),
+        resolve(registry, cache_repo, "a-main").as_ref(),
         Some(&main)
     );
+}
 
-    // 2. Let the caches age, then export a fresh one: by age alone, every
-    //    old pull request and branch cache goes, open or not; the fresh one
-    //    (pull request 5, open) and main stay.
+/// Let the caches age, then export a fresh one: by age alone, every old
+/// pull request and branch cache goes, open or not; the fresh one (pull
+/// request 5, open) and main stay.
+#[test]
+fn expired_caches_go_open_or_not_and_a_fresh_one_and_mains_stay() {
+    let repos = repos("expired");
+    let (registry, cache_repo) = (&repos.registry, &repos.cache_repo);
+    let main = repos.export("a-main");
+    let pr1 = repos.export("a-pr-1");
+    let pr3 = repos.export("a-pr-3");
+    let branch = repos.export("a-branch-feature-x");
+    retag(registry, cache_repo, "a-main", "a-pr-4");
     std::thread::sleep(Duration::from_secs(6));
-    let pr5 = export_cache(&registry, &cache_repo, dir.path(), "a-pr-5");
+    let pr5 = repos.export("a-pr-5");
+    let before = repos.caches();
+    let reference = repos.reference();
     let out = succeeded(&prune_caches(&reference, "5s", &["--dry-run"]));
     for (digest, tag) in [
         (&pr1, "a-pr-1"),
@@ -424,12 +477,7 @@ fn prunes_closed_and_expired_pull_request_caches_never_main() {
         out.contains(&format!("keep {main} [a-main, a-pr-4]: ")),
         "{out}"
     );
-    let with_pr5 = {
-        let mut map = after_closed.clone();
-        map.insert("a-pr-5".into(), pr5.clone());
-        map
-    };
-    assert_eq!(tag_map(&registry, &cache_repo), with_pr5);
+    assert_eq!(repos.caches(), before);
 
     let out = prune_caches(&reference, "5s", &["--open-prs", "1,3,5", "--json"]);
     let json: Value = serde_json::from_str(&succeeded(&out)).unwrap();
@@ -448,15 +496,30 @@ fn prunes_closed_and_expired_pull_request_caches_never_main() {
         Some("deleted 3 cache refs (3 manifests), kept 3 cache refs (2 manifests)"),
         "{stderr}"
     );
-    let after_expired = without(&with_pr5, &["a-pr-1", "a-pr-3", "a-branch-feature-x"]);
-    assert_eq!(tag_map(&registry, &cache_repo), after_expired);
+    assert_eq!(
+        repos.caches(),
+        without(&before, &["a-pr-1", "a-pr-3", "a-branch-feature-x"])
+    );
     for digest in [&pr1, &pr3, &branch] {
-        assert_eq!(resolve(&registry, &cache_repo, digest), None, "{digest}");
+        assert_eq!(resolve(registry, cache_repo, digest), None, "{digest}");
     }
+}
 
-    // 3. No pull request open and everything expired: every pull request
-    //    cache goes, but main (and the ref on main's manifest) stays.
+/// No pull request open and everything expired: every pull request cache
+/// goes, but main (and the ref on main's manifest) stays, by tag and by
+/// digest, with its blobs; running again finds nothing to delete; the
+/// image repository was never touched.
+#[test]
+fn with_no_pull_request_open_every_pull_request_cache_goes_but_mains() {
+    let mut repos = repos("none-open");
+    let image_tags = repos.push_image(&["a-pr-2", "ci-a-pr2"]);
+    assert_eq!(image_tags.len(), 2, "{image_tags:?}");
+    let (registry, cache_repo) = (repos.registry.clone(), repos.cache_repo.clone());
+    let main = repos.export("a-main");
+    retag(&registry, &cache_repo, "a-main", "a-pr-4");
+    let pr5 = repos.export("a-pr-5");
     std::thread::sleep(Duration::from_secs(2));
+    let reference = repos.reference();
     let out = succeeded(&prune_caches(&reference, "1s", &["--open-prs", "none"]));
     assert!(
         line_starting(&out, &format!("deleted {pr5} [a-pr-5]: ")).starts_with(&format!(
@@ -473,7 +536,7 @@ fn prunes_closed_and_expired_pull_request_caches_never_main() {
         Some("deleted 1 cache ref (1 manifest), kept 2 cache refs (1 manifest)"),
         "{out}"
     );
-    let last = tag_map(&registry, &cache_repo);
+    let last = repos.caches();
     assert_eq!(
         last,
         BTreeMap::from([
@@ -481,7 +544,6 @@ fn prunes_closed_and_expired_pull_request_caches_never_main() {
             ("a-pr-4".to_string(), main.clone())
         ])
     );
-    // main still resolves to its digest, by tag and by digest, with its blobs.
     assert_eq!(
         resolve(&registry, &cache_repo, "a-main").as_ref(),
         Some(&main)
@@ -498,19 +560,16 @@ fn prunes_closed_and_expired_pull_request_caches_never_main() {
         assert_eq!(curl("HEAD", &url, &[], None).0, 200, "blob {blob} of main");
     }
 
-    // Running again finds nothing to delete; the image repository was never touched.
     let out = succeeded(&prune_caches(&reference, "1s", &["--open-prs", "none"]));
     assert_eq!(
         out.lines().last(),
         Some("deleted 0 cache refs (0 manifests), kept 2 cache refs (1 manifest)"),
         "{out}"
     );
-    assert_eq!(tag_map(&registry, &cache_repo), last);
+    assert_eq!(repos.caches(), last);
     assert_eq!(
-        tag_map(&registry, &repo),
+        tag_map(&registry, &repos.repo),
         image_tags,
         "the image repository is untouched"
     );
-
-    drop(cleanup);
 }

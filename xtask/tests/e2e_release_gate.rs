@@ -23,12 +23,14 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 use serde_json::Value;
 
 use support::e2e::{
     assert_ok, context_file, cosign_keys, engine_lock, fixture, git, ok, registry, registry_digest,
-    registry_manifest, registry_tags, root, run, stderr, unique_name, xtask, AuthRegistry,
+    registry_manifest, registry_tags, root, run, shared, stderr, unique_label, unique_name, xtask,
+    AuthRegistry,
 };
 use support::{write_executable, TempDir};
 
@@ -154,38 +156,77 @@ JSON
     (script, log)
 }
 
-#[test]
-fn a_staged_release_tags_nothing_before_the_gate_and_resumes_from_its_record() {
-    let _ = fixture();
-    let _engine = engine_lock();
-    let release = Release::new("staged", "refs/tags/v5.1.0");
-    let scratch = TempDir::new("staged-release");
-    let record = scratch.path().join("release-record.json");
-    let record_arg = record.display().to_string();
-    let variants = ["ubi9", "distroless"];
+/// A release's build stage (`--build-only`) of two variants over one
+/// record: pushed by digest, nothing tagged or signed. The tests that use
+/// it never promote it, so it stays untagged; the resumed release builds
+/// its own.
+struct Staged {
+    release: Release,
+    /// Where the tests write their edited records and scanners.
+    scratch: PathBuf,
+    record: PathBuf,
+    /// The record as the build stage wrote it.
+    original: Vec<u8>,
+    /// The build stage's log.
+    log: String,
+    /// The release's tags right after the build stage.
+    tags: Vec<String>,
+}
 
-    // Build stage: every variant pushed by digest, the record written, nothing tagged or signed.
-    let built =
-        run(&mut release.release_image(&variants, &["--build-only", "--record", &record_arg]));
-    assert_ok(&built);
+const STAGED_VARIANTS: [&str; 2] = ["ubi9", "distroless"];
+
+/// Runs the build stage of `release` for STAGED_VARIANTS into `record`.
+fn build_stage(release: &Release, record: &Path) -> Output {
+    let record_arg = record.display().to_string();
+    run(&mut release.release_image(&STAGED_VARIANTS, &["--build-only", "--record", &record_arg]))
+}
+
+fn staged() -> &'static Staged {
+    static STAGED: OnceLock<Result<Staged, String>> = OnceLock::new();
+    shared(&STAGED, "the staged release", || {
+        let release = Release::new("staged", "refs/tags/v5.1.0");
+        let scratch = root()
+            .join("target/e2e")
+            .join(unique_label("staged-release"));
+        std::fs::create_dir_all(&scratch).unwrap();
+        let record = scratch.join("release-record.json");
+        let built = build_stage(&release, &record);
+        assert_ok(&built);
+        Staged {
+            tags: release.tags(),
+            original: std::fs::read(&record).unwrap(),
+            log: stderr(&built),
+            release,
+            scratch,
+            record,
+        }
+    })
+}
+
+/// The build stage pushes every variant by digest and writes the record;
+/// nothing is tagged or signed.
+#[test]
+fn a_staged_build_pushes_by_digest_records_and_tags_nothing() {
+    let _engine = engine_lock();
+    let staged = staged();
     assert!(
-        !stderr(&built).contains("cosign sign"),
+        !staged.log.contains("cosign sign"),
         "the build stage signs nothing"
     );
     assert!(
-        release.tags().is_empty(),
+        staged.tags.is_empty(),
         "nothing is tagged: {:?}",
-        release.tags()
+        staged.tags
     );
-    let recorded = read_record(&record);
-    assert_eq!(recorded["repository"], release.repository());
+    let recorded = read_record(&staged.record);
+    assert_eq!(recorded["repository"], staged.release.repository());
     assert_eq!(recorded["commit"], git(&["rev-parse", "HEAD"]));
-    for (variant, entry) in variants
+    for (variant, entry) in STAGED_VARIANTS
         .iter()
         .zip(recorded["variants"].as_array().unwrap())
     {
         assert_eq!(entry["variant"], *variant);
-        let index = registry_manifest(&release.name, entry["digest"].as_str().unwrap());
+        let index = registry_manifest(&staged.release.name, entry["digest"].as_str().unwrap());
         for image in index["manifests"]
             .as_array()
             .unwrap()
@@ -202,32 +243,41 @@ fn a_staged_release_tags_nothing_before_the_gate_and_resumes_from_its_record() {
             );
         }
     }
-    let original = std::fs::read(&record).unwrap();
+}
 
-    // A record that does not match is refused in one line, and nothing is tagged.
+/// A record that does not match the registry (truncated, a digest
+/// missing, digests swapped, another repository) is refused in one line,
+/// and nothing is tagged.
+#[test]
+fn a_record_that_does_not_match_the_registry_is_refused() {
+    let _engine = engine_lock();
+    let Staged {
+        release,
+        scratch,
+        record,
+        original,
+        ..
+    } = staged();
     let edited = |name: &str, edit: &dyn Fn(&mut Value)| -> String {
-        let mut value = read_record(&record);
+        let mut value = read_record(record);
         edit(&mut value);
-        let path = scratch.path().join(name);
+        let path = scratch.join(name);
         std::fs::write(&path, value.to_string()).unwrap();
         path.display().to_string()
     };
-    let promote = |path: &str, extra: &[&str]| {
-        run(release
-            .xtask(&["promote", "--record", path, &release.public_key()])
-            .args(extra))
-    };
-    let truncated = scratch.path().join("truncated.json");
+    let promote =
+        |path: &str| run(&mut release.xtask(&["promote", "--record", path, &release.public_key()]));
+    let truncated = scratch.join("truncated.json");
     std::fs::write(&truncated, &original[..original.len() / 2]).unwrap();
     one_line_error(
-        &promote(&truncated.display().to_string(), &[]),
+        &promote(&truncated.display().to_string()),
         &["is not a release record"],
     );
     let missing = edited("missing.json", &|v| {
         v["variants"][0]["digest"] = format!("sha256:{}", "0".repeat(64)).into();
     });
     one_line_error(
-        &promote(&missing, &[]),
+        &promote(&missing),
         &[
             "does not match",
             "which is not in the registry",
@@ -240,11 +290,16 @@ fn a_staged_release_tags_nothing_before_the_gate_and_resumes_from_its_record() {
         v["variants"][1]["digest"] = first;
     });
     one_line_error(
-        &promote(&swapped, &[]),
+        &promote(&swapped),
         &["does not match", "holds the platform images"],
     );
     let elsewhere = run(xtask()
-        .args(["promote", "--record", &record_arg, &release.public_key()])
+        .args([
+            "promote",
+            "--record",
+            &record.display().to_string(),
+            &release.public_key(),
+        ])
         .args([
             "--registry",
             &release.registry,
@@ -257,8 +312,21 @@ fn a_staged_release_tags_nothing_before_the_gate_and_resumes_from_its_record() {
         &["does not match", "it is a release to", "/e2e/elsewhere"],
     );
     assert!(release.tags().is_empty(), "{:?}", release.tags());
+}
 
-    // Signed with another key: the gate names both variants and the check, moves no tag.
+/// Signed with another key: the gate names both variants and the check,
+/// moves no tag and keeps the record as it was; the workflow's verify job
+/// says the same, per variant.
+#[test]
+fn a_signature_by_another_key_moves_no_tag_and_keeps_the_record() {
+    let _engine = engine_lock();
+    let Staged {
+        release,
+        record,
+        original,
+        ..
+    } = staged();
+    let record_arg = record.display().to_string();
     let (other_key, _) = cosign_keys(&root().join("target/e2e/keys-other"), "");
     ok(&mut release.xtask(&[
         "sign",
@@ -266,7 +334,8 @@ fn a_staged_release_tags_nothing_before_the_gate_and_resumes_from_its_record() {
         &record_arg,
         &format!("--key={}", other_key.display()),
     ]));
-    let refused = promote(&record_arg, &[]);
+    let refused =
+        run(&mut release.xtask(&["promote", "--record", &record_arg, &release.public_key()]));
     let line = one_line_error(
         &refused,
         &[
@@ -284,18 +353,27 @@ fn a_staged_release_tags_nothing_before_the_gate_and_resumes_from_its_record() {
     );
     assert!(release.tags().is_empty(), "{:?}", release.tags());
     assert_eq!(
-        std::fs::read(&record).unwrap(),
+        &std::fs::read(record).unwrap(),
         original,
         "the record is kept as it was"
     );
-    // The workflow's verify job says the same, per variant.
     let gate = run(&mut release.xtask(&["verify", "--record", &record_arg, &release.public_key()]));
     one_line_error(
         &gate,
         &["the gate refused 2 of 2", "signature does not verify"],
     );
+}
 
-    // The scan: every platform image by digest; a fixable CRITICAL fails it, an unfixed HIGH does not.
+/// The scan: every platform image by digest; a fixable CRITICAL fails it
+/// and moves no tag, an unfixed HIGH does not fail it.
+#[test]
+fn the_scan_of_a_record_fails_on_a_fixable_critical_only() {
+    let _engine = engine_lock();
+    let Staged {
+        release, record, ..
+    } = staged();
+    let record_arg = record.display().to_string();
+    let scratch = TempDir::new("gate-scan");
     let (finding, finding_log) = stand_in_scanner(scratch.path(), true);
     let scanned = run(&mut release.xtask(&[
         "scan",
@@ -318,7 +396,7 @@ fn a_staged_release_tags_nothing_before_the_gate_and_resumes_from_its_record() {
         "an unfixed HIGH is not a blocker"
     );
     let calls = std::fs::read_to_string(&finding_log).unwrap();
-    for entry in recorded["variants"].as_array().unwrap() {
+    for entry in read_record(record)["variants"].as_array().unwrap() {
         for digest in entry["platform_digests"].as_object().unwrap().values() {
             let image = format!("{}@{}", release.repository(), digest.as_str().unwrap());
             assert!(
@@ -337,8 +415,21 @@ fn a_staged_release_tags_nothing_before_the_gate_and_resumes_from_its_record() {
         "--scanner",
         &clean.display().to_string(),
     ]));
+}
 
-    // An interrupted promotion had moved one version tag onto its recorded digest ...
+/// An interrupted promotion had moved one version tag onto its recorded
+/// digest; the release resumes from the record on a fresh machine (a fresh
+/// clone, with only the record, as the workflow's artifact brings it): it
+/// rebuilds nothing, its own gate scans every platform image, and every tag
+/// then points at its recorded digest, latest included.
+#[test]
+fn a_staged_release_resumes_from_its_record_in_a_fresh_clone() {
+    let _engine = engine_lock();
+    let release = Release::new("resumed", "refs/tags/v5.1.0");
+    let scratch = TempDir::new("staged-release-resumed");
+    let record = scratch.path().join("release-record.json");
+    assert_ok(&build_stage(&release, &record));
+    let recorded = read_record(&record);
     let ubi9 = recorded["variants"][0]["digest"].as_str().unwrap();
     ok(Command::new("docker").args([
         "buildx",
@@ -348,8 +439,6 @@ fn a_staged_release_tags_nothing_before_the_gate_and_resumes_from_its_record() {
         &format!("{}:5.1.0-ubi9", release.repository()),
         &format!("{}@{ubi9}", release.repository()),
     ]));
-    // ... and the release resumes from the record on a fresh machine: a fresh
-    // clone, with only the record (as the workflow's artifact brings it).
     let clone = scratch.path().join("clone");
     ok(Command::new("git")
         .args(["clone", "--quiet"])
@@ -357,18 +446,15 @@ fn a_staged_release_tags_nothing_before_the_gate_and_resumes_from_its_record() {
         .arg(&clone));
     let copied = scratch.path().join("downloaded-record.json");
     std::fs::copy(&record, &copied).unwrap();
-    let (clean_again, clean_log) = (
-        clean.display().to_string(),
-        scratch.path().join("scanner-false.log"),
-    );
+    let (clean, clean_log) = stand_in_scanner(scratch.path(), false);
     let mut resumed = release.release_image(
-        &variants,
+        &STAGED_VARIANTS,
         &[
             "--record",
             &copied.display().to_string(),
             &release.key(),
             "--scanner",
-            &clean_again,
+            &clean.display().to_string(),
         ],
     );
     resumed
@@ -389,13 +475,13 @@ fn a_staged_release_tags_nothing_before_the_gate_and_resumes_from_its_record() {
     let scans = std::fs::read_to_string(&clean_log).unwrap();
     assert_eq!(
         scans.lines().count(),
-        2 * 2 * 2,
-        "the release's own gate scanned every platform image too:\n{scans}"
+        2 * 2,
+        "the release's own gate scanned every platform image:\n{scans}"
     );
+    let record_arg = record.display().to_string();
     ok(&mut release.xtask(&["verify", "--record", &record_arg, &release.public_key()]));
-    // Every tag now points at its recorded digest, latest included; the deploy gate agrees.
     let tags = release.tags();
-    for (variant, entry) in variants
+    for (variant, entry) in STAGED_VARIANTS
         .iter()
         .zip(recorded["variants"].as_array().unwrap())
     {
@@ -416,16 +502,16 @@ fn a_staged_release_tags_nothing_before_the_gate_and_resumes_from_its_record() {
     }
 }
 
+/// An SBOM generator that writes nothing: BuildKit then attaches no SBOM (a
+/// mirror's broken scanner, say), and the build itself succeeds; the gate
+/// refuses the release, moves no tag and keeps the record for a re-run.
 #[test]
-fn a_missing_sbom_or_a_relabelled_image_does_not_pass_the_gate() {
-    let fixture = fixture();
+fn a_release_without_an_sbom_does_not_pass_the_gate() {
     let _engine = engine_lock();
+    let fixture = fixture();
     let release = Release::new("sbom", "refs/tags/v5.2.0");
     let scratch = TempDir::new("gate-sbom");
     let record = scratch.path().join("record.json");
-
-    // An SBOM generator that writes nothing: BuildKit then attaches no SBOM
-    // (a mirror's broken scanner, say), and the build itself succeeds.
     let context = scratch.path().join("silent-generator");
     std::fs::create_dir_all(&context).unwrap();
     std::fs::write(
@@ -482,8 +568,15 @@ fn a_missing_sbom_or_a_relabelled_image_does_not_pass_the_gate() {
         kept["variants"][0]["variant"], "ubi9",
         "the record is kept for a re-run"
     );
+}
 
-    // A relabelled image: the index now claims another commit than its provenance records.
+/// A relabelled image: the index claims another commit than its
+/// provenance records; the deploy gate refuses it, and says only that.
+#[test]
+fn a_relabelled_image_does_not_pass_the_gate() {
+    let _engine = engine_lock();
+    let release = Release::new("relabelled", "refs/tags/v5.2.0");
+    let scratch = TempDir::new("gate-relabelled");
     let built = run(&mut release.release_image(
         &["ubi9"],
         &[
@@ -540,28 +633,33 @@ fn a_missing_sbom_or_a_relabelled_image_does_not_pass_the_gate() {
     );
 }
 
+/// `release-image` and `ci-image --push` of ubi9 to `registry` at v5.3.0,
+/// with `docker_config` as DOCKER_CONFIG if given.
+fn attempt(registry: &str, args: &[&str], docker_config: Option<&Path>) -> Output {
+    let context = context_file("gate-probe", "refs/tags/v5.3.0", &[]);
+    let mut command = xtask();
+    command
+        .args(args)
+        .args(["--registry", registry, "--variant", "ubi9"])
+        .args(fixture().build_options())
+        .env("XTASK_CONTEXT", &context);
+    if let Some(dir) = docker_config {
+        command.env("DOCKER_CONFIG", dir);
+    }
+    run(&mut command)
+}
+
+const PUSHING_COMMANDS: [&[&str]; 2] = [
+    &["release-image", "--sign", "none"],
+    &["ci-image", "--push"],
+];
+
+/// A push target that cannot be reached is found before anything builds.
 #[test]
-fn a_push_target_that_is_unreachable_or_refuses_the_credentials_is_found_before_building() {
-    let _ = fixture();
+fn an_unreachable_push_target_is_found_before_building() {
     let _engine = engine_lock();
     let closed = "127.0.0.1:1";
-    let context = context_file("gate-probe", "refs/tags/v5.3.0", &[]);
-    let attempt = |registry: &str, args: &[&str], docker_config: Option<&Path>| {
-        let mut command = xtask();
-        command
-            .args(args)
-            .args(["--registry", registry, "--variant", "ubi9"])
-            .args(fixture().build_options())
-            .env("XTASK_CONTEXT", &context);
-        if let Some(dir) = docker_config {
-            command.env("DOCKER_CONFIG", dir);
-        }
-        run(&mut command)
-    };
-    for args in [
-        &["release-image", "--sign", "none"][..],
-        &["ci-image", "--push"][..],
-    ] {
+    for args in PUSHING_COMMANDS {
         let output = attempt(closed, args, None);
         one_line_error(
             &output,
@@ -573,7 +671,12 @@ fn a_push_target_that_is_unreachable_or_refuses_the_credentials_is_found_before_
             stderr(&output)
         );
     }
-    // A registry that refuses the credentials: found before anything builds.
+}
+
+/// A registry that refuses the credentials is found before anything builds.
+#[test]
+fn a_push_target_that_refuses_the_credentials_is_found_before_building() {
+    let _engine = engine_lock();
     let auth = AuthRegistry::start(TempDir::new("gate-auth-registry"));
     let scratch = TempDir::new("gate-auth-config");
     std::fs::write(
@@ -581,10 +684,7 @@ fn a_push_target_that_is_unreachable_or_refuses_the_credentials_is_found_before_
         serde_json::json!({ "auths": { &auth.addr: { "auth": "YWxpY2U6d3Jvbmc=" } } }).to_string(),
     )
     .unwrap();
-    for args in [
-        &["release-image", "--sign", "none"][..],
-        &["ci-image", "--push"][..],
-    ] {
+    for args in PUSHING_COMMANDS {
         let output = attempt(&auth.addr, args, Some(scratch.path()));
         one_line_error(
             &output,

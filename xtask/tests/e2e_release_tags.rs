@@ -11,7 +11,8 @@
 
 mod support;
 
-use std::process::Command;
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
 
 use support::e2e::{
     context_file, engine_lock, git, one_line_error, registry, require_stack, resolve, tag_map,
@@ -19,15 +20,25 @@ use support::e2e::{
 };
 use support::TempDir;
 
-#[test]
-fn an_any_ref_run_refuses_a_tag_that_exists_before_building() {
+/// A repository where main's release of this commit left its
+/// `sha-<commit>` tag for ubi9, and a feature branch's `--allow-any-ref`
+/// release of ubi9 to it.
+struct Existing {
+    registry: String,
+    name: String,
+    short: String,
+    /// `REGISTRY/NAME:sha-SHORT-ubi9`.
+    existing: String,
+    before: BTreeMap<String, String>,
+    _dir: TempDir,
+}
+
+fn existing(label: &str) -> Existing {
     require_stack();
-    let _engine = engine_lock();
     let registry = registry();
-    let name = unique_name("any-ref-exists");
+    let name = unique_name(label);
     let short: String = git(&["rev-parse", "HEAD"]).chars().take(7).collect();
-    // What main's release of this commit left: its `sha-<commit>` tag.
-    let dir = TempDir::new("any-ref-exists");
+    let dir = TempDir::new(label);
     let context = tiny_context(dir.path(), "main-release", &unique_label("main's image"));
     let existing = format!("{registry}/{name}:sha-{short}-ubi9");
     let pushed = Command::new("docker")
@@ -44,19 +55,29 @@ fn an_any_ref_run_refuses_a_tag_that_exists_before_building() {
         .output()
         .unwrap();
     assert!(pushed.status.success(), "{}", text(&pushed.stderr));
-    let before = tag_map(&registry, &name);
+    Existing {
+        before: tag_map(&registry, &name),
+        registry,
+        name,
+        short,
+        existing,
+        _dir: dir,
+    }
+}
 
-    let feature = context_file("any-ref-feature", "refs/heads/feature/x", &[]);
-    let release = |extra: &[&str]| {
+impl Existing {
+    /// The feature branch's release, with `extra`.
+    fn release(&self, extra: &[&str]) -> Output {
+        let feature = context_file("any-ref-feature", "refs/heads/feature/x", &[]);
         xtask()
             .env("XTASK_CONTEXT", &feature)
             .args([
                 "release-image",
                 "--allow-any-ref",
                 "--registry",
-                &registry,
+                &self.registry,
                 "--image-name",
-                &name,
+                &self.name,
                 "--variant",
                 "ubi9",
                 "--platform",
@@ -67,22 +88,41 @@ fn an_any_ref_run_refuses_a_tag_that_exists_before_building() {
             .args(extra)
             .output()
             .unwrap()
-    };
-    let line = one_line_error(&release(&[]));
+    }
+}
+
+/// The run is refused in one line naming the tag; nothing is pushed or moved.
+#[test]
+fn an_any_ref_run_refuses_a_tag_that_exists_before_building() {
+    let _engine = engine_lock();
+    let existing = existing("any-ref-exists");
+    let line = one_line_error(&existing.release(&[]));
     assert!(
-        line.contains(&format!("{existing} already exists"))
+        line.contains(&format!("{} already exists", existing.existing))
             && line.contains("--allow-any-ref writes only tags that do not exist yet")
             && line.contains("--force"),
         "{line}"
     );
     assert_eq!(
-        tag_map(&registry, &name),
-        before,
+        tag_map(&existing.registry, &existing.name),
+        existing.before,
         "nothing was pushed or moved"
     );
+}
 
-    // The dry run names every lookup it makes first.
-    let dry = release(&["--dry-run"]);
+/// The dry run names every lookup it makes first; with `--force` it looks
+/// nothing up.
+#[test]
+fn an_any_ref_dry_run_names_its_lookups_and_force_makes_none() {
+    let _engine = engine_lock();
+    let existing = existing("any-ref-dry-run");
+    let Existing {
+        registry,
+        name,
+        short,
+        ..
+    } = &existing;
+    let dry = existing.release(&["--dry-run"]);
     assert!(dry.status.success(), "{}", text(&dry.stderr));
     let printed = text(&dry.stdout);
     for tag in ["feature-x-ubi9", &format!("sha-{short}-ubi9")] {
@@ -95,7 +135,7 @@ fn an_any_ref_run_refuses_a_tag_that_exists_before_building() {
         printed.contains("# refuses if any of these tags exists"),
         "{printed}"
     );
-    let forced = release(&["--dry-run", "--force"]);
+    let forced = existing.release(&["--dry-run", "--force"]);
     assert!(forced.status.success(), "{}", text(&forced.stderr));
     let printed = text(&forced.stdout);
     assert!(
@@ -104,7 +144,7 @@ fn an_any_ref_run_refuses_a_tag_that_exists_before_building() {
         "--force looks nothing up:\n{printed}"
     );
     assert_eq!(
-        resolve(&registry, &name, &format!("sha-{short}-ubi9")),
-        before.get(&format!("sha-{short}-ubi9")).cloned()
+        resolve(registry, name, &format!("sha-{short}-ubi9")),
+        existing.before.get(&format!("sha-{short}-ubi9")).cloned()
     );
 }

@@ -219,30 +219,62 @@ fn a_tag_that_moves_is_reported_stale_and_its_pin_rewritten() {
     assert!(output.status.success(), "{}", text(&output.stderr));
 }
 
-#[test]
-fn a_mirror_answers_for_a_registry_that_cannot_be_reached() {
+/// A scratch checkout pinning an image of a registry that does not exist
+/// here (UNREACHABLE), and a mirror namespace under the test registry that
+/// holds the image (its digest: `first`).
+struct Mirrored {
+    dir: TempDir,
+    root: PathBuf,
+    namespace: String,
+    first: String,
+}
+
+const UNREACHABLE: &str = "registry.invalid/chainguard/static";
+
+fn mirrored(label: &str) -> Mirrored {
     require_registry(&registry());
-    let _engine = engine_lock();
-    let dir = TempDir::new("update-bases-mirror");
-    let registry = registry();
-    let namespace = format!("e2e/update-bases/{}", unique_label("mirror"));
+    let dir = TempDir::new(&format!("update-bases-{label}"));
+    let namespace = format!("e2e/update-bases/{}", unique_label(label));
     let first = push(
         dir.path(),
         &format!("{namespace}/static"),
         "latest",
         "one\n",
     );
-    // The pins name a registry that does not exist here; the mirror holds the image.
-    let pinned = "registry.invalid/chainguard/static";
     let root = checkout(
         dir.path(),
         &[(
             "alpha",
-            dockerfile(&[("BASE", &format!("{pinned}:latest@{first}"))]),
+            dockerfile(&[("BASE", &format!("{UNREACHABLE}:latest@{first}"))]),
         )],
     );
+    Mirrored {
+        dir,
+        root,
+        namespace,
+        first,
+    }
+}
+
+impl Mirrored {
+    /// `registry.invalid/chainguard=REGISTRY/NAMESPACE`.
+    fn mirror(&self) -> String {
+        format!(
+            "registry.invalid/chainguard={}/{}",
+            registry(),
+            self.namespace
+        )
+    }
+}
+
+/// Without a mirror, a pin of a registry that cannot be reached is refused
+/// in one line that names the way out (`--mirror`).
+#[test]
+fn a_registry_that_cannot_be_reached_is_refused_naming_the_mirror_flag() {
+    let _engine = engine_lock();
+    let mirrored = mirrored("unreachable");
     refused(
-        &root,
+        &mirrored.root,
         &["--check"],
         &[
             "cannot resolve registry.invalid/chainguard/static:latest",
@@ -250,10 +282,20 @@ fn a_mirror_answers_for_a_registry_that_cannot_be_reached() {
             "--mirror PREFIX=MIRROR",
         ],
     );
-    let mirror = format!("registry.invalid/chainguard={registry}/{namespace}");
-    let output = update_bases(&root, &["--check", "--mirror", &mirror]);
+}
+
+/// A mirror answers for a registry that cannot be reached: `--check`
+/// passes, `--dry-run` names the mirror's lookup, and a rewrite keeps the
+/// pin's name with the mirror's digest.
+#[test]
+fn a_mirror_answers_for_a_registry_that_cannot_be_reached() {
+    let _engine = engine_lock();
+    let mirrored = mirrored("mirror");
+    let (root, mirror, namespace) = (&mirrored.root, mirrored.mirror(), &mirrored.namespace);
+    let registry = registry();
+    let output = update_bases(root, &["--check", "--mirror", &mirror]);
     assert!(output.status.success(), "{}", text(&output.stderr));
-    let dry = update_bases(&root, &["--dry-run", "--mirror", &mirror]);
+    let dry = update_bases(root, &["--dry-run", "--mirror", &mirror]);
     assert_eq!(
         text(&dry.stdout).trim(),
         format!(
@@ -261,22 +303,31 @@ fn a_mirror_answers_for_a_registry_that_cannot_be_reached() {
         )
     );
     let second = push(
-        dir.path(),
+        mirrored.dir.path(),
         &format!("{namespace}/static"),
         "latest",
         "two\n",
     );
-    let output = update_bases(&root, &["--mirror", &mirror]);
+    assert_ne!(mirrored.first, second, "the tag moved");
+    let output = update_bases(root, &["--mirror", &mirror]);
     assert!(output.status.success(), "{}", text(&output.stderr));
-    let written = String::from_utf8(snapshot(&root)["images/alpha/Dockerfile"].clone()).unwrap();
+    let written = String::from_utf8(snapshot(root)["images/alpha/Dockerfile"].clone()).unwrap();
     assert!(
-        written.contains(&format!("ARG BASE={pinned}:latest@{second}\n")),
+        written.contains(&format!("ARG BASE={UNREACHABLE}:latest@{second}\n")),
         "the pin keeps its name and gets the mirror's digest:\n{written}"
     );
-    // A mirror that lacks the image says so; the environment variable works like the flag.
+}
+
+/// A mirror that lacks the image says so, and how to fill it.
+#[test]
+fn a_mirror_that_lacks_the_image_is_refused() {
+    let _engine = engine_lock();
+    let mirrored = mirrored("mirror-empty");
+    let registry = registry();
+    let namespace = &mirrored.namespace;
     let empty = format!("registry.invalid/chainguard={registry}/{namespace}-empty");
     refused(
-        &root,
+        &mirrored.root,
         &["--mirror", &empty],
         &[
             &format!("the mirror {empty} has no {registry}/{namespace}-empty/static:latest"),
@@ -284,31 +335,47 @@ fn a_mirror_answers_for_a_registry_that_cannot_be_reached() {
             "drop that --mirror",
         ],
     );
+}
+
+/// BASE_IMAGE_MIRRORS works like `--mirror`.
+#[test]
+fn the_mirror_environment_variable_works_like_the_flag() {
+    let _engine = engine_lock();
+    let mirrored = mirrored("mirror-env");
     let output = xtask()
-        .env("XTASK_PROJECT_ROOT", &root)
-        .env("BASE_IMAGE_MIRRORS", &mirror)
+        .env("XTASK_PROJECT_ROOT", &mirrored.root)
+        .env("BASE_IMAGE_MIRRORS", mirrored.mirror())
         .args(["update-bases", "--check"])
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", text(&output.stderr));
 }
 
-#[test]
-fn bad_inputs_end_in_one_line_and_change_no_dockerfile() {
+/// A repository under the test registry whose tag `moving` was pushed twice:
+/// (scratch dir, image, the first digest, the stale pin's Dockerfile).
+fn moved(label: &str) -> (TempDir, String, String, (&'static str, String)) {
     require_registry(&registry());
-    let _engine = engine_lock();
-    let dir = TempDir::new("update-bases-bad");
-    let registry = registry();
-    let repo = format!("e2e/update-bases/{}", unique_label("bad"));
+    let dir = TempDir::new(&format!("update-bases-{label}"));
+    let repo = format!("e2e/update-bases/{}", unique_label(label));
     let first = push(dir.path(), &repo, "moving", "first\n");
     let _second = push(dir.path(), &repo, "moving", "second\n");
-    let image = format!("{registry}/{repo}");
-    // alpha's pin is stale and would be rewritten, but beta's cannot be
-    // resolved: nothing is written.
+    let image = format!("{}/{repo}", registry());
+    // alpha's pin is stale and would be rewritten.
     let stale = (
         "alpha",
         dockerfile(&[("BASE", &format!("{image}:moving@{first}"))]),
     );
+    (dir, image, first, stale)
+}
+
+/// alpha's pin is stale and would be rewritten, but beta's cannot be
+/// resolved or read (an unknown tag, an unreachable registry, a variable,
+/// no tag): one line naming file and line, with and without `--check`, and
+/// nothing is written.
+#[test]
+fn a_pin_that_cannot_be_resolved_or_read_ends_in_one_line_and_changes_no_dockerfile() {
+    let _engine = engine_lock();
+    let (_dir, image, first, stale) = moved("bad");
     let cases: Vec<(String, Vec<String>)> = vec![
         (
             dockerfile(&[("BASE", &format!("{image}:no-such-tag@{first}"))]),
@@ -349,6 +416,13 @@ fn bad_inputs_end_in_one_line_and_change_no_dockerfile() {
             refused(&root, args, &keywords);
         }
     }
+}
+
+/// A malformed `--mirror` is refused before any lookup.
+#[test]
+fn a_malformed_mirror_is_refused() {
+    let _engine = engine_lock();
+    let (dir, _, _, stale) = moved("bad-mirror");
     let root = checkout(dir.path(), std::slice::from_ref(&stale));
     let before = snapshot(&root);
     let line = argument_error(&update_bases(&root, &["--mirror", "nonsense"]));
@@ -356,14 +430,19 @@ fn bad_inputs_end_in_one_line_and_change_no_dockerfile() {
         assert!(line.contains(keyword), "expected {keyword:?} in: {line}");
     }
     assert_eq!(snapshot(&root), before, "no Dockerfile may change: {line}");
+}
 
-    // A Dockerfile that cannot be written: none is, though the other's new text was ready.
-    let case = TempDir::new("update-bases-readonly");
+/// A Dockerfile that cannot be written: none is, though the other's new
+/// text was ready.
+#[test]
+fn a_dockerfile_that_cannot_be_written_leaves_every_dockerfile_as_it_was() {
+    let _engine = engine_lock();
+    let (dir, image, first, stale) = moved("readonly");
     let beta = (
         "beta",
         dockerfile(&[("BASE", &format!("{image}:moving@{first}"))]),
     );
-    let root = checkout(case.path(), &[stale, beta]);
+    let root = checkout(dir.path(), &[stale, beta]);
     let locked = root.join("images/beta");
     let chattr = |flag: &str| {
         let out = Command::new("chattr").arg(flag).arg(&locked).output();

@@ -230,63 +230,13 @@ fn install(root: &Path, selected: &[Linter]) -> Result<()> {
 }
 
 fn run_one(linter: Linter, root: &Path, search_path: &OsString, files: &Files) -> Result<Outcome> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let (program, args): (OsString, Vec<OsString>) = match linter {
-        Linter::Clippy | Linter::Rustfmt => {
-            let subcommand = if linter == Linter::Clippy {
-                "clippy"
-            } else {
-                "fmt"
-            };
-            // Tell a missing component from a failing check.
-            let probe = process::capture(&Invocation::new(
-                &cargo.to_string_lossy(),
-                vec![subcommand.into(), "--version".into()],
-            ));
-            if !probe.is_ok_and(|out| out.success) {
-                return Ok(Outcome::Missing(linter.install_hint()));
-            }
-            let args: &[&str] = if linter == Linter::Clippy {
-                &[
-                    "clippy",
-                    "--workspace",
-                    "--all-targets",
-                    "--",
-                    "-D",
-                    "warnings",
-                ]
-            } else {
-                &["fmt", "--all", "--check"]
-            };
-            (cargo, args.iter().map(OsString::from).collect())
-        }
-        external => {
-            let inputs: Vec<OsString> = match external {
-                Linter::Actionlint => relative(root, &files.workflows),
-                // zizmor collects the workflows and dependabot.yml itself; a
-                // syntax error fails instead of being skipped with a warning.
-                Linter::Zizmor if !files.workflows.is_empty() => {
-                    ["--offline", "--strict-collection", "--no-progress", "."]
-                        .map(OsString::from)
-                        .to_vec()
-                }
-                Linter::Zizmor => Vec::new(),
-                Linter::Hadolint => relative(root, &files.dockerfiles),
-                _ => relative(root, &files.scripts),
-            };
-            if inputs.is_empty() {
-                let what = match external {
-                    Linter::Actionlint | Linter::Zizmor => "no workflow under .github/workflows",
-                    Linter::Hadolint => "no Dockerfile",
-                    _ => "no shell script",
-                };
-                return Ok(Outcome::Skipped(what.to_string()));
-            }
-            let Some(program) = find_in(search_path, linter.name()) else {
-                return Ok(Outcome::Missing(linter.install_hint()));
-            };
-            (program.into_os_string(), inputs)
-        }
+    let command = match linter {
+        Linter::Clippy | Linter::Rustfmt => cargo_command(linter),
+        external => external_command(external, root, search_path, files),
+    };
+    let (program, args) = match command {
+        Ok(command) => command,
+        Err(outcome) => return Ok(outcome),
     };
     // zizmor runs twice: at its default settings and with --pedantic (code
     // smells too); the workflows must be clean at both.
@@ -324,6 +274,75 @@ fn run_one(linter: Linter, root: &Path, search_path: &OsString, files: &Files) -
     } else {
         Outcome::Failed(failures.join(", "))
     })
+}
+
+/// A linter's program and arguments, or the outcome that says why it does
+/// not run.
+type LinterCommand = std::result::Result<(OsString, Vec<OsString>), Outcome>;
+
+/// `cargo clippy` or `cargo fmt --check`, if the component is installed.
+fn cargo_command(linter: Linter) -> LinterCommand {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let subcommand = if linter == Linter::Clippy {
+        "clippy"
+    } else {
+        "fmt"
+    };
+    // Tell a missing component from a failing check.
+    let probe = process::capture(&Invocation::new(
+        &cargo.to_string_lossy(),
+        vec![subcommand.into(), "--version".into()],
+    ));
+    if !probe.is_ok_and(|out| out.success) {
+        return Err(Outcome::Missing(linter.install_hint()));
+    }
+    let args: &[&str] = if linter == Linter::Clippy {
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]
+    } else {
+        &["fmt", "--all", "--check"]
+    };
+    Ok((cargo, args.iter().map(OsString::from).collect()))
+}
+
+/// An external linter on its files, if there are any and it is installed.
+fn external_command(
+    external: Linter,
+    root: &Path,
+    search_path: &OsString,
+    files: &Files,
+) -> LinterCommand {
+    let inputs: Vec<OsString> = match external {
+        Linter::Actionlint => relative(root, &files.workflows),
+        // zizmor collects the workflows and dependabot.yml itself; a
+        // syntax error fails instead of being skipped with a warning.
+        Linter::Zizmor if !files.workflows.is_empty() => {
+            ["--offline", "--strict-collection", "--no-progress", "."]
+                .map(OsString::from)
+                .to_vec()
+        }
+        Linter::Zizmor => Vec::new(),
+        Linter::Hadolint => relative(root, &files.dockerfiles),
+        _ => relative(root, &files.scripts),
+    };
+    if inputs.is_empty() {
+        let what = match external {
+            Linter::Actionlint | Linter::Zizmor => "no workflow under .github/workflows",
+            Linter::Hadolint => "no Dockerfile",
+            _ => "no shell script",
+        };
+        return Err(Outcome::Skipped(what.to_string()));
+    }
+    let Some(program) = find_in(search_path, external.name()) else {
+        return Err(Outcome::Missing(external.install_hint()));
+    };
+    Ok((program.into_os_string(), inputs))
 }
 
 fn relative(root: &Path, paths: &[PathBuf]) -> Vec<OsString> {

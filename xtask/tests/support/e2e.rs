@@ -8,12 +8,12 @@
 //! Every test binary compiles its own copy: each has its own [`engine_lock`]
 //! and its own [`fixture`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -40,11 +40,83 @@ pub fn with_registry_cache(name: &str) -> Vec<String> {
     .to_vec()
 }
 
+/// Who holds the engine and who waits for it.
+struct Turns {
+    held: bool,
+    /// The waiting tests' names (with a ticket, should two share one).
+    waiting: BTreeSet<(String, u64)>,
+    tickets: u64,
+}
+
+static TURNS: Mutex<Turns> = Mutex::new(Turns {
+    held: false,
+    waiting: BTreeSet::new(),
+    tickets: 0,
+});
+static TURN_ENDED: Condvar = Condvar::new();
+
+fn turns() -> MutexGuard<'static, Turns> {
+    TURNS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The engine, held by one test until dropped.
+pub struct EngineGuard(());
+
+impl Drop for EngineGuard {
+    fn drop(&mut self) {
+        turns().held = false;
+        TURN_ENDED.notify_all();
+    }
+}
+
 /// One build at a time: the tests of a binary share one engine, its build
-/// cache and the machine's cores.
-pub fn engine_lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// cache and the machine's cores. Of the tests waiting for it, the one whose
+/// name sorts first goes next (libtest names a test's thread after the test
+/// and starts tests in name order), so tests that leave the engine in a
+/// state the next one can use (a warm cache) run in the order of their
+/// names, whatever the number of test threads; each still runs alone too.
+/// Take it first thing in a test, before any fixture, so the tests started
+/// together line up by name.
+pub fn engine_lock() -> EngineGuard {
+    let name = std::thread::current().name().unwrap_or("").to_string();
+    let mut turns = turns();
+    turns.tickets += 1;
+    let me = (name, turns.tickets);
+    turns.waiting.insert(me.clone());
+    while turns.held || turns.waiting.first() != Some(&me) {
+        turns = TURN_ENDED
+            .wait(turns)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    }
+    turns.waiting.remove(&me);
+    turns.held = true;
+    EngineGuard(())
+}
+
+/// A fixture several tests share, made once by the first that needs it
+/// (under the engine lock it holds): `init`'s value, or, if making it
+/// failed, the same failure in every test that needs it, without trying
+/// again.
+pub fn shared<T: Send + Sync>(
+    cell: &'static OnceLock<Result<T, String>>,
+    what: &str,
+    init: impl FnOnce() -> T,
+) -> &'static T {
+    let made = cell.get_or_init(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(init)).map_err(|panic| {
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic without a message".to_string())
+        })
+    });
+    match made {
+        Ok(value) => value,
+        Err(why) => panic!("{what} could not be made (see the first test that needed it): {why}"),
+    }
 }
 
 /// The xtask binary, started in the project root, with the caller's

@@ -346,6 +346,32 @@ fn prune<P: Pass>(
     for note in &selection.notes {
         log(format!("note: {note}"));
     }
+    let already_gone = delete_selected(repository, &selection, &log)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&selection)?);
+    }
+    let gone = if already_gone > 0 {
+        format!(" ({already_gone} of them were already gone)")
+    } else {
+        String::new()
+    };
+    // Every decision of `delete` was deleted by now (a failure returned above).
+    log(format!(
+        "deleted {}{gone}, kept {}",
+        P::delete_count(&selection),
+        P::keep_count(&selection)
+    ));
+    Ok(())
+}
+
+/// Deletes every decision of `delete` (with its cosign tags) from
+/// `repository`, saying so per image; returns how many were already gone.
+/// Fails at the first deletion that fails, saying how far it got.
+fn delete_selected<P: Pass>(
+    repository: &Repository,
+    selection: &Report<P>,
+    log: &dyn Fn(String),
+) -> Result<usize> {
     let mut deleted: Vec<&Decision> = Vec::new();
     let mut already_gone = 0;
     let total = selection.delete.len();
@@ -386,21 +412,7 @@ fn prune<P: Pass>(
             }
         }
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&selection)?);
-    }
-    let gone = if already_gone > 0 {
-        format!(" ({already_gone} of them were already gone)")
-    } else {
-        String::new()
-    };
-    // Every decision of `delete` was deleted by now (a failure returned above).
-    log(format!(
-        "deleted {}{gone}, kept {}",
-        P::delete_count(&selection),
-        P::keep_count(&selection)
-    ));
-    Ok(())
+    Ok(already_gone)
 }
 
 /// A deletion error that says how far the run got.

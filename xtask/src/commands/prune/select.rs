@@ -111,19 +111,54 @@ impl Pass for KeepNewest {
     }
 }
 
+/// A digest only CI tags point to, which the age and `--keep` decide.
+struct Candidate<'a> {
+    digest: &'a str,
+    ci_tags: Vec<String>,
+    variants: Vec<String>,
+    facts: ImageFacts,
+}
+
 /// The selection: a pure function of the inventory and the policy.
 pub fn select(inventory: &Inventory, policy: &Policy) -> Selection {
     let tags_of = tags_by_digest(inventory);
-
-    struct Candidate<'a> {
-        digest: &'a str,
-        ci_tags: Vec<String>,
-        variants: Vec<String>,
-        facts: ImageFacts,
+    let (candidates, mut keep) = candidates(inventory, &tags_of, policy);
+    let ranks = Ranks::of(&candidates);
+    let limit = i64::try_from(policy.older_than_seconds).unwrap_or(i64::MAX);
+    let mut delete: Vec<Decision> = Vec::new();
+    for candidate in candidates {
+        let (doomed, decision) = decide(candidate, &ranks, limit, policy);
+        if doomed {
+            delete.push(decision);
+        } else {
+            keep.push(decision);
+        }
     }
-    let mut keep: Vec<Decision> = Vec::new();
-    let mut candidates: Vec<Candidate> = Vec::new();
-    for (digest, tags) in &tags_of {
+    keep_children_of_kept_indexes(inventory, &tags_of, &mut delete, &mut keep);
+    let notes = attach_cosign_tags(inventory, &tags_of, &mut delete);
+    delete.sort_by(|a, b| a.digest.cmp(&b.digest));
+    keep.sort_by(|a, b| a.digest.cmp(&b.digest));
+    Report::new(
+        limit,
+        KeepNewest {
+            keep_newest: policy.keep,
+        },
+        delete,
+        keep,
+        notes,
+    )
+}
+
+/// The digests CI tags point to: those nothing protects are candidates;
+/// the others are kept, saying why (another tag, the production label, an
+/// unknown creation time).
+fn candidates<'a>(
+    inventory: &Inventory,
+    tags_of: &BTreeMap<&'a str, Vec<&'a str>>,
+    policy: &Policy,
+) -> (Vec<Candidate<'a>>, Vec<Decision>) {
+    let (mut candidates, mut keep) = (Vec::new(), Vec::new());
+    for (digest, tags) in tags_of {
         let mut ci_tags = Vec::new();
         let mut variants = BTreeSet::new();
         let mut others = Vec::new();
@@ -142,27 +177,7 @@ pub fn select(inventory: &Inventory, policy: &Policy) -> Selection {
         ci_tags.sort();
         let facts = facts_of(inventory, digest, "its manifest and config were not read");
         let variants: Vec<String> = variants.into_iter().collect();
-        let refuse = if !others.is_empty() {
-            others.sort();
-            Some(format!(
-                "shares its digest with non-ci tag{} {}",
-                plural(others.len()),
-                others.join(", ")
-            ))
-        } else if facts.production {
-            Some(format!("its config is labelled {FLAVOR_LABEL}=production"))
-        } else if facts.created.is_none() {
-            Some(format!(
-                "creation time unknown ({})",
-                facts
-                    .unknown_because
-                    .as_deref()
-                    .unwrap_or("no created in its config")
-            ))
-        } else {
-            None
-        };
-        match refuse {
+        match protection(&mut others, &facts) {
             Some(reason) => keep.push(decision(
                 digest, ci_tags, variants, &facts, policy.now, reason,
             )),
@@ -174,103 +189,136 @@ pub fn select(inventory: &Inventory, policy: &Policy) -> Selection {
             }),
         }
     }
+    (candidates, keep)
+}
 
-    // Rank the candidates of each variant, newest first (ties by digest, for determinism).
-    let mut by_variant: BTreeMap<String, Vec<(i64, &str)>> = BTreeMap::new();
-    for candidate in &candidates {
-        let created = candidate
-            .facts
-            .created
-            .as_ref()
-            .map_or(i64::MIN, |(_, t)| *t);
-        for variant in &candidate.variants {
-            by_variant
-                .entry(variant.clone())
-                .or_default()
-                .push((created, candidate.digest));
+/// Why a digest CI tags point to is kept whatever its age, if it is.
+fn protection(others: &mut [&str], facts: &ImageFacts) -> Option<String> {
+    if !others.is_empty() {
+        others.sort();
+        Some(format!(
+            "shares its digest with non-ci tag{} {}",
+            plural(others.len()),
+            others.join(", ")
+        ))
+    } else if facts.production {
+        Some(format!("its config is labelled {FLAVOR_LABEL}=production"))
+    } else if facts.created.is_none() {
+        Some(format!(
+            "creation time unknown ({})",
+            facts
+                .unknown_because
+                .as_deref()
+                .unwrap_or("no created in its config")
+        ))
+    } else {
+        None
+    }
+}
+
+/// The candidates of each variant, newest first (ties by digest, for
+/// determinism).
+struct Ranks<'a>(BTreeMap<String, Vec<(i64, &'a str)>>);
+
+impl<'a> Ranks<'a> {
+    fn of(candidates: &[Candidate<'a>]) -> Ranks<'a> {
+        let mut by_variant: BTreeMap<String, Vec<(i64, &str)>> = BTreeMap::new();
+        for candidate in candidates {
+            let created = candidate
+                .facts
+                .created
+                .as_ref()
+                .map_or(i64::MIN, |(_, t)| *t);
+            for variant in &candidate.variants {
+                by_variant
+                    .entry(variant.clone())
+                    .or_default()
+                    .push((created, candidate.digest));
+            }
         }
+        for list in by_variant.values_mut() {
+            list.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+        }
+        Ranks(by_variant)
     }
-    for list in by_variant.values_mut() {
-        list.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
-    }
-    let rank = |variant: &str, digest: &str| -> usize {
-        by_variant
+
+    /// 1 for the newest candidate of the variant.
+    fn rank(&self, variant: &str, digest: &str) -> usize {
+        self.0
             .get(variant)
             .and_then(|l| l.iter().position(|(_, d)| *d == digest))
             .unwrap_or(0)
             + 1
-    };
+    }
+}
 
-    let limit = i64::try_from(policy.older_than_seconds).unwrap_or(i64::MAX);
+/// Whether a candidate is deleted (older than the limit and beyond
+/// `--keep` in every variant), and the decision saying why.
+fn decide(candidate: Candidate, ranks: &Ranks, limit: i64, policy: &Policy) -> (bool, Decision) {
+    let Candidate {
+        digest,
+        ci_tags,
+        variants,
+        facts,
+    } = candidate;
     let limit_text = format_age(limit);
-    let mut delete: Vec<Decision> = Vec::new();
-    for candidate in candidates {
-        let Candidate {
-            digest,
-            ci_tags,
-            variants,
-            facts,
-        } = candidate;
-        let created = facts.created.as_ref().map_or(0, |(_, t)| *t);
-        let age = policy.now.saturating_sub(created);
-        let ranks: Vec<(String, usize)> = variants
-            .iter()
-            .map(|v| (v.clone(), rank(v, digest)))
-            .collect();
-        let mut reasons = Vec::new();
-        if age < limit {
+    let created = facts.created.as_ref().map_or(0, |(_, t)| *t);
+    let age = policy.now.saturating_sub(created);
+    let ranks: Vec<(String, usize)> = variants
+        .iter()
+        .map(|v| (v.clone(), ranks.rank(v, digest)))
+        .collect();
+    let mut reasons = Vec::new();
+    if age < limit {
+        reasons.push(format!(
+            "younger than {limit_text} ({} old)",
+            format_age(age)
+        ));
+    }
+    for (variant, r) in &ranks {
+        if *r <= policy.keep {
             reasons.push(format!(
-                "younger than {limit_text} ({} old)",
-                format_age(age)
-            ));
-        }
-        for (variant, r) in &ranks {
-            if *r <= policy.keep {
-                reasons.push(format!(
-                    "within the newest {} of variant {variant} (rank {r})",
-                    policy.keep
-                ));
-            }
-        }
-        if reasons.is_empty() {
-            let ranks_text: Vec<String> = ranks
-                .iter()
-                .map(|(v, r)| format!("rank {r} in variant {v}"))
-                .collect();
-            let reason = format!(
-                "{} old, older than {limit_text}; {} beyond --keep {}",
-                format_age(age),
-                ranks_text.join(", "),
+                "within the newest {} of variant {variant} (rank {r})",
                 policy.keep
-            );
-            delete.push(decision(
-                digest, ci_tags, variants, &facts, policy.now, reason,
-            ));
-        } else {
-            keep.push(decision(
-                digest,
-                ci_tags,
-                variants,
-                &facts,
-                policy.now,
-                reasons.join("; "),
             ));
         }
     }
+    let doomed = reasons.is_empty();
+    let reason = if doomed {
+        let ranks_text: Vec<String> = ranks
+            .iter()
+            .map(|(v, r)| format!("rank {r} in variant {v}"))
+            .collect();
+        format!(
+            "{} old, older than {limit_text}; {} beyond --keep {}",
+            format_age(age),
+            ranks_text.join(", "),
+            policy.keep
+        )
+    } else {
+        reasons.join("; ")
+    };
+    let decision = decision(digest, ci_tags, variants, &facts, policy.now, reason);
+    (doomed, decision)
+}
 
-    keep_children_of_kept_indexes(inventory, &tags_of, &mut delete, &mut keep);
-
-    // The cosign tags of each deleted image go with it, unless shared.
+/// The cosign tags of each deleted image go with it, unless their
+/// manifest is shared (another tag, an index kept, another deleted image):
+/// returns the notes on those left.
+fn attach_cosign_tags(
+    inventory: &Inventory,
+    tags_of: &BTreeMap<&str, Vec<&str>>,
+    delete: &mut [Decision],
+) -> Vec<String> {
     let doomed: BTreeSet<String> = delete.iter().map(|d| d.digest.clone()).collect();
     let mut notes = Vec::new();
     let mut cosign_digests_taken = BTreeSet::new();
-    for decision in &mut delete {
+    for decision in delete {
+        let of_this = TagKind::Cosign {
+            target: decision.digest.clone(),
+        };
         for record in &inventory.tags {
-            if classify(&record.tag, &inventory.variants)
-                != (TagKind::Cosign {
-                    target: decision.digest.clone(),
-                })
-            {
+            if classify(&record.tag, &inventory.variants) != of_this {
                 continue;
             }
             let others: Vec<&str> = tags_of
@@ -278,12 +326,7 @@ pub fn select(inventory: &Inventory, policy: &Policy) -> Selection {
                 .map(|tags| {
                     tags.iter()
                         .copied()
-                        .filter(|t| {
-                            classify(t, &inventory.variants)
-                                != (TagKind::Cosign {
-                                    target: decision.digest.clone(),
-                                })
-                        })
+                        .filter(|t| classify(t, &inventory.variants) != of_this)
                         .collect()
                 })
                 .unwrap_or_default();
@@ -329,18 +372,7 @@ pub fn select(inventory: &Inventory, policy: &Policy) -> Selection {
             }
         }
     }
-
-    delete.sort_by(|a, b| a.digest.cmp(&b.digest));
-    keep.sort_by(|a, b| a.digest.cmp(&b.digest));
-    Report::new(
-        limit,
-        KeepNewest {
-            keep_newest: policy.keep,
-        },
-        delete,
-        keep,
-        notes,
-    )
+    notes
 }
 
 /// Never delete a manifest that an index we keep references: moves such
@@ -431,318 +463,4 @@ pub(super) fn decision(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::commands::prune::fixtures::{
-        deleted, digest, inventory, known, reason_of, tag, DAY, NOW,
-    };
-
-    fn policy(days: u64, keep: usize) -> Policy {
-        Policy {
-            older_than_seconds: days * DAY as u64,
-            keep,
-            now: NOW,
-        }
-    }
-
-    fn aged(days_old: i64) -> ImageFacts {
-        ImageFacts {
-            created: Some((format!("{days_old} days ago"), NOW - days_old * DAY)),
-            ..ImageFacts::default()
-        }
-    }
-
-    #[test]
-    fn classifies_tags() {
-        let ci = |v: &str| TagKind::Ci { variant: v.into() };
-        assert_eq!(classify("ci-chainguard", &known()), ci("chainguard"));
-        assert_eq!(classify("ci-ubi9-pr42", &known()), ci("ubi9"));
-        assert_eq!(
-            classify("ci-distroless-abc1234", &known()),
-            ci("distroless")
-        );
-        assert_eq!(
-            classify("ci-distroless-abc1234-dirty", &known()),
-            ci("distroless")
-        );
-        for other in [
-            "latest",
-            "1.2.3",
-            "ci-",
-            "ci--pr1",
-            "ci-ubi9-feature",
-            "ci-ubi9-pr",
-            "ci-ubi9-abc12",
-            "ci-UBI9",
-            "ci-ubi9-abc1234-x",
-            "xci-ubi9",
-            "sha256-abc.sig",
-        ] {
-            assert_eq!(classify(other, &known()), TagKind::Other, "{other}");
-        }
-        let hex = "ab".repeat(32);
-        for suffix in [".sig", ".att", ".sbom", ""] {
-            assert_eq!(
-                classify(&format!("sha256-{hex}{suffix}"), &known()),
-                TagKind::Cosign {
-                    target: format!("sha256:{hex}")
-                }
-            );
-        }
-    }
-
-    #[test]
-    fn age_limit_decides() {
-        let inv = inventory(
-            vec![tag("ci-a-pr1", 1), tag("ci-a-pr2", 2), tag("ci-a-pr3", 3)],
-            vec![(1, aged(40)), (2, aged(31)), (3, aged(5))],
-        );
-        let s = select(&inv, &policy(30, 0));
-        assert_eq!(deleted(&s), vec![digest(1), digest(2)]);
-        assert!(
-            reason_of(&s, 3).starts_with("younger than 30d (5d old)"),
-            "{}",
-            reason_of(&s, 3)
-        );
-        assert!(
-            reason_of(&s, 1).contains("40d old, older than 30d"),
-            "{}",
-            reason_of(&s, 1)
-        );
-        // An image exactly at the limit is expired; a minute younger is not.
-        let inv = inventory(
-            vec![tag("ci-a", 1)],
-            vec![(
-                1,
-                ImageFacts {
-                    created: Some(("t".into(), NOW - 30 * DAY + 60)),
-                    ..ImageFacts::default()
-                },
-            )],
-        );
-        assert!(select(&inv, &policy(30, 0)).delete.is_empty());
-        let inv = inventory(vec![tag("ci-a", 1)], vec![(1, aged(30))]);
-        assert_eq!(select(&inv, &policy(30, 0)).delete.len(), 1);
-    }
-
-    #[test]
-    fn keeps_newest_n_per_variant() {
-        let inv = inventory(
-            vec![
-                tag("ci-a-pr1", 1),
-                tag("ci-a-pr2", 2),
-                tag("ci-a-pr3", 3),
-                tag("ci-a", 3),
-                tag("ci-b-pr1", 4),
-                tag("ci-b-pr2", 5),
-            ],
-            vec![
-                (1, aged(300)),
-                (2, aged(200)),
-                (3, aged(100)),
-                (4, aged(90)),
-                (5, aged(80)),
-            ],
-        );
-        let s = select(&inv, &policy(30, 2));
-        assert_eq!(deleted(&s), vec![digest(1)]);
-        assert!(
-            reason_of(&s, 1).contains("rank 3 in variant a beyond --keep 2"),
-            "{}",
-            reason_of(&s, 1)
-        );
-        assert!(reason_of(&s, 3).contains("within the newest 2 of variant a (rank 1)"));
-        assert!(reason_of(&s, 5).contains("within the newest 2 of variant b (rank 1)"));
-        let s = select(&inv, &policy(30, 0));
-        assert_eq!(deleted(&s).len(), 5);
-        // Deleting digest 3 removes both its tags.
-        let d3 = s.delete.iter().find(|d| d.digest == digest(3)).unwrap();
-        assert_eq!(d3.tags, vec!["ci-a", "ci-a-pr3"]);
-        assert_eq!(s.deletion_summary(), "5 images (6 tags)");
-        let s = select(&inv, &policy(30, 100));
-        assert!(s.delete.is_empty());
-    }
-
-    #[test]
-    fn shared_digests_are_never_deleted_and_do_not_use_up_keep() {
-        let inv = inventory(
-            vec![
-                tag("ci-a-pr1", 1),
-                tag("1.0.0", 1),
-                tag("ci-a-pr2", 2),
-                tag("ci-a-pr3", 3),
-                tag("latest", 9),
-                tag("ci-a-pr9", 9),
-            ],
-            vec![
-                (1, aged(10)),
-                (2, aged(400)),
-                (3, aged(500)),
-                (9, aged(900)),
-            ],
-        );
-        let s = select(&inv, &policy(1, 1));
-        assert_eq!(deleted(&s), vec![digest(3)]);
-        assert_eq!(reason_of(&s, 1), "shares its digest with non-ci tag 1.0.0");
-        assert_eq!(reason_of(&s, 9), "shares its digest with non-ci tag latest");
-        assert!(reason_of(&s, 2).contains("within the newest 1 of variant a (rank 1)"));
-        // A tag of unknown shape protects like a release tag.
-        let inv = inventory(
-            vec![tag("ci-a-pr1", 1), tag("ci-a-experiment", 1)],
-            vec![(1, aged(400))],
-        );
-        let s = select(&inv, &policy(1, 0));
-        assert!(s.delete.is_empty());
-        assert_eq!(
-            reason_of(&s, 1),
-            "shares its digest with non-ci tag ci-a-experiment"
-        );
-    }
-
-    #[test]
-    fn production_label_and_unknown_age_protect() {
-        let production = ImageFacts {
-            production: true,
-            ..aged(400)
-        };
-        let inv = inventory(
-            vec![tag("ci-a-pr1", 1), tag("ci-a-pr2", 2), tag("ci-a-pr3", 3)],
-            vec![(1, production), (2, ImageFacts::default())],
-        );
-        let s = select(&inv, &policy(1, 0));
-        assert!(s.delete.is_empty());
-        assert_eq!(
-            reason_of(&s, 1),
-            format!("its config is labelled {FLAVOR_LABEL}=production")
-        );
-        assert!(reason_of(&s, 2).starts_with("creation time unknown"));
-        assert!(reason_of(&s, 3)
-            .starts_with("creation time unknown (its manifest and config were not read)"));
-    }
-
-    #[test]
-    fn children_of_kept_indexes_are_kept() {
-        let mut inv = inventory(
-            vec![
-                tag("ci-a-pr1", 1),
-                tag("ci-a-pr2", 2),
-                tag("1.0.0", 7),
-                tag("ci-a-pr3", 3),
-                tag("ci-a-pr4", 4),
-            ],
-            vec![(1, aged(400)), (2, aged(400)), (3, aged(1)), (4, aged(500))],
-        );
-        // Production index 7 references digest 1; young CI index 3 references digest 2;
-        // expired CI index 4 references nothing that is kept.
-        inv.children.insert(digest(7), vec![digest(1), digest(8)]);
-        inv.children.insert(digest(3), vec![digest(2)]);
-        inv.children.insert(digest(4), vec![digest(5)]);
-        let s = select(&inv, &policy(30, 0));
-        assert_eq!(deleted(&s), vec![digest(4)]);
-        assert!(
-            reason_of(&s, 1).starts_with(&format!("referenced by index {} [1.0.0]", digest(7))),
-            "{}",
-            reason_of(&s, 1)
-        );
-        assert!(reason_of(&s, 2).contains(&digest(3)));
-        // If the parent is deleted too, the child may go.
-        inv.images.insert(digest(3), aged(400));
-        let s = select(&inv, &policy(30, 0));
-        assert_eq!(deleted(&s), vec![digest(2), digest(3), digest(4)]);
-    }
-
-    #[test]
-    fn cosign_tags_go_with_their_image_only() {
-        let hex = |n: u8| format!("{n:02x}").repeat(32);
-        let inv = inventory(
-            vec![
-                tag("ci-a-pr1", 1),
-                tag(&format!("sha256-{}.sig", hex(1)), 11),
-                tag(&format!("sha256-{}.att", hex(1)), 12),
-                tag(&format!("sha256-{}.sbom", hex(1)), 13),
-                tag("oops", 13),
-                tag("1.0.0", 2),
-                tag("ci-a-pr2", 2),
-                tag(&format!("sha256-{}.sig", hex(2)), 21),
-            ],
-            vec![(1, aged(400)), (2, aged(400))],
-        );
-        let s = select(&inv, &policy(30, 0));
-        assert_eq!(deleted(&s), vec![digest(1)]);
-        let cosign: Vec<&str> = s.delete[0]
-            .cosign_tags
-            .iter()
-            .map(|c| c.tag.as_str())
-            .collect();
-        assert_eq!(
-            cosign,
-            vec![
-                format!("sha256-{}.sig", hex(1)),
-                format!("sha256-{}.att", hex(1))
-            ]
-        );
-        assert_eq!(s.notes.len(), 1);
-        assert!(s.notes[0].contains("also tagged oops"), "{}", s.notes[0]);
-        assert_eq!(
-            s.deletion_summary(),
-            "1 image (1 tag) and 2 cosign tags of them"
-        );
-        // The production image's signature is not even mentioned.
-        assert!(!format!("{s:?}").contains(&format!("sha256-{}.sig", hex(2))));
-    }
-
-    /// cosign 3 on a registry without the referrers API: the tag
-    /// `sha256-<hex>` names an index of the image's Sigstore bundles; both go
-    /// with the image.
-    #[test]
-    fn a_referrers_tag_goes_with_its_image_and_takes_its_bundles() {
-        let hex = |n: u8| format!("{n:02x}").repeat(32);
-        let mut inv = inventory(
-            vec![
-                tag("ci-a-pr1", 1),
-                tag(&format!("sha256-{}", hex(1)), 11),
-                tag("ci-a-pr2", 2),
-                tag(&format!("sha256-{}", hex(2)), 21),
-            ],
-            vec![(1, aged(400)), (2, aged(1))],
-        );
-        inv.children
-            .insert(digest(11), vec![digest(12), digest(13)]);
-        inv.children.insert(digest(21), vec![digest(22)]);
-        let s = select(&inv, &policy(30, 0));
-        assert_eq!(deleted(&s), vec![digest(1)]);
-        let cosign = &s.delete[0].cosign_tags;
-        assert_eq!(cosign.len(), 1);
-        assert_eq!(cosign[0].tag, format!("sha256-{}", hex(1)));
-        assert_eq!(cosign[0].referrers, vec![digest(12), digest(13)]);
-        // The kept image's referrers are not touched.
-        assert!(!format!("{s:?}").contains(&digest(22)));
-    }
-
-    #[test]
-    fn nothing_but_ci_tags_is_ever_selected() {
-        let inv = inventory(
-            vec![
-                tag("latest", 1),
-                tag("1.0.0", 2),
-                tag(&format!("sha256-{}.sig", "01".repeat(32)), 3),
-            ],
-            vec![],
-        );
-        let s = select(&inv, &policy(0, 0));
-        assert!(s.delete.is_empty() && s.keep.is_empty());
-    }
-
-    #[test]
-    fn json_shape() {
-        let inv = inventory(
-            vec![tag("ci-a-pr1", 1), tag("ci-a-pr2", 2)],
-            vec![(1, aged(400)), (2, aged(1))],
-        );
-        let value = serde_json::to_value(select(&inv, &policy(30, 0))).unwrap();
-        assert_eq!(value["delete"][0]["digest"], digest(1));
-        assert_eq!(value["delete"][0]["tags"][0], "ci-a-pr1");
-        assert_eq!(value["keep"][0]["variants"][0], "a");
-        assert_eq!(value["keep_newest"], 0);
-    }
-}
+mod tests;

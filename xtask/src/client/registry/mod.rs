@@ -14,16 +14,19 @@
 //! Each operation also exists as [`Invocation`]s, so `--dry-run` can print
 //! the registry lookups a run would make.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use serde_json::Value;
 
 use crate::client::process::{self, Invocation};
-use crate::model::files;
 use crate::model::names;
 use crate::model::oci::{Document, ImageConfig};
 use crate::model::reference::{ImageRef, Repository};
+
+use self::auth::{auth_file, configured_credentials};
+
+mod auth;
 
 /// Why ghcr.io cannot be pruned here.
 pub const GHCR_UNSUPPORTED: &str = "deleting images from GitHub Container Registry (ghcr.io) is not supported: \
@@ -59,96 +62,6 @@ fn skopeo(verb: &[&str], repository: &Repository, target: String) -> Invocation 
 /// The host whose credentials a registry operation uses.
 fn host(repository: &Repository) -> &str {
     repository.host().unwrap_or("docker.io")
-}
-
-/// The docker config credentials come from: `$DOCKER_CONFIG/config.json`,
-/// else `~/.docker/config.json`.
-fn docker_config_file() -> Option<PathBuf> {
-    match std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
-        Some(dir) => Some(Path::new(&dir).join("config.json")),
-        None => std::env::var_os("HOME").map(|home| Path::new(&home).join(".docker/config.json")),
-    }
-}
-
-fn docker_config() -> Option<Value> {
-    let text = std::fs::read_to_string(docker_config_file()?).ok()?;
-    serde_json::from_str(&text).ok()
-}
-
-/// The auth file skopeo reads for `host`, when it must be given: the docker
-/// config of `DOCKER_CONFIG` (skopeo reads `~/.docker/config.json` by
-/// itself), or, where the config names a `credsStore`, a private copy of it
-/// that also names that store as the host's `credHelpers` entry (skopeo
-/// asks credential helpers, but not a `credsStore`). The secret stays
-/// between skopeo and the helper; only the helper's name is copied.
-struct AuthFile {
-    path: PathBuf,
-    temporary: bool,
-}
-
-impl Drop for AuthFile {
-    fn drop(&mut self) {
-        if self.temporary {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-fn auth_file(host: &str) -> Result<Option<AuthFile>> {
-    let given = std::env::var_os("DOCKER_CONFIG").is_some_and(|d| !d.is_empty());
-    let Some(mut config) = docker_config() else {
-        return Ok(None);
-    };
-    let store = config["credsStore"].as_str().map(String::from);
-    let helper_named = config["credHelpers"].get(host).is_some();
-    let auth_named = config["auths"]
-        .as_object()
-        .is_some_and(|auths| auths.keys().any(|k| auth_key_host(k) == host));
-    match store {
-        Some(store) if !helper_named && !auth_named => {
-            if !config["credHelpers"].is_object() {
-                config["credHelpers"] = Value::Object(serde_json::Map::new());
-            }
-            config["credHelpers"][host] = Value::String(store);
-            let path =
-                std::env::temp_dir().join(format!("xtask-auth-{}.json", files::unique_suffix()));
-            write_private(&path, &serde_json::to_vec(&config)?)?;
-            Ok(Some(AuthFile {
-                path,
-                temporary: true,
-            }))
-        }
-        _ if given => Ok(docker_config_file().map(|path| AuthFile {
-            path,
-            temporary: false,
-        })),
-        _ => Ok(None),
-    }
-}
-
-/// `https://r.example/v1/` or `r.example`: the host of an `auths` key.
-fn auth_key_host(key: &str) -> &str {
-    key.trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap_or(key)
-}
-
-/// Writes a file only its owner may read.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    std::io::Write::write_all(&mut file, bytes)
-        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The command that reads the manifest `image` resolves to.
@@ -353,21 +266,6 @@ fn explain_for(
         return anyhow!("registry {host} denied {what} ({message}): the credentials lack permission; run `docker login {host}` with an account that may do this");
     }
     anyhow!("registry {host} failed {what}: {message}")
-}
-
-/// Whether the docker config names credentials for `host` (an `auths`
-/// entry, a `credHelpers` entry, or a `credsStore` for every host). Only
-/// the keys are looked at, never a secret.
-fn configured_credentials(host: &str) -> bool {
-    let Some(config) = docker_config() else {
-        return false;
-    };
-    let names_host = |section: &str| {
-        config[section]
-            .as_object()
-            .is_some_and(|entries| entries.keys().any(|key| auth_key_host(key) == host))
-    };
-    names_host("auths") || names_host("credHelpers") || config["credsStore"].is_string()
 }
 
 /// The manifest `image` (by tag or digest) resolves to, with its digest;
