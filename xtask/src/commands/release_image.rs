@@ -33,6 +33,7 @@ use crate::plan::record::ReleaseRecord;
 use crate::plan::release::{self, ReleaseInputs, ReleaseRequest, ReleaseTags};
 use crate::plan::{recipe, Plan, Signing};
 use crate::preflight::{self, Requirement};
+use crate::render::Pushed;
 use crate::report::{self, RunResult};
 use crate::{context, project, render};
 
@@ -186,6 +187,7 @@ impl Stages<'_> {
     fn dry_run_signing(
         &self,
         files: &render::RunFiles,
+        resumed: &BTreeMap<String, Resumed>,
     ) -> Result<(Vec<render::Invocation>, CosignRun, Option<String>)> {
         let plan = self.plan;
         let (cosign, note) = match plan.signing {
@@ -196,12 +198,18 @@ impl Stages<'_> {
                 &files.dir,
             )?,
         };
+        let pushed = pushed_of(resumed);
+        let references: Vec<ImageRef> = plan
+            .variants
+            .iter()
+            .map(|v| pushed.index(plan, &v.variant))
+            .collect();
         let mut commands = render::sign_preparation(&plan.signing, &cosign);
-        commands.extend(
-            plan.variants
-                .iter()
-                .filter_map(|v| render::sign(plan, &cosign, &v.variant)),
-        );
+        commands.extend(render::commands(render::signatures(
+            &plan.signing,
+            &cosign,
+            &references,
+        )));
         Ok((commands, cosign, note))
     }
 
@@ -214,9 +222,31 @@ impl Stages<'_> {
         record: Option<ReleaseRecord>,
         resumed: &BTreeMap<String, Resumed>,
     ) -> Result<(RunResult, Option<anyhow::Error>)> {
+        let (mut result, record, failure) = self.build_and_record(run_files, record, resumed)?;
+        if failure.is_some() {
+            return Ok((result, failure));
+        }
+        if self.options.request.build_only {
+            let path = self.path.display();
+            eprintln!("release record written to {path}: sign, gate and promote from it");
+            return Ok((result, None));
+        }
+        let failure = self.publish(run_files, cosign, &record, &mut result).err();
+        Ok((result, failure))
+    }
+
+    /// Builds what the record does not hold, pushes it by digest and writes
+    /// the record (whole or not at all, also when a push failed: a re-run
+    /// resumes from it). A failure after the build comes back beside them.
+    fn build_and_record(
+        &self,
+        run_files: &render::RunFiles,
+        record: Option<ReleaseRecord>,
+        resumed: &BTreeMap<String, Resumed>,
+    ) -> Result<(RunResult, ReleaseRecord, Option<anyhow::Error>)> {
         let plan = self.plan;
         let path = self.path.display().to_string();
-        let (mut result, failure) = exec::execute(plan, run_files, resumed)?;
+        let (result, failure) = exec::execute(plan, run_files, resumed)?;
         let mut record = match record {
             Some(record) => record,
             None => ReleaseRecord::for_plan(plan)?,
@@ -236,15 +266,12 @@ impl Stages<'_> {
                 ));
             }
         }
-        // Written whole or not at all, also when a push failed: a re-run resumes from it.
         files::write_atomically(self.path, record.to_json())?;
         if let Some(err) = failure {
-            return Ok((
-                result,
-                Some(anyhow::anyhow!(
+            let err = anyhow::anyhow!(
                 "{err:#}; the release record {path} keeps what was pushed: a re-run resumes from it"
-            )),
-            ));
+            );
+            return Ok((result, record, Some(err)));
         }
         let unread: Vec<&str> = result
             .variants
@@ -252,29 +279,35 @@ impl Stages<'_> {
             .filter(|v| v.platform_digests.is_empty())
             .map(|v| v.variant.as_str())
             .collect();
-        if !unread.is_empty() {
-            let err = anyhow::anyhow!(
-                "{} pushed, but could not be read back from the registry; no tag was moved; re-run to resume from {path}",
-                unread.join(", ")
-            );
-            return Ok((result, Some(err)));
-        }
-        if self.options.request.build_only {
-            eprintln!("release record written to {path}: sign, gate and promote from it");
-            return Ok((result, None));
-        }
-        let references: Vec<ImageRef> = record
-            .variants
-            .iter()
-            .map(|v| v.image(&record.repository))
-            .collect();
+        let failure = (!unread.is_empty()).then(|| anyhow::anyhow!(
+            "{} pushed, but could not be read back from the registry; no tag was moved; re-run to resume from {path}",
+            unread.join(", ")
+        ));
+        Ok((result, record, failure))
+    }
+
+    /// Signs every recorded digest, runs the gate (and the scan) and only
+    /// then moves the tags; `result` says how far it got.
+    fn publish(
+        &self,
+        run_files: &render::RunFiles,
+        cosign: Option<&CosignRun>,
+        record: &ReleaseRecord,
+        result: &mut RunResult,
+    ) -> Result<()> {
+        let plan = self.plan;
+        let path = self.path.display().to_string();
         if let Some(cosign) = cosign {
-            if let Err(err) = sign::sign_references(&plan.signing, cosign, &references) {
-                let err = anyhow::anyhow!(
+            let references: Vec<ImageRef> = record
+                .variants
+                .iter()
+                .map(|v| v.image(&record.repository))
+                .collect();
+            sign::sign_references(&plan.signing, cosign, &references).map_err(|err| {
+                anyhow::anyhow!(
                     "{err:#}; re-run release-image (it resumes from {path}, nothing is rebuilt) or `cargo xtask sign --record {path}`"
-                );
-                return Ok((result, Some(err)));
-            }
+                )
+            })?;
             for variant in result.variants.iter_mut() {
                 variant.signed = true;
             }
@@ -283,32 +316,17 @@ impl Stages<'_> {
             "fix the cause, then re-run release-image (it resumes from the record {path}; nothing is rebuilt)"
         );
         if let Some(scanner) = &self.options.scanner {
-            let targets = scan::record_targets(&record, &[]);
-            if let Err(err) = scan::scan_all(scanner, &targets, &Policy::production()) {
-                return Ok((
-                    result,
-                    Some(anyhow::anyhow!(
-                        "{err:#}; the record {path} is kept: {rerun}"
-                    )),
-                ));
-            }
+            let targets = scan::record_targets(record, &[]);
+            scan::scan_all(scanner, &targets, &Policy::production())
+                .map_err(|err| anyhow::anyhow!("{err:#}; the record {path} is kept: {rerun}"))?;
         }
-        let gate = plan
-            .gate
-            .clone()
-            .unwrap_or_else(|| crate::plan::gate::Gate {
-                signer: None,
-                platforms: Vec::new(),
-            });
-        let check = match gate::prepare_signer(
-            gate.signer.as_ref(),
-            &project::project_root().join(&run_files.dir),
-        ) {
-            Ok(check) => check,
-            Err(err) => return Ok((result, Some(err))),
+        let (signer, platforms) = match &plan.gate {
+            Some(gate) => (gate.signer.as_ref(), gate.platforms.as_slice()),
+            None => (None, &[][..]),
         };
-        let promoted = promote::promote(
-            &record,
+        let check = gate::prepare_signer(signer, &project::project_root().join(&run_files.dir))?;
+        promote::promote(
+            record,
             &path,
             &RecordExpectation {
                 repository: plan.repository.clone(),
@@ -317,34 +335,30 @@ impl Stages<'_> {
             },
             &ReleaseTags::of_plan(plan),
             check.as_ref(),
-            &gate.platforms,
+            platforms,
             &rerun,
-        );
-        match promoted {
-            Ok(_) => {
-                for variant in result.variants.iter_mut() {
-                    variant.tagged = true;
-                }
-                Ok((result, None))
-            }
-            Err(err) => Ok((result, Some(err))),
+        )?;
+        for variant in result.variants.iter_mut() {
+            variant.tagged = true;
         }
+        Ok(())
     }
 
     /// Every stage as `--dry-run` prints it: the checks, the build of what
-    /// the record does not hold, the signatures, the gate, and only then
-    /// the tag moves, `latest` last.
-    fn print_dry_run(
+    /// the record does not hold, the signatures, the gate, and only then the
+    /// tag moves, `latest` last; the record's digests where it has them,
+    /// placeholders for what a run would push.
+    fn dry_run_stages(
         &self,
         files: &render::RunFiles,
         resumed: &BTreeMap<String, Resumed>,
-    ) -> Result<()> {
+    ) -> Result<(DryRunStages, Option<String>)> {
         let plan = self.plan;
+        let pushed = pushed_of(resumed);
         let mut to_build = plan.clone();
         to_build
             .variants
             .retain(|v| !resumed.contains_key(&v.variant));
-        let mut stages: Vec<(&str, Vec<render::Invocation>)> = Vec::new();
         let mut build: Vec<render::Invocation> = resumed
             .values()
             .map(|earlier| registry::inspect_command(&plan.repository.at(&earlier.digest)))
@@ -352,51 +366,48 @@ impl Stages<'_> {
         if to_build.variants.is_empty() {
             build.extend(render::lookups(plan));
         } else {
-            build.extend(render::build_stage(&to_build, files));
+            build.extend(render::build_stage(&to_build, files, &pushed));
         }
-        stages.push((
+        let mut stages = vec![(
             "build and push by digest, then write the release record",
             build,
+        )];
+        if self.options.request.build_only {
+            return Ok((stages, None));
+        }
+        let (signing, cosign, note) = self.dry_run_signing(files, resumed)?;
+        stages.push(("sign every digest", signing));
+        let mut gate = render::gate(plan, &cosign, &pushed);
+        if let Some(scanner) = &self.options.scanner {
+            for variant in &plan.variants {
+                for platform in &variant.policy.platforms {
+                    let digest = pushed.platform(&variant.variant, platform);
+                    gate.push(scan::command(
+                        scanner,
+                        &Policy::production(),
+                        &plan.repository.at(&digest),
+                    ));
+                }
+            }
+        }
+        stages.push((
+            "the gate: nothing is tagged unless every variant passes",
+            gate,
         ));
-        let mut note = None;
-        if !self.options.request.build_only {
-            let (signing, cosign, said) = self.dry_run_signing(files)?;
-            note = said;
-            stages.push(("sign every digest", signing));
-            let mut gate = render::gate(plan, &cosign);
-            if let Some(scanner) = &self.options.scanner {
-                for variant in &plan.variants {
-                    for platform in &variant.policy.platforms {
-                        let digest = render::pending_platform_digest(&variant.variant, platform);
-                        gate.push(scan::command(
-                            scanner,
-                            &Policy::production(),
-                            &plan.repository.at(&digest),
-                        ));
-                    }
-                }
-            }
-            stages.push((
-                "the gate: nothing is tagged unless every variant passes",
-                gate,
-            ));
-            stages.push((
-                "promote: the tags move, latest last",
-                render::tag_moves(plan),
-            ));
-        }
-        // What the record holds is known: its digests replace the placeholders.
-        for (_, commands) in stages.iter_mut() {
-            for command in commands.iter_mut() {
-                for (variant, earlier) in resumed {
-                    *command = render::with_digest(command, variant, earlier.digest.as_str());
-                    for (platform, digest) in &earlier.platform_digests {
-                        let pending = render::pending_platform_digest(variant, platform);
-                        *command = command.replacing(pending.as_str(), digest.as_str());
-                    }
-                }
-            }
-        }
+        let moves = render::commands(render::plan_tag_moves(plan, &pushed)).collect();
+        stages.push(("promote: the tags move, latest last", moves));
+        Ok((stages, note))
+    }
+
+    /// What `--dry-run` promises: every stage's commands, exactly (text, or
+    /// JSON with the plan).
+    fn print_dry_run(
+        &self,
+        files: &render::RunFiles,
+        resumed: &BTreeMap<String, Resumed>,
+    ) -> Result<()> {
+        let plan = self.plan;
+        let (stages, note) = self.dry_run_stages(files, resumed)?;
         if self.options.run.json {
             let stages: Vec<serde_json::Value> = stages
                 .iter()
@@ -431,4 +442,22 @@ impl Stages<'_> {
         }
         Ok(())
     }
+}
+
+/// A dry run's stages: what each does, and its commands.
+type DryRunStages = Vec<(&'static str, Vec<render::Invocation>)>;
+
+/// What the record holds of a release, as the stages after the build name
+/// it (what a run would push is named by placeholders).
+fn pushed_of(resumed: &BTreeMap<String, Resumed>) -> Pushed {
+    let mut pushed = Pushed::default();
+    for (variant, earlier) in resumed {
+        pushed
+            .indexes
+            .insert(variant.clone(), earlier.digest.clone());
+        pushed
+            .platforms
+            .insert(variant.clone(), earlier.platform_digests.clone());
+    }
+    pushed
 }

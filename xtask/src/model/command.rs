@@ -48,18 +48,6 @@ impl Invocation {
         self
     }
 
-    /// Copy with every occurrence of `placeholder` in the arguments replaced.
-    pub fn replacing(&self, placeholder: &str, value: &str) -> Invocation {
-        Invocation {
-            args: self
-                .args
-                .iter()
-                .map(|a| a.replace(placeholder, value))
-                .collect(),
-            ..self.clone()
-        }
-    }
-
     /// Shell-quoted, for `--dry-run` and logs (stdin shown as a heredoc).
     pub fn display(&self) -> String {
         let mut line = std::iter::once(&self.program)
@@ -100,7 +88,6 @@ mod tests {
         assert_eq!(shell_quote(""), "''");
         let mut invocation = Invocation::new("docker", vec!["a b".into(), "<d>".into()]);
         assert_eq!(invocation.display(), "docker 'a b' '<d>'");
-        assert_eq!(invocation.replacing("<d>", "x").display(), "docker 'a b' x");
         invocation.stdin = Some("{}\n".into());
         assert_eq!(invocation.display(), "docker 'a b' '<d>' <<'EOF'\n{}\nEOF");
     }

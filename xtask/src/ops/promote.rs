@@ -6,14 +6,14 @@
 
 use anyhow::{bail, Result};
 
-use crate::client::{process, registry};
+use crate::client::registry;
 use crate::model::names::Platform;
 use crate::model::reference::ImageRef;
 use crate::ops::gate::{self, SignatureCheck};
 use crate::ops::record::{self, RecordExpectation};
 use crate::plan::record::{latest_last, RecordedVariant, ReleaseRecord};
 use crate::plan::release::ReleaseTags;
-use crate::{render, report};
+use crate::{exec, render, report};
 
 /// Checks the record (against the registry, the checkout and the tags
 /// derived from its ref: `derived`), gates every digest and moves the
@@ -79,28 +79,41 @@ pub fn tag_moves<'a>(
 }
 
 /// Moves the tags of a (gated) release record onto its digests, in the
-/// order given (`latest` last). A failure says exactly how to finish: every
-/// digest is pushed, signed and has passed the gate.
+/// order given (`latest` last): the stage rendered at once, run by the one
+/// loop. A failure says exactly how to finish: every digest is pushed,
+/// signed and has passed the gate.
 pub fn move_tags(
     record: &ReleaseRecord,
     moves: &[(&RecordedVariant, Vec<ImageRef>)],
     finish: &str,
 ) -> Result<Vec<ImageRef>> {
-    let mut moved = Vec::new();
-    for (index, (variant, tags)) in moves.iter().enumerate() {
-        let invocation = render::tag_digest(tags, &variant.image(&record.repository));
-        if let Err(err) = process::run(&invocation) {
-            let words = |tags: &mut dyn Iterator<Item = &ImageRef>| {
-                tags.map(ToString::to_string).collect::<Vec<_>>().join(" ")
-            };
-            let remaining = words(&mut moves[index..].iter().flat_map(|(_, tags)| tags));
-            bail!(
-                "moving the tags of {} failed ({err}); moved already: {}; not yet: {remaining}; every digest passed the gate, so finish with: {finish}",
-                variant.variant,
-                if moved.is_empty() { "none".to_string() } else { words(&mut moved.iter()) },
-            );
-        }
-        moved.extend(tags.iter().cloned());
+    let rendered: Vec<(String, Vec<ImageRef>, ImageRef)> = moves
+        .iter()
+        .map(|(variant, tags)| {
+            let index = variant.image(&record.repository);
+            (variant.variant.clone(), tags.clone(), index)
+        })
+        .collect();
+    let steps = render::tag_moves(&rendered);
+    if let Err(stopped) = exec::run_steps(&steps, &mut |_| {}) {
+        let words = |moves: &[(&RecordedVariant, Vec<ImageRef>)]| {
+            let tags: Vec<String> = moves
+                .iter()
+                .flat_map(|(_, tags)| tags.iter().map(ToString::to_string))
+                .collect();
+            if tags.is_empty() {
+                "none".to_string()
+            } else {
+                tags.join(" ")
+            }
+        };
+        bail!(
+            "moving the tags of {} failed ({}); moved already: {}; not yet: {}; every digest passed the gate, so finish with: {finish}",
+            stopped.step,
+            stopped.error,
+            words(&moves[..stopped.done]),
+            words(&moves[stopped.done..]),
+        );
     }
-    Ok(moved)
+    Ok(moves.iter().flat_map(|(_, tags)| tags.clone()).collect())
 }

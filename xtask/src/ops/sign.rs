@@ -18,7 +18,7 @@ use crate::model::cosign::{CosignLine, CosignRun, TRUSTED_ROOT_FOR_KEYS};
 use crate::model::files;
 use crate::model::reference::ImageRef;
 use crate::plan::Signing;
-use crate::render;
+use crate::{exec, render};
 
 /// The run's cosign setup, as [`prepare`] would make it, checked but with
 /// nothing written: what a dry run prints. `cosign` names the cosign that
@@ -103,23 +103,20 @@ pub fn prepare(signing: &Signing, signing_config: Option<&Path>, dir: &Path) -> 
     Ok(run)
 }
 
-/// Signs each reference (by digest) in turn; on a failure, says which are
-/// still unsigned.
+/// Signs every reference by digest: the stage rendered at once, run by the
+/// one loop; on a failure, says which are still unsigned.
 pub fn sign_references(signing: &Signing, run: &CosignRun, references: &[ImageRef]) -> Result<()> {
-    for (index, reference) in references.iter().enumerate() {
-        let Some(invocation) = render::sign_reference(signing, run, reference) else {
-            return Ok(());
-        };
-        if let Err(err) = process::run(&invocation) {
-            let unsigned: Vec<String> = references[index..]
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            bail!(
-                "signing failed ({err}); no tag was moved; still unsigned: {}",
-                unsigned.join(" ")
-            );
-        }
+    let steps = render::signatures(signing, run, references);
+    if let Err(stopped) = exec::run_steps(&steps, &mut |_| {}) {
+        let unsigned: Vec<&str> = steps[stopped.done..]
+            .iter()
+            .map(|s| s.what.as_str())
+            .collect();
+        bail!(
+            "signing failed ({}); no tag was moved; still unsigned: {}",
+            stopped.error,
+            unsigned.join(" ")
+        );
     }
     Ok(())
 }

@@ -12,20 +12,24 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context as _, Result};
-use serde_json::Value;
+mod build;
+mod stage;
 
-use crate::client::{docker, process, registry, tar};
+use anyhow::{bail, Result};
+
+use crate::client::{docker, process, registry};
 use crate::model::cosign::CosignLine;
-use crate::model::oci::{blob_path, Index, Layout};
+use crate::model::files;
 use crate::model::reference::Digest;
-use crate::model::tags::SHARED_COMPILE;
-use crate::model::{build_log, files};
 use crate::plan::record::ReleaseRecord;
-use crate::plan::{Mode, Output, Plan, COMPILE_STAGES};
+use crate::plan::{Mode, Output, Plan};
 use crate::render::{self, RunFiles};
 use crate::report::{report, RunResult, VariantResult};
 use crate::{preflight, project};
+
+use self::build::{build, Built};
+use self::stage::{push_archives, tag_ci};
+pub use self::stage::{run_steps, Stopped};
 
 /// How a plan is run: for real or as a dry run, reporting as text or JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -219,7 +223,7 @@ pub fn execute(
         .collect();
     let mut failure = None;
     if plan.pushes() {
-        failure = push_archives(plan, files, &mut results).err();
+        failure = push_archives(&to_build, files, &mut results).err();
     }
     for result in results.iter_mut() {
         platform_details(plan, result);
@@ -286,224 +290,6 @@ fn platform_details(plan: &Plan, result: &mut VariantResult) {
         }
         _ => {}
     }
-}
-
-/// Runs the bake and returns each variant's digest from the metadata file.
-fn build(plan: &Plan, files: &RunFiles) -> Result<BTreeMap<String, Built>> {
-    let root = project::project_root();
-    let metadata_path = root.join(files.metadata());
-    if let Some(dir) = &files.archives {
-        files::create_dir_all(&root.join(dir))?;
-    }
-    let mut invocation = render::build(plan, files);
-    eprintln!(
-        "+ {}",
-        invocation.display().lines().next().unwrap_or_default()
-    );
-    // buildx 0.18+ refuses paths outside the project root unless told (0.13 ignores this).
-    if let Some((key, value)) = docker::bake_entitlements(&render::bake_file(plan, files), &root) {
-        invocation = invocation.with_env(key, value);
-    }
-    let invocation = invocation.in_dir(&root);
-    let mut streamed = process::stream(&invocation)?;
-    // Only a failed bake's log is read for a race.
-    if let Some(race) = (!streamed.success)
-        .then(|| build_log::EngineRace::of(&streamed.log))
-        .flatten()
-    {
-        eprintln!(
-            "warning: {}; a failed bake moved no tag: running it once more",
-            race.describe()
-        );
-        streamed = process::stream(&invocation)?;
-    }
-    let (ok, log) = (streamed.success, streamed.log);
-    if !ok {
-        let mut targets = plan.variant_names();
-        if plan.shared_compile.is_some() {
-            targets.push(SHARED_COMPILE);
-        }
-        let mut failed = build_log::failed_variants(&log, &targets);
-        // The compile's steps are in every variant's build too (its
-        // `binaries` context), and a shared step is reported under whichever
-        // target's name BuildKit printed first: a failed step of a compile
-        // stage is the compile's, whatever it is labelled.
-        if plan.shared_compile.is_some()
-            && build_log::failed_stages(&log)
-                .iter()
-                .any(|stage| COMPILE_STAGES.contains(&stage.as_str()))
-        {
-            failed = vec![SHARED_COMPILE.to_string()];
-        }
-        // A one-target bake does not prefix its steps with the target's name.
-        if failed.is_empty() && targets.len() == 1 {
-            failed.push(plan.variants[0].variant.clone());
-        }
-        let which = if failed.iter().any(|f| f == SHARED_COMPILE) {
-            "the compile stages, which build every variant's binaries".to_string()
-        } else if failed.is_empty() {
-            "one or more variants".to_string()
-        } else {
-            format!("variant(s) {}", failed.join(", "))
-        };
-        let consequence = match plan.output {
-            Output::Load if plan.variants.len() > 1 => {
-                "the variants that finished were loaded into the engine"
-            }
-            Output::Load => "nothing was loaded",
-            Output::PushByDigest(_) => "no tag of any variant was moved",
-            Output::Archive => "nothing was published",
-        };
-        // What the compile stage itself said is wrong (an out-of-date Cargo.lock), or
-        // the commonest cause on an offline machine or behind a mirror: say how to fix it.
-        let hint = if let Some(message) = build_log::user_error(&log) {
-            format!("; {message}")
-        } else if log.contains("failed to resolve source metadata")
-            || log.contains("failed to do request")
-        {
-            "; a base image could not be pulled: on an offline machine or behind a mirror, override the bases \
-             (--build-arg [VARIANT:]PRODUCTION_BASE=..., CI_BASE=..., BUILDER_IMAGE=...), or build CI images on local stand-ins (ci-image --stand-ins)".to_string()
-        } else {
-            String::new()
-        };
-        bail!("the build failed for {which} (see the buildx output above); {consequence}{hint}");
-    }
-    let text = std::fs::read_to_string(&metadata_path).with_context(|| {
-        format!(
-            "buildx wrote no metadata file at {}",
-            metadata_path.display()
-        )
-    })?;
-    let metadata: Value =
-        serde_json::from_str(&text).context("buildx wrote an unreadable metadata file")?;
-    remove_shared_compile_image(plan, &metadata);
-    let mut built = BTreeMap::new();
-    for variant in plan.variant_names() {
-        let entry = metadata.get(variant);
-        let digest = entry
-            .and_then(|m| m.get("containerimage.digest"))
-            .and_then(Value::as_str)
-            .with_context(|| format!("buildx reported no image digest for variant {variant}"))?;
-        let media_type = entry
-            .and_then(|m| m.pointer("/containerimage.descriptor/mediaType"))
-            .and_then(Value::as_str)
-            .map(String::from);
-        built.insert(
-            variant.to_string(),
-            Built {
-                digest: digest.to_string(),
-                media_type,
-            },
-        );
-    }
-    Ok(built)
-}
-
-/// The docker driver keeps the result of a build without an image output
-/// (the shared compile's `type=cacheonly`) as an untagged image: one of a
-/// few MB per change of the service, which would pile up on a laptop. It is
-/// in the build cache anyway, so it goes (a failure only warns).
-fn remove_shared_compile_image(plan: &Plan, metadata: &Value) {
-    let Some(entry) = metadata.get(SHARED_COMPILE) else {
-        return;
-    };
-    let untagged = entry
-        .get("image.name")
-        .and_then(Value::as_str)
-        .is_some_and(|name| name.starts_with("moby-dangling@"));
-    let Some(digest) = entry.get("containerimage.digest").and_then(Value::as_str) else {
-        return;
-    };
-    if !untagged {
-        return;
-    }
-    let remove = docker::engine(
-        plan.builder.as_ref(),
-        vec!["image".into(), "rm".into(), digest.to_string()],
-    );
-    if let Err(err) = process::read(&remove) {
-        eprintln!(
-            "warning: the compile stages' untagged image {digest} stays in the engine ({err}); remove it with `{}`",
-            remove.display()
-        );
-    }
-}
-
-/// What buildx says it built for a variant.
-struct Built {
-    digest: String,
-    /// An image manifest (one platform) or an image index.
-    media_type: Option<String>,
-}
-
-/// Pushes OCI archives by digest (docker driver); BuildKit already pushed otherwise.
-fn push_archives(plan: &Plan, files: &RunFiles, results: &mut [VariantResult]) -> Result<()> {
-    let root = project::project_root();
-    for index in 0..results.len() {
-        if results[index].pushed {
-            continue; // resumed: an earlier run of this release pushed it
-        }
-        let variant = results[index].variant.clone();
-        if let Some(invocation) = render::push_archive(plan, files, &variant) {
-            let invocation = render::with_digest(&invocation, &variant, &results[index].digest);
-            eprintln!("+ {}", invocation.display());
-            let streamed = process::stream(&invocation.in_dir(&root))?;
-            let (ok, log) = (streamed.success, streamed.log);
-            if !ok {
-                let pushed: Vec<String> = results
-                    .iter()
-                    .filter(|r| r.pushed)
-                    .map(|r| r.image.clone())
-                    .collect();
-                bail!(
-                    "pushing {variant} failed ({}); no tag of any variant was moved; already pushed untagged: {}",
-                    log.lines().last().unwrap_or("no output").trim(),
-                    if pushed.is_empty() { "none".to_string() } else { pushed.join(" ") }
-                );
-            }
-            // What was pushed is known from the archive (digests preserved),
-            // even if the registry fails right after.
-            if let Ok(platforms) = archive_platforms(&root.join(files.oci_archive(&variant))) {
-                results[index].platform_digests = platforms;
-            }
-        }
-        results[index].pushed = true;
-    }
-    Ok(())
-}
-
-/// The platform images of the index an OCI archive holds: platform -> digest.
-fn archive_platforms(archive: &std::path::Path) -> Result<BTreeMap<String, String>> {
-    let member = |name: &str| tar::member(archive, name);
-    let layout: Layout = serde_json::from_slice(&member("index.json")?)
-        .with_context(|| format!("{} holds no OCI layout", archive.display()))?;
-    let top = layout.manifests.first().context("an empty OCI layout")?;
-    let index: Index = serde_json::from_slice(&member(&blob_path(&top.digest))?)
-        .with_context(|| format!("{} holds no image index", archive.display()))?;
-    Ok(index
-        .images()
-        .map(|image| (image.platform_name(), image.digest.clone()))
-        .collect())
-}
-
-/// Moves the `ci-` tags of a pushed CI plan (no signature, no gate: CI
-/// images are never deployed).
-fn tag_ci(plan: &Plan, results: &mut [VariantResult]) -> Result<()> {
-    for (variant, result) in plan.variants.iter().zip(results.iter_mut()) {
-        let invocation = render::with_digest(
-            &render::tag(plan, variant),
-            &variant.variant,
-            &result.digest,
-        );
-        process::run(&invocation).map_err(|err| {
-            anyhow::anyhow!(
-                "tagging {} failed ({err}); re-run to retry",
-                variant.variant
-            )
-        })?;
-        result.tagged = true;
-    }
-    Ok(())
 }
 
 /// Refuses to overwrite an immutable tag that already exists in the
