@@ -9,6 +9,7 @@ use anyhow::Result;
 
 use crate::context::{BuildContext, BuildRef};
 use crate::model::names::Platform;
+use crate::model::reference::{ImageRef, Repository};
 use crate::model::tags::{CiTag, CiUnique};
 use crate::plan::cache::{CacheBackend, CacheMode};
 use crate::plan::{
@@ -40,7 +41,8 @@ pub fn requested_platform(args: &CiRequest, native: &Platform) -> Platform {
     args.platform.clone().unwrap_or_else(|| native.clone())
 }
 
-/// The CI plan: a pure function of the arguments, the variants and the context.
+/// The CI plan: a pure function of the request, the variants, the context
+/// and the builder.
 pub fn plan(
     args: &CiRequest,
     variants: &[String],
@@ -55,20 +57,6 @@ pub fn plan(
         args.push,
     )?;
     let build_ref = context.build_ref();
-    let unique = match &build_ref {
-        BuildRef::PullRequest(number) => Some(CiUnique::PullRequest(*number)),
-        // Not a git checkout (a source tarball): only the moving tag.
-        _ if context.git.revision == "unknown" => None,
-        _ => Some(CiUnique::Commit {
-            sha: context.short_revision(),
-            dirty: context.git.dirty,
-        }),
-    };
-    let output = if args.push {
-        Output::PushByDigest(PushVia::for_builder(builder))
-    } else {
-        Output::Load
-    };
     let backend = args
         .cache
         .unwrap_or_else(|| cache::default_backend(context.ci.github_actions));
@@ -82,53 +70,109 @@ pub fn plan(
         variant: "",
         local_dir: &args.cache_dir,
     };
-    let mut plans = Vec::new();
-    for variant in variants {
-        let recipe = recipe::recipe(&args.build, variant, context)?;
-        let mut tags = Vec::new();
-        for unique in std::iter::once(None).chain(unique.clone().map(Some)) {
+    let plans = variants
+        .iter()
+        .map(|variant| variant_plan(args, variant, context, &platform, &cache_inputs))
+        .collect::<Result<Vec<_>>>()?;
+    let shared_compile = shared_compile::plan(&plans, shared_compile::cache_plan(&cache_inputs));
+    Ok(Plan {
+        mode: Mode::Ci,
+        output: if args.push {
+            Output::PushByDigest(PushVia::for_builder(builder))
+        } else {
+            Output::Load
+        },
+        variants: plans,
+        signing: Signing::None,
+        must_not_exist: Vec::new(),
+        must_not_exist_because: String::new(),
+        preflight: requirements(args, &platform, context, &repository),
+        warnings: Vec::new(),
+        gate: None,
+        shared_compile,
+        builder: None,
+        repository,
+    })
+}
+
+/// A variant's CI tags: `ci-<variant>` and the run's own unique one
+/// (`ci-<variant>-pr<N>`, `ci-<variant>-<sha>`; none outside a git checkout).
+fn ci_tags(
+    variant: &str,
+    context: &BuildContext,
+    repository: &Repository,
+) -> Result<Vec<ImageRef>> {
+    let unique = match context.build_ref() {
+        BuildRef::PullRequest(number) => Some(CiUnique::PullRequest(number)),
+        // Not a git checkout (a source tarball): only the moving tag.
+        _ if context.git.revision == "unknown" => None,
+        _ => Some(CiUnique::Commit {
+            sha: context.short_revision(),
+            dirty: context.git.dirty,
+        }),
+    };
+    std::iter::once(None)
+        .chain(unique.map(Some))
+        .map(|unique| {
             let tag = CiTag {
-                variant: variant.clone(),
+                variant: variant.to_string(),
                 unique,
-            }
-            .to_string();
-            tags.push(repository.tagged(&tag)?);
-        }
-        let policy = Policy {
-            flavor: Flavor::Ci,
-            platforms: vec![platform.clone()],
-            tags,
-            labels: {
-                let mut labels = labels(variant, context, &build_ref);
-                if args.stand_ins {
-                    // Say so: these bases are not the vendor's.
-                    labels.insert(format!("{LABEL_NS}.bases"), "stand-ins".to_string());
-                }
-                labels
-            },
-            annotations: BTreeMap::new(),
-            // Explicitly off: a CI image carries no attestations at all.
-            attestations: Attestations {
-                provenance: None,
-                sbom: None,
-            },
-            cache: cache::plan(&cache::CacheInputs {
-                variant,
-                ..cache_inputs.clone()
-            }),
-            source_date_epoch: None,
-            rewrite_timestamp: false,
-            no_cache: args.build.no_cache,
-            no_cache_stages: Vec::new(),
-            // Built for turnaround: no LTO, incremental (see Cargo.toml).
-            cargo_profile: "ci".to_string(),
-        };
-        plans.push(VariantPlan {
-            variant: variant.clone(),
-            recipe,
-            policy,
-        });
+            };
+            repository.tagged(&tag.to_string())
+        })
+        .collect()
+}
+
+/// One variant's CI image: its recipe, and the CI policy.
+fn variant_plan(
+    args: &CiRequest,
+    variant: &str,
+    context: &BuildContext,
+    platform: &Platform,
+    cache_inputs: &cache::CacheInputs<'_>,
+) -> Result<VariantPlan> {
+    let recipe = recipe::recipe(&args.build, variant, context)?;
+    let mut labels = labels(variant, context, cache_inputs.build_ref);
+    if args.stand_ins {
+        // Say so: these bases are not the vendor's.
+        labels.insert(format!("{LABEL_NS}.bases"), "stand-ins".to_string());
     }
+    let policy = Policy {
+        flavor: Flavor::Ci,
+        platforms: vec![platform.clone()],
+        tags: ci_tags(variant, context, cache_inputs.repository)?,
+        labels,
+        annotations: BTreeMap::new(),
+        // Explicitly off: a CI image carries no attestations at all.
+        attestations: Attestations {
+            provenance: None,
+            sbom: None,
+        },
+        cache: cache::plan(&cache::CacheInputs {
+            variant,
+            ..cache_inputs.clone()
+        }),
+        source_date_epoch: None,
+        rewrite_timestamp: false,
+        no_cache: args.build.no_cache,
+        no_cache_stages: Vec::new(),
+        // Built for turnaround: no LTO, incremental (see Cargo.toml).
+        cargo_profile: "ci".to_string(),
+    };
+    Ok(VariantPlan {
+        variant: variant.to_string(),
+        recipe,
+        policy,
+    })
+}
+
+/// What is checked before anything is built.
+fn requirements(
+    args: &CiRequest,
+    platform: &Platform,
+    context: &BuildContext,
+    repository: &Repository,
+) -> Vec<Requirement> {
     let mut preflight = vec![
         Requirement::Docker,
         Requirement::Buildx,
@@ -138,28 +182,14 @@ pub fn plan(
         // skopeo probes the push target (and pushes, with the docker driver).
         preflight.push(Requirement::Skopeo);
     }
-    if platform != context.native_platform {
-        preflight.push(Requirement::BuilderPlatforms(vec![platform]));
+    if platform != &context.native_platform {
+        preflight.push(Requirement::BuilderPlatforms(vec![platform.clone()]));
     }
     if args.push {
         // An unreachable registry or refused credentials, before the build.
         preflight.push(Requirement::PushTarget(repository.clone()));
     }
-    let shared_compile = shared_compile::plan(&plans, shared_compile::cache_plan(&cache_inputs));
-    Ok(Plan {
-        mode: Mode::Ci,
-        repository,
-        output,
-        variants: plans,
-        signing: Signing::None,
-        must_not_exist: Vec::new(),
-        must_not_exist_because: String::new(),
-        preflight,
-        warnings: Vec::new(),
-        gate: None,
-        shared_compile,
-        builder: None,
-    })
+    preflight
 }
 
 /// Labels that mark an image as a CI image, unfit for production, in our

@@ -15,8 +15,9 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 
-use crate::client::registry::{self, Attestation};
+use crate::client::registry::{self, Attestation, Fetched};
 use crate::model::names::Platform;
+use crate::model::oci::ImageConfig;
 use crate::model::reference::{Digest, ImageRef};
 use crate::model::tags::CI_PREFIX;
 use crate::plan::record::{RecordedVariant, ReleaseRecord};
@@ -105,6 +106,58 @@ pub fn gate_failure(
     ))
 }
 
+/// What an image holds, as the gate reads it: its index annotations, the
+/// platforms it lists, and each platform's config.
+struct Contents {
+    annotations: BTreeMap<String, String>,
+    listed: Vec<String>,
+    configs: Vec<(String, ImageConfig)>,
+}
+
+/// Reads what `fetched` (the image `image` resolved to) holds; what is wrong
+/// with it (not an index, platform images other than `recorded`'s) goes
+/// into `problems`.
+fn contents(
+    image: &ImageRef,
+    fetched: &Fetched,
+    recorded: Option<&Recorded>,
+    problems: &mut Vec<String>,
+) -> Result<Contents> {
+    let Some(index) = fetched.document.as_index() else {
+        problems.push("it is a single-platform image, not a multi-platform index".to_string());
+        let by_digest = image.repository.at(&fetched.digest.parse()?);
+        let config = registry::config(&by_digest)?.unwrap_or_default();
+        return Ok(Contents {
+            annotations: BTreeMap::new(),
+            listed: Vec::new(),
+            configs: vec![("the image".to_string(), config)],
+        });
+    };
+    let mut configs = Vec::new();
+    for entry in index.images() {
+        let config =
+            registry::config(&image.repository.at(&entry.digest.parse()?))?.unwrap_or_default();
+        configs.push((entry.platform_name(), config));
+    }
+    if let Some(recorded) = recorded {
+        let actual: BTreeMap<String, String> = index
+            .images()
+            .map(|e| (e.platform_name(), e.digest.clone()))
+            .collect();
+        if actual != recorded.platform_digests {
+            problems.push(format!(
+                "its platform images {actual:?} are not the recorded {:?}",
+                recorded.platform_digests
+            ));
+        }
+    }
+    Ok(Contents {
+        annotations: index.annotations.clone(),
+        listed: index.platforms(),
+        configs,
+    })
+}
+
 /// Every check of the gate on one image (by tag or digest); `recorded`: what
 /// its release record says it is. Registry errors are errors; everything
 /// the image gets wrong is a problem of the verdict.
@@ -130,36 +183,8 @@ pub fn check_image(
         }
     }
     let by_digest = image.repository.at(&digest);
-    let mut annotations = BTreeMap::new();
-    let (listed, configs) = match fetched.document.as_index() {
-        Some(index) => {
-            annotations = index.annotations.clone();
-            let mut configs = Vec::new();
-            for entry in index.images() {
-                let config = registry::config(&image.repository.at(&entry.digest.parse()?))?
-                    .unwrap_or_default();
-                configs.push((entry.platform_name(), config));
-            }
-            if let Some(recorded) = recorded {
-                let actual: BTreeMap<String, String> = index
-                    .images()
-                    .map(|e| (e.platform_name(), e.digest.clone()))
-                    .collect();
-                if actual != recorded.platform_digests {
-                    problems.push(format!(
-                        "its platform images {actual:?} are not the recorded {:?}",
-                        recorded.platform_digests
-                    ));
-                }
-            }
-            (index.platforms(), configs)
-        }
-        None => {
-            problems.push("it is a single-platform image, not a multi-platform index".to_string());
-            let config = registry::config(&by_digest)?.unwrap_or_default();
-            (Vec::new(), vec![("the image".to_string(), config)])
-        }
-    };
+    let contents = contents(image, &fetched, recorded, &mut problems)?;
+    let (annotations, listed, configs) = (contents.annotations, contents.listed, contents.configs);
     for platform in platforms {
         if !listed.contains(&platform.to_string()) {
             problems.push(format!(

@@ -45,39 +45,7 @@ pub fn base_tags(
     match context.build_ref() {
         BuildRef::Tag(tag) => match Version::from_git_tag(&tag) {
             Some(version) => {
-                // A tag cannot hold build metadata (`+...`); precedence ignores it.
-                let mut kinds = vec![ReleaseTagKind::Version(version.without_build())];
-                // Pre-releases get only their full version; floating tags
-                // follow stable releases, and only forwards: a backport
-                // (v1.1.9 after v1.2.0) moves `1.1` but neither `1` nor `latest`.
-                if !version.is_prerelease() {
-                    let stable: Vec<Version> = context
-                        .git
-                        .release_tags
-                        .iter()
-                        .filter_map(|t| Version::from_git_tag(t))
-                        .filter(|v| !v.is_prerelease())
-                        .collect();
-                    let newest_of = |same_series: &dyn Fn(&Version) -> bool| {
-                        stable
-                            .iter()
-                            .filter(|v| same_series(v))
-                            .all(|other| *other <= version)
-                    };
-                    if newest_of(&|v| (v.major, v.minor) == (version.major, version.minor)) {
-                        kinds.push(ReleaseTagKind::Minor {
-                            major: version.major,
-                            minor: version.minor,
-                        });
-                    }
-                    // `0` would float across breaking changes (semver: 0.x is unstable).
-                    if version.major > 0 && newest_of(&|v| v.major == version.major) {
-                        kinds.push(ReleaseTagKind::Major(version.major));
-                    }
-                    if newest_of(&|_| true) {
-                        kinds.push(ReleaseTagKind::Latest);
-                    }
-                }
+                let kinds = version_kinds(context, &version);
                 if rules.writes_tags {
                     check_reads_back(&format!("the release {tag}"), &kinds, rules.variants)?;
                 }
@@ -118,6 +86,45 @@ pub fn base_tags(
             }
         ),
     }
+}
+
+/// The tags of a release of `version`: its own, and the floating ones it
+/// is the newest of. Pre-releases get only their full version; floating
+/// tags follow stable releases, and only forwards: a backport (v1.1.9 after
+/// v1.2.0) moves `1.1` but neither `1` nor `latest`.
+fn version_kinds(context: &BuildContext, version: &Version) -> Vec<ReleaseTagKind> {
+    // A tag cannot hold build metadata (`+...`); precedence ignores it.
+    let mut kinds = vec![ReleaseTagKind::Version(version.without_build())];
+    if version.is_prerelease() {
+        return kinds;
+    }
+    let stable: Vec<Version> = context
+        .git
+        .release_tags
+        .iter()
+        .filter_map(|t| Version::from_git_tag(t))
+        .filter(|v| !v.is_prerelease())
+        .collect();
+    let newest_of = |same_series: &dyn Fn(&Version) -> bool| {
+        stable
+            .iter()
+            .filter(|v| same_series(v))
+            .all(|other| other <= version)
+    };
+    if newest_of(&|v| (v.major, v.minor) == (version.major, version.minor)) {
+        kinds.push(ReleaseTagKind::Minor {
+            major: version.major,
+            minor: version.minor,
+        });
+    }
+    // `0` would float across breaking changes (semver: 0.x is unstable).
+    if version.major > 0 && newest_of(&|v| v.major == version.major) {
+        kinds.push(ReleaseTagKind::Major(version.major));
+    }
+    if newest_of(&|_| true) {
+        kinds.push(ReleaseTagKind::Latest);
+    }
+    kinds
 }
 
 /// A ref that is neither main nor a release tag, released with `--allow-any-ref`.
