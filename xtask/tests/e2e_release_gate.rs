@@ -12,7 +12,9 @@
 //! - a resumed release from the record, in a fresh clone, completes without
 //!   rebuilding, also after an interrupted promotion moved a version tag;
 //! - a push target that is unreachable or refuses the credentials is found
-//!   before anything builds.
+//!   before anything builds;
+//! - a record whose tags differ from those the ref derives (a tag added or
+//!   removed) moves no tag: promote moves the derived ones only.
 //!
 //! The vulnerability scan's plumbing runs a stand-in scanner that writes
 //! trivy's JSON report (a real vulnerability database cannot be downloaded
@@ -500,6 +502,88 @@ fn a_staged_release_resumes_from_its_record_in_a_fresh_clone() {
             &release.public_key(),
         ])));
     }
+}
+
+/// The record travels between jobs as an artifact the build job wrote (the
+/// job that runs third-party build scripts): `promote` derives the tags it
+/// moves from the ref and the repository's release tags, never from the
+/// record. A signed release of a pre-release (`5.2.0-rc.1`: its own tag
+/// only) whose record adds a version tag, `latest`, another variant's tag
+/// or another repository's, or lacks one of its own, moves no tag, in one
+/// line naming the tag; the honest record then moves exactly its own.
+#[test]
+fn a_record_with_a_tag_added_or_removed_moves_no_tag() {
+    let _engine = engine_lock();
+    let release = Release::new("record-tags", "refs/tags/v5.2.0-rc.1");
+    let scratch = TempDir::new("record-tags");
+    let record = scratch.path().join("release-record.json");
+    let record_arg = record.display().to_string();
+    assert_ok(&run(&mut release.release_image(
+        &["ubi9"],
+        &["--build-only", "--record", &record_arg],
+    )));
+    ok(&mut release.xtask(&["sign", "--record", &record_arg, &release.key()]));
+    let repository = release.repository();
+    let own = format!("{repository}:5.2.0-rc.1-ubi9");
+    assert_eq!(
+        read_record(&record)["variants"][0]["tags"],
+        serde_json::json!([own])
+    );
+    let promote = |name: &str, edit: &dyn Fn(&mut Vec<Value>)| {
+        let mut value = read_record(&record);
+        let mut tags = value["variants"][0]["tags"].as_array().unwrap().clone();
+        edit(&mut tags);
+        // As a forger would: the immutable ones kept among the tags (the
+        // record's own check), though promote trusts neither list.
+        let immutable: Vec<Value> = value["variants"][0]["immutable"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| tags.contains(t))
+            .cloned()
+            .collect();
+        value["variants"][0]["immutable"] = Value::Array(immutable);
+        value["variants"][0]["tags"] = Value::Array(tags);
+        let path = scratch.path().join(name);
+        std::fs::write(&path, value.to_string()).unwrap();
+        let path = path.display().to_string();
+        run(&mut release.xtask(&["promote", "--record", &path, &release.public_key()]))
+    };
+    for (name, added, expected) in [
+        ("version", format!("{repository}:5.1.0-ubi9"), "it adds"),
+        ("latest", format!("{repository}:latest-ubi9"), "it adds"),
+        (
+            "variant",
+            format!("{repository}:5.2.0-rc.1-distroless"),
+            "it adds",
+        ),
+        ("bare", format!("{repository}:5.2.0-rc.1"), "it adds"),
+        (
+            "elsewhere",
+            format!("{}/other:latest", release.registry),
+            "is not a tag of",
+        ),
+    ] {
+        let refused = promote(name, &|tags| tags.push(added.clone().into()));
+        let line = one_line_error(&refused, &[expected]);
+        assert!(
+            line.contains(&added) || expected == "is not a tag of",
+            "{name}: {line}"
+        );
+        assert!(release.tags().is_empty(), "{name}: {:?}", release.tags());
+    }
+    let removed = promote("removed", &|tags| tags.clear());
+    // A variant with no tag at all is refused when the record is read.
+    one_line_error(&removed, &["has no tag to move"]);
+    let swapped = promote("swapped", &|tags| {
+        tags[0] = format!("{repository}:5.2.0-rc.2-ubi9").into()
+    });
+    let line = one_line_error(&swapped, &["it adds", "it lacks", &own]);
+    assert!(line.contains("5.2.0-rc.2-ubi9"), "{line}");
+    assert!(release.tags().is_empty(), "{:?}", release.tags());
+    // The honest record moves its own tag, and nothing else.
+    ok(&mut release.xtask(&["promote", "--record", &record_arg, &release.public_key()]));
+    assert_eq!(release.tags(), ["5.2.0-rc.1-ubi9"]);
 }
 
 /// An SBOM generator that writes nothing: BuildKit then attaches no SBOM (a
