@@ -4,8 +4,8 @@
 # build context `binaries`, which is this file's result (or binaries built
 # on the host). cargo xtask builds this file as a bake target of its own,
 # `compile`, that every variant's `binaries` names (target:compile): one
-# compile for every variant and platform of a run. By hand (README, "Build
-# one variant by hand"):
+# compile for every variant and platform of a run. By hand
+# (docs/building.md, "Build one variant by hand"):
 #   docker buildx build -f images/compile.Dockerfile --target binaries \
 #     --output type=local,dest=target/image-binaries .
 # Every external image is pinned tag@digest; override with --build-arg for a mirror.

@@ -192,14 +192,14 @@ fn verify_derives_the_identity_from_the_repository() {
     .resolve()
     .unwrap();
     assert_eq!(signer.cosign_flags(""), identity().cosign_flags());
-    // The regexp the README shows is the one the tool derives.
-    let readme = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"),
+    // The regexp the gate's page shows is the one the tool derives.
+    let gate = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/gate.md"),
     )
     .unwrap();
     let shown = SignerIdentity::release_workflow("OWNER/REPO".parse().unwrap()).subject_regexp();
     assert!(
-        readme.contains(&shown),
-        "the README shows the derived identity regexp {shown}"
+        gate.contains(&shown),
+        "docs/gate.md shows the derived identity regexp {shown}"
     );
 }

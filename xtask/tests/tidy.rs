@@ -339,17 +339,18 @@ fn declared_args(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// The README's plain build (two `docker buildx build` commands, without the
-/// tool) is in step with the files: the compile file's stage that holds the
-/// binaries, written where the variant's `binaries` context reads them, a
-/// variant's Dockerfile, and only build args those files declare.
+/// The plain build of docs/building.md (two `docker buildx build` commands,
+/// without the tool) is in step with the files: the compile file's stage
+/// that holds the binaries, written where the variant's `binaries` context
+/// reads them, a variant's Dockerfile, and only build args those files
+/// declare.
 #[test]
-fn the_readme_builds_a_variant_by_hand_with_the_files_as_they_are() {
-    let readme = read("README.md");
-    let section = readme
-        .split("\n### Build one variant by hand\n")
+fn the_docs_build_a_variant_by_hand_with_the_files_as_they_are() {
+    let building = read("docs/building.md");
+    let section = building
+        .split("\n## Build one variant by hand\n")
         .nth(1)
-        .expect("README: a section \"Build one variant by hand\"");
+        .expect("docs/building.md: a section \"Build one variant by hand\"");
     let section = section.split("\n#").next().unwrap();
     let block = section
         .split("```sh\n")
@@ -428,7 +429,7 @@ fn the_readme_builds_a_variant_by_hand_with_the_files_as_they_are() {
                 || variants().iter().all(|v| {
                     declared_args(&read(xtask::project::dockerfile_path(v))).contains(key)
                 }),
-            "README's plain build names --build-arg {key}, which no file declares"
+            "docs/building.md's plain build names --build-arg {key}, which no file declares"
         );
     }
 }

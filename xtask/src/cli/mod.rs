@@ -67,7 +67,7 @@ pub enum Command {
     StandIns(StandInsArgs),
     /// Re-resolve every pinned image (ARG NAME=IMAGE:TAG@sha256:... in images/*/Dockerfile and images/*.Dockerfile) and rewrite the pins whose tag moved.
     UpdateBases(UpdateBasesArgs),
-    /// Measure the split's promises side by side on this machine (see README: Performance).
+    /// Measure the split's promises side by side on this machine (see docs/performance.md).
     Bench(BenchArgs),
     /// Run the linters: clippy, rustfmt, actionlint, zizmor, hadolint, shellcheck.
     Lint(LintArgs),

@@ -1,9 +1,11 @@
 //! The executor: runs a rendered plan and reads the results back from
-//! buildx's metadata file and the registry, and the mechanics the release
-//! stages share: checking a release record against the registry, signing
-//! by digest, moving tags. A release is published in stages over one
-//! record (`release_image.rs`): build and push by digest, sign, the gate,
-//! and only then the tag moves, `latest` last.
+//! buildx's metadata file and the registry: the build (`build.rs`), then
+//! each later stage's steps through one loop (`stage.rs`, [`run_steps`]).
+//! A release is published in stages over one record
+//! (`commands/release_image.rs`): build and push by digest, sign, the gate,
+//! and only then the tag moves, `latest` last; what the stages share above
+//! this layer (the record against the registry, signing by digest, the
+//! gate, the promotion) is `ops`.
 //!
 //! Every run keeps its files in a directory of its own (`render::RunFiles`),
 //! so two runs in one checkout (two terminals, `make -j`) never share one.

@@ -1,7 +1,7 @@
 //! Who may sign a production image: the keyless signer identity of the
 //! release workflow, as one typed value that everything derives from (the
-//! `cosign verify` flags of the deploy gate, the regexp the README shows,
-//! and later an admission policy), so no regexp is ever written by hand.
+//! `cosign verify` flags of the deploy gate, the regexp docs/gate.md shows,
+//! and the admission policies), so no regexp is ever written by hand.
 //!
 //! A keyless signature made in GitHub Actions carries a Fulcio certificate
 //! whose subject (SAN) is the workflow that ran, at the ref it ran for:

@@ -1,8 +1,9 @@
 //! The bottom layer: the vocabulary every other module speaks, with no
 //! knowledge of tasks, plans or the command line. Names and their grammars
 //! (each format beside its parse: `names`, `reference`, `build_arg`,
-//! `tags`), versions, times, typed OCI documents, commands as data, file
-//! operations that name their paths, and the one registry client.
+//! `tags`), versions, times, typed OCI documents, commands as data, and file
+//! operations that name their paths. The clients that use them (the one
+//! registry client among them) are the layer above, `client`.
 
 pub mod build_arg;
 pub mod build_log;

@@ -1,6 +1,6 @@
 //! What the deploy gate requires of a production image, as data: who must
 //! have signed it ([`ExpectedSigner`]) and the platforms it must hold. The
-//! checks themselves run in `verify.rs`; the same gate runs before any tag
+//! checks themselves run in `ops::gate`; the same gate runs before any tag
 //! of a release moves (`promote`, `release-image`) and for deployers
 //! (`verify`).
 

@@ -3,7 +3,7 @@
 //! A plan is computed by a pure function of (mode, variants, git and CI
 //! context, options): [`ci::plan`] and [`release::plan`], with the shared
 //! [`recipe`] and the [`cache`] policy. It is rendered into commands by
-//! `render.rs` and run by `exec.rs`. Nothing here runs a command.
+//! `render` and run by `exec`. Nothing here runs a command.
 //!
 //! Each variant's plan is split in two on purpose: the [`Recipe`] says *what*
 //! is built and is identical for the CI and the release path of a variant
