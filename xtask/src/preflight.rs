@@ -60,26 +60,7 @@ impl BuilderInfo {
     }
 }
 
-/// Finds a program on PATH without running it.
-pub fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| is_executable(candidate))
-}
-
-pub fn is_executable(path: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        path.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    }
-    #[cfg(not(unix))]
-    {
-        path.is_file()
-    }
-}
+pub use crate::client::process::{find_program, is_executable};
 
 /// Checks every requirement, concurrently (each is a short command and
 /// together they are most of the tool's fixed cost), and reports the first

@@ -48,23 +48,7 @@ pub fn detect_for_dry_run() -> Result<Option<Cosign>> {
 
 /// The first `cosign` on PATH, without running it.
 pub fn find() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("cosign"))
-        .find(|candidate| is_executable(candidate))
-}
-
-fn is_executable(path: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        path.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    }
-    #[cfg(not(unix))]
-    {
-        path.is_file()
-    }
+    process::find_program("cosign")
 }
 
 fn cosign(args: &[&str]) -> Invocation {
