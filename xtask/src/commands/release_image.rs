@@ -14,7 +14,11 @@
 //! the others in jobs of their own, from the record). A re-run resumes from
 //! the record: what it holds, unchanged and still in the registry, is not
 //! built again, and version tags an interrupted promotion moved onto its
-//! digests are not refused.
+//! digests are not refused. With `--part`, the build stage builds some of
+//! the release's platforms (`--platform`: one runner's) and writes a part
+//! record, which `merge-release` combines with the other runners'; a
+//! re-run resumes from it the same way. Every record says how each
+//! platform was built (the build platform, from its provenance).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +29,7 @@ use crate::client::registry;
 use crate::exec::{self, Resumed, RunOptions};
 use crate::model::cosign::{CosignLine, CosignRun};
 use crate::model::files;
+use crate::model::names::Platform;
 use crate::model::reference::ImageRef;
 use crate::model::vulnerabilities::Policy;
 use crate::ops::record::{self, RecordExpectation};
@@ -49,6 +54,9 @@ pub struct ReleaseImageOptions {
     pub scanner: Option<String>,
     /// The buildx builder to build with (`docker buildx ls`); `None`: the current one.
     pub builder: Option<String>,
+    /// Build a part of a release of these platforms (`request.platforms`:
+    /// the part's) and write a part record; `None`: the whole release.
+    pub part: Option<Vec<Platform>>,
 }
 
 pub fn run(options: ReleaseImageOptions) -> Result<()> {
@@ -57,6 +65,9 @@ pub fn run(options: ReleaseImageOptions) -> Result<()> {
     let available = project::discover_variants(&root)?;
     let variants = project::select_variants(&available, &args.build.variants)?;
     recipe::check_build_arg_scopes(&args.build, &available)?;
+    if let Some(release) = &options.part {
+        refuse_part(&args.platforms, release, args.build_only)?;
+    }
     let context = context::gather(&root)?;
     let mut dockerfile_args = BTreeMap::new();
     for variant in &variants {
@@ -111,19 +122,40 @@ pub fn run(options: ReleaseImageOptions) -> Result<()> {
         }
     }
     let explicit = options.record.is_some();
+    let part = options.part.as_deref();
     let path = options
         .record
         .clone()
-        .unwrap_or_else(|| record::default_record_path(&root, &plan, &context.git.revision));
-    let record = record::earlier_record(&plan, &path, explicit)?;
+        .unwrap_or_else(|| record::default_record_path(&root, &plan, &context.git.revision, part));
+    let record = record::earlier_record(&plan, &path, explicit, part)?;
     let resumed = record::resumable(&plan, record.as_ref(), options.run.dry_run)?;
     Stages {
         plan: &plan,
         options: &options,
         path: &path,
         revision: &context.git.revision,
+        predicted: builder::predicted_build_platforms(
+            selected.as_ref(),
+            &context.native_platform,
+            &args.platforms,
+        ),
     }
     .run(record, resumed)
+}
+
+/// A part is some of the release's platforms, built and pushed only.
+fn refuse_part(built: &[Platform], release: &[Platform], build_only: bool) -> Result<()> {
+    if !build_only {
+        bail!("--part builds one runner's platforms of a release, which merge-release combines before anything is signed: add --build-only");
+    }
+    if let Some(stray) = built.iter().find(|p| !release.contains(p)) {
+        let names: Vec<String> = release.iter().map(ToString::to_string).collect();
+        bail!(
+            "--platform {stray} is not a platform of the release (--part {}): build some of the release's platforms",
+            names.join(",")
+        );
+    }
+    Ok(())
 }
 
 /// One run of the stages, in order.
@@ -132,6 +164,9 @@ struct Stages<'a> {
     options: &'a ReleaseImageOptions,
     path: &'a Path,
     revision: &'a str,
+    /// Where each platform is to be built (what a record says when the
+    /// provenance does not).
+    predicted: BTreeMap<Platform, Platform>,
 }
 
 impl Stages<'_> {
@@ -221,23 +256,9 @@ impl Stages<'_> {
             Some(record) => record,
             None => ReleaseRecord::for_plan(plan)?,
         };
-        for (variant, pushed) in plan.variants.iter().zip(&result.variants) {
-            if pushed.pushed && !pushed.platform_digests.is_empty() {
-                let platform_digests = pushed
-                    .platform_digests
-                    .iter()
-                    .map(|(platform, digest)| Ok((platform.clone(), digest.parse()?)))
-                    .collect::<Result<_>>()?;
-                record.record(ReleaseRecord::entry(
-                    plan,
-                    variant,
-                    &pushed.digest.parse()?,
-                    platform_digests,
-                ));
-            }
-        }
+        self.record_pushed(&mut record, &result, resumed)?;
         // Written whole or not at all, also when a push failed: a re-run resumes from it.
-        files::write_atomically(self.path, record.to_json())?;
+        record::write(self.path, &record, self.options.part.as_deref())?;
         if let Some(err) = failure {
             return Ok((
                 result,
@@ -258,6 +279,10 @@ impl Stages<'_> {
                 unread.join(", ")
             );
             return Ok((result, Some(err)));
+        }
+        if self.options.part.is_some() {
+            eprintln!("part record written to {path}: merge it with the other runners' (cargo xtask merge-release --part FILE --part FILE --record FILE), then sign, gate and promote");
+            return Ok((result, None));
         }
         if self.options.request.build_only {
             eprintln!("release record written to {path}: sign, gate and promote from it");
@@ -329,6 +354,41 @@ impl Stages<'_> {
             }
             Err(err) => Ok((result, Some(err))),
         }
+    }
+
+    /// Records each variant this run pushed, with how each of its platforms
+    /// was built (read from its provenance); resumed ones are recorded already.
+    fn record_pushed(
+        &self,
+        record: &mut ReleaseRecord,
+        result: &RunResult,
+        resumed: &BTreeMap<String, Resumed>,
+    ) -> Result<()> {
+        let plan = self.plan;
+        for (variant, pushed) in plan.variants.iter().zip(&result.variants) {
+            if !pushed.pushed || pushed.platform_digests.is_empty() {
+                continue;
+            }
+            if resumed.contains_key(&variant.variant) && record.variant(&variant.variant).is_some()
+            {
+                continue;
+            }
+            let platform_digests = pushed
+                .platform_digests
+                .iter()
+                .map(|(platform, digest)| Ok((platform.clone(), digest.parse()?)))
+                .collect::<Result<_>>()?;
+            let digest = pushed.digest.parse()?;
+            let builds = builder::read_builds(
+                &plan.repository.at(&digest),
+                &variant.policy.platforms,
+                &self.predicted,
+            );
+            record.record(
+                ReleaseRecord::entry(plan, variant, &digest, platform_digests).with_builds(builds),
+            );
+        }
+        Ok(())
     }
 
     /// Every stage as `--dry-run` prints it: the checks, the build of what
@@ -415,7 +475,17 @@ impl Stages<'_> {
         if let Some(note) = note {
             println!("# {note}");
         }
-        println!("# release record: {}", self.path.display());
+        match &self.options.part {
+            Some(release) => {
+                let names: Vec<String> = release.iter().map(ToString::to_string).collect();
+                println!(
+                    "# part record (a part of a release of {}; merge-release combines the parts): {}",
+                    names.join(","),
+                    self.path.display()
+                );
+            }
+            None => println!("# release record: {}", self.path.display()),
+        }
         if !resumed.is_empty() {
             let names: Vec<&str> = resumed.keys().map(String::as_str).collect();
             println!(
