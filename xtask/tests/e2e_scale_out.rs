@@ -266,16 +266,57 @@ fn a_merge_after_a_failed_platform_build_moves_no_tag_and_creates_no_index() {
     assert!(!record.exists());
     assert!(registry_tags(&release.name).is_empty());
 
-    // The failed job re-run: the merge now makes the index, which no earlier
-    // merge had made (it is pushed now, not found).
-    let (outputs, _) = side_by_side(vec![release.part(
-        fixture,
-        "linux/arm64",
-        true,
-        &arm64,
-        Buildx::Stack,
-    )]);
+    // "Re-run failed jobs": the failed one builds its part; the other, had it
+    // run again, would resume from its part record and build nothing.
+    let before = std::fs::read(&amd64).unwrap();
+    let (outputs, _) = side_by_side(vec![
+        release.part(fixture, "linux/arm64", true, &arm64, Buildx::Stack),
+        release.part(fixture, "linux/amd64", false, &amd64, Buildx::Stack),
+    ]);
     succeeded("the arm64 part, re-run", &outputs[0]);
+    succeeded("the amd64 part, re-run", &outputs[1]);
+    let resumed = stderr(&outputs[1]);
+    assert!(
+        resumed.contains("already pushed; not rebuilt") && !resumed.contains("buildx bake"),
+        "{resumed}"
+    );
+    assert_eq!(
+        std::fs::read(&amd64).unwrap(),
+        before,
+        "the part is kept as it was"
+    );
+
+    // A part naming an index the registry does not hold, or one that does
+    // not hold its platform's image: refused before anything is pushed.
+    let edited = |name: &str, digest: String| {
+        let mut part = read_json(&arm64);
+        part["variants"][0]["digest"] = digest.into();
+        let path = scratch.path().join(name);
+        std::fs::write(&path, part.to_string()).unwrap();
+        path
+    };
+    let missing = edited("missing.json", format!("sha256:{}", "0".repeat(64)));
+    let other = edited(
+        "other.json",
+        read_json(&amd64)["variants"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    for (path, expected) in [
+        (&missing, "which is not in the registry"),
+        (&other, "holds the platform images"),
+    ] {
+        let refused = run(&mut release.merge(fixture, &[&amd64, path], &record, Buildx::Stack));
+        let line = one_line_error(&refused);
+        assert!(
+            line.contains(expected) && line.contains("nothing was pushed, signed or tagged"),
+            "{line}"
+        );
+    }
+
+    // The merge now makes the index, which none of the refused merges had
+    // made (it is pushed now, not found).
     let merged = run(&mut release.merge(fixture, &[&amd64, &arm64], &record, Buildx::Stack));
     succeeded("merge-release", &merged);
     assert!(

@@ -37,7 +37,7 @@ use crate::ops::{builder, gate, promote, scan, sign};
 use crate::plan::record::ReleaseRecord;
 use crate::plan::release::{self, ReleaseInputs, ReleaseRequest, ReleaseTags};
 use crate::plan::{recipe, Plan, Signing};
-use crate::preflight::{self, Requirement};
+use crate::preflight::{self, BuilderInfo, Requirement};
 use crate::report::{self, RunResult};
 use crate::{context, project, render};
 
@@ -76,30 +76,8 @@ pub fn run(options: ReleaseImageOptions) -> Result<()> {
             project::build_arg_defaults(&root, variant)?,
         );
     }
-    // The builder decides how pushing works (the docker driver cannot push by
-    // digest); a dry run without an engine plans for an unknown one.
-    let selected = match options.builder.as_deref() {
-        Some(name) => builder::select(Some(name), &args.platforms)?,
-        None => None,
-    };
+    let (selected, builder) = select_builder(&options)?;
     let selection = builder::selection(selected.as_ref());
-    let builder = match &selected {
-        Some(selected) => {
-            if !options.run.dry_run {
-                preflight::check_on(&Requirement::Engine, selection.as_ref())?;
-            }
-            Some(selected.info())
-        }
-        None if options.run.dry_run => preflight::builder_info().ok(),
-        None => {
-            preflight::check_all(&[
-                Requirement::Docker,
-                Requirement::Buildx,
-                Requirement::Engine,
-            ])?;
-            Some(preflight::builder_info()?)
-        }
-    };
     let plan = release::plan(&ReleaseInputs {
         args,
         available: &available,
@@ -143,6 +121,39 @@ pub fn run(options: ReleaseImageOptions) -> Result<()> {
     .run(record, resumed)
 }
 
+/// The builder the run was asked for (`--builder`), and the one it builds
+/// with as the planner takes it: the builder decides how pushing works (the
+/// docker driver cannot push by digest); a dry run without an engine plans
+/// for an unknown one.
+fn select_builder(
+    options: &ReleaseImageOptions,
+) -> Result<(Option<builder::Selected>, Option<BuilderInfo>)> {
+    let platforms = &options.request.platforms;
+    let selected = match options.builder.as_deref() {
+        Some(name) => builder::select(Some(name), platforms)?,
+        None => None,
+    };
+    let selection = builder::selection(selected.as_ref());
+    let builder = match &selected {
+        Some(selected) => {
+            if !options.run.dry_run {
+                preflight::check_on(&Requirement::Engine, selection.as_ref())?;
+            }
+            Some(selected.info())
+        }
+        None if options.run.dry_run => preflight::builder_info().ok(),
+        None => {
+            preflight::check_all(&[
+                Requirement::Docker,
+                Requirement::Buildx,
+                Requirement::Engine,
+            ])?;
+            Some(preflight::builder_info()?)
+        }
+    };
+    Ok((selected, builder))
+}
+
 /// A part is some of the release's platforms, built and pushed only.
 fn refuse_part(built: &[Platform], release: &[Platform], build_only: bool) -> Result<()> {
     if !build_only {
@@ -157,6 +168,9 @@ fn refuse_part(built: &[Platform], release: &[Platform], build_only: bool) -> Re
     }
     Ok(())
 }
+
+/// A stage's name and its commands, as a dry run prints them.
+type StageCommands = (&'static str, Vec<render::Invocation>);
 
 /// One run of the stages, in order.
 struct Stages<'a> {
@@ -251,7 +265,7 @@ impl Stages<'_> {
     ) -> Result<(RunResult, Option<anyhow::Error>)> {
         let plan = self.plan;
         let path = self.path.display().to_string();
-        let (mut result, failure) = exec::execute(plan, run_files, resumed)?;
+        let (result, failure) = exec::execute(plan, run_files, resumed)?;
         let mut record = match record {
             Some(record) => record,
             None => ReleaseRecord::for_plan(plan)?,
@@ -288,6 +302,20 @@ impl Stages<'_> {
             eprintln!("release record written to {path}: sign, gate and promote from it");
             return Ok((result, None));
         }
+        self.publish(run_files, cosign, &record, result)
+    }
+
+    /// Sign, the gate and promote, from the record of every pushed variant;
+    /// the result says how far each variant got, also when a stage failed.
+    fn publish(
+        &self,
+        run_files: &render::RunFiles,
+        cosign: Option<&CosignRun>,
+        record: &ReleaseRecord,
+        mut result: RunResult,
+    ) -> Result<(RunResult, Option<anyhow::Error>)> {
+        let plan = self.plan;
+        let path = self.path.display().to_string();
         let references: Vec<ImageRef> = record
             .variants
             .iter()
@@ -308,7 +336,7 @@ impl Stages<'_> {
             "fix the cause, then re-run release-image (it resumes from the record {path}; nothing is rebuilt)"
         );
         if let Some(scanner) = &self.options.scanner {
-            let targets = scan::record_targets(&record, &[]);
+            let targets = scan::record_targets(record, &[]);
             if let Err(err) = scan::scan_all(scanner, &targets, &Policy::production()) {
                 return Ok((
                     result,
@@ -333,7 +361,7 @@ impl Stages<'_> {
             Err(err) => return Ok((result, Some(err))),
         };
         let promoted = promote::promote(
-            &record,
+            record,
             &path,
             &RecordExpectation {
                 repository: plan.repository.clone(),
@@ -391,20 +419,21 @@ impl Stages<'_> {
         Ok(())
     }
 
-    /// Every stage as `--dry-run` prints it: the checks, the build of what
-    /// the record does not hold, the signatures, the gate, and only then
-    /// the tag moves, `latest` last.
-    fn print_dry_run(
+    /// Every stage's commands as `--dry-run` prints them: the checks, the
+    /// build of what the record does not hold, the signatures, the gate, and
+    /// only then the tag moves, `latest` last; and what to say about the
+    /// cosign they assume.
+    fn dry_run_stages(
         &self,
         files: &render::RunFiles,
         resumed: &BTreeMap<String, Resumed>,
-    ) -> Result<()> {
+    ) -> Result<(Vec<StageCommands>, Option<String>)> {
         let plan = self.plan;
         let mut to_build = plan.clone();
         to_build
             .variants
             .retain(|v| !resumed.contains_key(&v.variant));
-        let mut stages: Vec<(&str, Vec<render::Invocation>)> = Vec::new();
+        let mut stages: Vec<StageCommands> = Vec::new();
         let mut build: Vec<render::Invocation> = resumed
             .values()
             .map(|earlier| registry::inspect_command(&plan.repository.at(&earlier.digest)))
@@ -457,6 +486,17 @@ impl Stages<'_> {
                 }
             }
         }
+        Ok((stages, note))
+    }
+
+    /// Every stage as `--dry-run` prints it ([`Stages::dry_run_stages`]).
+    fn print_dry_run(
+        &self,
+        files: &render::RunFiles,
+        resumed: &BTreeMap<String, Resumed>,
+    ) -> Result<()> {
+        let plan = self.plan;
+        let (stages, note) = self.dry_run_stages(files, resumed)?;
         if self.options.run.json {
             let stages: Vec<serde_json::Value> = stages
                 .iter()
