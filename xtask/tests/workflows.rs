@@ -1294,7 +1294,8 @@ fn the_release_runners_switch_builds_every_platform_once() {
             let at = line.words.iter().position(|w| w == "--platform").unwrap();
             line.words[at + 1] = platform.clone();
             let at = line.words.iter().position(|w| w == "--record").unwrap();
-            line.words[at + 1] = format!("part-{}.json", as_text(&entry["part"]));
+            line.words[at + 1] =
+                format!("target/release-parts/part-{}.json", as_text(&entry["part"]));
             check_release_plan(&line, &dry_run_plan(&line, "main"));
         }
         let mut sorted = seen.clone();
@@ -1324,14 +1325,27 @@ fn the_release_runners_switch_builds_every_platform_once() {
     );
     assert_eq!(
         as_text(&upload["with"]["path"]),
-        "part-${{ matrix.part }}.json"
+        "target/release-parts/part-${{ matrix.part }}.json"
     );
     let record = release.words.iter().position(|w| w == "--record").unwrap();
     assert_eq!(
         release.words[record + 1],
-        "part-amd64.json",
+        "target/release-parts/part-amd64.json",
         "uploads what it wrote"
     );
+    // The jobs that plan the release (a dirty checkout is refused) keep
+    // what they download out of it: under target/, which git ignores.
+    for job in ["build", "merge"] {
+        for step in wf.steps(job) {
+            if as_text(&step["uses"]).starts_with("actions/download-artifact@") {
+                let path = as_text(&step["with"]["path"]);
+                assert!(
+                    path.starts_with("target/"),
+                    "{job}: downloads into {path:?}"
+                );
+            }
+        }
+    }
     let download = wf
         .step_using("merge", "actions/download-artifact")
         .expect("the merge job downloads the parts");
