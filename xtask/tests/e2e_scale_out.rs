@@ -373,3 +373,44 @@ fn buildx_0_29_builds_parts_and_merges_them_into_the_index_0_13_makes() {
     );
     assert_eq!(read_json(&stack), read_json(&newer));
 }
+
+#[test]
+fn one_runners_part_of_every_platform_passes_through_the_merge() {
+    let fixture = fixture();
+    let _engine = engine_lock();
+    let variant = variant();
+    let release = Release::new("single-runner", "refs/heads/main", &[&variant]);
+    let scratch = TempDir::new("single-runner");
+    let part = scratch.path().join("part-all.json");
+    let built = run(&mut release.part(
+        fixture,
+        "linux/amd64,linux/arm64",
+        false,
+        &part,
+        Buildx::Stack,
+    ));
+    succeeded("the one runner's part", &built);
+    let record = scratch.path().join("release-record.json");
+    let merged = run(&mut release.merge(fixture, &[&part], &record, Buildx::Stack));
+    succeeded("merge-release", &merged);
+    assert!(
+        stderr(&merged).contains("one part held every platform"),
+        "{}",
+        stderr(&merged)
+    );
+    assert!(
+        !stderr(&merged).contains("imagetools create"),
+        "{}",
+        stderr(&merged)
+    );
+    let (part, record) = (read_json(&part), read_json(&record));
+    assert_eq!(
+        record["variants"][0]["digest"],
+        part["variants"][0]["digest"]
+    );
+    assert_eq!(
+        record["variants"][0]["platform_digests"],
+        part["variants"][0]["platform_digests"]
+    );
+    assert_eq!(record["format"], "beacon-release-record/v2");
+}
