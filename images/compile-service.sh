@@ -77,10 +77,14 @@ set_build_env() {
   echo "compile-service.sh $command: targets $arches"
   export RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=$PWD=/src --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
   host=$(host_triple)
+  # Read back by the tests (a runner of the target's platform compiles natively).
   for triple in $target_triples; do
     if [ "$host" != "$triple" ]; then
       linker_var="CARGO_TARGET_$(echo "$triple" | tr 'a-z-' 'A-Z_')_LINKER"
       export "$linker_var=$(gcc_of "$triple")"
+      echo "compile-service.sh $command: $triple cross-compiled on $host, linked by $(gcc_of "$triple")"
+    else
+      echo "compile-service.sh $command: $triple compiled natively, no cross linker"
     fi
   done
 }

@@ -14,7 +14,8 @@
 //! 5. `render` (plan -> commands) and `report` (results, step outputs);
 //! 6. `exec`: runs a plan's build and reads the results back;
 //! 7. `ops`: what several commands share (the release record against the
-//!    registry, the gate, signing, promotion, scans, stand-ins);
+//!    registry, the gate, signing, promotion, scans, stand-ins, the merge
+//!    of per-platform parts);
 //! 8. `commands`: one leaf per command; no command imports another;
 //! 9. `cli`: clap types, converted once into the commands' own options.
 

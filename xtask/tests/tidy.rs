@@ -688,8 +688,13 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
 
 /// The lines of a source file that are not test code: everything but the
 /// items behind `#[cfg(test)]` (a `mod tests { ... }` block, skipped to its
-/// closing brace, or a one-line item), wherever in the file they are.
+/// closing brace, or a one-line item), wherever in the file they are; none
+/// of a file that is test code as a whole (`#![cfg(test)]`: the tests of a
+/// module, in a file of their own).
 fn non_test_lines(text: &str) -> Vec<(usize, &str)> {
+    if text.lines().any(|l| l.trim() == "#![cfg(test)]") {
+        return Vec::new();
+    }
     let mut lines = Vec::new();
     let mut skipping_next_item = false;
     let mut depth: i64 = 0;
@@ -788,6 +793,8 @@ fn non_test_lines_skip_test_items_anywhere() {
     let text = "fn a() {}\n#[cfg(test)]\nmod tests {\n    fn t() { x.unwrap(); }\n}\nfn b() { y.unwrap(); }\n#[cfg(test)]\nuse foo;\n";
     let kept: Vec<&str> = non_test_lines(text).into_iter().map(|(_, l)| l).collect();
     assert_eq!(kept, ["fn a() {}", "fn b() { y.unwrap(); }"]);
+    let whole = "//! Tests of the module.\n#![cfg(test)]\nfn t() { x.unwrap(); }\n";
+    assert!(non_test_lines(whole).is_empty());
 }
 
 /// No `unwrap`/`expect` outside tests (rust-analyzer's rule, ours too): every

@@ -7,15 +7,21 @@
 //! - update-bases.yml runs `cargo xtask update-bases` on a schedule and
 //!   proposes the bumped pins as a pull request, with no more permission
 //!   than that takes;
-//! - permissions are the least each job needs: in build-push.yml the job
-//!   that runs BuildKit holds no OIDC token, the signing job builds nothing,
+//! - permissions are the least each job needs: in build-push.yml the jobs
+//!   that run BuildKit or merge its parts hold no OIDC token, the signing
+//!   job builds nothing,
 //!   only the promotion (in the protected environment `release`) moves tags,
 //!   after every part of the gate, and the Actions runtime token reaches only
 //!   the job that writes a gha cache;
 //! - every third-party action is pinned to a full commit SHA, with its
 //!   version in a comment;
+//! - build-push.yml builds on one runner per platform, natively, or on one
+//!   runner with the repository variable `RELEASE_RUNNERS=single`: every
+//!   platform of the release in exactly one part, which the merge job
+//!   combines before anything is signed;
 //! - no workflow (nor dependabot.yml) names a variant: every matrix is a
-//!   job's output, the per-variant ones the list of build-push.yml's
+//!   job's output (but the release runners' switch), the per-variant ones
+//!   the list of build-push.yml's
 //!   read-only `variants` job (`cargo xtask variants --json`), so adding a
 //!   variant is adding a directory (tests/variants.rs adds one in a scratch
 //!   copy and evaluates the matrices there);
@@ -440,6 +446,12 @@ fn permissions_are_the_least_each_job_needs() {
         grants("promote"),
         ["actions:read", "contents:read", "packages:write"]
     );
+    // The merge pushes the merged indexes: no OIDC token, nothing built.
+    assert_eq!(
+        grants("merge"),
+        ["actions:read", "contents:read", "packages:write"],
+        "build-push.yml job merge"
+    );
     // The job that lists the variants for the gate's matrix reads the
     // checkout and nothing else.
     assert_eq!(
@@ -463,8 +475,8 @@ fn permissions_are_the_least_each_job_needs() {
             || run.contains("ci-image")
             || run.contains("rebuild-check");
         assert!(
-            !(builds && job == "sign"),
-            "build-push.yml job sign builds nothing: {step}"
+            !(builds && ["sign", "merge"].contains(&job)),
+            "build-push.yml job {job} builds nothing: {step}"
         );
     }
     for (id, job) in release.jobs() {
@@ -760,6 +772,12 @@ fn every_matrix_is_a_job_output() {
             };
             for (key, value) in matrix {
                 let context = format!("{} job {id}: matrix `{key}`", wf.file);
+                // The release's runners: a switch on a repository variable
+                // (the_release_runners_switch_builds_every_platform_once).
+                if wf.file == "build-push.yml" && id == "build" && key == "include" {
+                    assert!(as_text(value).contains("vars.RELEASE_RUNNERS"), "{context}");
+                    continue;
+                }
                 let expression = value
                     .as_str()
                     .and_then(|v| v.strip_prefix("${{ fromJSON(needs."))
@@ -994,23 +1012,26 @@ fn build_push_publishes_in_stages_and_tags_only_after_the_gate() {
         "never cancel a release half-way"
     );
     let needs = |job: &str| wf.needs(job);
-    // build -> sign -> verify; scan and smoke on the pushed digests; promote
-    // after every part of the gate.
-    assert_eq!(needs("sign"), BTreeSet::from(["build".to_string()]));
-    assert_eq!(needs("verify"), BTreeSet::from(["sign".to_string()]));
+    // build (every runner) -> merge -> sign -> verify; scan and smoke on the
+    // merged digests; promote after every part of the gate.
+    let one = |job: &str| BTreeSet::from([job.to_string()]);
+    assert_eq!(needs("merge"), one("build"));
+    assert_eq!(needs("sign"), one("merge"));
+    assert_eq!(needs("verify"), one("sign"));
     assert_eq!(
         needs("scan"),
-        BTreeSet::from(["build".to_string(), "variants".to_string()])
+        BTreeSet::from(["merge".to_string(), "variants".to_string()])
     );
-    assert_eq!(needs("smoke"), BTreeSet::from(["build".to_string()]));
-    let gate: BTreeSet<String> = ["build", "verify", "scan", "smoke"]
+    assert_eq!(needs("smoke"), one("merge"));
+    assert_eq!(needs("rebuild-check"), one("merge"));
+    let gate: BTreeSet<String> = ["merge", "verify", "scan", "smoke"]
         .map(String::from)
         .into();
     assert_eq!(needs("promote"), gate, "promote waits for the whole gate");
 
-    // The build derives the tags, and the promotion derives them again
-    // (a release record is untrusted): both need every release tag.
-    for job in ["build", "promote"] {
+    // The build derives the tags, the merge derives the release again and
+    // the promotion the tags (records are untrusted): all need every release tag.
+    for job in ["build", "merge", "promote"] {
         let checkout = wf.step_using(job, "actions/checkout").expect("a checkout");
         assert_eq!(
             checkout["with"]["fetch-depth"],
@@ -1066,7 +1087,7 @@ fn build_push_publishes_in_stages_and_tags_only_after_the_gate() {
     let smoke = wf.job("smoke");
     assert_eq!(
         as_text(&smoke["strategy"]["matrix"]["include"]),
-        "${{ fromJSON(needs.build.outputs.platform-images) }}"
+        "${{ fromJSON(needs.merge.outputs.platform-images) }}"
     );
     let runner = as_text(&smoke["runs-on"]);
     for native in [
@@ -1084,10 +1105,15 @@ fn build_push_publishes_in_stages_and_tags_only_after_the_gate() {
     for step in ["docker run", "/healthz", "/version", "docker stop"] {
         assert!(smoke_script.contains(step), "the smoke run: {step}");
     }
-    // The record travels as an artifact; every later stage reads it, also
-    // from an earlier attempt (re-runs resume from it).
-    assert!(wf.step_using("build", "actions/upload-artifact").is_some());
-    for job in ["build", "sign", "verify", "scan", "promote"] {
+    // The part records and the record travel as artifacts; every later stage
+    // reads them, also from an earlier attempt (re-runs resume from them).
+    for job in ["build", "merge"] {
+        assert!(
+            wf.step_using(job, "actions/upload-artifact").is_some(),
+            "{job}"
+        );
+    }
+    for job in ["build", "merge", "sign", "verify", "scan", "promote"] {
         let download = wf
             .step_using(job, "actions/download-artifact")
             .unwrap_or_else(|| panic!("build-push.yml job {job} downloads the release record"));
@@ -1122,11 +1148,16 @@ fn build_push_publishes_in_stages_and_tags_only_after_the_gate() {
         "build-push.yml runs `cargo xtask release-image` once"
     );
     assert_eq!(release[0].job, "build");
-    assert!(
-        release[0].words.contains(&"--build-only".to_string()),
-        "the build job stops after the push"
-    );
-    let record = flag(release[0], "--record").expect("the build job writes the record");
+    for word in ["--build-only", "--part"] {
+        assert!(
+            release[0].words.contains(&word.to_string()),
+            "the build job pushes its part and stops: {word}"
+        );
+    }
+    let merged = command("merge-release");
+    assert_eq!(merged.len(), 1, "build-push.yml merges once");
+    assert_eq!(merged[0].job, "merge");
+    let record = flag(merged[0], "--record").expect("the merge job writes the record");
     for (name, job) in [
         ("sign", "sign"),
         ("verify", "verify"),
@@ -1179,6 +1210,169 @@ fn build_push_publishes_in_stages_and_tags_only_after_the_gate() {
         triggers.keys().collect::<Vec<_>>(),
         [&identity.trigger],
         "the identity's trigger is this workflow's"
+    );
+}
+
+/// The build matrix of build-push.yml for both values of the repository
+/// variable RELEASE_RUNNERS: (`single`, anything else), read from its one
+/// expression `fromJSON(vars.RELEASE_RUNNERS == 'single' && 'A' || 'B')`.
+fn release_runners(wf: &Workflow) -> (Vec<Value>, Vec<Value>) {
+    let expression = as_text(&wf.job("build")["strategy"]["matrix"]["include"]);
+    let literals: Vec<&str> = expression.split('\'').skip(1).step_by(2).collect();
+    assert_eq!(
+        expression
+            .split('\'')
+            .step_by(2)
+            .map(str::trim)
+            .collect::<Vec<_>>(),
+        ["${{ fromJSON(vars.RELEASE_RUNNERS ==", "&&", "||", ") }}"],
+        "build-push.yml job build: one switch on RELEASE_RUNNERS: {expression}"
+    );
+    assert_eq!(literals[0], "single", "{expression}");
+    let entries = |text: &str| -> Vec<Value> {
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+    };
+    (entries(literals[1]), entries(literals[2]))
+}
+
+/// Native runners by default, one runner with RELEASE_RUNNERS=single: every
+/// platform of the release in exactly one part, each part's line planned
+/// as the runner runs it, and every part merged by the merge job.
+#[test]
+fn the_release_runners_switch_builds_every_platform_once() {
+    let wf = workflow("build-push.yml");
+    let job = wf.job("build");
+    assert_eq!(as_text(&job["runs-on"]), "${{ matrix.runner }}");
+    assert_eq!(
+        job["strategy"]["fail-fast"],
+        json!(false),
+        "a failed runner keeps the other's part for the re-run"
+    );
+    let buildx = wf
+        .step_using("build", "docker/setup-buildx-action")
+        .expect("build sets up buildx");
+    assert_eq!(
+        as_text(&buildx["with"]["platforms"]),
+        "${{ matrix.platform }}",
+        "each runner's builder declares the platforms it builds"
+    );
+    let (single, native) = release_runners(&wf);
+    let release = xtask_lines(&wf)
+        .into_iter()
+        .find(|l| l.words[0] == "release-image")
+        .expect("the build job runs release-image");
+    let runner_of = |platform: &str| match platform {
+        "linux/arm64" => "ubuntu-24.04-arm",
+        _ => "ubuntu-24.04",
+    };
+    for (mode, entries) in [("single", &single), ("native", &native)] {
+        let mut seen: Vec<String> = Vec::new();
+        for entry in entries {
+            let platform = as_text(&entry["platform"]);
+            let runner = as_text(&entry["runner"]);
+            let platforms: Vec<String> = platform.split(',').map(String::from).collect();
+            if mode == "native" {
+                assert_eq!(
+                    platforms.len(),
+                    1,
+                    "{mode}: one platform per runner: {entry}"
+                );
+                assert_eq!(
+                    runner,
+                    runner_of(&platform),
+                    "{mode}: native runner: {entry}"
+                );
+            } else {
+                assert_eq!(runner, "ubuntu-24.04", "{mode}: {entry}");
+            }
+            seen.extend(platforms);
+            // The runner's line, as it runs there, plans its platforms of every variant.
+            let mut line = XtaskLine {
+                words: release.words.clone(),
+                ..release.clone()
+            };
+            let at = line.words.iter().position(|w| w == "--platform").unwrap();
+            line.words[at + 1] = platform.clone();
+            let at = line.words.iter().position(|w| w == "--record").unwrap();
+            line.words[at + 1] =
+                format!("target/release-parts/part-{}.json", as_text(&entry["part"]));
+            check_release_plan(&line, &dry_run_plan(&line, "main"));
+        }
+        let mut sorted = seen.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(
+            sorted.len(),
+            seen.len(),
+            "{mode}: a platform built twice: {seen:?}"
+        );
+        assert_eq!(
+            sorted.join(","),
+            xtask::plan::DEFAULT_PLATFORMS,
+            "{mode}: every platform of the release"
+        );
+        let parts: BTreeSet<String> = entries.iter().map(|e| as_text(&e["part"])).collect();
+        assert_eq!(parts.len(), entries.len(), "{mode}: part names are unique");
+    }
+    assert_eq!(single.len(), 1, "RELEASE_RUNNERS=single: one runner");
+    // Each part is uploaded under a name the merge job downloads, and merged.
+    let upload = wf
+        .step_using("build", "actions/upload-artifact")
+        .expect("the build job keeps its part");
+    assert_eq!(
+        as_text(&upload["with"]["name"]),
+        "release-part-${{ matrix.part }}"
+    );
+    assert_eq!(
+        as_text(&upload["with"]["path"]),
+        "target/release-parts/part-${{ matrix.part }}.json"
+    );
+    let record = release.words.iter().position(|w| w == "--record").unwrap();
+    assert_eq!(
+        release.words[record + 1],
+        "target/release-parts/part-amd64.json",
+        "uploads what it wrote"
+    );
+    // The jobs that plan the release (a dirty checkout is refused) keep
+    // what they download out of it: under target/, which git ignores.
+    for job in ["build", "merge"] {
+        for step in wf.steps(job) {
+            if as_text(&step["uses"]).starts_with("actions/download-artifact@") {
+                let path = as_text(&step["with"]["path"]);
+                assert!(
+                    path.starts_with("target/"),
+                    "{job}: downloads into {path:?}"
+                );
+            }
+        }
+    }
+    let download = wf
+        .step_using("merge", "actions/download-artifact")
+        .expect("the merge job downloads the parts");
+    assert_eq!(as_text(&download["with"]["pattern"]), "release-part-*");
+    assert_eq!(download["with"]["merge-multiple"], json!(true));
+    let merge = xtask_lines(&wf)
+        .into_iter()
+        .find(|l| l.words[0] == "merge-release")
+        .expect("the merge job runs merge-release");
+    let dir = as_text(&download["with"]["path"]);
+    assert_eq!(
+        merge.words[1..3],
+        ["--part".to_string(), format!("{dir}/*.json")]
+    );
+    let resume = wf
+        .step_using("build", "actions/download-artifact")
+        .expect("a re-run resumes from its part");
+    assert_eq!(
+        as_text(&resume["with"]["pattern"]),
+        "release-part-${{ matrix.part }}"
+    );
+    // The switch is documented where a GHES user looks for it: the
+    // releasing guide (which the README links).
+    let releasing = std::fs::read_to_string(root().join("docs/releasing.md")).unwrap();
+    assert!(
+        releasing.contains("RELEASE_RUNNERS") && releasing.contains("`single`"),
+        "docs/releasing.md: RELEASE_RUNNERS"
     );
 }
 
@@ -1376,7 +1570,7 @@ fn build_logic_stays_in_cargo_xtask() {
 
 /// One `cargo xtask` command line of a workflow, with expressions and shell
 /// variables replaced by sample values.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct XtaskLine {
     file: String,
     job: String,
@@ -1389,6 +1583,8 @@ fn expression_sample(expression: &str) -> Option<String> {
     let image = format!("ghcr.io/acme/beacon@sha256:{}", "ab".repeat(32));
     Some(match expression {
         "matrix.variant" => "ubi9".to_string(),
+        "matrix.part" => "amd64".to_string(),
+        "matrix.platform" => "linux/amd64".to_string(),
         "matrix.image" => image,
         "github.repository" => "acme/beacon".to_string(),
         "github.repository_owner" => "Acme".to_string(),
@@ -1803,6 +1999,7 @@ fn every_xtask_line_is_accepted_by_the_cli() {
         "lint",
         "ci-image",
         "release-image",
+        "merge-release",
         "sign",
         "verify",
         "scan",
@@ -1941,14 +2138,16 @@ fn check_release_plan(line: &XtaskLine, plan: &Value) {
         .map(|v| as_text(&v["variant"]))
         .collect();
     assert_eq!(built, variants(), "a release builds every variant");
+    // A runner's part: the line's platforms; the whole release: both.
+    let platform = line
+        .words
+        .iter()
+        .position(|w| w == "--platform")
+        .map_or("linux/amd64,linux/arm64", |i| line.words[i + 1].as_str());
+    let expected: Vec<&str> = platform.split(',').collect();
     for variant in plan["variants"].as_array().unwrap() {
         let platforms = &variant["policy"]["platforms"];
-        assert_eq!(
-            platforms,
-            &json!(["linux/amd64", "linux/arm64"]),
-            "{}",
-            variant["variant"]
-        );
+        assert_eq!(platforms, &json!(expected), "{}", variant["variant"]);
         assert_eq!(
             variant["policy"]["cache"],
             json!({"from": [], "to": []}),

@@ -251,6 +251,12 @@ pub struct ReleaseImageArgs {
     /// (trivy, or a program that takes its arguments and writes its JSON).
     #[arg(long, value_name = "PROGRAM")]
     pub scanner: Option<String>,
+
+    /// With --build-only: build one runner's part of a release of RELEASE_PLATFORMS (default
+    /// linux/amd64,linux/arm64): the --platform ones, and write a part record (--record) that
+    /// `cargo xtask merge-release` combines with the other runners' into the release record.
+    #[arg(long, value_name = "RELEASE_PLATFORMS", num_args = 0..=1, default_missing_value = DEFAULT_PLATFORMS, requires = "build_only")]
+    pub part: Option<Platforms>,
 }
 
 impl ReleaseImageArgs {
@@ -272,6 +278,7 @@ impl ReleaseImageArgs {
             record: self.record,
             scanner: self.scanner,
             builder: self.build.builder.clone(),
+            part: self.part.map(Platforms::into_vec),
         }
     }
 }

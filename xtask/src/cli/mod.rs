@@ -7,8 +7,8 @@
 //! only the flags its task honours. Nothing below this module knows clap.
 //!
 //! `build.rs`: `ci-image` and `release-image`; `stages.rs`: the stages over
-//! a release record and the image checks (`sign`, `verify`, `scan`,
-//! `promote`, `rebuild-check`); `tools.rs`: everything else.
+//! a release record and the image checks (`merge-release`, `sign`, `verify`,
+//! `scan`, `promote`, `rebuild-check`); `tools.rs`: everything else.
 
 mod build;
 mod stages;
@@ -21,14 +21,14 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    bench, ci_image, lint, promote, prune, rebuild_check, release_image, scan, sign, stand_ins,
-    test_task, update_bases, variants, verify,
+    bench, ci_image, lint, merge_release, promote, prune, rebuild_check, release_image, scan, sign,
+    stand_ins, test_task, update_bases, variants, verify,
 };
 
 pub use self::build::{BuildArgs, CacheArgs, CiImageArgs, ReleaseImageArgs, SigningArgs, TagArgs};
 pub use self::stages::{
-    PromoteArgs, RebuildCheckArgs, RecordNaming, ScanArgs, SignArgs, SignerArgs, VerifyArgs,
-    VerifyNaming,
+    MergeReleaseArgs, PromoteArgs, RebuildCheckArgs, RecordNaming, ScanArgs, SignArgs, SignerArgs,
+    VerifyArgs, VerifyNaming,
 };
 pub use self::tools::{
     BenchArgs, LintArgs, PruneArgs, StandInsArgs, TestArgs, UpdateBasesArgs, VariantsArgs,
@@ -51,6 +51,9 @@ pub enum Command {
     CiImage(CiImageArgs),
     /// Build, push, sign and attest multi-platform production images.
     ReleaseImage(ReleaseImageArgs),
+    /// Merge the part records of a release built by several runners (one per platform) into
+    /// its release record: one index per variant holding every platform, pushed by digest.
+    MergeRelease(MergeReleaseArgs),
     /// Sign pushed digests: every variant of a release record, or IMAGE@DIGEST arguments.
     Sign(SignArgs),
     /// Deploy gate: fail unless IMAGE (or every variant of a release record) is a signed, attested, multi-platform production image.
@@ -81,6 +84,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::CiImage(args) => ci_image::run(args.into_options()),
         Command::ReleaseImage(args) => release_image::run(args.into_options()),
+        Command::MergeRelease(args) => merge_release::run(args.into_options()),
         Command::Sign(args) => sign::run(args.into_options()),
         Command::Verify(args) => verify::run(args.into_options()),
         Command::Scan(args) => scan::run(args.into_options()),

@@ -1,6 +1,6 @@
-//! The flags of the stages over a release record (`sign`, `verify`, `scan`,
-//! `promote`) and of the checks of a published image (`verify IMAGE`,
-//! `rebuild-check`).
+//! The flags of the stages over a release record (`merge-release`, `sign`,
+//! `verify`, `scan`, `promote`) and of the checks of a published image
+//! (`verify IMAGE`, `rebuild-check`).
 
 use std::path::PathBuf;
 
@@ -8,13 +8,15 @@ use clap::Args;
 
 use super::build::{SigningArgs, TagArgs};
 use super::one_of;
-use crate::commands::{promote, rebuild_check, scan, sign, verify};
+use crate::commands::{merge_release, promote, rebuild_check, scan, sign, verify};
+use crate::exec::RunOptions;
+use crate::model::build_arg::BuildArg;
 use crate::model::identity::GithubRepository;
 use crate::model::names::Platforms;
 use crate::model::reference::{ImageName, ImageRef, Registry};
 use crate::plan::admission::{PolicyKind, SignatureFormat};
 use crate::plan::gate::SignerRequest;
-use crate::plan::DEFAULT_PLATFORMS;
+use crate::plan::{BuildOptions, DEFAULT_PLATFORMS};
 
 /// The repository a release record must be a release to, as release-image
 /// named it (`sign`, `scan`, `promote`).
@@ -34,6 +36,77 @@ pub struct RecordNaming {
         value_name = "NAME"
     )]
     pub image_name: ImageName,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MergeReleaseArgs {
+    /// The part records the build jobs wrote (release-image --build-only --part --record FILE),
+    /// one per runner: repeat --part, or give several files after one.
+    #[arg(long = "part", value_name = "FILE", required = true, num_args = 1..)]
+    pub parts: Vec<PathBuf>,
+
+    /// The release record to write: what sign, verify, scan and promote read.
+    #[arg(long, value_name = "FILE")]
+    pub record: PathBuf,
+
+    #[command(flatten)]
+    pub naming: RecordNaming,
+
+    /// The variants of the release, as release-image was given them (repeatable); default:
+    /// every directory under images/.
+    #[arg(long = "variant", value_name = "NAME")]
+    pub variants: Vec<String>,
+
+    /// The build arguments release-image was given (repeatable): the release is planned again
+    /// from this checkout, and the parts must be its builds.
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<BuildArg>,
+
+    /// The host-built binaries release-image was given, if any.
+    #[arg(long, value_name = "DIR")]
+    pub binaries: Option<PathBuf>,
+
+    /// The platforms of the whole release: every one in exactly one part.
+    #[arg(long, value_name = "OS/ARCH,...", default_value = DEFAULT_PLATFORMS)]
+    pub platform: Platforms,
+
+    /// The tags the parts record are derived again from this checkout's ref and its release
+    /// tags (check out with full history), as release-image derived them.
+    #[command(flatten)]
+    pub tags: TagArgs,
+
+    /// Print the checks and the commands of the merge (registry lookups included), push nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the merge plan (with --dry-run) or the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl MergeReleaseArgs {
+    pub fn into_options(self) -> merge_release::MergeReleaseOptions {
+        merge_release::MergeReleaseOptions {
+            parts: self.parts,
+            record: self.record,
+            build: BuildOptions {
+                variants: self.variants,
+                registry: self.naming.registry,
+                image_name: self.naming.image_name,
+                build_args: self.build_args,
+                binaries: self.binaries,
+                no_cache: false,
+            },
+            platforms: self.platform.into_vec(),
+            default_variant: self.tags.default_variant,
+            force: self.tags.force,
+            allow_any_ref: self.tags.allow_any_ref,
+            run: RunOptions {
+                dry_run: self.dry_run,
+                json: self.json,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]

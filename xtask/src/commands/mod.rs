@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod ci_image;
 pub mod lint;
+pub mod merge_release;
 pub mod promote;
 pub mod prune;
 pub mod rebuild_check;

@@ -14,7 +14,11 @@
 //! the others in jobs of their own, from the record). A re-run resumes from
 //! the record: what it holds, unchanged and still in the registry, is not
 //! built again, and version tags an interrupted promotion moved onto its
-//! digests are not refused.
+//! digests are not refused. With `--part`, the build stage builds some of
+//! the release's platforms (`--platform`: one runner's) and writes a part
+//! record, which `merge-release` combines with the other runners'; a
+//! re-run resumes from it the same way. Every record says how each
+//! platform was built (the build platform, from its provenance).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +29,7 @@ use crate::client::registry;
 use crate::exec::{self, Resumed, RunOptions};
 use crate::model::cosign::{CosignLine, CosignRun};
 use crate::model::files;
+use crate::model::names::Platform;
 use crate::model::reference::ImageRef;
 use crate::model::vulnerabilities::Policy;
 use crate::ops::record::{self, RecordExpectation};
@@ -32,7 +37,7 @@ use crate::ops::{builder, gate, promote, scan, sign};
 use crate::plan::record::ReleaseRecord;
 use crate::plan::release::{self, ReleaseInputs, ReleaseRequest, ReleaseTags};
 use crate::plan::{recipe, Plan, Signing};
-use crate::preflight::{self, Requirement};
+use crate::preflight::{self, BuilderInfo, Requirement};
 use crate::render::Pushed;
 use crate::report::{self, RunResult};
 use crate::{context, project, render};
@@ -50,6 +55,9 @@ pub struct ReleaseImageOptions {
     pub scanner: Option<String>,
     /// The buildx builder to build with (`docker buildx ls`); `None`: the current one.
     pub builder: Option<String>,
+    /// Build a part of a release of these platforms (`request.platforms`:
+    /// the part's) and write a part record; `None`: the whole release.
+    pub part: Option<Vec<Platform>>,
 }
 
 pub fn run(options: ReleaseImageOptions) -> Result<()> {
@@ -58,6 +66,9 @@ pub fn run(options: ReleaseImageOptions) -> Result<()> {
     let available = project::discover_variants(&root)?;
     let variants = project::select_variants(&available, &args.build.variants)?;
     recipe::check_build_arg_scopes(&args.build, &available)?;
+    if let Some(release) = &options.part {
+        refuse_part(&args.platforms, release, args.build_only)?;
+    }
     let context = context::gather(&root)?;
     let mut dockerfile_args = BTreeMap::new();
     for variant in &variants {
@@ -66,30 +77,8 @@ pub fn run(options: ReleaseImageOptions) -> Result<()> {
             project::build_arg_defaults(&root, variant)?,
         );
     }
-    // The builder decides how pushing works (the docker driver cannot push by
-    // digest); a dry run without an engine plans for an unknown one.
-    let selected = match options.builder.as_deref() {
-        Some(name) => builder::select(Some(name), &args.platforms)?,
-        None => None,
-    };
+    let (selected, builder) = select_builder(&options)?;
     let selection = builder::selection(selected.as_ref());
-    let builder = match &selected {
-        Some(selected) => {
-            if !options.run.dry_run {
-                preflight::check_on(&Requirement::Engine, selection.as_ref())?;
-            }
-            Some(selected.info())
-        }
-        None if options.run.dry_run => preflight::builder_info().ok(),
-        None => {
-            preflight::check_all(&[
-                Requirement::Docker,
-                Requirement::Buildx,
-                Requirement::Engine,
-            ])?;
-            Some(preflight::builder_info()?)
-        }
-    };
     let plan = release::plan(&ReleaseInputs {
         args,
         available: &available,
@@ -112,19 +101,73 @@ pub fn run(options: ReleaseImageOptions) -> Result<()> {
         }
     }
     let explicit = options.record.is_some();
+    let part = options.part.as_deref();
     let path = options
         .record
         .clone()
-        .unwrap_or_else(|| record::default_record_path(&root, &plan, &context.git.revision));
-    let record = record::earlier_record(&plan, &path, explicit)?;
+        .unwrap_or_else(|| record::default_record_path(&root, &plan, &context.git.revision, part));
+    let record = record::earlier_record(&plan, &path, explicit, part)?;
     let resumed = record::resumable(&plan, record.as_ref(), options.run.dry_run)?;
     Stages {
         plan: &plan,
         options: &options,
         path: &path,
         revision: &context.git.revision,
+        predicted: builder::predicted_build_platforms(
+            selected.as_ref(),
+            &context.native_platform,
+            &args.platforms,
+        ),
     }
     .run(record, resumed)
+}
+
+/// The builder the run was asked for (`--builder`), and the one it builds
+/// with as the planner takes it: the builder decides how pushing works (the
+/// docker driver cannot push by digest); a dry run without an engine plans
+/// for an unknown one.
+fn select_builder(
+    options: &ReleaseImageOptions,
+) -> Result<(Option<builder::Selected>, Option<BuilderInfo>)> {
+    let platforms = &options.request.platforms;
+    let selected = match options.builder.as_deref() {
+        Some(name) => builder::select(Some(name), platforms)?,
+        None => None,
+    };
+    let selection = builder::selection(selected.as_ref());
+    let builder = match &selected {
+        Some(selected) => {
+            if !options.run.dry_run {
+                preflight::check_on(&Requirement::Engine, selection.as_ref())?;
+            }
+            Some(selected.info())
+        }
+        None if options.run.dry_run => preflight::builder_info().ok(),
+        None => {
+            preflight::check_all(&[
+                Requirement::Docker,
+                Requirement::Buildx,
+                Requirement::Engine,
+            ])?;
+            Some(preflight::builder_info()?)
+        }
+    };
+    Ok((selected, builder))
+}
+
+/// A part is some of the release's platforms, built and pushed only.
+fn refuse_part(built: &[Platform], release: &[Platform], build_only: bool) -> Result<()> {
+    if !build_only {
+        bail!("--part builds one runner's platforms of a release, which merge-release combines before anything is signed: add --build-only");
+    }
+    if let Some(stray) = built.iter().find(|p| !release.contains(p)) {
+        let names: Vec<String> = release.iter().map(ToString::to_string).collect();
+        bail!(
+            "--platform {stray} is not a platform of the release (--part {}): build some of the release's platforms",
+            names.join(",")
+        );
+    }
+    Ok(())
 }
 
 /// One run of the stages, in order.
@@ -133,6 +176,9 @@ struct Stages<'a> {
     options: &'a ReleaseImageOptions,
     path: &'a Path,
     revision: &'a str,
+    /// Where each platform is to be built (what a record says when the
+    /// provenance does not).
+    predicted: BTreeMap<Platform, Platform>,
 }
 
 impl Stages<'_> {
@@ -226,8 +272,12 @@ impl Stages<'_> {
         if failure.is_some() {
             return Ok((result, failure));
         }
+        let path = self.path.display();
+        if self.options.part.is_some() {
+            eprintln!("part record written to {path}: merge it with the other runners' (cargo xtask merge-release --part FILE --part FILE --record FILE), then sign, gate and promote");
+            return Ok((result, None));
+        }
         if self.options.request.build_only {
-            let path = self.path.display();
             eprintln!("release record written to {path}: sign, gate and promote from it");
             return Ok((result, None));
         }
@@ -251,22 +301,8 @@ impl Stages<'_> {
             Some(record) => record,
             None => ReleaseRecord::for_plan(plan)?,
         };
-        for (variant, pushed) in plan.variants.iter().zip(&result.variants) {
-            if pushed.pushed && !pushed.platform_digests.is_empty() {
-                let platform_digests = pushed
-                    .platform_digests
-                    .iter()
-                    .map(|(platform, digest)| Ok((platform.clone(), digest.parse()?)))
-                    .collect::<Result<_>>()?;
-                record.record(ReleaseRecord::entry(
-                    plan,
-                    variant,
-                    &pushed.digest.parse()?,
-                    platform_digests,
-                ));
-            }
-        }
-        files::write_atomically(self.path, record.to_json())?;
+        self.record_pushed(&mut record, &result, resumed)?;
+        record::write(self.path, &record, self.options.part.as_deref())?;
         if let Some(err) = failure {
             let err = anyhow::anyhow!(
                 "{err:#}; the release record {path} keeps what was pushed: a re-run resumes from it"
@@ -284,6 +320,41 @@ impl Stages<'_> {
             unread.join(", ")
         ));
         Ok((result, record, failure))
+    }
+
+    /// Records each variant this run pushed, with how each of its platforms
+    /// was built (read from its provenance); resumed ones are recorded already.
+    fn record_pushed(
+        &self,
+        record: &mut ReleaseRecord,
+        result: &RunResult,
+        resumed: &BTreeMap<String, Resumed>,
+    ) -> Result<()> {
+        let plan = self.plan;
+        for (variant, pushed) in plan.variants.iter().zip(&result.variants) {
+            if !pushed.pushed || pushed.platform_digests.is_empty() {
+                continue;
+            }
+            if resumed.contains_key(&variant.variant) && record.variant(&variant.variant).is_some()
+            {
+                continue;
+            }
+            let platform_digests = pushed
+                .platform_digests
+                .iter()
+                .map(|(platform, digest)| Ok((platform.clone(), digest.parse()?)))
+                .collect::<Result<_>>()?;
+            let digest = pushed.digest.parse()?;
+            let builds = builder::read_builds(
+                &plan.repository.at(&digest),
+                &variant.policy.platforms,
+                &self.predicted,
+            );
+            record.record(
+                ReleaseRecord::entry(plan, variant, &digest, platform_digests).with_builds(builds),
+            );
+        }
+        Ok(())
     }
 
     /// Signs every recorded digest, runs the gate (and the scan) and only
@@ -426,7 +497,17 @@ impl Stages<'_> {
         if let Some(note) = note {
             println!("# {note}");
         }
-        println!("# release record: {}", self.path.display());
+        match &self.options.part {
+            Some(release) => {
+                let names: Vec<String> = release.iter().map(ToString::to_string).collect();
+                println!(
+                    "# part record (a part of a release of {}; merge-release combines the parts): {}",
+                    names.join(","),
+                    self.path.display()
+                );
+            }
+            None => println!("# release record: {}", self.path.display()),
+        }
         if !resumed.is_empty() {
             let names: Vec<&str> = resumed.keys().map(String::as_str).collect();
             println!(

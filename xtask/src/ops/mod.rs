@@ -3,10 +3,12 @@
 //! deploy gate (`gate`), signing by digest (`sign`), the promotion and its
 //! tag moves (`promote`), the vulnerability scan of a record (`scan`), and
 //! the stand-ins an offline machine builds against (`stand_ins`), the builder
-//! a build was asked to use (`builder`).
+//! a build was asked to use and how each platform was built (`builder`), the
+//! merge of a release's per-platform parts (`merge`).
 
 pub mod builder;
 pub mod gate;
+pub mod merge;
 pub mod promote;
 pub mod record;
 pub mod scan;

@@ -13,9 +13,10 @@ use anyhow::{bail, Result};
 use crate::client::registry;
 use crate::context;
 use crate::exec::Resumed;
-use crate::model::names;
+use crate::model::files;
+use crate::model::names::{self, Platform};
 use crate::model::reference::{ImageName, Registry, Repository};
-use crate::plan::record::ReleaseRecord;
+use crate::plan::record::{PartRecord, ReleaseRecord};
 use crate::plan::release::{differences, ReleaseTags};
 use crate::plan::{recipe, Plan};
 
@@ -35,28 +36,64 @@ pub fn expected_repository(
 /// Where releases keep their records by default, under the project root.
 pub const RECORDS_DIR: &str = "target/xtask/releases";
 
-/// `target/xtask/releases/<repository>-<version>-<commit>.json`: a re-run
-/// of the same release finds it, another release never does.
-pub fn default_record_path(root: &Path, plan: &Plan, revision: &str) -> PathBuf {
+/// `target/xtask/releases/<repository>-<version>-<commit>.json` (a part's:
+/// `...-<commit>-part-<platforms>.json`): a re-run of the same release (or
+/// part) finds it, another release never does.
+pub fn default_record_path(
+    root: &Path,
+    plan: &Plan,
+    revision: &str,
+    part: Option<&[Platform]>,
+) -> PathBuf {
     let version = ReleaseRecord::for_plan(plan)
         .map(|r| r.version)
         .unwrap_or_default();
     let short: String = revision.chars().take(12).collect();
+    let part = match (part, plan.variants.first()) {
+        (Some(_), Some(first)) => {
+            let built: Vec<String> = first.policy.platforms.iter().map(Platform::slug).collect();
+            format!("-part-{}", built.join("-"))
+        }
+        _ => String::new(),
+    };
     root.join(RECORDS_DIR).join(format!(
-        "{}-{}-{short}.json",
+        "{}-{}-{short}{part}.json",
         names::slug(plan.repository.as_str()),
         names::slug(&version)
     ))
 }
 
-/// The record an earlier run of this release left, if any. A record that
+/// The record an earlier run of this release (or of this part of it, with
+/// `part`: the whole release's platforms) left, if any. A record that
 /// cannot be read is refused; one of another release is refused when it was
 /// named (`--record`), and started over when it is the default file.
-pub fn earlier_record(plan: &Plan, path: &Path, explicit: bool) -> Result<Option<ReleaseRecord>> {
+pub fn earlier_record(
+    plan: &Plan,
+    path: &Path,
+    explicit: bool,
+    part: Option<&[Platform]>,
+) -> Result<Option<ReleaseRecord>> {
     if !path.exists() {
         return Ok(None);
     }
-    let record = ReleaseRecord::read(path)?;
+    let record = match part {
+        None => ReleaseRecord::read(path)?,
+        Some(platforms) => {
+            let part = PartRecord::read(path)?;
+            if part.platforms != platforms && !explicit {
+                return Ok(None);
+            }
+            if part.platforms != platforms {
+                bail!(
+                    "the part record {} is a part of a release of {}, and this is a part of one of {}: nothing was built; pass --part with the release's platforms, or remove the file to start over",
+                    path.display(),
+                    join(&part.platforms),
+                    join(platforms)
+                );
+            }
+            part.to_record()
+        }
+    };
     match record.mismatch_with(plan) {
         None => Ok(Some(record)),
         Some(why) if explicit => bail!(
@@ -65,6 +102,24 @@ pub fn earlier_record(plan: &Plan, path: &Path, explicit: bool) -> Result<Option
         ),
         Some(_) => Ok(None),
     }
+}
+
+fn join(platforms: &[Platform]) -> String {
+    platforms
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Writes the record (whole, or not at all), as a part of a release of
+/// `part` (its platforms) when there is one.
+pub fn write(path: &Path, record: &ReleaseRecord, part: Option<&[Platform]>) -> Result<()> {
+    let text = match part {
+        None => record.to_json(),
+        Some(platforms) => PartRecord::of(record.clone(), platforms)?.to_json(),
+    };
+    files::write_atomically(path, text)
 }
 
 /// The recorded variants this run does not build again: the same recipe
@@ -310,6 +365,7 @@ mod tests {
                         build_args: Default::default(),
                         named_contexts: Default::default(),
                     },
+                    builds: Default::default(),
                 })
                 .collect(),
         }

@@ -14,6 +14,7 @@ pub mod admission;
 pub mod cache;
 pub mod ci;
 pub mod gate;
+pub mod merge;
 pub mod recipe;
 pub mod record;
 pub mod release;

@@ -13,6 +13,7 @@ pub mod builders;
 pub mod compile;
 pub mod cosign;
 pub mod e2e;
+pub mod parts;
 pub mod scratch;
 
 use std::ffi::OsString;

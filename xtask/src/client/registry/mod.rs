@@ -315,7 +315,7 @@ pub fn resolve_digest(image: &ImageRef) -> Result<Option<String>> {
 }
 
 /// The digest of a manifest's bytes, as skopeo computes it.
-fn manifest_digest(bytes: &[u8]) -> Result<String> {
+pub fn manifest_digest(bytes: &[u8]) -> Result<String> {
     let mut invocation = Invocation::new(
         "skopeo",
         vec!["manifest-digest".into(), "/dev/stdin".into()],

@@ -12,6 +12,18 @@
 //! an edited record cannot skip a stage. Parsing is strict (unknown fields,
 //! malformed digests, tags of another repository or `ci-` tags are refused);
 //! whether it matches the registry is checked by the stages that read it.
+//!
+//! Format `beacon-release-record/v2` adds, per variant and platform, how it
+//! was built (`builds`: the build platform, native or cross; see [`build`]);
+//! a v1 record (none) is still read, and written back as it was. A release
+//! built by several runners is first written as part records ([`part`]),
+//! which `merge-release` combines into one release record.
+
+mod build;
+mod part;
+
+pub use self::build::{is_native, provenance_build_platform, Compile, PlatformBuild};
+pub use self::part::{PartRecord, PART_FORMAT};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -24,8 +36,11 @@ use crate::model::reference::{Digest, ImageRef, Repository};
 use crate::model::tags::CI_PREFIX;
 use crate::plan::{Mode, Plan, Recipe, VariantPlan};
 
-/// The format this code writes and reads; another is refused, not guessed at.
-pub const RECORD_FORMAT: &str = "beacon-release-record/v1";
+/// The format this code writes; it reads this one and [`RECORD_FORMAT_V1`],
+/// another is refused, not guessed at.
+pub const RECORD_FORMAT: &str = "beacon-release-record/v2";
+/// The format before `builds`: read (and written back unchanged) still.
+pub const RECORD_FORMAT_V1: &str = "beacon-release-record/v1";
 
 /// The annotations a release plan sets that the record repeats.
 const REVISION: &str = "org.opencontainers.image.revision";
@@ -67,6 +82,10 @@ pub struct RecordedVariant {
     pub immutable: Vec<ImageRef>,
     /// What was built, so a changed build is never taken for a resumed one.
     pub recipe: Recipe,
+    /// Per platform, how it was built (v2; empty in a v1 record, and for a
+    /// variant a v2 run resumed from a v1 record).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub builds: BTreeMap<Platform, PlatformBuild>,
 }
 
 impl RecordedVariant {
@@ -80,6 +99,11 @@ impl RecordedVariant {
         self.platform_digests
             .get(platform)
             .map(|digest| repository.at(digest))
+    }
+
+    /// The same entry, with how each platform was built.
+    pub fn with_builds(self, builds: BTreeMap<Platform, PlatformBuild>) -> RecordedVariant {
+        RecordedVariant { builds, ..self }
     }
 
     /// The platform images as text (`linux/amd64` -> `sha256:...`), as a
@@ -174,11 +198,16 @@ impl ReleaseRecord {
             tags: variant.policy.tags.clone(),
             immutable,
             recipe: variant.recipe.clone(),
+            builds: BTreeMap::new(),
         }
     }
 
-    /// Records a pushed variant (replacing an earlier entry for it).
+    /// Records a pushed variant (replacing an earlier entry for it). A v1
+    /// record that gets an entry saying how it was built becomes v2.
     pub fn record(&mut self, entry: RecordedVariant) {
+        if !entry.builds.is_empty() {
+            self.format = RECORD_FORMAT.to_string();
+        }
         self.variants.retain(|v| v.variant != entry.variant);
         self.variants.push(entry);
         let order: Vec<String> = self.planned.clone();
@@ -250,7 +279,8 @@ impl ReleaseRecord {
                     planned,
                     &recorded.digest,
                     recorded.platform_digests.clone(),
-                );
+                )
+                .with_builds(recorded.builds.clone());
                 (recorded == &fresh).then_some(recorded)
             })
             .collect()
@@ -285,12 +315,17 @@ impl ReleaseRecord {
     }
 
     fn validate(&self) -> Result<()> {
-        if self.format != RECORD_FORMAT {
+        if self.format != RECORD_FORMAT && self.format != RECORD_FORMAT_V1 {
             bail!(
-                "format {:?}, this xtask reads {RECORD_FORMAT:?}",
+                "format {:?}, this xtask reads {RECORD_FORMAT:?} and {RECORD_FORMAT_V1:?}",
                 self.format
             );
         }
+        self.validate_fields()
+    }
+
+    /// Everything but the format (a part record checks its own).
+    fn validate_fields(&self) -> Result<()> {
         if self.commit.len() != 40 || !self.commit.chars().all(|c| c.is_ascii_hexdigit()) {
             bail!("commit {:?} is not a full git commit id", self.commit);
         }
@@ -335,246 +370,38 @@ impl ReleaseRecord {
             if let Some(stray) = variant.immutable.iter().find(|t| !variant.tags.contains(t)) {
                 bail!("variant {name}: immutable tag {stray} is not one of its tags");
             }
+            self.validate_builds(variant)?;
+        }
+        Ok(())
+    }
+
+    /// A variant's builds: none (v1, or resumed from v1) or one per platform,
+    /// native exactly when built on the target platform.
+    fn validate_builds(&self, variant: &RecordedVariant) -> Result<()> {
+        let name = &variant.variant;
+        if variant.builds.is_empty() {
+            return Ok(());
+        }
+        if self.format == RECORD_FORMAT_V1 {
+            bail!("variant {name} records builds, which a {RECORD_FORMAT_V1} record has none of");
+        }
+        let built: Vec<&Platform> = variant.builds.keys().collect();
+        let platforms: BTreeSet<&Platform> = self.platforms.iter().collect();
+        if built.iter().copied().collect::<BTreeSet<_>>() != platforms {
+            bail!("variant {name} records builds of {built:?}, the release has {platforms:?}");
+        }
+        for (platform, build) in &variant.builds {
+            if build.compile != PlatformBuild::on(build.build_platform.clone(), platform).compile {
+                bail!(
+                    "variant {name}: {platform} built on {} cannot be {}",
+                    build.build_platform,
+                    build.compile.as_str()
+                );
+            }
         }
         Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::plan::{Attestations, CachePlan, Flavor, Output, Policy, PushVia, Signing};
-
-    const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
-
-    fn digest(c: char) -> Digest {
-        format!("sha256:{}", c.to_string().repeat(64))
-            .parse()
-            .unwrap()
-    }
-
-    fn texts(references: &[ImageRef]) -> Vec<String> {
-        references.iter().map(ToString::to_string).collect()
-    }
-
-    fn plan() -> Plan {
-        let variant = |name: &str| VariantPlan {
-            variant: name.to_string(),
-            recipe: Recipe {
-                dockerfile: format!("images/{name}/Dockerfile"),
-                context: ".".into(),
-                build_args: BTreeMap::from([("VARIANT".to_string(), name.to_string())]),
-                named_contexts: BTreeMap::new(),
-            },
-            policy: Policy {
-                flavor: Flavor::Production,
-                platforms: vec![Platform::linux("amd64"), Platform::linux("arm64")],
-                tags: ["1.2.3", "1.2", "latest"]
-                    .iter()
-                    .map(|t| format!("r.example/beacon:{t}-{name}").parse().unwrap())
-                    .collect(),
-                labels: BTreeMap::new(),
-                annotations: BTreeMap::from([
-                    (REVISION.to_string(), COMMIT.to_string()),
-                    (VERSION.to_string(), "1.2.3".to_string()),
-                    (
-                        SOURCE.to_string(),
-                        "https://github.com/acme/beacon".to_string(),
-                    ),
-                ]),
-                attestations: Attestations::default(),
-                cache: CachePlan::default(),
-                source_date_epoch: Some(1),
-                rewrite_timestamp: true,
-                no_cache: false,
-                no_cache_stages: Vec::new(),
-                cargo_profile: "release".into(),
-            },
-        };
-        Plan {
-            mode: Mode::Release,
-            repository: "r.example/beacon".parse().unwrap(),
-            output: Output::PushByDigest(PushVia::Builder),
-            variants: vec![variant("ubi9"), variant("distroless")],
-            signing: Signing::None,
-            must_not_exist: vec![
-                "r.example/beacon:1.2.3-ubi9".parse().unwrap(),
-                "r.example/beacon:1.2.3-distroless".parse().unwrap(),
-            ],
-            must_not_exist_because: String::new(),
-            preflight: Vec::new(),
-            warnings: Vec::new(),
-            gate: None,
-            shared_compile: None,
-            builder: None,
-        }
-    }
-
-    fn pushed(plan: &Plan, index: usize, c: char) -> RecordedVariant {
-        let platforms = BTreeMap::from([
-            ("linux/amd64".to_string(), digest('1')),
-            ("linux/arm64".to_string(), digest('2')),
-        ]);
-        ReleaseRecord::entry(plan, &plan.variants[index], &digest(c), platforms)
-    }
-
-    #[test]
-    fn a_record_round_trips_and_says_what_is_missing() {
-        let plan = plan();
-        let mut record = ReleaseRecord::for_plan(&plan).unwrap();
-        assert_eq!(record.commit, COMMIT);
-        assert_eq!(record.missing(), ["ubi9", "distroless"]);
-        record.record(pushed(&plan, 1, 'b'));
-        record.record(pushed(&plan, 0, 'a'));
-        assert_eq!(record.variants[0].variant, "ubi9", "kept in plan order");
-        assert_eq!(
-            texts(&record.variants[0].immutable),
-            ["r.example/beacon:1.2.3-ubi9"]
-        );
-        assert!(record.missing().is_empty());
-        let parsed = ReleaseRecord::parse(&record.to_json(), "r.json").unwrap();
-        assert_eq!(parsed, record);
-        assert_eq!(parsed.resumable(&plan).len(), 2);
-        assert_eq!(parsed.mismatch_with(&plan), None);
-    }
-
-    #[test]
-    fn latest_moves_last() {
-        let plan = plan();
-        let mut record = ReleaseRecord::for_plan(&plan).unwrap();
-        record.record(pushed(&plan, 0, 'a'));
-        record.record(pushed(&plan, 1, 'b'));
-        let moves: Vec<(String, Vec<String>)> = latest_last(&record.variants, |v| &v.tags)
-            .into_iter()
-            .map(|(v, tags)| (v.variant.clone(), texts(&tags)))
-            .collect();
-        assert_eq!(moves.len(), 4);
-        assert_eq!(moves[0].0, "ubi9");
-        assert_eq!(
-            moves[0].1,
-            ["r.example/beacon:1.2.3-ubi9", "r.example/beacon:1.2-ubi9"]
-        );
-        assert_eq!(moves[2].1, ["r.example/beacon:latest-ubi9"]);
-        assert_eq!(moves[3].1, ["r.example/beacon:latest-distroless"]);
-        let tag = |text: &str| text.parse::<ImageRef>().unwrap();
-        assert!(is_latest(&tag("r:5000/b:latest")) && !is_latest(&tag("r/b:1.2.3-latest")));
-    }
-
-    #[test]
-    fn another_release_or_a_changed_build_does_not_resume() {
-        let plan = plan();
-        let mut record = ReleaseRecord::for_plan(&plan).unwrap();
-        record.record(pushed(&plan, 0, 'a'));
-        let mut other = plan.clone();
-        other.repository = "r.example/other".parse().unwrap();
-        assert!(record
-            .mismatch_with(&other)
-            .unwrap()
-            .contains("r.example/other"));
-        let mut changed = plan.clone();
-        changed.variants[0]
-            .recipe
-            .build_args
-            .insert("PRODUCTION_BASE".into(), "x@sha256:0".into());
-        assert!(record.resumable(&changed).is_empty());
-        assert_eq!(record.resumable(&plan).len(), 1);
-    }
-
-    #[test]
-    fn tampered_records_are_refused() {
-        let plan = plan();
-        let mut record = ReleaseRecord::for_plan(&plan).unwrap();
-        record.record(pushed(&plan, 0, 'a'));
-        let text = record.to_json();
-        let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
-            let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
-            edit(&mut value);
-            ReleaseRecord::parse(&value.to_string(), "r.json")
-                .unwrap_err()
-                .to_string()
-        };
-        assert!(ReleaseRecord::parse("{", "r.json")
-            .unwrap_err()
-            .to_string()
-            .contains("r.json is not a release record"));
-        assert!(refused(&|v| v["extra"] = 1.into()).contains("unknown field"));
-        assert!(refused(&|v| v["format"] = "v0".into()).contains("format"));
-        assert!(
-            refused(&|v| v["variants"][0]["digest"] = "sha256:abc".into())
-                .contains("malformed digest")
-        );
-        assert!(
-            refused(&|v| v["variants"][0]["tags"][0] = "r.example/evil:1".into())
-                .contains("not a tag of r.example/beacon")
-        );
-        assert!(
-            refused(&|v| v["variants"][0]["tags"][0] = "r.example/beacon:ci-ubi9".into())
-                .contains("CI tag")
-        );
-        assert!(
-            refused(&|v| v["variants"][0]["platform_digests"] = serde_json::json!({}))
-                .contains("platforms")
-        );
-        assert!(refused(&|v| v["variants"][0]["variant"] = "alpine".into()).contains("not planned"));
-        assert!(refused(&|v| v["commit"] = "abc".into()).contains("commit"));
-    }
-
-    /// A record as the build stage wrote it before its fields were typed
-    /// (an end-to-end release's): read and written back byte for byte.
-    #[test]
-    fn a_record_of_the_string_era_reads_and_writes_back_unchanged() {
-        let text = r#"{
-  "format": "beacon-release-record/v1",
-  "repository": "127.0.0.1:5000/e2e/release-2299-306568102",
-  "commit": "19f4d15f128b3e77f29d56bc7e7ce344e9ee2395",
-  "version": "0.9.0",
-  "source": "https://github.com/example/beacon",
-  "platforms": [
-    "linux/amd64",
-    "linux/arm64"
-  ],
-  "planned": [
-    "distroless"
-  ],
-  "variants": [
-    {
-      "variant": "distroless",
-      "digest": "sha256:4293b1c383def3046923b7d075bf00bd24aa2b523b38ef3e64fea931398e1620",
-      "platform_digests": {
-        "linux/amd64": "sha256:3defcee88b543fb3fbe84643dcc3ad1ca74bf99a9d826d490ed9f12a67a5c0a6",
-        "linux/arm64": "sha256:123c144c4e0fbd210c5a99782ed1bdaede5764debe6c24d93274e9a89d9e33ac"
-      },
-      "tags": [
-        "127.0.0.1:5000/e2e/release-2299-306568102:0.9.0-distroless",
-        "127.0.0.1:5000/e2e/release-2299-306568102:0.9-distroless"
-      ],
-      "immutable": [
-        "127.0.0.1:5000/e2e/release-2299-306568102:0.9.0-distroless"
-      ],
-      "recipe": {
-        "dockerfile": "images/distroless/Dockerfile",
-        "context": ".",
-        "build_args": {
-          "BINARIES_FROM": "context",
-          "CI_BASE": "127.0.0.1:5000/stand-ins/distroless:ci@sha256:62cb8a257f485f0a1ab75dab0bf638da1c8e96c514213b37078497d246667ba3",
-          "PRODUCTION_BASE": "127.0.0.1:5000/stand-ins/distroless:production@sha256:a594662b210406c0d028b3dca782ef33710752327da6ad59eeee8d1a88273455",
-          "REVISION": "19f4d15f128b3e77f29d56bc7e7ce344e9ee2395",
-          "VARIANT": "distroless"
-        },
-        "named_contexts": {
-          "binaries": "/work/main/target/image-binaries"
-        }
-      }
-    }
-  ]
-}
-"#;
-        let record = ReleaseRecord::parse(text, "r.json").unwrap();
-        assert_eq!(record.to_json(), text);
-        assert_eq!(record.repository.name(), "release-2299-306568102");
-        assert_eq!(
-            record.variants[0].tags[1].tag.as_deref(),
-            Some("0.9-distroless")
-        );
-    }
-}
+pub(crate) mod tests;
