@@ -1886,3 +1886,233 @@ fn ci_image_host_build_without_cargo_says_how_to_get_it() {
         ],
     );
 }
+
+// ---------------------------------------------------------------------------
+// rebuild-check: which platforms it rebuilds, and how, read from the image's
+// provenance (a fixture served by skopeo and docker shims).
+
+/// The published release `rebuild-check` is pointed at.
+const REBUILD_IMAGE: &str = "ghcr.io/acme/beacon:1.2.3";
+/// A commit this clone does not hold: a check that gets past its plan stops
+/// there, before anything is built.
+const UNKNOWN_COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// Shims serving a release index of linux/amd64 and linux/arm64 whose
+/// provenance says each was built on `built_on` (`[(target arch, build
+/// arch)]`), as `imagetools inspect --format '{{json .Provenance}}'` renders
+/// it (SLSA v0.2, BuildKit 0.13).
+fn published_release_shims(label: &str, built_on: [(&str, &str); 2]) -> Shims {
+    let current = support::buildx_inspect("linux/amd64, linux/arm64");
+    published_release_shims_with(label, built_on, &current)
+}
+
+/// [`published_release_shims`] whose `docker buildx inspect` prints `inspect`.
+fn published_release_shims_with(label: &str, built_on: [(&str, &str); 2], inspect: &str) -> Shims {
+    let shims = Shims::new(label);
+    let digest = |n: &str| format!("sha256:{}", n.repeat(64));
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "annotations": {"org.opencontainers.image.revision": UNKNOWN_COMMIT, "org.opencontainers.image.version": "1.2.3"},
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest("1"), "size": 1,
+             "platform": {"os": "linux", "architecture": "amd64"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest("2"), "size": 1,
+             "platform": {"os": "linux", "architecture": "arm64"}},
+        ]
+    });
+    let mut provenance = serde_json::Map::new();
+    for (target, build) in built_on {
+        provenance.insert(
+            format!("linux/{target}"),
+            serde_json::json!({"SLSA": {
+                "invocation": {
+                    "environment": {"platform": format!("linux/{build}")},
+                    "parameters": {"args": {"build-arg:VARIANT": "distroless"}}
+                }
+            }}),
+        );
+    }
+    shims.program(
+        "skopeo",
+        &[
+            Reply::ok("inspect --config", r#"{"config": {"Labels": {}}}"#),
+            Reply::ok("inspect --raw", &index.to_string()),
+            Reply::ok("manifest-digest", &digest("a")),
+        ],
+    );
+    shims.program(
+        "docker",
+        &[
+            Reply::ok(
+                "buildx version",
+                "github.com/docker/buildx v0.20.0 0123456\n",
+            ),
+            Reply::ok("version", "27.5.1\n"),
+            Reply::ok("buildx inspect", inspect),
+            Reply::ok(
+                "buildx imagetools inspect",
+                &serde_json::Value::Object(provenance).to_string(),
+            ),
+        ],
+    );
+    shims
+}
+
+/// This machine's architecture, and the other one of the release.
+fn native_and_other_arch() -> (&'static str, &'static str) {
+    match xtask::model::names::Platform::native().arch.as_str() {
+        "arm64" => ("arm64", "amd64"),
+        _ => ("amd64", "arm64"),
+    }
+}
+
+/// A release built by one native runner per platform: the platform of the
+/// other architecture was built natively there, and this machine would
+/// cross-compile it: refused in one line saying how it was built and the
+/// ways out, before anything is checked out or built.
+#[test]
+fn rebuild_check_refuses_a_platform_built_natively_elsewhere() {
+    let (native, other) = native_and_other_arch();
+    let shims = published_release_shims(
+        "rebuild-native-elsewhere",
+        [(native, native), (other, other)],
+    );
+    let platform = format!("linux/{other}");
+    let line = refused_by(
+        &shims,
+        &Context::default(),
+        &["rebuild-check", REBUILD_IMAGE, "--platform", &platform],
+        &[
+            &format!("cannot rebuild {platform} the way it was built"),
+            &format!("{platform} was built natively on {platform}"),
+            &format!(
+                "this machine (linux/{native}) would build it cross-compiled on linux/{native}"
+            ),
+            &format!("--platform linux/{native}"),
+            &format!("on a {platform} machine"),
+            &format!("--builder NAME with a {platform} node"),
+        ],
+    );
+    assert!(line.contains(REBUILD_IMAGE), "{line}");
+    // Without --platform too: the whole check, not a silently narrowed one.
+    refused_by(
+        &shims,
+        &Context::default(),
+        &["rebuild-check", REBUILD_IMAGE],
+        &[&format!("cannot rebuild {platform} the way it was built")],
+    );
+}
+
+/// A release built by one runner for both platforms (the other one
+/// cross-compiled here): each platform, and both, are rebuilt as they
+/// were built; the check gets past its plan, says how it rebuilds, and
+/// stops at the commit this clone lacks, having built nothing.
+#[test]
+fn rebuild_check_rebuilds_a_single_runner_release_as_it_was_built() {
+    let (native, other) = native_and_other_arch();
+    let shims =
+        published_release_shims("rebuild-single-runner", [(native, native), (other, native)]);
+    for only in [Some(other), Some(native), None] {
+        let mut args = vec!["rebuild-check", REBUILD_IMAGE];
+        let platform = only.map(|arch| format!("linux/{arch}"));
+        if let Some(platform) = &platform {
+            args.extend(["--platform", platform]);
+        }
+        let output = xtask_with(&shims, &Context::default(), &args);
+        let err = support::stderr(&output);
+        assert!(!output.status.success());
+        assert!(
+            err.lines()
+                .last()
+                .unwrap_or_default()
+                .contains(&format!("commit {UNKNOWN_COMMIT} is not in this clone")),
+            "{err}"
+        );
+        let cross = format!(
+            "rebuild-check: linux/{other} (cross-compiled on linux/{native}; rebuilt cross-compiled on linux/{native})"
+        );
+        let natively = format!(
+            "rebuild-check: linux/{native} (natively on linux/{native}; rebuilt natively on linux/{native})"
+        );
+        assert_eq!(
+            err.contains(&cross),
+            only != Some(native),
+            "{only:?}: {err}"
+        );
+        assert_eq!(
+            err.contains(&natively),
+            only != Some(other),
+            "{only:?}: {err}"
+        );
+        shims.assert_nothing_built_or_pushed();
+    }
+}
+
+#[test]
+fn rebuild_check_checks_one_platform_or_all() {
+    let shims = published_release_shims(
+        "rebuild-one-or-all",
+        [("amd64", "amd64"), ("arm64", "amd64")],
+    );
+    refused_by(
+        &shims,
+        &Context::default(),
+        &[
+            "rebuild-check",
+            REBUILD_IMAGE,
+            "--platform",
+            "linux/amd64,linux/arm64",
+        ],
+        &["rebuild-check checks one platform", "without --platform"],
+    );
+    refused_by(
+        &shims,
+        &Context::default(),
+        &["rebuild-check", REBUILD_IMAGE, "--platform", "linux/s390x"],
+        &[
+            "has no platform linux/s390x",
+            "linux/amd64, linux/arm64",
+            "--platform",
+        ],
+    );
+}
+
+/// `--builder` with a node of each platform: a release built by one native
+/// runner per platform is rebuilt with each platform on its own node,
+/// natively, from any machine.
+#[test]
+fn rebuild_check_on_a_builder_with_a_native_node_of_each_platform() {
+    let inspect = std::fs::read_to_string(
+        support::project_root().join("xtask/tests/fixtures/buildx-inspect/multi-node-0.13.1.txt"),
+    )
+    .unwrap();
+    let shims = published_release_shims_with(
+        "rebuild-native-nodes",
+        [("amd64", "amd64"), ("arm64", "arm64")],
+        &inspect,
+    );
+    let output = xtask_with(
+        &shims,
+        &Context::default(),
+        &["rebuild-check", REBUILD_IMAGE, "--builder", "bxm"],
+    );
+    let err = support::stderr(&output);
+    assert!(!output.status.success());
+    for said in [
+        "linux/amd64 on node bxm-amd",
+        "linux/arm64 on node bxm-arm",
+        "rebuild-check: linux/amd64 (natively on linux/amd64; rebuilt natively on linux/amd64)",
+        "rebuild-check: linux/arm64 (natively on linux/arm64; rebuilt natively on linux/arm64)",
+    ] {
+        assert!(err.contains(said), "{said:?} in {err}");
+    }
+    assert!(
+        err.lines()
+            .last()
+            .unwrap_or_default()
+            .contains("is not in this clone"),
+        "{err}"
+    );
+    shims.assert_nothing_built_or_pushed();
+}

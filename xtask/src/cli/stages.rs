@@ -12,7 +12,7 @@ use crate::commands::{merge_release, promote, rebuild_check, scan, sign, verify}
 use crate::exec::RunOptions;
 use crate::model::build_arg::BuildArg;
 use crate::model::identity::GithubRepository;
-use crate::model::names::Platforms;
+use crate::model::names::{Platform, Platforms};
 use crate::model::reference::{ImageName, ImageRef, Registry};
 use crate::plan::admission::{PolicyKind, SignatureFormat};
 use crate::plan::gate::SignerRequest;
@@ -350,6 +350,22 @@ pub struct RebuildCheckArgs {
     /// every engine command of the run becomes `docker --context CONTEXT ...`.
     #[arg(long, value_name = "NAME")]
     pub builder: Option<String>,
+
+    /// Check only this platform of the image (default: every platform), rebuilt the way it
+    /// was built: natively on a machine (or --builder node) of its platform, or
+    /// cross-compiled from the build platform its provenance records.
+    #[arg(long, value_name = "OS/ARCH", value_parser = one_platform_to_check)]
+    pub platform: Option<Platform>,
+}
+
+/// `--platform` of `rebuild-check`: exactly one platform (none: all).
+fn one_platform_to_check(text: &str) -> anyhow::Result<Platform> {
+    match text.parse::<Platforms>()?.into_vec().as_slice() {
+        [one] => Ok(one.clone()),
+        _ => anyhow::bail!(
+            "rebuild-check checks one platform (--platform linux/arm64) or, without --platform, every platform of the image; got {text:?}"
+        ),
+    }
 }
 
 impl RebuildCheckArgs {
@@ -358,6 +374,7 @@ impl RebuildCheckArgs {
             image: self.image,
             json: self.json,
             builder: self.builder,
+            platform: self.platform,
         }
     }
 }

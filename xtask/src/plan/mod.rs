@@ -15,6 +15,7 @@ pub mod cache;
 pub mod ci;
 pub mod gate;
 pub mod merge;
+pub mod rebuild;
 pub mod recipe;
 pub mod record;
 pub mod release;

@@ -12,11 +12,17 @@ use crate::model::files;
 use crate::model::oci::{blob_path, Descriptor, ImageManifest, Index, Layout};
 use crate::model::reference::{Digest, ImageRef};
 
-use super::{LayerDifference, PlatformResult};
+use crate::model::names::Platform;
+use crate::plan::rebuild::PlatformRebuild;
+use crate::plan::record::PlatformBuild;
 
-/// The rebuilt archive: per-platform manifest digests and manifests.
+use super::{builds, LayerDifference, PlatformResult};
+
+/// The rebuilt archive: per-platform manifest digests and manifests, and
+/// where each was built (its provenance).
 struct Rebuilt {
     platforms: BTreeMap<String, (String, ImageManifest)>,
+    built_on: BTreeMap<String, Platform>,
 }
 
 fn tar_member(archive: &Path, member: &str) -> Result<Vec<u8>> {
@@ -43,7 +49,11 @@ fn read_archive(archive: &Path) -> Result<Rebuilt> {
             )?;
         platforms.insert(entry.platform_name(), (entry.digest.clone(), manifest));
     }
-    Ok(Rebuilt { platforms })
+    let built_on = builds::rebuilt(archive, &index);
+    Ok(Rebuilt {
+        platforms,
+        built_on,
+    })
 }
 
 fn compare_layers(
@@ -145,12 +155,14 @@ fn first_differing_file(published: &[u8], rebuilt: &[u8]) -> Result<Option<Strin
     Ok(found)
 }
 
-/// Every platform of the published index against the rebuilt archive: a
-/// match, or where they differ.
+/// Each checked platform of the published index against the rebuilt
+/// archive: a match, or where they differ; with how it was built and how
+/// the rebuild built it (the archive's provenance, else as planned).
 pub(super) fn platforms(
     image: &ImageRef,
     index: &Index,
     archive: &Path,
+    checked: &[PlatformRebuild],
 ) -> Result<Vec<PlatformResult>> {
     let rebuilt = read_archive(archive)?;
     let mut results = Vec::new();
@@ -159,14 +171,23 @@ pub(super) fn platforms(
             .platform
             .clone()
             .with_context(|| format!("{image} holds an image without a platform"))?;
+        let Some(check) = checked.iter().find(|c| c.platform == platform) else {
+            continue;
+        };
         let published = entry.digest.clone();
         let published_image = image.repository.at(&published.parse::<Digest>()?);
         let rebuilt_entry = rebuilt.platforms.get(&platform.to_string());
+        let how_rebuilt = match rebuilt.built_on.get(&platform.to_string()) {
+            Some(on) => PlatformBuild::on(on.clone(), &platform),
+            None => check.rebuilt.clone(),
+        };
         let mut result = PlatformResult {
             platform,
             published: published.clone(),
             rebuilt: rebuilt_entry.map(|(digest, _)| digest.clone()),
             matches: rebuilt_entry.is_some_and(|(digest, _)| digest == &published),
+            how_built: check.built.clone(),
+            how_rebuilt,
             config_differs: false,
             layers: Vec::new(),
         };

@@ -1,15 +1,20 @@
-//! `cargo xtask rebuild-check IMAGE`: proves, after the fact, that a published
-//! production image is what its commit builds. It reads the commit, variant
-//! and build inputs back from the image (labels, annotations, provenance),
+//! `cargo xtask rebuild-check IMAGE [--platform P]`: proves, after the
+//! fact, that a published production image is what its commit builds. It
+//! reads the commit, variant and build inputs back from the image (labels,
+//! annotations, provenance), and how each platform was built (its
+//! provenance's build platform: native or cross-compiled from it);
 //! rebuilds that commit from a clean checkout with the same base digests and
 //! `SOURCE_DATE_EPOCH` (the release path itself, exporting an OCI archive
-//! instead of publishing), and compares the per-platform image manifests.
-//! Attestation manifests record build times and are reported, not compared.
+//! instead of publishing), each platform (or only P) the way it was built or
+//! not at all ([`crate::plan::rebuild`]), and compares the per-platform
+//! image manifests of the platforms rebuilt. Attestation manifests record
+//! build times and are reported, not compared.
 //!
-//! `inputs.rs` reads what the image says it was built from, `compare.rs`
-//! compares the rebuilt archive with it; this file checks out, rebuilds and
-//! reports.
+//! `inputs.rs` reads what the image says it was built from, `builds.rs` how
+//! each platform was built and where it is rebuilt, `compare.rs` compares
+//! the rebuilt archive with it; this file checks out, rebuilds and reports.
 
+mod builds;
 mod compare;
 mod inputs;
 
@@ -29,7 +34,8 @@ use crate::model::files;
 use crate::model::names::Platform;
 use crate::model::oci::Index;
 use crate::model::reference::ImageRef;
-use crate::ops::builder;
+use crate::plan::rebuild::{self, RebuildPlan};
+use crate::plan::record::{is_native, PlatformBuild};
 use crate::preflight::{self, Requirement};
 use crate::project;
 
@@ -41,6 +47,8 @@ pub struct RebuildCheckOptions {
     pub json: bool,
     /// The buildx builder to rebuild with (`docker buildx ls`); `None`: the current one.
     pub builder: Option<String>,
+    /// Check only this platform of the image; `None`: every platform.
+    pub platform: Option<Platform>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -59,6 +67,10 @@ pub struct PlatformResult {
     pub published: String,
     pub rebuilt: Option<String>,
     pub matches: bool,
+    /// How it was built, as its provenance records it (`None`: it does not say).
+    pub how_built: Option<PlatformBuild>,
+    /// How the rebuild built it (its provenance, else as planned).
+    pub how_rebuilt: PlatformBuild,
     pub config_differs: bool,
     pub layers: Vec<LayerDifference>,
 }
@@ -69,6 +81,8 @@ pub struct Report {
     pub digest: String,
     pub inputs: BuildInputs,
     pub platforms: Vec<PlatformResult>,
+    /// The image's platforms not checked (`--platform` named another).
+    pub unchecked: Vec<Platform>,
     pub attestation_manifests: usize,
     pub notes: Vec<String>,
 }
@@ -89,8 +103,12 @@ pub fn run(args: RebuildCheckOptions) -> Result<()> {
     let Some(index) = fetched.document.as_index() else {
         bail!("{image} is a single manifest, not a release index: rebuild-check checks images published by release-image");
     };
-    select_builder(args.builder.as_deref(), &index.platforms())?;
-    let inputs = published_inputs(image, &digest, index)?;
+    let provenance = registry::attestation(
+        &image.repository.at(&digest.parse()?),
+        Attestation::Provenance,
+    )?;
+    let plan = plan_rebuild(&args, index, &provenance)?;
+    let inputs = published_inputs(image, index, &provenance)?;
     let mut notes = Vec::new();
     if !inputs.local_contexts.is_empty() {
         notes.push(format!(
@@ -105,29 +123,84 @@ pub fn run(args: RebuildCheckOptions) -> Result<()> {
         &tree,
         image,
         &inputs,
-        &index.platforms(),
+        &plan,
         args.builder.as_deref(),
         &mut notes,
     );
     remove_worktree(&root, &tree);
     let archive = result?;
-    let platforms = compare::platforms(image, index, &archive);
+    let platforms = compare::platforms(image, index, &archive, &plan.checked);
     // The rebuilt archive lived beside the (removed) checkout; it goes too.
     if let Some(dir) = archive.parent() {
         let _ = std::fs::remove_dir_all(dir);
     }
+    let platforms = platforms?;
+    notes.extend(unlike_rebuilds(&platforms));
     let report = Report {
         image: image.to_string(),
         digest,
         inputs,
-        platforms: platforms?,
+        platforms,
+        unchecked: plan.unchecked.clone(),
         attestation_manifests: index.attestations().count(),
         notes,
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    finish(&report, args.json)
+}
+
+/// How each platform of `index` was built and where this run rebuilds
+/// the ones it checks: each the way it was built, or a one-line refusal
+/// before anything is checked out or built.
+fn plan_rebuild(
+    args: &RebuildCheckOptions,
+    index: &Index,
+    provenance: &Value,
+) -> Result<RebuildPlan> {
+    let platforms = index
+        .platforms()
+        .iter()
+        .map(|p| p.parse())
+        .collect::<Result<Vec<Platform>>>()?;
+    let built = builds::published(provenance, &platforms);
+    let image = &args.image;
+    let wanted = rebuild::select(&platforms, args.platform.as_ref())
+        .map_err(|e| anyhow::anyhow!("{image}: {e}"))?;
+    let rebuilder = builds::rebuilder(args.builder.as_deref(), &wanted)?;
+    let plan = rebuild::plan(&built, args.platform.as_ref(), &rebuilder)
+        .map_err(|e| anyhow::anyhow!("{image}: {e}"))?;
+    for check in &plan.checked {
+        eprintln!("rebuild-check: {}", check.describe());
+    }
+    Ok(plan)
+}
+
+/// A note for each platform the rebuild built otherwise than it was built
+/// (its own provenance says so) and that did not match: the difference
+/// may come from that.
+fn unlike_rebuilds(platforms: &[PlatformResult]) -> Vec<String> {
+    platforms
+        .iter()
+        .filter(|p| !p.matches)
+        .filter_map(|p| {
+            let built = p.how_built.as_ref()?;
+            (!is_native(&p.how_rebuilt.build_platform, &built.build_platform)).then(|| {
+                format!(
+                    "{} was built {} and rebuilt {}: the mismatch may come from that",
+                    p.platform,
+                    rebuild::how(built),
+                    rebuild::how(&p.how_rebuilt)
+                )
+            })
+        })
+        .collect()
+}
+
+/// Prints the report; an error naming every platform that does not match.
+fn finish(report: &Report, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
     } else {
-        print_report(&report);
+        print_report(report);
     }
     let mismatched: Vec<String> = report
         .platforms
@@ -146,42 +219,23 @@ pub fn run(args: RebuildCheckOptions) -> Result<()> {
     Ok(())
 }
 
-/// What the published index `digest` of `image` says it was built from
-/// (its first platform's labels and provenance).
-fn published_inputs(image: &ImageRef, digest: &str, index: &Index) -> Result<BuildInputs> {
-    let by_digest = image.repository.at(&digest.parse()?);
+/// What the published index of `image` says it was built from (its first
+/// platform's labels and provenance).
+fn published_inputs(image: &ImageRef, index: &Index, provenance: &Value) -> Result<BuildInputs> {
     let first = index
         .images()
         .next()
         .context("the index holds no platform image")?;
-    let provenance = registry::attestation(&by_digest, Attestation::Provenance)?;
     let labels = registry::config(&image.repository.at(&first.digest.parse()?))?
         .and_then(|c| c.config.labels)
         .unwrap_or_default();
     read_inputs(
         index,
         &labels,
-        registry::for_platform(&provenance, &first.platform_name(), index.platforms().len())
+        registry::for_platform(provenance, &first.platform_name(), index.platforms().len())
             .and_then(|p| p.get("SLSA"))
             .unwrap_or(&Value::Null),
     )
-}
-
-/// The named builder (`--builder`), checked for the image's platforms: it
-/// exists, can build them, its engine answers; then said.
-fn select_builder(name: Option<&str>, platforms: &[String]) -> Result<()> {
-    let Some(name) = name else {
-        return Ok(());
-    };
-    let platforms = platforms
-        .iter()
-        .map(|p| p.parse())
-        .collect::<Result<Vec<Platform>>>()?;
-    if let Some(selected) = builder::select(Some(name), &platforms)? {
-        preflight::check_on(&Requirement::Engine, Some(&selected.selection))?;
-        eprintln!("{}", selected.selection.describe());
-    }
-    Ok(())
 }
 
 /// A clean checkout of `revision` in a scratch worktree of its own.
@@ -224,21 +278,24 @@ fn rebuild(
     tree: &Path,
     image: &ImageRef,
     inputs: &BuildInputs,
-    platforms: &[String],
+    plan: &RebuildPlan,
     builder: Option<&str>,
     notes: &mut Vec<String>,
 ) -> Result<PathBuf> {
     let context_file = rebuild_context(tree, inputs, notes)?;
     // Beside the checkout, which is removed once the rebuild is compared.
     let archives = tree.with_extension("archives");
+    let platforms: Vec<String> = plan.platforms().iter().map(ToString::to_string).collect();
     eprintln!(
-        "rebuilding {} of {} from a clean checkout",
-        inputs.variant, inputs.revision
+        "rebuilding {} of {} ({}) from a clean checkout",
+        inputs.variant,
+        inputs.revision,
+        platforms.join(", ")
     );
     // The rebuild is the release path itself: this same program, in the
     // checkout. Its report goes to stderr; stdout is this command's report.
     let program = std::env::current_exe()?.display().to_string();
-    let args = release_args(image, inputs, platforms, builder, &archives);
+    let args = release_args(image, inputs, &platforms, builder, &archives);
     let rebuild = Invocation::new(&program, args)
         .in_dir(tree)
         .with_env("XTASK_PROJECT_ROOT", tree.display().to_string())
@@ -345,13 +402,18 @@ fn print_report(report: &Report) {
         println!("  {key}={value}");
     }
     for platform in &report.platforms {
+        let how = rebuild::PlatformRebuild {
+            platform: platform.platform.clone(),
+            built: platform.how_built.clone(),
+            rebuilt: platform.how_rebuilt.clone(),
+        }
+        .describe();
         if platform.matches {
-            println!("  {}: match {}", platform.platform, platform.published);
+            println!("  {how}: match {}", platform.published);
             continue;
         }
         println!(
-            "  {}: MISMATCH published {} rebuilt {}",
-            platform.platform,
+            "  {how}: MISMATCH published {} rebuilt {}",
             platform.published,
             platform
                 .rebuilt
@@ -376,6 +438,9 @@ fn print_report(report: &Report) {
                     .unwrap_or_default()
             );
         }
+    }
+    for platform in &report.unchecked {
+        println!("  {platform}: not checked (--platform named another)");
     }
     println!(
         "  attestation manifests: {} (they record build times; reported, not compared)",
