@@ -28,6 +28,10 @@ pub struct VariantResult {
     pub tagged: bool,
     /// Per platform: the image manifest's digest (pushed images).
     pub platform_digests: BTreeMap<String, String>,
+    /// Per platform: the platform it was built on, where the run knows it
+    /// (merge-release: from the parts' records); empty otherwise.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub build_platforms: BTreeMap<String, String>,
     /// Per platform: compressed size in the registry (pushed), or the engine's
     /// image size (loaded, in a GitHub job); empty when unknown.
     pub sizes: BTreeMap<String, u64>,
@@ -73,10 +77,10 @@ fn append(path_var: &str, text: &str) -> Result<()> {
 }
 
 /// Writes `result` (the whole JSON), `digest-<variant>` and, for pushed
-/// images, `platform-images` (one `{variant, platform, image}` per platform
-/// image by digest: the matrix of the release workflow's scans and smoke
-/// runs) step outputs, and a summary table, when running in GitHub Actions
-/// (no-op elsewhere).
+/// images, `platform-images` (one `{variant, platform, image, index}` per
+/// platform image by digest, with `build_platform` where known: the matrix
+/// of the release workflow's smoke runs and rebuild checks) step outputs,
+/// and a summary table, when running in GitHub Actions (no-op elsewhere).
 pub fn write_outputs(result: &RunResult) -> Result<()> {
     let mut outputs = format!("result={}\n", serde_json::to_string(result)?);
     for v in &result.variants {
@@ -90,16 +94,23 @@ pub fn write_outputs(result: &RunResult) -> Result<()> {
     append("GITHUB_STEP_SUMMARY", &summary(result))
 }
 
-/// One entry per pushed platform image, by digest.
+/// One entry per pushed platform image, by digest: its variant, platform,
+/// the index holding it (the variant's image, by digest) and, where the
+/// run knows it, the platform it was built on.
 pub fn platform_images(result: &RunResult) -> Vec<serde_json::Value> {
     let mut images = Vec::new();
     for v in &result.variants {
         for (platform, digest) in &v.platform_digests {
-            images.push(serde_json::json!({
+            let mut entry = serde_json::json!({
                 "variant": v.variant,
                 "platform": platform,
                 "image": format!("{}@{digest}", result.repository),
-            }));
+                "index": v.image,
+            });
+            if let Some(build) = v.build_platforms.get(platform) {
+                entry["build_platform"] = serde_json::json!(build);
+            }
+            images.push(entry);
         }
     }
     images
@@ -222,6 +233,7 @@ mod tests {
                 signed: true,
                 tagged: false,
                 platform_digests: BTreeMap::new(),
+                build_platforms: BTreeMap::new(),
                 sizes: BTreeMap::from([
                     ("linux/amd64".to_string(), 3 << 20),
                     ("linux/arm64".to_string(), 2048),
@@ -245,5 +257,54 @@ mod tests {
             warning < text.find("| ubi9 |").unwrap_or(0),
             "the line is next to (above) the images: {text}"
         );
+    }
+
+    /// The matrix of the release workflow's per-platform jobs: each platform
+    /// image with its index and, where known, where it was built (the
+    /// rebuild check runs there).
+    #[test]
+    fn platform_images_name_their_index_and_build_platform() {
+        let variant = |builds: &[(&str, &str)]| VariantResult {
+            variant: "ubi9".into(),
+            image: "ghcr.io/acme/beacon@sha256:ab".into(),
+            digest: "sha256:ab".into(),
+            media_type: None,
+            platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
+            tags: Vec::new(),
+            pushed: true,
+            signed: false,
+            tagged: false,
+            platform_digests: BTreeMap::from([
+                ("linux/amd64".to_string(), "sha256:a1".to_string()),
+                ("linux/arm64".to_string(), "sha256:a2".to_string()),
+            ]),
+            build_platforms: builds
+                .iter()
+                .map(|(p, b)| (p.to_string(), b.to_string()))
+                .collect(),
+            sizes: BTreeMap::new(),
+            build_seconds: 0.0,
+        };
+        let result = |variant| RunResult {
+            mode: Mode::Release,
+            repository: "ghcr.io/acme/beacon".parse().unwrap(),
+            build_seconds: 0.0,
+            variants: vec![variant],
+        };
+        let single = result(variant(&[
+            ("linux/amd64", "linux/amd64"),
+            ("linux/arm64", "linux/amd64"),
+        ]));
+        assert_eq!(
+            platform_images(&single),
+            [
+                serde_json::json!({"variant": "ubi9", "platform": "linux/amd64", "image": "ghcr.io/acme/beacon@sha256:a1",
+                    "index": "ghcr.io/acme/beacon@sha256:ab", "build_platform": "linux/amd64"}),
+                serde_json::json!({"variant": "ubi9", "platform": "linux/arm64", "image": "ghcr.io/acme/beacon@sha256:a2",
+                    "index": "ghcr.io/acme/beacon@sha256:ab", "build_platform": "linux/amd64"}),
+            ]
+        );
+        let unknown = platform_images(&result(variant(&[])));
+        assert!(unknown.iter().all(|e| e.get("build_platform").is_none()));
     }
 }

@@ -1376,6 +1376,94 @@ fn the_release_runners_switch_builds_every_platform_once() {
     );
 }
 
+/// The runner of a `runs-on` of the form `${{ startsWith(matrix.KEY, 'P')
+/// && 'A' || 'B' }}` for a matrix entry whose KEY is `value`.
+fn runner_for(runs_on: &str, key: &str, value: &str) -> String {
+    let literals: Vec<&str> = runs_on.split('\'').skip(1).step_by(2).collect();
+    assert_eq!(
+        runs_on
+            .split('\'')
+            .step_by(2)
+            .map(str::trim)
+            .collect::<Vec<_>>(),
+        [
+            format!("${{{{ startsWith(matrix.{key},").as_str(),
+            ") &&",
+            "||",
+            "}}"
+        ],
+        "runs-on: one switch on matrix.{key}: {runs_on}"
+    );
+    let [prefix, then, otherwise] = literals[..] else {
+        panic!("{runs_on}")
+    };
+    if value.starts_with(prefix) {
+        then
+    } else {
+        otherwise
+    }
+    .to_string()
+}
+
+/// Each platform image is checked on a runner of the platform it was built
+/// on, as the record says (`build_platform` of the merge's platform-images),
+/// with `--platform`: with native runners each on the runner that built it,
+/// with RELEASE_RUNNERS=single both on the one runner (arm64
+/// cross-compiled again, as it was built).
+#[test]
+fn rebuild_check_runs_each_platform_where_it_was_built() {
+    let wf = workflow("build-push.yml");
+    let job = wf.job("rebuild-check");
+    assert_eq!(
+        as_text(&job["strategy"]["matrix"]["include"]),
+        "${{ fromJSON(needs.merge.outputs.platform-images) }}"
+    );
+    let runs_on = as_text(&job["runs-on"]);
+    let buildx = wf
+        .step_using("rebuild-check", "docker/setup-buildx-action")
+        .expect("rebuild-check sets up buildx");
+    assert_eq!(
+        as_text(&buildx["with"]["platforms"]),
+        "${{ matrix.platform }}",
+        "the builder declares the platform it rebuilds"
+    );
+    let lines: Vec<XtaskLine> = xtask_lines(&wf)
+        .into_iter()
+        .filter(|l| l.words[0] == "rebuild-check")
+        .collect();
+    assert_eq!(lines.len(), 1, "build-push.yml runs rebuild-check once");
+    assert_eq!(lines[0].job, "rebuild-check");
+    let step = wf
+        .steps("rebuild-check")
+        .iter()
+        .find(|s| as_text(&s["run"]).contains("rebuild-check"))
+        .expect("the rebuild-check step");
+    assert_eq!(as_text(&step["env"]["INDEX"]), "${{ matrix.index }}");
+    assert_eq!(as_text(&step["env"]["PLATFORM"]), "${{ matrix.platform }}");
+    assert_eq!(
+        as_text(&step["run"]).trim(),
+        r#"cargo xtask rebuild-check "$INDEX" --platform "$PLATFORM""#
+    );
+    // Where each runner of the build job builds, the check of what it built runs.
+    let native_of = |runner: &str| match runner {
+        "ubuntu-24.04-arm" => "linux/arm64",
+        _ => "linux/amd64",
+    };
+    let (single, native) = release_runners(&wf);
+    for (mode, entries) in [("single", &single), ("native", &native)] {
+        for entry in entries {
+            let runner = as_text(&entry["runner"]);
+            for platform in as_text(&entry["platform"]).split(',') {
+                assert_eq!(
+                    runner_for(&runs_on, "build_platform", native_of(&runner)),
+                    runner,
+                    "{mode}: {platform} built on {runner} is checked there"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn retention_runs_the_pruner() {
     let wf = workflow("prune-ci-images.yml");
@@ -1585,7 +1673,7 @@ fn expression_sample(expression: &str) -> Option<String> {
         "matrix.variant" => "ubi9".to_string(),
         "matrix.part" => "amd64".to_string(),
         "matrix.platform" => "linux/amd64".to_string(),
-        "matrix.image" => image,
+        "matrix.image" | "matrix.index" => image,
         "github.repository" => "acme/beacon".to_string(),
         "github.repository_owner" => "Acme".to_string(),
         "vars.CI_IMAGE_REPOSITORY" => "registry.example.com/acme/beacon".to_string(),

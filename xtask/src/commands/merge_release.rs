@@ -158,6 +158,11 @@ fn result(record: &ReleaseRecord) -> RunResult {
             signed: false,
             tagged: false,
             platform_digests: recorded.platform_digest_texts(),
+            build_platforms: recorded
+                .builds
+                .iter()
+                .map(|(platform, build)| (platform.to_string(), build.build_platform.to_string()))
+                .collect(),
             sizes: BTreeMap::new(),
             build_seconds: 0.0,
         })

@@ -218,6 +218,7 @@ pub fn execute(
                     .get(&v.variant)
                     .map(Resumed::platform_digest_texts)
                     .unwrap_or_default(),
+                build_platforms: BTreeMap::new(),
                 sizes: BTreeMap::new(),
                 build_seconds,
             }
