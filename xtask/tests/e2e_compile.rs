@@ -10,15 +10,15 @@
 //! Every build here compiles the real dependency graph, so the tests share
 //! what they build: one release ([`release`], built by the first test that
 //! needs it) that the `release_*` tests check (cross compile, SBOM,
-//! reproducibility), and one CI build of `main` ([`mains_ci_build`]) whose
+//! reproducibility, of both platforms and of each alone), and one CI build of `main` ([`mains_ci_build`]) whose
 //! registry cache the `with_only_mains_registry_cache_*` tests build pull
 //! requests from on an emptied engine; the benchmark's smoke run is a test
 //! of its own. Each test runs alone too (`cargo test --test e2e_compile
 //! NAME`). Run together, the engine lock lets them in the order of their
 //! names, so each reuses what the one before left in the engine: the
 //! release's rebuild-check compiles both architectures from an emptied
-//! engine, the tampered image's rebuild finds those dependencies in the
-//! cache mounts, the benchmark's smoke run (which never empties the engine)
+//! engine, the rebuilds of one platform alone (`--platform`) and the
+//! tampered image's rebuild find those dependencies in the cache mounts, the benchmark's smoke run (which never empties the engine)
 //! finds that release in the cache, and main's CI build finds the smoke
 //! run's CI compile (its pull requests empty the engine themselves). (The
 //! two checks of the compile stages' inputs that compile nothing are in
@@ -303,6 +303,77 @@ fn release_rebuilds_identically_from_an_emptied_engine() {
         report["attestation_manifests"], 2,
         "attestations are reported, not compared"
     );
+}
+
+/// Checks one platform of the release (built by one runner for both, arm64
+/// cross-compiled): rebuilt alone (`--platform`, so the compile stage
+/// compiles its one target, where the release compiled both in one cargo
+/// invocation), the way it was built, it matches; the other platform is
+/// reported unchecked. Run after the honest rebuild of both, its compile
+/// finds the dependencies in the cache mounts.
+fn rebuild_one_platform(platform: &str) {
+    let release = release();
+    let checked = run(xtask().args([
+        "rebuild-check",
+        &release.reference,
+        "--json",
+        "--platform",
+        platform,
+    ]));
+    let log = stderr(&checked);
+    assert!(
+        checked.status.success(),
+        "rebuild-check --platform {platform} of an honest release failed:\n{}\n{log}",
+        stdout(&checked)
+    );
+    let report: Value = serde_json::from_str(&stdout(&checked)).unwrap();
+    let platforms = report["platforms"].as_array().unwrap();
+    assert_eq!(platforms.len(), 1, "only {platform} is compared: {report}");
+    let checked = &platforms[0];
+    assert_eq!(checked["platform"], platform);
+    assert_eq!(checked["matches"], true, "{checked}");
+    assert_eq!(checked["published"], checked["rebuilt"]);
+    let build_platform = format!("linux/{}", native_arch());
+    let how = if platform == build_platform {
+        "native"
+    } else {
+        "cross"
+    };
+    for how_key in ["how_built", "how_rebuilt"] {
+        assert_eq!(
+            checked[how_key],
+            serde_json::json!({"build_platform": build_platform, "compile": how}),
+            "{how_key}: {checked}"
+        );
+    }
+    let other = if platform == "linux/amd64" {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    };
+    assert_eq!(report["unchecked"], serde_json::json!([other]));
+    let arch = platform.trim_start_matches("linux/");
+    let targets = format!("compile-service.sh build: targets {arch}");
+    assert!(
+        compile_steps(&log)
+            .iter()
+            .any(|s| s.output.iter().any(|l| l.trim() == targets)),
+        "the compile stage compiled {arch} alone:\n{log}"
+    );
+}
+
+/// linux/amd64 alone, as it was built (natively on an amd64 machine).
+#[test]
+fn release_rebuilds_one_platform_alone_amd64() {
+    let _engine = engine_lock();
+    rebuild_one_platform("linux/amd64");
+}
+
+/// linux/arm64 alone, as it was built (cross-compiled on an amd64 machine).
+#[test]
+fn release_rebuilds_one_platform_alone_arm64() {
+    let _engine = engine_lock();
+    rebuild_one_platform("linux/arm64");
 }
 
 /// A release of the same commit whose binary the commit does not build

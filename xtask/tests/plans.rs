@@ -940,6 +940,16 @@ fn every_build_compiles_once_in_a_build_of_its_own() {
     .unwrap();
     let bake = render::bake_file(&rebuild, &files(&rebuild));
     assert_eq!(bake["target"]["compile"]["no-cache"], true, "rebuild-check");
+    // Its archive says where each platform was rebuilt (and, of one
+    // platform, is an index, which index annotations need); no SBOM.
+    for variant in &rebuild.variants {
+        assert_eq!(
+            bake["target"][&variant.variant]["attest"],
+            json!(["type=provenance,mode=max", "type=sbom,disabled=true"]),
+            "{}",
+            variant.variant
+        );
+    }
 
     // Host-built binaries: no compile at all.
     let host = ci_plan(

@@ -255,13 +255,16 @@ fn variant_plan(
     })
 }
 
-/// An archive for rebuild-check carries no attestations: they record build
-/// times and are not compared (and the image manifests do not depend on
-/// them); a published release has provenance (mode=max) and an SBOM.
+/// A published release has provenance (mode=max) and an SBOM. An archive
+/// for rebuild-check has the provenance only: it says where each platform
+/// was rebuilt (rebuild-check reports it), and with it an archive of one
+/// platform is an index, as the release's is, which BuildKit's index
+/// annotations need. Attestations record build times and are not compared;
+/// the image manifests do not depend on them.
 fn attestations(args: &ReleaseRequest) -> Attestations {
     if args.output_archive {
         return Attestations {
-            provenance: None,
+            provenance: Some("max".into()),
             sbom: None,
         };
     }
