@@ -292,7 +292,19 @@ fn release_rebuilds_identically_from_an_emptied_engine() {
     for platform in platforms {
         assert_eq!(platform["matches"], true, "{platform}");
         assert_eq!(platform["published"], platform["rebuilt"]);
+        // Built by one runner, and rebuilt as it was: the other platform
+        // cross-compiled on the build platform (both provenances say so).
+        let build_platform = format!("linux/{}", native_arch());
+        let compile = if platform["platform"] == build_platform.as_str() {
+            "native"
+        } else {
+            "cross"
+        };
+        let how = serde_json::json!({"build_platform": build_platform, "compile": compile});
+        assert_eq!(platform["how_built"], how, "{platform}");
+        assert_eq!(platform["how_rebuilt"], how, "{platform}");
     }
+    assert_eq!(report["unchecked"], serde_json::json!([]));
     assert_eq!(report["inputs"]["variant"], VARIANT);
     assert_eq!(report["inputs"]["revision"], git(&["rev-parse", "HEAD"]));
     assert!(report["inputs"]["images"]["BUILDER_IMAGE"]
@@ -313,6 +325,7 @@ fn release_rebuilds_identically_from_an_emptied_engine() {
 /// finds the dependencies in the cache mounts.
 fn rebuild_one_platform(platform: &str) {
     let release = release();
+    let started = std::time::Instant::now();
     let checked = run(xtask().args([
         "rebuild-check",
         &release.reference,
@@ -325,6 +338,10 @@ fn rebuild_one_platform(platform: &str) {
         checked.status.success(),
         "rebuild-check --platform {platform} of an honest release failed:\n{}\n{log}",
         stdout(&checked)
+    );
+    eprintln!(
+        "rebuild-check --platform {platform}: {:.0} s",
+        started.elapsed().as_secs_f64()
     );
     let report: Value = serde_json::from_str(&stdout(&checked)).unwrap();
     let platforms = report["platforms"].as_array().unwrap();
