@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::PossibleValuesParser;
 use clap::Args;
 
 use super::one_of;
@@ -149,6 +150,16 @@ pub struct BenchArgs {
     /// every engine command of the run becomes `docker --context CONTEXT ...`.
     #[arg(long, value_name = "NAME")]
     pub builder: Option<String>,
+
+    /// The second runner of the two-runner scenario: a buildx builder of another engine on
+    /// this machine (`.ci/second-engine start`), held to a core of its own beside the first.
+    #[arg(long, value_name = "NAME", default_value = "runner2")]
+    pub second_builder: String,
+
+    /// Run only this scenario (repeatable; a scenario that divides by an earlier one's figure
+    /// needs that one too); default: every scenario, in order.
+    #[arg(long = "scenario", value_name = "NAME", value_parser = PossibleValuesParser::new(bench::SCENARIO_NAMES))]
+    pub scenarios: Vec<String>,
 }
 
 impl BenchArgs {
@@ -160,6 +171,8 @@ impl BenchArgs {
             builder_image: self.builder_image,
             json: self.json,
             builder: self.builder,
+            second_builder: self.second_builder,
+            scenarios: self.scenarios,
         }
     }
 }

@@ -71,6 +71,16 @@ pub fn write(path: &Path, contents: impl AsRef<[u8]>) -> Result<()> {
         .with_context(|| format!("cannot write {}: {HINT}", path.display()))
 }
 
+/// Removes a file; one that is not there is already removed.
+pub fn remove_file_if_exists(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            Err(err).with_context(|| format!("cannot remove {}: {HINT}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub fn copy(from: &Path, to: &Path) -> Result<()> {
     std::fs::copy(from, to)
         .map(|_| ())

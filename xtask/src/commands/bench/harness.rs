@@ -15,7 +15,7 @@ use crate::model::builder::Selection;
 use crate::model::{build_log, files};
 
 use super::meter::{self, ByteProxy, Run};
-use super::{BenchOptions, BuildInputs};
+use super::{BenchOptions, BuildInputs, InputImages};
 
 pub(super) struct Bench {
     pub exe: PathBuf,
@@ -38,6 +38,10 @@ pub(super) struct Bench {
     /// `--builder NAME` of every build, and how the bench's own engine commands select it.
     pub builder: Option<String>,
     pub selection: Option<Selection>,
+    /// The builder of the second runner (`--second-builder`): another engine.
+    pub second_builder: String,
+    /// The images every build reads: the builder image, the stand-in bases, the SBOM generator.
+    pub images: InputImages,
     /// The scratch checkout's context, as a clean CI checkout of main.
     pub base: BuildContext,
     /// Context files: a pull request's build, and main's.
@@ -89,6 +93,8 @@ impl Bench {
             smoke: options.smoke,
             builder: options.builder.clone(),
             selection,
+            second_builder: options.second_builder.clone(),
+            images: inputs.images,
             base,
             pr,
             main,
@@ -108,10 +114,14 @@ impl Bench {
 
     /// `--variant` of each variant, and `--builder` (every build command takes both).
     pub fn variant_args(&self) -> Vec<String> {
-        let builder = self
-            .builder
-            .iter()
-            .flat_map(|b| ["--builder".to_string(), b.clone()]);
+        self.variant_args_on(self.builder.as_deref())
+    }
+
+    /// `--variant` of each variant, and `--builder BUILDER` if one is given.
+    pub fn variant_args_on(&self, builder: Option<&str>) -> Vec<String> {
+        let builder = builder
+            .into_iter()
+            .flat_map(|b| ["--builder".to_string(), b.to_string()]);
         self.variants
             .iter()
             .flat_map(|v| ["--variant".to_string(), v.clone()])
@@ -138,9 +148,12 @@ impl Bench {
         args
     }
 
-    pub fn release_image(&self, context: &Path, extra: &[&str]) -> Result<Run> {
+    /// The arguments of a `release-image` on `builder` (`None`: the current
+    /// one), before its stage flags: variants, build args, registry, name,
+    /// SBOM generator.
+    pub fn release_args(&self, builder: Option<&str>) -> Vec<String> {
         let mut args = vec!["release-image".to_string()];
-        args.extend(self.variant_args());
+        args.extend(self.variant_args_on(builder));
         args.extend(self.build_args.iter().cloned());
         args.extend(
             [
@@ -153,6 +166,11 @@ impl Bench {
             ]
             .map(String::from),
         );
+        args
+    }
+
+    pub fn release_image(&self, context: &Path, extra: &[&str]) -> Result<Run> {
+        let mut args = self.release_args(self.builder.as_deref());
         args.push(format!("--key={}", self.key.display()));
         args.extend(extra.iter().map(|a| a.to_string()));
         // Every release here is a first release: a re-run of the same
@@ -181,9 +199,14 @@ impl Bench {
     /// dirs of the compile stages) included. Not in a smoke run: it would
     /// make every later build of the test suite compile from scratch.
     pub fn cold(&self) -> Result<()> {
+        self.cold_on(self.selection.as_ref())
+    }
+
+    /// [`Bench::cold`] of the engine of `selection` (`None`: the current one).
+    pub fn cold_on(&self, selection: Option<&Selection>) -> Result<()> {
         if !self.smoke {
             let prune = ["prune", "--all", "--force"].map(String::from).to_vec();
-            meter::timed(&docker::buildx(self.selection.as_ref(), prune))?;
+            meter::timed(&docker::buildx(selection, prune))?;
         }
         Ok(())
     }

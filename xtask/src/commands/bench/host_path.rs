@@ -22,7 +22,7 @@ use super::{earlier, Results};
 
 pub(super) fn measure(bench: &Bench, results: &mut Results) -> Result<()> {
     eprintln!("bench: 3b. fresh runner: the host-built path (ci-image --host-build)");
-    let compile_stage = earlier(results.figures.fresh_runner, "the fresh-runner build")?;
+    let compile_stage = earlier(results.figures.fresh_runner, "the fresh-runner build", "fresh_runner")?;
     let host = HostPath::prepare(bench)?;
     let host_name = format!("{}-host", bench.name);
     // main's images from the same path (what ci-cache.yml runs), writing

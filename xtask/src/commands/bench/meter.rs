@@ -28,6 +28,8 @@ pub(super) struct Run {
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Usage {
     pub cpu_seconds: Option<f64>,
+    /// Of those, containerd's (the daemon the engines share).
+    pub containerd_seconds: f64,
     pub bytes_written: u64,
     pub bytes_read: u64,
 }
@@ -60,8 +62,15 @@ pub(super) fn timed(invocation: &Invocation) -> Result<(f64, String)> {
 /// Runs a command, its merged output read line by line as it arrives (each
 /// line's arrival timed), and meters it; fails on a non-zero exit.
 pub(super) fn metered(invocation: &Invocation, proxy: &ByteProxy) -> Result<Run> {
-    let cpu_before = cpu_seconds_so_far();
-    let bytes_before = proxy.bytes();
+    let meter = Meter::start(proxy);
+    let mut run = streamed(invocation)?;
+    run.usage = meter.read(proxy);
+    Ok(run)
+}
+
+/// Runs a command as [`metered`] does, unmetered (its usage left empty):
+/// one of several that a [`Meter`] reads together.
+pub(super) fn streamed(invocation: &Invocation) -> Result<Run> {
     let started = Instant::now();
     let mut lines = Vec::new();
     let streamed = process::stream_with(&without_input(invocation), &mut |line| {
@@ -71,20 +80,64 @@ pub(super) fn metered(invocation: &Invocation, proxy: &ByteProxy) -> Result<Run>
     if !streamed.success {
         bail!("benchmark step failed: {}", tail(&streamed.log));
     }
-    let bytes_after = proxy.bytes();
-    let usage = Usage {
-        cpu_seconds: cpu_before
-            .zip(cpu_seconds_so_far())
-            .map(|(before, after)| after - before),
-        bytes_written: bytes_after.0 - bytes_before.0,
-        bytes_read: bytes_after.1 - bytes_before.1,
-    };
     Ok(Run {
         seconds,
         log: streamed.log,
         lines,
-        usage,
+        usage: Usage::default(),
     })
+}
+
+/// Runs commands side by side, each to completion and each [`streamed`]
+/// (a meter around the call reads them together); fails naming the first
+/// that failed, after all have ended.
+pub(super) fn together(invocations: &[Invocation]) -> Result<Vec<Run>> {
+    let runs: Vec<Result<Run>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = invocations
+            .iter()
+            .map(|invocation| scope.spawn(move || streamed(invocation)))
+            .collect();
+        threads
+            .into_iter()
+            .map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a benchmark step's thread panicked")))
+            })
+            .collect()
+    });
+    runs.into_iter().collect()
+}
+
+/// The meters' readings at a step's start: what it cost is read against them.
+pub(super) struct Meter {
+    cpu: Option<f64>,
+    containerd: f64,
+    bytes: (u64, u64),
+}
+
+impl Meter {
+    pub fn start(proxy: &ByteProxy) -> Meter {
+        Meter {
+            cpu: cpu_seconds_so_far(),
+            containerd: daemon_seconds_so_far(&["containerd"]),
+            bytes: proxy.bytes(),
+        }
+    }
+
+    /// What was used since [`Meter::start`].
+    pub fn read(&self, proxy: &ByteProxy) -> Usage {
+        let bytes = proxy.bytes();
+        Usage {
+            cpu_seconds: self
+                .cpu
+                .zip(cpu_seconds_so_far())
+                .map(|(before, after)| after - before),
+            containerd_seconds: daemon_seconds_so_far(&["containerd"]) - self.containerd,
+            bytes_written: bytes.0 - self.bytes.0,
+            bytes_read: bytes.1 - self.bytes.1,
+        }
+    }
 }
 
 /// The last five lines of a command's output, on one line.
@@ -180,16 +233,67 @@ fn cpu_seconds_so_far() -> Option<f64> {
                 .and_then(|v| v.trim().parse::<f64>().ok())
                 .map(|us| us / 1e6)
         })?;
-    let mut daemons = 0.0;
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        if matches!(comm.trim(), "dockerd" | "containerd") {
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            daemons += ticks(&stat, [14, 15]);
-        }
-    }
+    let daemons = daemon_seconds_so_far(&["dockerd", "containerd"]);
     let own = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     Some(buildkit + daemons + ticks(&own, [16, 17]))
+}
+
+/// CPU seconds the processes named `names` (every dockerd, containerd) used so far.
+fn daemon_seconds_so_far(names: &[&str]) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let mut seconds = 0.0;
+    for entry in entries.flatten() {
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if names.contains(&comm.trim()) {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            seconds += ticks(&stat, [14, 15]);
+        }
+    }
+    seconds
+}
+
+/// (busy, all) clock ticks of each core so far, from /proc/stat's `cpuN`
+/// lines (busy: all but idle and iowait); empty where it cannot be read.
+pub(super) fn core_ticks() -> Vec<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    parse_core_ticks(&stat)
+}
+
+fn parse_core_ticks(stat: &str) -> Vec<(u64, u64)> {
+    stat.lines()
+        .filter(|line| {
+            line.strip_prefix("cpu")
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .map(|line| {
+            let values: Vec<u64> = line
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            let all: u64 = values.iter().take(8).sum();
+            let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
+            (all.saturating_sub(idle), all)
+        })
+        .collect()
+}
+
+/// The share of each core that was busy between two [`core_ticks`] readings.
+pub(super) fn busy_shares(before: &[(u64, u64)], after: &[(u64, u64)]) -> Vec<f64> {
+    before
+        .iter()
+        .zip(after)
+        .map(|((busy0, all0), (busy1, all1))| {
+            let all = all1.saturating_sub(*all0);
+            if all == 0 {
+                0.0
+            } else {
+                busy1.saturating_sub(*busy0) as f64 / all as f64
+            }
+        })
+        .collect()
 }
 
 /// Seconds in two fields of a `/proc/PID/stat` line: utime + stime (fields
@@ -222,6 +326,19 @@ mod tests {
             err.to_string(),
             "benchmark step failed: sh -c 'echo one; echo two; exit 3': one | two"
         );
+    }
+
+    #[test]
+    fn reads_each_cores_busy_share_from_proc_stat() {
+        let before = parse_core_ticks(
+            "cpu  10 0 10 80 0 0 0 0 0 0\ncpu0 5 0 5 40 0 0 0 0 0 0\ncpu1 5 0 5 40 0 0 0 0 0 0\nintr 1 2\n",
+        );
+        assert_eq!(before, [(10, 50), (10, 50)]);
+        // core 0: 90 of 100 ticks busy; core 1: 10 of 100 (iowait is idle).
+        let after =
+            parse_core_ticks("cpu0 50 0 50 50 0 0 0 0 0 0\ncpu1 10 0 10 110 20 0 0 0 0 0\n");
+        let shares = busy_shares(&before, &after);
+        assert_eq!(shares, [0.9, 0.1]);
     }
 
     #[test]

@@ -17,6 +17,12 @@
 //! cgroup), the engine's daemons and the tool with its children, so another
 //! build on the same engine at the same time counts too.
 //!
+//! The two-runner scenario (`two_runners.rs`) builds on two engines of this
+//! machine, the bench's and `--second-builder` (`runner2`,
+//! `.ci/second-engine`), each held to a core of its own (`pin.rs`: taskset
+//! on each dockerd, restored afterwards). `--scenario NAME` runs only the
+//! scenarios named.
+//!
 //! Layout: this file holds the options, the run and the report; each
 //! scenario is a file of its own with a `measure(&Bench, &mut Results)`
 //! function, listed once in [`scenarios!`] below, in the order they run (a
@@ -27,7 +33,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -43,6 +49,7 @@ use crate::project;
 
 mod harness;
 mod meter;
+mod pin;
 mod tree;
 
 use harness::Bench;
@@ -58,6 +65,8 @@ macro_rules! scenarios {
     ($($scenario:ident),* $(,)?) => {
         $(mod $scenario;)*
         const SCENARIOS: &[(&str, Measure)] = &[$((stringify!($scenario), $scenario::measure)),*];
+        /// The scenarios' names, in the order they run (`--scenario NAME`).
+        pub const SCENARIO_NAMES: &[&str] = &[$(stringify!($scenario)),*];
     };
 }
 
@@ -78,6 +87,8 @@ scenarios! {
     host_path,
     // 7: the xtask crate's cold compile and start-up.
     xtask_compile,
+    // 9: production on two runners (two engines, one core each) against its floor, interleaved.
+    two_runners,
     // The proposal's cost claim: what a pull request saves against a release.
     pr_savings,
 }
@@ -96,6 +107,10 @@ pub struct BenchOptions {
     pub json: bool,
     /// The buildx builder every build runs on (`docker buildx ls`); `None`: the current one.
     pub builder: Option<String>,
+    /// The second runner's builder (the two-runner scenario): another engine on this machine.
+    pub second_builder: String,
+    /// Only these scenarios (names of [`SCENARIO_NAMES`]); empty: all of them.
+    pub scenarios: Vec<String>,
 }
 
 /// One measured row: a named build (or figure) and its samples.
@@ -161,10 +176,10 @@ struct Figures {
     pub fresh_runner: Option<f64>,
 }
 
-/// Needs a figure an earlier scenario measured.
-fn earlier(figure: Option<f64>, what: &str) -> Result<f64> {
+/// Needs a figure the earlier scenario `scenario` measured.
+fn earlier(figure: Option<f64>, what: &str, scenario: &str) -> Result<f64> {
     figure.with_context(|| {
-        format!("the benchmark needs {what} from an earlier scenario: keep the order of scenarios! in commands/bench/mod.rs")
+        format!("the benchmark needs {what}, which scenario {scenario} measures before it: add --scenario {scenario} (and keep it before this one in scenarios! of commands/bench/mod.rs)")
     })
 }
 
@@ -226,6 +241,7 @@ fn median(samples: &[f64]) -> f64 {
 }
 
 pub fn run(args: BenchOptions) -> Result<()> {
+    check_scenarios(&args.scenarios)?;
     let platforms = [Platform::linux("amd64"), Platform::linux("arm64")];
     let selected = builder::select(args.builder.as_deref(), &platforms)?;
     let selection = builder::selection(selected.as_ref());
@@ -267,7 +283,7 @@ pub fn run(args: BenchOptions) -> Result<()> {
         notes.push("smoke run: one repetition, one variant, and the engine is never emptied, so the cold and fresh-runner figures are warm ones: they prove the scenarios run, nothing more".to_string());
     }
     let mut results = Results::new(notes);
-    let measured = measure(&bench, &mut results);
+    let measured = measure(&bench, &mut results, &args.scenarios);
     drop(tree);
     measured?;
     let report = Report {
@@ -288,10 +304,23 @@ pub fn run(args: BenchOptions) -> Result<()> {
     Ok(())
 }
 
-/// Every scenario, in order.
-fn measure(bench: &Bench, results: &mut Results) -> Result<()> {
-    for (_, measure) in SCENARIOS {
-        measure(bench, results)?;
+/// Refuses a scenario name no scenario has, before anything runs.
+fn check_scenarios(only: &[String]) -> Result<()> {
+    if let Some(unknown) = only.iter().find(|o| !SCENARIO_NAMES.contains(&o.as_str())) {
+        bail!(
+            "there is no benchmark scenario {unknown:?}: pass --scenario one of {}",
+            SCENARIO_NAMES.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Every scenario, or only those named, in order.
+fn measure(bench: &Bench, results: &mut Results, only: &[String]) -> Result<()> {
+    for (name, measure) in SCENARIOS {
+        if only.is_empty() || only.iter().any(|o| o == name) {
+            measure(bench, results)?;
+        }
     }
     Ok(())
 }
@@ -301,6 +330,17 @@ fn measure(bench: &Bench, results: &mut Results) -> Result<()> {
 struct BuildInputs {
     pub build_args: Vec<String>,
     pub sbom_generator: String,
+    pub images: InputImages,
+}
+
+/// The images the builds read, by digest (the two-runner scenario pulls
+/// them into both engines before it times anything).
+#[derive(Debug, Clone, Default)]
+struct InputImages {
+    /// Run on the build platform: the builder image, the SBOM generator.
+    pub native: Vec<String>,
+    /// Read for each target platform: the stand-in bases.
+    pub bases: Vec<String>,
 }
 
 fn build_inputs(
@@ -325,15 +365,30 @@ fn build_inputs(
         .flatten()
         .map(|a| format!("--build-arg={a}"))
         .collect();
+    let mut images = InputImages {
+        native: overrides
+            .sbom_generator
+            .iter()
+            .map(|g| g.to_string())
+            .collect(),
+        bases: overrides
+            .build_args
+            .values()
+            .flatten()
+            .map(|a| a.value.clone())
+            .collect(),
+    };
     if let Some(image) = builder {
         let digest = registry::resolve_digest(&image.parse()?)?
             .with_context(|| format!("builder image {image} not found: the benchmark measures the real compile stage; run .ci/build-builder-image or pass --builder-image"))?;
         let pinned = format!("{}@{digest}", image.split('@').next().unwrap_or(&image));
         build_args.push(format!("--build-arg=BUILDER_IMAGE={pinned}"));
         notes.push(format!("compile stage on builder image {pinned}"));
+        images.native.push(pinned);
     }
     Ok(BuildInputs {
         build_args,
+        images,
         sbom_generator: overrides
             .sbom_generator
             .as_ref()
@@ -391,10 +446,10 @@ fn print_table(report: &Report) {
         let samples: Vec<String> = s.samples.iter().map(|v| format!("{v:.2}")).collect();
         println!("{:<96} {:>8.2}s  {}", s.name, s.median, samples.join(" "));
     }
-    println!("\n{:<72} {:>9}  {:<36} met", "ratio", "value", "target");
+    println!("\n{:<84} {:>9}  {:<36} met", "ratio", "value", "target");
     for r in &report.ratios {
         println!(
-            "{:<72} {:>9.3}  {:<36} {}",
+            "{:<84} {:>9.3}  {:<36} {}",
             r.name,
             r.value,
             r.target,
@@ -452,8 +507,10 @@ mod tests {
                 "cache_export",
                 "host_path",
                 "xtask_compile",
+                "two_runners",
                 "pr_savings"
             ]
         );
+        assert_eq!(SCENARIO_NAMES, names);
     }
 }

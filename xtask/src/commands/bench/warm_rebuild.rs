@@ -9,7 +9,7 @@ use super::{earlier, Results};
 
 pub(super) fn measure(bench: &Bench, results: &mut Results) -> Result<()> {
     eprintln!("bench: 4. warm local rebuild after a one-line change");
-    let ci = earlier(results.figures.cold_ci, "the cold CI build")?;
+    let ci = earlier(results.figures.cold_ci, "the cold CI build", "ci_vs_production")?;
     bench.ci_image(&bench.pr, &["--cache", "none"])?;
     let mut warm = Vec::new();
     for n in 0..bench.repeat {
