@@ -4,9 +4,12 @@
 //! the second engine `runner2` builds linux/arm64 on amd64, cross-compiling;
 //! both side by side, merged into one index whose SBOMs list the service's
 //! crates on each platform and whose provenance names each build platform,
-//! as the part records do. The service is changed by a comment in a scratch
+//! as the part records do; `rebuild-check` then rebuilds each platform the
+//! way it was built (amd64 natively, arm64 cross-compiled on amd64) and
+//! matches it. The service is changed by a comment committed in a scratch
 //! checkout, so its compile step runs (the dependencies may come from the
-//! engine's cache). Fails, never skips, when a piece of the stack is missing.
+//! engine's cache) and the rebuild has the commit to check out. Fails, never
+//! skips, when a piece of the stack is missing.
 
 mod support;
 
@@ -45,6 +48,7 @@ fn a_native_and_a_cross_compiled_part_merge_into_one_index_listing_the_crates() 
         &format!("// scale-out {nanos}"),
     );
     let release = Release::new("compile-parts", "refs/heads/main", &[VARIANT]);
+    commit_the_change(&tree, &release.context);
     let in_tree = |mut command: std::process::Command| {
         command.current_dir(&tree).env("XTASK_PROJECT_ROOT", &tree);
         command
@@ -129,5 +133,51 @@ fn a_native_and_a_cross_compiled_part_merge_into_one_index_listing_the_crates() 
             "{platform}"
         );
     }
+
+    // Each platform rebuilt the way it was built matches: on this amd64
+    // machine, amd64 natively and arm64 cross-compiled from amd64, both in
+    // one compile, where each part compiled its target alone.
+    let checked = support::e2e::run(
+        in_tree(support::e2e::xtask())
+            .args(["rebuild-check", &image, "--json"])
+            .env_remove("XTASK_CONTEXT"),
+    );
+    assert!(
+        checked.status.success(),
+        "rebuild-check of the merged index failed:\n{}\n{}",
+        String::from_utf8_lossy(&checked.stdout),
+        stderr(&checked)
+    );
+    let report: Value = serde_json::from_slice(&checked.stdout).unwrap();
+    let platforms = report["platforms"].as_array().unwrap();
+    assert_eq!(platforms.len(), 2, "{report}");
+    for checked in platforms {
+        let platform = checked["platform"].as_str().unwrap();
+        assert_eq!(checked["matches"], true, "{checked}");
+        assert_eq!(checked["published"], checked["rebuilt"], "{checked}");
+        assert_eq!(checked["how_built"], entry["builds"][platform], "{checked}");
+        assert_eq!(checked["how_rebuilt"], checked["how_built"], "{checked}");
+    }
+    assert_eq!(report["unchecked"], serde_json::json!([]));
     remove_checkout(&tree);
+}
+
+/// Commits the scratch checkout's change and points the release's context
+/// at that commit, so the images name a revision `rebuild-check` can check
+/// out (the checkout shares this repository's objects).
+fn commit_the_change(tree: &std::path::Path, context: &std::path::Path) {
+    let git = |args: &[&str]| {
+        ok(std::process::Command::new("git")
+            .current_dir(tree)
+            .args(["-c", "user.name=e2e", "-c", "user.email=e2e@example.com"])
+            .args(args))
+        .trim()
+        .to_string()
+    };
+    git(&["commit", "-q", "-a", "-m", "e2e: scale-out compile"]);
+    let mut json = read_json(context);
+    json["git"]["revision"] = Value::from(git(&["rev-parse", "HEAD"]));
+    json["git"]["commit_time"] =
+        Value::from(git(&["log", "-1", "--format=%ct"]).parse::<i64>().unwrap());
+    std::fs::write(context, json.to_string()).unwrap();
 }

@@ -78,7 +78,17 @@ pub(super) fn streamed(invocation: &Invocation) -> Result<Run> {
     })?;
     let seconds = started.elapsed().as_secs_f64();
     if !streamed.success {
-        bail!("benchmark step failed: {}", tail(&streamed.log));
+        // The tail says what failed; the whole log is kept to say why.
+        let kept = std::env::temp_dir().join(format!(
+            "xtask-bench-failed-{}-{}.log",
+            std::process::id(),
+            started.elapsed().as_millis()
+        ));
+        let where_kept = match std::fs::write(&kept, &streamed.log) {
+            Ok(()) => format!(" (whole log: {})", kept.display()),
+            Err(_) => String::new(),
+        };
+        bail!("benchmark step failed{where_kept}: {}", tail(&streamed.log));
     }
     Ok(Run {
         seconds,

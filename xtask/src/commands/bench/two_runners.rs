@@ -65,6 +65,8 @@ struct Samples {
     floor_usage: Vec<Vec<Usage>>,
     floor_busy: Vec<Vec<Vec<f64>>>,
     watched: Watched,
+    /// Turns that failed once and were run again (their figures discarded).
+    rerun: Vec<String>,
 }
 
 pub(super) fn measure(bench: &Bench, results: &mut Results) -> Result<()> {
@@ -148,10 +150,25 @@ fn repetitions(bench: &Bench, runners: &[Runner], pinned: &Pinned) -> Result<Sam
     };
     for n in 0..bench.repeat {
         for release_turn in [n % 2 == 0, n % 2 == 1] {
-            if release_turn {
-                release(bench, runners, pinned, &mut samples)?;
-            } else {
-                floor(bench, runners, pinned, &mut samples)?;
+            let turn = |samples: &mut Samples| {
+                if release_turn {
+                    release(bench, runners, pinned, samples)
+                } else {
+                    floor(bench, runners, pinned, samples)
+                }
+            };
+            // Cold parts download every crate again, four times a
+            // repetition: a download that fails past cargo's own retries
+            // (two runs here lost their third repetition's release to a
+            // failed `cargo fetch` / `cargo install`) costs that turn, not
+            // the run. The turn runs once more, cold again; nothing of
+            // the failed one is counted, and the report says so.
+            if let Err(error) = turn(&mut samples) {
+                let what = if release_turn { "release" } else { "floor" };
+                let first = format!("{error:#}").chars().take(300).collect::<String>();
+                eprintln!("bench: repetition {} of the two-runner {what} failed, running it once more: {first}", n + 1);
+                samples.rerun.push(format!("repetition {} of the {what}: {first}", n + 1));
+                turn(&mut samples)?;
             }
         }
     }
@@ -219,8 +236,10 @@ fn release(bench: &Bench, runners: &[Runner], pinned: &Pinned, samples: &mut Sam
 }
 
 /// The floor: each runner's part alone, its engine emptied, the other idle.
+/// Counted only when every part succeeded.
 fn floor(bench: &Bench, runners: &[Runner], pinned: &Pinned, samples: &mut Samples) -> Result<()> {
-    for (i, runner) in runners.iter().enumerate() {
+    let mut runs = Vec::new();
+    for runner in runners {
         bench.cold_on(runner.selection.as_ref())?;
         files::remove_file_if_exists(&runner.record)?;
         let watch = pin::watch(pinned.cores());
@@ -229,6 +248,9 @@ fn floor(bench: &Bench, runners: &[Runner], pinned: &Pinned, samples: &mut Sampl
         let busy = meter::busy_shares(&ticks, &meter::core_ticks());
         add_watched(&mut samples.watched, watch.finish()?);
         check(bench, &format!("the floor: the {} part alone on {}", runner.platform, runner.label), &run)?;
+        runs.push((run, busy));
+    }
+    for (i, (run, busy)) in runs.into_iter().enumerate() {
         samples.floor[i].push(run.seconds);
         samples.floor_usage[i].push(run.usage);
         samples.floor_busy[i].push(busy);
@@ -296,6 +318,9 @@ fn report(runners: &[Runner], samples: Samples, results: &mut Results) {
         "reported",
         true,
     );
+    for rerun in &samples.rerun {
+        results.note(format!("two runners: run again after a failure (not counted): {rerun}"));
+    }
     report_costs(runners, &samples, results);
 }
 
