@@ -186,6 +186,34 @@ pub fn stream_with(invocation: &Invocation, echo: &mut dyn FnMut(&str)) -> Resul
     Ok(Streamed { success, log })
 }
 
+/// Starts a housekeeping command and does not wait for it: its output goes
+/// nowhere and its exit is not read (the process outlives this one if it
+/// must). For work whose failure costs nothing and whose wait would be the
+/// user's: removing an untagged image takes the engine 0.5-0.9 s with a few
+/// hundred images in its store, more than a no-op build. Only a program that
+/// cannot be started is an error.
+pub fn start_in_background(invocation: &Invocation) -> Result<()> {
+    let mut command = std::process::Command::new(&invocation.program);
+    command
+        .args(&invocation.args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if let Some(dir) = &invocation.dir {
+        command.current_dir(dir);
+    }
+    for (key, value) in &invocation.env {
+        command.env(key, value);
+    }
+    for key in &invocation.env_remove {
+        command.env_remove(key);
+    }
+    command
+        .spawn()
+        .map(drop)
+        .with_context(|| cannot_start(invocation))
+}
+
 /// [`stream_with`], echoing to stderr as it is.
 pub fn stream(invocation: &Invocation) -> Result<Streamed> {
     stream_with(invocation, &mut |line| eprint!("{line}"))
@@ -237,5 +265,27 @@ mod tests {
         assert!(!streamed.success);
         assert_eq!(streamed.log, "a\nb\n");
         assert_eq!(seen, ["a\n", "b\n"]);
+    }
+
+    #[test]
+    fn a_background_command_runs_on_after_the_call_returns() {
+        let dir = std::env::temp_dir().join(format!("xtask-background-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let done = dir.join("done");
+        let started = std::time::Instant::now();
+        start_in_background(&sh(&format!("sleep 0.3; echo ok > {}", done.display()))).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(250),
+            "it did not wait"
+        );
+        assert!(!done.exists());
+        while !done.exists() && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(std::fs::read_to_string(&done).unwrap(), "ok\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+        let missing = Invocation::new("no-such-program-xtask", vec![]);
+        let err = start_in_background(&missing).unwrap_err().to_string();
+        assert!(err.contains("cannot run no-such-program-xtask"), "{err}");
     }
 }
