@@ -16,7 +16,7 @@ use support::{assert_one_line_error, project_root, run, stdout, xtask, Context, 
 use xtask::model::names::Platform;
 use xtask::plan::record::{PartRecord, PlatformBuild, ReleaseRecord};
 use xtask::plan::release::{self, ReleaseInputs, ReleaseRequest, DEFAULT_SBOM_GENERATOR};
-use xtask::plan::{BuildOptions, Plan, SignMethod, SigningRequest};
+use xtask::plan::{BuildOptions, Plan, SigningRequest};
 
 const REGISTRY: &str = "r.example";
 
@@ -44,12 +44,7 @@ fn release_plan(context: &Context, platforms: &[&str]) -> Plan {
         default_variant: "chainguard".into(),
         force: false,
         allow_any_ref: false,
-        signing: SigningRequest {
-            method: SignMethod::None,
-            key: None,
-            tlog: false,
-            signing_config: None,
-        },
+        signing: SigningRequest::unsigned(),
         output_archive: false,
         build_only: true,
         sbom_generator: DEFAULT_SBOM_GENERATOR.parse().unwrap(),

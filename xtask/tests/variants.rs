@@ -23,7 +23,7 @@ use xtask::model::names::{self, Platform};
 use xtask::model::tags::{self, CacheScope, CacheTag, CiTag, CiUnique};
 use xtask::plan::ci::{self, CiRequest};
 use xtask::plan::release::{self, ReleaseInputs, ReleaseRequest, DEFAULT_SBOM_GENERATOR};
-use xtask::plan::{BuildOptions, SignMethod, SigningRequest};
+use xtask::plan::{BuildOptions, SigningRequest};
 use xtask::render::{self, RunFiles};
 
 fn root() -> PathBuf {
@@ -221,12 +221,7 @@ fn a_variant_with_a_dash_is_a_directory_away() {
         default_variant: variants[0].clone(),
         force: false,
         allow_any_ref: false,
-        signing: SigningRequest {
-            method: SignMethod::None,
-            key: None,
-            tlog: false,
-            signing_config: None,
-        },
+        signing: SigningRequest::unsigned(),
         output_archive: false,
         build_only: false,
         sbom_generator: DEFAULT_SBOM_GENERATOR.parse().unwrap(),

@@ -193,23 +193,12 @@ pub fn stream_with(invocation: &Invocation, echo: &mut dyn FnMut(&str)) -> Resul
 /// hundred images in its store, more than a no-op build. Only a program that
 /// cannot be started is an error.
 pub fn start_in_background(invocation: &Invocation) -> Result<()> {
-    let mut command = std::process::Command::new(&invocation.program);
-    command
-        .args(&invocation.args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    if let Some(dir) = &invocation.dir {
-        command.current_dir(dir);
-    }
-    for (key, value) in &invocation.env {
-        command.env(key, value);
-    }
-    for key in &invocation.env_remove {
-        command.env_remove(key);
-    }
-    command
-        .spawn()
+    // A duct handle dropped unwaited neither kills nor waits for its child.
+    expression(invocation)
+        .stdin_null()
+        .stdout_null()
+        .stderr_null()
+        .start()
         .map(drop)
         .with_context(|| cannot_start(invocation))
 }

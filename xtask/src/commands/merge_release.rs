@@ -23,7 +23,7 @@ use crate::ops::merge::{self, How, Merged};
 use crate::plan::merge::{MergePlan, Part};
 use crate::plan::record::{PartRecord, ReleaseRecord};
 use crate::plan::release::{self, ReleaseInputs, ReleaseRequest, DEFAULT_SBOM_GENERATOR};
-use crate::plan::{recipe, BuildOptions, Plan, SignMethod, SigningRequest};
+use crate::plan::{recipe, BuildOptions, Plan, SigningRequest};
 use crate::preflight::{self, Requirement};
 use crate::report::{self, RunResult, VariantResult};
 use crate::{context, project};
@@ -55,12 +55,7 @@ impl MergeReleaseOptions {
             default_variant: self.default_variant.clone(),
             force: self.force,
             allow_any_ref: self.allow_any_ref,
-            signing: SigningRequest {
-                method: SignMethod::None,
-                key: None,
-                tlog: false,
-                signing_config: None,
-            },
+            signing: SigningRequest::unsigned(),
             output_archive: false,
             build_only: true,
             sbom_generator: DEFAULT_SBOM_GENERATOR.parse()?,

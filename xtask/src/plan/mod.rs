@@ -338,6 +338,17 @@ pub struct SigningRequest {
 }
 
 impl SigningRequest {
+    /// No signature: a build that signs nothing (`--build-only`, a part,
+    /// the merge of parts).
+    pub fn unsigned() -> SigningRequest {
+        SigningRequest {
+            method: SignMethod::None,
+            key: None,
+            tlog: false,
+            signing_config: None,
+        }
+    }
+
     /// The signing identity to use, or why there is none.
     pub fn resolve(&self, context: &crate::context::BuildContext) -> anyhow::Result<Signing> {
         let key = || -> anyhow::Result<Signing> {

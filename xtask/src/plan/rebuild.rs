@@ -145,7 +145,7 @@ pub fn plan(
     if !refused.is_empty() {
         let others: Vec<&Platform> = rebuilds
             .iter()
-            .filter(|(r, fits)| *fits && !refused.iter().any(|x| x.platform == r.platform))
+            .filter(|(_, fits)| *fits)
             .map(|(r, _)| &r.platform)
             .collect();
         return Err(refusal(&refused, &others, rebuilder));
